@@ -1,0 +1,42 @@
+//! Image functions: read files, and read sizes and formats from encoded bytes.
+
+mod image_format;
+mod image_size;
+mod read_bytes;
+
+use datafusion::logical_expr::ScalarUDF;
+
+pub use image_format::ImageFormatFunc;
+pub use image_size::{ImageSizeFunc, Side};
+pub use read_bytes::ReadBytesFunc;
+
+pub(crate) const SECTION: datafusion::logical_expr::DocSection = datafusion::logical_expr::DocSection {
+    include: true,
+    label: "Vista image functions",
+    description: Some("Read image files and inspect encoded images."),
+};
+
+pub fn scalar_functions() -> Vec<ScalarUDF> {
+    vec![
+        ScalarUDF::new_from_impl(ReadBytesFunc::new()),
+        ScalarUDF::new_from_impl(ImageSizeFunc::new(Side::Width)),
+        ScalarUDF::new_from_impl(ImageSizeFunc::new(Side::Height)),
+        ScalarUDF::new_from_impl(ImageFormatFunc::new()),
+    ]
+}
+
+/// Reads the dimensions of an encoded image from its header, without decoding pixels.
+pub fn dimensions(bytes: &[u8]) -> Result<(u32, u32), String> {
+    image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?
+        .into_dimensions()
+        .map_err(|e| format!("not a readable image ({} bytes): {e}", bytes.len()))
+}
+
+/// The format of encoded image bytes, from their magic number.
+pub fn format_of(bytes: &[u8]) -> Result<image::ImageFormat, String> {
+    image::guess_format(bytes).map_err(|_| {
+        format!("not a recognised image format ({} bytes, starts {:02x?})", bytes.len(), &bytes[..bytes.len().min(4)])
+    })
+}
