@@ -1,0 +1,46 @@
+-- RES (RefCOCO/+/g): one mask per expression, asked for as a contour of points in VistaLLM's
+-- bin tokens, rasterised at the original image size (pycocotools' polygon rule). Scores: mIoU,
+-- cIoU (cumulative I / cumulative U) and Pr@0.5..0.9 (res_score); a missing mask is a miss.
+--
+-- A job file (docs/eval.md): `predictions` reads `samples` and returns one row per sample;
+-- `scores` reads `predictions` and `samples`. The model runs once per row (the `generated` CTE).
+
+CREATE OR REPLACE VIEW predictions AS
+WITH prompted AS (
+    SELECT sample_id, task, COALESCE(image, read_bytes(image_path)) AS img, width, height,
+           vista_prompt('res', instruction, 'bins', sample_id) AS instruction
+    FROM samples
+),
+generated AS (
+    SELECT sample_id, task, instruction,
+           COALESCE(width, image_width(img)) AS width,
+           COALESCE(height, image_height(img)) AS height,
+           vista_generate(img, instruction, output => 'detail') AS g
+    FROM prompted
+),
+parsed AS (
+    SELECT sample_id, task, instruction, width, height, g,
+           parse_polygons(g['text'], 'pixel', width, height) AS p
+    FROM generated
+)
+SELECT sample_id, task, instruction,
+       g['text'] AS raw,
+       polygon_to_mask(p['polygons'], width, height, space => 'pixel') AS masks,
+       p['status'] AS parse_status,
+       g['error'] AS error,
+       g['latency_ms'] AS latency_ms
+FROM parsed;
+
+CREATE OR REPLACE VIEW scores AS
+WITH s AS (
+    SELECT res_score(p.masks[1], s.masks[1]) AS r
+    FROM predictions p JOIN samples s USING (sample_id)
+)
+SELECT 'res' AS task, 'miou' AS metric, r['miou'] AS value, r['n'] AS n, 'res' AS variant FROM s
+UNION ALL SELECT 'res', 'ciou', r['ciou'], r['n'], 'res' FROM s
+UNION ALL SELECT 'res', 'pr_50', r['pr_50'], r['n'], 'res' FROM s
+UNION ALL
+SELECT 'res', 'failed', CAST(SUM(CASE WHEN error IS NOT NULL THEN 1 ELSE 0 END) AS DOUBLE), COUNT(*), 'rows with an error'
+FROM predictions;
+
+SELECT * FROM scores ORDER BY metric;

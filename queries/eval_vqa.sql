@@ -1,0 +1,40 @@
+-- VQAv2: VQA accuracy (min(#humans that said the answer / 3, 1), averaged over the 10 choose 9
+-- subsets, official answer normalisation) of "The answer is X." or bare answers.
+--
+-- A job file (docs/eval.md): `predictions` reads `samples` and returns one row per sample;
+-- `scores` reads `predictions` and `samples`. The model runs once per row (the `generated` CTE).
+
+CREATE OR REPLACE VIEW predictions AS
+WITH prompted AS (
+    SELECT sample_id, task, image, image_path,
+           vista_prompt('vqa', instruction, 'decimal', sample_id) AS instruction
+    FROM samples
+),
+generated AS (
+    SELECT sample_id, task, instruction,
+           vista_generate(COALESCE(image, read_bytes(image_path)), instruction,
+                          output => 'detail') AS g
+    FROM prompted
+),
+parsed AS (
+    SELECT sample_id, task, instruction, g, parse_answer(g['text']) AS a
+    FROM generated
+)
+SELECT sample_id, task, instruction,
+       g['text'] AS raw,
+       a['answer'] AS answer,
+       a['status'] AS parse_status,
+       g['error'] AS error,
+       g['latency_ms'] AS latency_ms
+FROM parsed;
+
+CREATE OR REPLACE VIEW scores AS
+SELECT 'vqa' AS task, 'vqa_accuracy' AS metric,
+       AVG(COALESCE(vqa_accuracy(p.answer, s.answers), 0.0)) AS value,
+       COUNT(*) AS n, 'vqa-current' AS variant
+FROM predictions p JOIN samples s USING (sample_id)
+UNION ALL
+SELECT 'vqa', 'failed', CAST(SUM(CASE WHEN error IS NOT NULL THEN 1 ELSE 0 END) AS DOUBLE), COUNT(*), 'rows with an error'
+FROM predictions;
+
+SELECT * FROM scores ORDER BY metric;
