@@ -7,6 +7,9 @@
 -- (SET vista.model = '...' here or --set model=...). The model runs once per row: the
 -- `generated` CTE calls it and everything else reads its result.
 
+-- DataFusion 55 would copy the model call into every `g['field']` it pushes down; keep it one.
+SET datafusion.optimizer.enable_leaf_expression_pushdown = false;
+
 CREATE OR REPLACE VIEW predictions AS
 WITH prompted AS (
     SELECT sample_id, task, image, image_path,

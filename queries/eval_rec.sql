@@ -6,6 +6,9 @@
 -- `scores` reads `predictions` and `samples`. The model runs once per row (the `generated` CTE).
 -- Boxes are asked for in VistaLLM's bin tokens and parsed back to pixel space.
 
+-- DataFusion 55 would copy the model call into every `g['field']` it pushes down; keep it one.
+SET datafusion.optimizer.enable_leaf_expression_pushdown = false;
+
 CREATE OR REPLACE VIEW predictions AS
 WITH prompted AS (
     SELECT sample_id, task, COALESCE(image, read_bytes(image_path)) AS img, width, height,

@@ -5,6 +5,9 @@
 -- A job file (docs/eval.md): `predictions` reads `samples` and returns one row per sample;
 -- `scores` reads `predictions` and `samples`. The model runs once per row (the `generated` CTE).
 
+-- DataFusion 55 would copy the model call into every `g['field']` it pushes down; keep it one.
+SET datafusion.optimizer.enable_leaf_expression_pushdown = false;
+
 CREATE OR REPLACE VIEW predictions AS
 WITH prompted AS (
     SELECT sample_id, task, COALESCE(image, read_bytes(image_path)) AS img, width, height,

@@ -65,3 +65,26 @@ pub trait VisionLanguageModel: Send + Sync + 'static {
 /// Loads a model for a spec; called lazily, once per distinct spec per process.
 pub type ModelLoader =
     Arc<dyn Fn(&ModelSpec) -> Result<Arc<dyn VisionLanguageModel>, String> + Send + Sync>;
+
+#[cfg(test)]
+mod tests;
+mod udf;
+pub mod worker;
+
+pub(crate) const SECTION: datafusion::logical_expr::DocSection =
+    datafusion::logical_expr::DocSection {
+        include: true,
+        label: "Vista model functions",
+        description: Some("Run the vision-language model on images and instructions."),
+    };
+
+pub use udf::{
+    documentation, model_spec, settings, vista_generate_udf, vista_generate_udf_with_linger,
+};
+
+/// The fingerprint of the model for `spec`, loading it on the shared worker if no query has yet
+/// (so a job can fingerprint itself without loading the model twice).
+pub async fn model_fingerprint(loader: &ModelLoader, spec: &ModelSpec) -> Result<String, String> {
+    let worker = worker::worker_for(loader, spec, worker::DEFAULT_LINGER).await?;
+    Ok(worker.fingerprint().to_string())
+}
