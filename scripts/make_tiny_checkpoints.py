@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 from safetensors.torch import save_file
+from transformers.image_transforms import convert_to_rgb
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import (
     BertTokenizerFast,
@@ -136,6 +137,19 @@ def qformer_text(instruction):
     return " ".join(instruction.replace("<image>", " ").split())
 
 
+def expand2square(img):
+    """VistaLLM's Expand2square on the RGB image (transparency composited onto white first)."""
+    img = convert_to_rgb(img, return_numpy=True)
+    img = Image.fromarray(img, "RGB")
+    w, h = img.size
+    if w == h:
+        return img
+    side = max(w, h)
+    canvas = Image.new("RGB", (side, side), (255, 255, 255))
+    canvas.paste(img, ((side - w) // 2, (side - h) // 2))
+    return canvas
+
+
 def make_images(dirname):
     rng = np.random.default_rng(7)
     imgs = {}
@@ -202,9 +216,12 @@ def build(name, seed, vision, qformer, text, num_query, coords, shard=None):
     tensors = {}
     cases = {}
 
+    # raw = InstructBLIP (resize as is); vicuna_v1 = VistaLLM (white square padding first).
     pix = {n: improc(images[n], return_tensors="pt")["pixel_values"] for n in img_names}
+    pix_sq = {n: improc(expand2square(images[n]), return_tensors="pt")["pixel_values"] for n in img_names}
     for n in img_names:
         tensors[f"pixel_values.{n}"] = pix[n][0].contiguous()
+        tensors[f"pixel_values_square.{n}"] = pix_sq[n][0].contiguous()
 
     gen_kwargs = dict(do_sample=False, num_beams=1, max_new_tokens=10, min_new_tokens=0)
 
@@ -228,7 +245,7 @@ def build(name, seed, vision, qformer, text, num_query, coords, shard=None):
             ids_rows.append(ids)
             qi = qtok(qtext)["input_ids"]
             for n in names:
-                pix_rows.append(pix[n])
+                pix_rows.append(pix[n] if mode == "raw" else pix_sq[n])
                 q_ids.append(qi)
         width = max(len(r) for r in ids_rows)
         input_ids = torch.tensor([[tok.pad_token_id] * (width - len(r)) + r for r in ids_rows])

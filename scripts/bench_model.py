@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Benchmark side of transformers for scripts/bench_model.sh.
+
+    python3 scripts/bench_model.py make DIR      # a random-weight checkpoint of the issue's
+                                                  # small config (ViT 12x384, Q-Former 4 layers,
+                                                  # LLaMA 8x512), saved like the real ones
+    python3 scripts/bench_model.py run DIR [--device cpu|cuda] [--dtype f32|bf16] \
+        [--batches 1,8] [--new 32] [--threads N]
+
+`run` times InstructBlipForConditionalGeneration.generate (greedy, exactly --new tokens) on
+the VistaLLM prompt for batches of the benchmark images, preprocessing included, and prints
+one JSON line per batch size: {"impl": "transformers", "batch": B, "seconds": S,
+"images_per_s": ...}. The same work in vista: tests/model.rs `bench_generate` (see the .sh).
+"""
+
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+import make_tiny_checkpoints as tiny  # noqa: E402
+
+INSTRUCTION = "Describe this image <image> as simply as possible."
+
+
+def make(out):
+    from transformers import (
+        BlipImageProcessorPil,
+        InstructBlipConfig,
+        InstructBlipForConditionalGeneration,
+        InstructBlipProcessor,
+        LlamaConfig,
+    )
+
+    os.makedirs(out, exist_ok=True)
+    tok = tiny.llama_tokenizer(1000, coords=True)
+    qtok = tiny.qformer_tokenizer(os.path.join(out, "_tmp_qtok"))
+    text_cfg = LlamaConfig(
+        vocab_size=len(tok), hidden_size=512, intermediate_size=1376, num_hidden_layers=8,
+        num_attention_heads=8, num_key_value_heads=8, max_position_embeddings=2048,
+        rms_norm_eps=1e-6, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id, tie_word_embeddings=False,
+    )
+    cfg = InstructBlipConfig(
+        vision_config=dict(hidden_size=384, intermediate_size=1536, num_hidden_layers=12,
+                           num_attention_heads=6, image_size=224, patch_size=14, qkv_bias=True),
+        qformer_config=dict(vocab_size=len(qtok), hidden_size=384, intermediate_size=1536,
+                            num_hidden_layers=4, num_attention_heads=6,
+                            cross_attention_frequency=2, pad_token_id=qtok.pad_token_id),
+        text_config=text_cfg.to_dict(),
+        num_query_tokens=32,
+        image_token_index=tok.convert_tokens_to_ids("<image>"),
+    )
+    model = InstructBlipForConditionalGeneration(cfg).eval()
+    tiny.randomize(model, 11)
+    improc = BlipImageProcessorPil(size={"height": 224, "width": 224})
+    proc = InstructBlipProcessor(image_processor=improc, tokenizer=tok, qformer_tokenizer=qtok,
+                                 num_query_tokens=32)
+    model.save_pretrained(out)
+    proc.save_pretrained(out)
+    import shutil
+
+    shutil.rmtree(os.path.join(out, "_tmp_qtok"))
+    rng = np.random.default_rng(3)
+    for i in range(8):
+        arr = rng.integers(0, 256, (300 + 10 * i, 400, 3), dtype=np.uint8)
+        Image.fromarray(arr, "RGB").save(os.path.join(out, f"bench_{i}.png"))
+    print("wrote", out)
+
+
+def run(d, device, dtype, batches, new, threads):
+    from transformers import InstructBlipForConditionalGeneration, InstructBlipProcessor
+
+    torch.set_num_threads(threads)
+    dt = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}[dtype]
+    model = InstructBlipForConditionalGeneration.from_pretrained(d, dtype=dt).to(device).eval()
+    proc = InstructBlipProcessor.from_pretrained(d)
+    proc.tokenizer.padding_side = "left"
+    images = [Image.open(os.path.join(d, f"bench_{i % 8}.png")).convert("RGB") for i in range(max(batches))]
+    prompt = tiny.vicuna_prompt(INSTRUCTION, 1).replace("<image>", "")
+    for b in batches:
+        def once():
+            sq = [tiny.expand2square(im) for im in images[:b]]
+            inputs = proc(images=sq, text=[prompt] * b, return_tensors="pt", padding=True)
+            inputs = {k: v.to(device) for k, v in inputs.items()}
+            inputs["pixel_values"] = inputs["pixel_values"].to(dt)
+            with torch.inference_mode():
+                out = model.generate(**inputs, do_sample=False, num_beams=1, max_new_tokens=new,
+                                     min_new_tokens=new)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            return out
+
+        once()  # warm-up
+        reps = 3
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            once()
+        s = (time.perf_counter() - t0) / reps
+        print(json.dumps({"impl": "transformers", "device": device, "dtype": dtype, "batch": b,
+                          "new_tokens": new, "seconds": round(s, 4),
+                          "images_per_s": round(b / s, 3), "threads": threads}))
+
+
+def main():
+    if len(sys.argv) < 3:
+        print(__doc__)
+        return 2
+    cmd, d = sys.argv[1], sys.argv[2]
+    opts = dict(zip(sys.argv[3::2], sys.argv[4::2]))
+    if cmd == "make":
+        make(d)
+    elif cmd == "run":
+        run(d, opts.get("--device", "cpu"), opts.get("--dtype", "f32"),
+            [int(x) for x in opts.get("--batches", "1,8").split(",")], int(opts.get("--new", "32")),
+            int(opts.get("--threads", os.environ.get("RAYON_NUM_THREADS", "2"))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

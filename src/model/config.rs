@@ -1,0 +1,325 @@
+//! `config.json` of an InstructBLIP checkpoint, as `InstructBlipConfig.save_pretrained` writes it.
+//! Defaults are transformers' own, because older checkpoints only store what differs from them.
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct VisionConfig {
+    #[serde(default = "d::v_hidden")]
+    pub hidden_size: usize,
+    #[serde(default = "d::v_intermediate")]
+    pub intermediate_size: usize,
+    #[serde(default = "d::v_layers")]
+    pub num_hidden_layers: usize,
+    #[serde(default = "d::v_heads")]
+    pub num_attention_heads: usize,
+    #[serde(default = "d::v_image")]
+    pub image_size: usize,
+    #[serde(default = "d::v_patch")]
+    pub patch_size: usize,
+    #[serde(default = "d::gelu")]
+    pub hidden_act: String,
+    #[serde(default = "d::eps6")]
+    pub layer_norm_eps: f64,
+    #[serde(default = "d::yes")]
+    pub qkv_bias: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct QFormerConfig {
+    #[serde(default = "d::q_vocab")]
+    pub vocab_size: usize,
+    #[serde(default = "d::q_hidden")]
+    pub hidden_size: usize,
+    #[serde(default = "d::q_layers")]
+    pub num_hidden_layers: usize,
+    #[serde(default = "d::q_heads")]
+    pub num_attention_heads: usize,
+    #[serde(default = "d::q_intermediate")]
+    pub intermediate_size: usize,
+    #[serde(default = "d::gelu")]
+    pub hidden_act: String,
+    #[serde(default = "d::q_positions")]
+    pub max_position_embeddings: usize,
+    #[serde(default = "d::eps12")]
+    pub layer_norm_eps: f64,
+    #[serde(default)]
+    pub pad_token_id: Option<u32>,
+    #[serde(default = "d::two")]
+    pub cross_attention_frequency: usize,
+    #[serde(default = "d::v_hidden")]
+    pub encoder_hidden_size: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RopeParameters {
+    #[serde(default)]
+    pub rope_theta: Option<f64>,
+    #[serde(default)]
+    pub rope_type: Option<String>,
+}
+
+/// The LLaMA/Vicuna decoder (`text_config`, model_type `llama`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TextConfig {
+    #[serde(default = "d::llama")]
+    pub model_type: String,
+    #[serde(default = "d::t_vocab")]
+    pub vocab_size: usize,
+    #[serde(default = "d::t_hidden")]
+    pub hidden_size: usize,
+    #[serde(default = "d::t_intermediate")]
+    pub intermediate_size: usize,
+    #[serde(default = "d::t_layers")]
+    pub num_hidden_layers: usize,
+    #[serde(default = "d::t_heads")]
+    pub num_attention_heads: usize,
+    #[serde(default)]
+    pub num_key_value_heads: Option<usize>,
+    #[serde(default)]
+    pub head_dim: Option<usize>,
+    #[serde(default = "d::eps6")]
+    pub rms_norm_eps: f64,
+    #[serde(default)]
+    pub rope_theta: Option<f64>,
+    #[serde(default)]
+    pub rope_parameters: Option<RopeParameters>,
+    #[serde(default)]
+    pub rope_scaling: Option<serde_json::Value>,
+    #[serde(default = "d::silu")]
+    pub hidden_act: String,
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    #[serde(default)]
+    pub attention_bias: bool,
+    #[serde(default)]
+    pub mlp_bias: bool,
+}
+
+impl TextConfig {
+    pub fn num_kv_heads(&self) -> usize {
+        self.num_key_value_heads.unwrap_or(self.num_attention_heads)
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.head_dim.unwrap_or(self.hidden_size / self.num_attention_heads)
+    }
+
+    pub fn rope_theta(&self) -> f64 {
+        self.rope_parameters
+            .as_ref()
+            .and_then(|p| p.rope_theta)
+            .or(self.rope_theta)
+            .unwrap_or(10000.0)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    pub vision_config: VisionConfig,
+    pub qformer_config: QFormerConfig,
+    pub text_config: TextConfig,
+    #[serde(default = "d::queries")]
+    pub num_query_tokens: usize,
+    #[serde(default, alias = "image_token_id")]
+    pub image_token_index: Option<u32>,
+}
+
+impl Config {
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        let cfg: Config = serde_json::from_str(text).map_err(|e| format!("config.json: {e}"))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Rejects what the model code does not implement, instead of computing something else.
+    fn validate(&self) -> Result<(), String> {
+        let t = &self.text_config;
+        if t.model_type != "llama" {
+            return Err(format!(
+                "config.json: text_config.model_type `{}` is not supported (only `llama`/Vicuna decoders)",
+                t.model_type
+            ));
+        }
+        let rope_type =
+            t.rope_parameters.as_ref().and_then(|p| p.rope_type.clone()).or_else(|| {
+                t.rope_scaling.as_ref().and_then(|s| {
+                    s.get("rope_type")
+                        .or_else(|| s.get("type"))
+                        .and_then(|v| v.as_str().map(str::to_string))
+                })
+            });
+        if let Some(kind) = rope_type.filter(|k| k != "default") {
+            return Err(format!(
+                "config.json: text_config rope type `{kind}` is not supported (only default RoPE)"
+            ));
+        }
+        for (what, act) in [
+            ("vision_config.hidden_act", &self.vision_config.hidden_act),
+            ("qformer_config.hidden_act", &self.qformer_config.hidden_act),
+        ] {
+            if act != "gelu" {
+                return Err(format!("config.json: {what} `{act}` is not supported (gelu)"));
+            }
+        }
+        if t.hidden_act != "silu" {
+            return Err(format!(
+                "config.json: text_config.hidden_act `{}` is not supported (silu)",
+                t.hidden_act
+            ));
+        }
+        let checks = [
+            (
+                "vision_config",
+                self.vision_config.hidden_size,
+                self.vision_config.num_attention_heads,
+            ),
+            (
+                "qformer_config",
+                self.qformer_config.hidden_size,
+                self.qformer_config.num_attention_heads,
+            ),
+        ];
+        for (what, hidden, heads) in checks {
+            if heads == 0 || hidden % heads != 0 {
+                return Err(format!(
+                    "config.json: {what}.hidden_size {hidden} is not a multiple of num_attention_heads {heads}"
+                ));
+            }
+        }
+        if t.num_attention_heads == 0
+            || t.num_kv_heads() == 0
+            || t.num_attention_heads % t.num_kv_heads() != 0
+        {
+            return Err(format!(
+                "config.json: text_config.num_attention_heads {} is not a multiple of num_key_value_heads {}",
+                t.num_attention_heads,
+                t.num_kv_heads()
+            ));
+        }
+        if self.qformer_config.cross_attention_frequency == 0 {
+            return Err("config.json: qformer_config.cross_attention_frequency must be >= 1".into());
+        }
+        if self.vision_config.patch_size == 0
+            || self.vision_config.image_size < self.vision_config.patch_size
+        {
+            return Err(format!(
+                "config.json: vision_config.image_size {} is smaller than patch_size {}",
+                self.vision_config.image_size, self.vision_config.patch_size
+            ));
+        }
+        Ok(())
+    }
+
+    /// Patches along one side; the patch convolution drops any remainder.
+    pub fn patches_per_side(&self) -> usize {
+        self.vision_config.image_size / self.vision_config.patch_size
+    }
+}
+
+mod d {
+    pub fn v_hidden() -> usize {
+        1408
+    }
+    pub fn v_intermediate() -> usize {
+        6144
+    }
+    pub fn v_layers() -> usize {
+        39
+    }
+    pub fn v_heads() -> usize {
+        16
+    }
+    pub fn v_image() -> usize {
+        224
+    }
+    pub fn v_patch() -> usize {
+        14
+    }
+    pub fn q_vocab() -> usize {
+        30522
+    }
+    pub fn q_hidden() -> usize {
+        768
+    }
+    pub fn q_layers() -> usize {
+        12
+    }
+    pub fn q_heads() -> usize {
+        12
+    }
+    pub fn q_intermediate() -> usize {
+        3072
+    }
+    pub fn q_positions() -> usize {
+        512
+    }
+    pub fn t_vocab() -> usize {
+        32000
+    }
+    pub fn t_hidden() -> usize {
+        4096
+    }
+    pub fn t_intermediate() -> usize {
+        11008
+    }
+    pub fn t_layers() -> usize {
+        32
+    }
+    pub fn t_heads() -> usize {
+        32
+    }
+    pub fn queries() -> usize {
+        32
+    }
+    pub fn two() -> usize {
+        2
+    }
+    pub fn eps6() -> f64 {
+        1e-6
+    }
+    pub fn eps12() -> f64 {
+        1e-12
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn gelu() -> String {
+        "gelu".into()
+    }
+    pub fn silu() -> String {
+        "silu".into()
+    }
+    pub fn llama() -> String {
+        "llama".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparse_config_gets_transformers_defaults() {
+        let cfg = Config::from_json(
+            r#"{"vision_config": {}, "qformer_config": {"vocab_size": 30523},
+                "text_config": {"model_type": "llama", "vocab_size": 32001}}"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.vision_config.num_hidden_layers, 39);
+        assert_eq!(cfg.qformer_config.cross_attention_frequency, 2);
+        assert_eq!(cfg.text_config.num_kv_heads(), 32);
+        assert_eq!(cfg.text_config.head_dim(), 128);
+        assert_eq!(cfg.num_query_tokens, 32);
+        assert_eq!(cfg.patches_per_side(), 16);
+    }
+
+    #[test]
+    fn unsupported_language_model_is_named() {
+        let err = Config::from_json(
+            r#"{"vision_config": {}, "qformer_config": {}, "text_config": {"model_type": "t5"}}"#,
+        )
+        .unwrap_err();
+        assert!(err.contains("`t5` is not supported"), "{err}");
+    }
+}

@@ -1,0 +1,61 @@
+//! The whole network as `InstructBlipForConditionalGeneration` lays it out: vision encoder,
+//! query tokens, Q-Former, language projection and the decoder.
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{linear, Linear, VarBuilder};
+
+use super::config::Config;
+use super::llama::Llama;
+use super::qformer::QFormer;
+use super::vision::VisionModel;
+
+pub struct InstructBlip {
+    pub vision: VisionModel,
+    query_tokens: Tensor,
+    pub qformer: QFormer,
+    language_projection: Linear,
+    pub llm: Llama,
+}
+
+impl InstructBlip {
+    pub fn new(cfg: &Config, vb: VarBuilder) -> Result<Self> {
+        let qd = cfg.qformer_config.hidden_size;
+        Ok(InstructBlip {
+            vision: VisionModel::new(&cfg.vision_config, vb.pp("vision_model"))?,
+            query_tokens: vb.get((1, cfg.num_query_tokens, qd), "query_tokens")?,
+            qformer: QFormer::new(&cfg.qformer_config, vb.pp("qformer"))?,
+            language_projection: linear(
+                qd,
+                cfg.text_config.hidden_size,
+                vb.pp("language_projection"),
+            )?,
+            llm: Llama::new(&cfg.text_config, vb.pp("language_model"))?,
+        })
+    }
+
+    /// Q-Former query outputs [n, Q, qformer_hidden] for images already through the encoder.
+    pub fn query_outputs(
+        &self,
+        image_features: &Tensor,
+        qformer_ids: &Tensor,
+        qformer_mask: &Tensor,
+    ) -> Result<Tensor> {
+        let n = image_features.dim(0)?;
+        let (_, q, d) = self.query_tokens.dims3()?;
+        let queries = self.query_tokens.expand((n, q, d))?.contiguous()?;
+        self.qformer.forward(&queries, qformer_ids, qformer_mask, image_features)
+    }
+
+    /// Image tokens for the language model [n, Q, text_hidden]: pixel_values [n, 3, S, S], each
+    /// image with the (right-padded) Q-Former ids of its row's instruction.
+    pub fn image_tokens(
+        &self,
+        pixel_values: &Tensor,
+        qformer_ids: &Tensor,
+        qformer_mask: &Tensor,
+    ) -> Result<Tensor> {
+        let feats = self.vision.forward(pixel_values)?;
+        let q = self.query_outputs(&feats, qformer_ids, qformer_mask)?;
+        self.language_projection.forward(&q)
+    }
+}

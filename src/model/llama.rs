@@ -1,0 +1,300 @@
+//! The LLaMA/Vicuna decoder (`language_model.*`) for batched generation: every row has its own
+//! positions (left padding does not shift RoPE) and an attention mask that hides its padding.
+//! The KV cache lives outside the weights ([`KvCache`]) so that generation can drop finished
+//! rows and beams can reorder it.
+
+use candle_core::{DType, Device, Module, Result, Tensor, D};
+use candle_nn::{embedding, linear_b, rms_norm, Embedding, Linear, RmsNorm, VarBuilder};
+
+use super::config::TextConfig;
+
+/// The magnitude of the additive mask for hidden positions: large enough that `exp` underflows
+/// to exactly 0, finite so that a fully hidden row (a padding query) stays a number.
+pub fn mask_fill_value(dtype: DType) -> f64 {
+    match dtype {
+        DType::F16 => 6.0e4,
+        _ => 1.0e30,
+    }
+}
+
+struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    fn new(cfg: &TextConfig, vb: VarBuilder) -> Result<Self> {
+        let (d, hd) = (cfg.hidden_size, cfg.head_dim());
+        let (h, kvh) = (cfg.num_attention_heads, cfg.num_kv_heads());
+        let b = cfg.attention_bias;
+        Ok(Attention {
+            q_proj: linear_b(d, h * hd, b, vb.pp("q_proj"))?,
+            k_proj: linear_b(d, kvh * hd, b, vb.pp("k_proj"))?,
+            v_proj: linear_b(d, kvh * hd, b, vb.pp("v_proj"))?,
+            o_proj: linear_b(h * hd, d, b, vb.pp("o_proj"))?,
+            heads: h,
+            kv_heads: kvh,
+            head_dim: hd,
+        })
+    }
+
+    fn forward(
+        &self,
+        xs: &Tensor,
+        rope: &(Tensor, Tensor),
+        mask: &Tensor,
+        cache: &mut Option<(Tensor, Tensor)>,
+    ) -> Result<Tensor> {
+        let (b, t, _) = xs.dims3()?;
+        let shape = |x: Tensor, heads| {
+            x.reshape((b, t, heads, self.head_dim))?.transpose(1, 2)?.contiguous()
+        };
+        let q = shape(self.q_proj.forward(xs)?, self.heads)?;
+        let k = shape(self.k_proj.forward(xs)?, self.kv_heads)?;
+        let v = shape(self.v_proj.forward(xs)?, self.kv_heads)?;
+        let q = candle_nn::rotary_emb::rope(&q, &rope.0, &rope.1)?;
+        let k = candle_nn::rotary_emb::rope(&k, &rope.0, &rope.1)?;
+        let (k, v) = match cache.take() {
+            Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
+            None => (k, v),
+        };
+        *cache = Some((k.clone(), v.clone()));
+        let rep = self.heads / self.kv_heads;
+        let (k, v) = (repeat_kv(&k, rep)?, repeat_kv(&v, rep)?);
+        let scale = (self.head_dim as f64).powf(-0.5);
+        let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?;
+        let att = candle_nn::ops::softmax_last_dim(&att)?;
+        let out = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, self.heads * self.head_dim))?;
+        self.o_proj.forward(&out)
+    }
+}
+
+fn repeat_kv(x: &Tensor, rep: usize) -> Result<Tensor> {
+    if rep == 1 {
+        return Ok(x.clone());
+    }
+    let (b, h, t, d) = x.dims4()?;
+    x.unsqueeze(2)?.expand((b, h, rep, t, d))?.reshape((b, h * rep, t, d))
+}
+
+struct Mlp {
+    gate_proj: Linear,
+    up_proj: Linear,
+    down_proj: Linear,
+}
+
+impl Mlp {
+    fn new(cfg: &TextConfig, vb: VarBuilder) -> Result<Self> {
+        let (d, i, b) = (cfg.hidden_size, cfg.intermediate_size, cfg.mlp_bias);
+        Ok(Mlp {
+            gate_proj: linear_b(d, i, b, vb.pp("gate_proj"))?,
+            up_proj: linear_b(d, i, b, vb.pp("up_proj"))?,
+            down_proj: linear_b(i, d, b, vb.pp("down_proj"))?,
+        })
+    }
+
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let g = candle_nn::ops::silu(&self.gate_proj.forward(xs)?)?;
+        self.down_proj.forward(&(g * self.up_proj.forward(xs)?)?)
+    }
+}
+
+struct Block {
+    input_layernorm: RmsNorm,
+    self_attn: Attention,
+    post_attention_layernorm: RmsNorm,
+    mlp: Mlp,
+}
+
+/// Per-layer keys and values of the rows being generated, [rows, kv_heads, T, head_dim].
+#[derive(Clone, Default)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl KvCache {
+    pub fn new(layers: usize) -> Self {
+        KvCache { layers: vec![None; layers] }
+    }
+
+    pub fn len(&self) -> usize {
+        self.layers
+            .first()
+            .and_then(|l| l.as_ref())
+            .map(|(k, _)| k.dim(2).unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Keeps (and reorders to) the given rows.
+    pub fn select_rows(&mut self, rows: &Tensor) -> Result<()> {
+        for (k, v) in self.layers.iter_mut().flatten() {
+            *k = k.index_select(rows, 0)?;
+            *v = v.index_select(rows, 0)?;
+        }
+        Ok(())
+    }
+
+    /// Drops the first `n` positions of every row (padding that no remaining row needs).
+    pub fn drop_front(&mut self, n: usize) -> Result<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        for (k, v) in self.layers.iter_mut().flatten() {
+            let t = k.dim(2)?;
+            *k = k.narrow(2, n, t - n)?.contiguous()?;
+            *v = v.narrow(2, n, t - n)?.contiguous()?;
+        }
+        Ok(())
+    }
+}
+
+pub struct Llama {
+    embed_tokens: Embedding,
+    blocks: Vec<Block>,
+    norm: RmsNorm,
+    lm_head: Linear,
+    inv_freq: Vec<f32>,
+    head_dim: usize,
+}
+
+impl Llama {
+    /// `vb` points at `language_model`.
+    pub fn new(cfg: &TextConfig, vb: VarBuilder) -> Result<Self> {
+        let m = vb.pp("model");
+        let embed_tokens = embedding(cfg.vocab_size, cfg.hidden_size, m.pp("embed_tokens"))?;
+        let blocks = (0..cfg.num_hidden_layers)
+            .map(|i| {
+                let l = m.pp("layers").pp(i);
+                Ok(Block {
+                    input_layernorm: rms_norm(
+                        cfg.hidden_size,
+                        cfg.rms_norm_eps,
+                        l.pp("input_layernorm"),
+                    )?,
+                    self_attn: Attention::new(cfg, l.pp("self_attn"))?,
+                    post_attention_layernorm: rms_norm(
+                        cfg.hidden_size,
+                        cfg.rms_norm_eps,
+                        l.pp("post_attention_layernorm"),
+                    )?,
+                    mlp: Mlp::new(cfg, l.pp("mlp"))?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let lm_head = if cfg.tie_word_embeddings && !vb.contains_tensor("lm_head.weight") {
+            Linear::new(embed_tokens.embeddings().clone(), None)
+        } else {
+            Linear::new(vb.pp("lm_head").get((cfg.vocab_size, cfg.hidden_size), "weight")?, None)
+        };
+        let hd = cfg.head_dim();
+        let theta = cfg.rope_theta() as f32;
+        // As transformers computes it: float32 powers of the base.
+        let inv_freq = (0..hd).step_by(2).map(|i| 1.0 / theta.powf(i as f32 / hd as f32)).collect();
+        Ok(Llama {
+            embed_tokens,
+            blocks,
+            norm: rms_norm(cfg.hidden_size, cfg.rms_norm_eps, m.pp("norm"))?,
+            lm_head,
+            inv_freq,
+            head_dim: hd,
+        })
+    }
+
+    pub fn layers(&self) -> usize {
+        self.blocks.len()
+    }
+
+    pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+        self.embed_tokens.forward(ids)
+    }
+
+    /// cos/sin [rows, t, head_dim / 2] for each row's own positions.
+    fn rope_tables(
+        &self,
+        positions: &[Vec<u32>],
+        dtype: DType,
+        dev: &Device,
+    ) -> Result<(Tensor, Tensor)> {
+        let rows = positions.len();
+        let t = positions.first().map_or(0, |p| p.len());
+        let half = self.head_dim / 2;
+        let mut cos = Vec::with_capacity(rows * t * half);
+        let mut sin = Vec::with_capacity(rows * t * half);
+        for row in positions {
+            for &p in row {
+                for &f in &self.inv_freq {
+                    let a = p as f32 * f;
+                    cos.push(a.cos());
+                    sin.push(a.sin());
+                }
+            }
+        }
+        let cos = Tensor::from_vec(cos, (rows, t, half), dev)?.to_dtype(dtype)?;
+        let sin = Tensor::from_vec(sin, (rows, t, half), dev)?.to_dtype(dtype)?;
+        Ok((cos, sin))
+    }
+
+    /// Runs `embeds` [rows, t, hidden] after what `cache` holds.
+    ///
+    /// `positions[r]` are row r's RoPE positions for the t new tokens; `key_pad[r]` is how many
+    /// leading cache+new positions of row r are padding (hidden from every query). The new tokens
+    /// attend causally. Returns logits [rows, t, vocab] (`all`) or [rows, vocab] for the last
+    /// position.
+    pub fn forward(
+        &self,
+        embeds: &Tensor,
+        positions: &[Vec<u32>],
+        key_pad: &[usize],
+        cache: &mut KvCache,
+        all: bool,
+    ) -> Result<Tensor> {
+        let (rows, t, _) = embeds.dims3()?;
+        let dev = embeds.device();
+        let dtype = embeds.dtype();
+        let past = cache.len();
+        let total = past + t;
+        let fill = mask_fill_value(dtype) as f32;
+        let mut mask = Vec::with_capacity(rows * t * total);
+        for &pad in key_pad.iter().take(rows) {
+            for i in 0..t {
+                for j in 0..total {
+                    let hidden = j < pad || j > past + i;
+                    mask.push(if hidden { -fill } else { 0.0 });
+                }
+            }
+        }
+        let mask = Tensor::from_vec(mask, (rows, 1, t, total), dev)?.to_dtype(dtype)?;
+        let rope = self.rope_tables(positions, dtype, dev)?;
+        let mut xs = embeds.clone();
+        for (block, layer_cache) in self.blocks.iter().zip(cache.layers.iter_mut()) {
+            let h = block.self_attn.forward(
+                &block.input_layernorm.forward(&xs)?,
+                &rope,
+                &mask,
+                layer_cache,
+            )?;
+            let h = (h + &xs)?;
+            xs = (block.mlp.forward(&block.post_attention_layernorm.forward(&h)?)? + h)?;
+        }
+        let xs = if all { xs } else { xs.narrow(1, t - 1, 1)? };
+        let logits = self.lm_head.forward(&self.norm.forward(&xs)?)?;
+        if all {
+            Ok(logits)
+        } else {
+            logits.squeeze(1)
+        }
+    }
+
+    pub fn hidden_size(&self) -> usize {
+        self.embed_tokens.embeddings().dim(D::Minus1).unwrap_or(0)
+    }
+}

@@ -1,0 +1,430 @@
+//! VistaLLM in candle: the InstructBLIP-Vicuna architecture (EVA ViT-g -> instruction-guided
+//! Q-Former -> projection -> LLaMA/Vicuna) with VistaLLM's multi-image prompts, loaded from a
+//! Hugging Face checkpoint directory, serving `vista_generate` through
+//! [`vista_udfs::generate::VisionLanguageModel`].
+
+pub mod config;
+pub mod generate;
+pub mod instructblip;
+pub mod llama;
+pub mod preprocess;
+pub mod prompt;
+pub mod qformer;
+pub mod vision;
+pub mod weights;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Tensor};
+use tokenizers::Tokenizer;
+use vista_udfs::generate::{
+    GenerateRequest, GenerateSettings, ModelLoader, ModelSpec, VisionLanguageModel,
+};
+
+pub use config::Config;
+pub use generate::DecodeOptions;
+use instructblip::InstructBlip;
+use preprocess::Preprocess;
+use prompt::{Piece, Prompt, Template};
+
+/// A loaded checkpoint: weights on a device, both tokenizers and the image preprocessing.
+pub struct VistaModel {
+    pub config: Config,
+    pub net: InstructBlip,
+    pub tokenizer: Tokenizer,
+    pub qformer_tokenizer: Tokenizer,
+    pub preprocess: Preprocess,
+    pub device: Device,
+    pub dtype: DType,
+    stop_ids: Vec<u32>,
+    /// Special tokens never shown in the text (BOS, EOS, padding, unknown).
+    hidden_ids: Vec<u32>,
+    qformer_pad: u32,
+    fingerprint: String,
+}
+
+/// `cpu`, `cuda` or `cuda:N` (CUDA needs a build with `--features cuda`).
+pub fn parse_device(name: &str) -> Result<Device, String> {
+    let name = name.trim().to_ascii_lowercase();
+    if name.is_empty() || name == "cpu" {
+        return Ok(Device::Cpu);
+    }
+    let ordinal = match name.strip_prefix("cuda") {
+        Some("") => 0,
+        Some(rest) => rest
+            .strip_prefix(':')
+            .and_then(|n| n.parse::<usize>().ok())
+            .ok_or_else(|| format!("device `{name}`: expected cpu, cuda or cuda:N"))?,
+        None => return Err(format!("device `{name}`: expected cpu, cuda or cuda:N")),
+    };
+    if !cfg!(feature = "cuda") {
+        return Err(format!(
+            "device `{name}`: this vista was built without CUDA; rebuild with `--features cuda`"
+        ));
+    }
+    Device::new_cuda(ordinal).map_err(|e| format!("device `{name}`: {e}"))
+}
+
+/// `f32`, `bf16` or `f16` (also `float32`, `bfloat16`, `float16`).
+pub fn parse_dtype(name: &str) -> Result<DType, String> {
+    match name.trim().to_ascii_lowercase().as_str() {
+        "" | "f32" | "float32" => Ok(DType::F32),
+        "bf16" | "bfloat16" => Ok(DType::BF16),
+        "f16" | "float16" | "half" => Ok(DType::F16),
+        other => Err(format!("dtype `{other}`: expected f32, bf16 or f16")),
+    }
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn load_tokenizer(path: &Path) -> Result<Tokenizer, String> {
+    Tokenizer::from_file(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The Q-Former's BERT tokenizer: `qformer_tokenizer/tokenizer.json`, or a WordPiece tokenizer
+/// built from its `vocab.txt` as `BertTokenizerFast` would.
+fn load_qformer_tokenizer(dir: &Path) -> Result<Tokenizer, String> {
+    let sub = dir.join("qformer_tokenizer");
+    let json = sub.join("tokenizer.json");
+    if json.is_file() {
+        return load_tokenizer(&json);
+    }
+    let vocab = sub.join("vocab.txt");
+    if !vocab.is_file() {
+        return Err(format!(
+            "{}: no qformer_tokenizer/tokenizer.json or qformer_tokenizer/vocab.txt",
+            dir.display()
+        ));
+    }
+    use tokenizers::models::wordpiece::WordPiece;
+    use tokenizers::normalizers::BertNormalizer;
+    use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+    use tokenizers::processors::bert::BertProcessing;
+    let wp = WordPiece::from_file(&vocab.to_string_lossy())
+        .unk_token("[UNK]".into())
+        .build()
+        .map_err(|e| format!("{}: {e}", vocab.display()))?;
+    let mut tok = Tokenizer::new(wp);
+    let id =
+        |t: &str| tok.token_to_id(t).ok_or_else(|| format!("{}: no {t} token", vocab.display()));
+    let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
+    tok.with_normalizer(Some(BertNormalizer::new(true, true, None, true)))
+        .map_err(|e| e.to_string())?;
+    tok.with_pre_tokenizer(Some(BertPreTokenizer));
+    tok.with_post_processor(Some(BertProcessing::new(
+        ("[SEP]".into(), sep),
+        ("[CLS]".into(), cls),
+    )));
+    Ok(tok)
+}
+
+/// A special token named in tokenizer_config.json (a string or `{"content": ...}`).
+fn configured_token(dir: &Path, key: &str) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("tokenizer_config.json")).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let v = json.get(key)?;
+    v.as_str().map(str::to_string).or_else(|| v.get("content")?.as_str().map(str::to_string))
+}
+
+impl VistaModel {
+    pub fn load(dir: &Path, device: &str, dtype: &str) -> Result<Self, String> {
+        let device = parse_device(device)?;
+        let dtype = parse_dtype(dtype)?;
+        let config_path = dir.join("config.json");
+        let config_text = read(&config_path)?;
+        let config = Config::from_json(&config_text)?;
+        let files = weights::weight_files(dir)?;
+        let fingerprint = weights::fingerprint(config_text.as_bytes(), &files)?;
+        let vb = weights::var_builder(&files, dtype, &device)?;
+        let net = InstructBlip::new(&config, vb).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let tok_path = dir.join("tokenizer.json");
+        if !tok_path.is_file() {
+            return Err(format!(
+                "{}: tokenizer.json missing (only the fast-tokenizer JSON is read; save the \
+                 tokenizer with transformers to produce it)",
+                dir.display()
+            ));
+        }
+        let tokenizer = load_tokenizer(&tok_path)?;
+        let qformer_tokenizer = load_qformer_tokenizer(dir)?;
+        let preprocess = Preprocess::from_dir(dir, config.vision_config.image_size)?;
+        let named = |key: &str, fallback: &str| {
+            configured_token(dir, key)
+                .and_then(|t| tokenizer.token_to_id(&t))
+                .or_else(|| tokenizer.token_to_id(fallback))
+        };
+        let eos = named("eos_token", "</s>").ok_or_else(|| {
+            format!("{}: the tokenizer has no end-of-sequence token", dir.display())
+        })?;
+        let hidden_ids = [
+            named("bos_token", "<s>"),
+            Some(eos),
+            named("pad_token", "<unk>"),
+            named("unk_token", "<unk>"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let qformer_pad = config
+            .qformer_config
+            .pad_token_id
+            .or_else(|| qformer_tokenizer.token_to_id("[PAD]"))
+            .unwrap_or(0);
+        Ok(VistaModel {
+            config,
+            net,
+            tokenizer,
+            qformer_tokenizer,
+            preprocess,
+            device,
+            dtype,
+            stop_ids: vec![eos],
+            hidden_ids,
+            qformer_pad,
+            fingerprint,
+        })
+    }
+
+    pub fn stop_ids(&self) -> &[u32] {
+        &self.stop_ids
+    }
+
+    pub fn num_query_tokens(&self) -> usize {
+        self.config.num_query_tokens
+    }
+
+    /// The Q-Former's token ids for an instruction, cut to its position table.
+    pub fn qformer_ids(&self, text: &str) -> Result<Vec<u32>, String> {
+        let mut ids = self
+            .qformer_tokenizer
+            .encode(text, true)
+            .map_err(|e| format!("cannot tokenize the instruction for the Q-Former: {e}"))?
+            .get_ids()
+            .to_vec();
+        let max = self.config.qformer_config.max_position_embeddings;
+        if ids.len() > max {
+            let last = ids[ids.len() - 1];
+            ids.truncate(max - 1);
+            ids.push(last);
+        }
+        Ok(ids)
+    }
+
+    pub fn prompt(
+        &self,
+        template: Template,
+        instruction: &str,
+        images: usize,
+    ) -> Result<Prompt, String> {
+        prompt::build(template, instruction, images, &self.tokenizer)
+    }
+
+    /// Stacks preprocessed images into [n, 3, S, S] on the model's device and dtype.
+    pub fn pixel_tensor(&self, images: &[Vec<f32>]) -> candle_core::Result<Tensor> {
+        let s = self.preprocess.size;
+        let flat: Vec<f32> = images.iter().flatten().copied().collect();
+        Tensor::from_vec(flat, (images.len(), 3, s, s), &self.device)?.to_dtype(self.dtype)
+    }
+
+    /// Right-pads Q-Former ids into (ids [n, L], mask [n, L]).
+    pub fn qformer_batch(&self, rows: &[Vec<u32>]) -> candle_core::Result<(Tensor, Tensor)> {
+        let width = rows.iter().map(Vec::len).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(rows.len() * width);
+        let mut mask = Vec::with_capacity(rows.len() * width);
+        for r in rows {
+            ids.extend_from_slice(r);
+            ids.extend(std::iter::repeat_n(self.qformer_pad, width - r.len()));
+            mask.extend(std::iter::repeat_n(1f32, r.len()));
+            mask.extend(std::iter::repeat_n(0f32, width - r.len()));
+        }
+        let ids = Tensor::from_vec(ids, (rows.len(), width), &self.device)?;
+        let mask =
+            Tensor::from_vec(mask, (rows.len(), width), &self.device)?.to_dtype(self.dtype)?;
+        Ok((ids, mask))
+    }
+
+    /// The language model's input embeddings [len, hidden] for one prompt, its images' tokens
+    /// being `image_tokens[k]` [Q, hidden].
+    pub fn prompt_embeds(
+        &self,
+        prompt: &Prompt,
+        image_tokens: &[Tensor],
+    ) -> candle_core::Result<Tensor> {
+        let mut parts = Vec::with_capacity(prompt.pieces.len());
+        for piece in &prompt.pieces {
+            match piece {
+                Piece::Tokens(ids) => {
+                    let ids = Tensor::new(ids.as_slice(), &self.device)?;
+                    parts.push(self.net.llm.embed(&ids)?);
+                }
+                Piece::Image(k) => parts.push(image_tokens[*k].clone()),
+            }
+        }
+        Tensor::cat(&parts, 0)
+    }
+
+    /// Text of generated ids: a final stop token and BOS/EOS/padding are dropped; other special
+    /// tokens (VistaLLM's `<bin_k>`, `<b_st>`, ...) are kept because they carry the answer.
+    pub fn decode(&self, ids: &[u32]) -> Result<String, String> {
+        let ids: Vec<u32> = ids
+            .iter()
+            .copied()
+            .filter(|id| !self.hidden_ids.contains(id) && !self.stop_ids.contains(id))
+            .collect();
+        self.tokenizer
+            .decode(&ids, false)
+            .map_err(|e| format!("cannot decode generated tokens: {e}"))
+    }
+
+    pub fn decode_options(&self, settings: &GenerateSettings) -> DecodeOptions {
+        DecodeOptions {
+            max_new_tokens: settings.max_new_tokens,
+            num_beams: settings.num_beams.max(1),
+            temperature: settings.temperature,
+            top_p: settings.top_p,
+            seed: settings.seed,
+            stop: self.stop_ids.clone(),
+            length_penalty: 1.0,
+        }
+    }
+
+    /// Generated token ids per request (each row's own error, or its ids).
+    pub fn generate_ids(
+        &self,
+        batch: &[GenerateRequest],
+        template: Template,
+        opts: &DecodeOptions,
+    ) -> Vec<Result<Vec<u32>, String>> {
+        struct Ready {
+            row: usize,
+            prompt: Prompt,
+            first_image: usize,
+        }
+        let mut results: Vec<Result<Vec<u32>, String>> = vec![Ok(Vec::new()); batch.len()];
+        let mut ready = Vec::new();
+        let mut pixels: Vec<Vec<f32>> = Vec::new();
+        let mut qformer_rows: Vec<Vec<u32>> = Vec::new();
+        for (row, req) in batch.iter().enumerate() {
+            let prepared = (|| {
+                let prompt = self.prompt(template, &req.instruction, req.images.len())?;
+                let qids = self.qformer_ids(&prompt.qformer_text)?;
+                let imgs = req
+                    .images
+                    .iter()
+                    .enumerate()
+                    .map(|(k, bytes)| {
+                        self.preprocess
+                            .run(bytes, template.pads_to_square())
+                            .map_err(|e| format!("image {}: {e}", k + 1))
+                    })
+                    .collect::<Result<Vec<_>, String>>()?;
+                Ok::<_, String>((prompt, qids, imgs))
+            })();
+            match prepared {
+                Ok((prompt, qids, imgs)) => {
+                    ready.push(Ready { row, prompt, first_image: pixels.len() });
+                    qformer_rows.extend(std::iter::repeat_n(qids, imgs.len()));
+                    pixels.extend(imgs);
+                }
+                Err(e) => results[row] = Err(e),
+            }
+        }
+        if ready.is_empty() {
+            return results;
+        }
+        let run = || -> candle_core::Result<Vec<Vec<u32>>> {
+            let image_tokens = if pixels.is_empty() {
+                None
+            } else {
+                let (qids, qmask) = self.qformer_batch(&qformer_rows)?;
+                Some(self.net.image_tokens(&self.pixel_tensor(&pixels)?, &qids, &qmask)?)
+            };
+            let rows = ready
+                .iter()
+                .map(|r| {
+                    let n = r.prompt.pieces.iter().filter(|p| matches!(p, Piece::Image(_))).count();
+                    let toks = (0..n)
+                        .map(|k| {
+                            image_tokens.as_ref().expect("rows with images").get(r.first_image + k)
+                        })
+                        .collect::<candle_core::Result<Vec<_>>>()?;
+                    self.prompt_embeds(&r.prompt, &toks)
+                })
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            generate::generate(&self.net.llm, &rows, opts)
+        };
+        match run() {
+            Ok(outs) => {
+                for (r, ids) in ready.iter().zip(outs) {
+                    results[r.row] = Ok(ids);
+                }
+            }
+            Err(e) => {
+                for r in &ready {
+                    results[r.row] = Err(format!("model error: {e}"));
+                }
+            }
+        }
+        results
+    }
+}
+
+impl VisionLanguageModel for VistaModel {
+    fn fingerprint(&self) -> String {
+        self.fingerprint.clone()
+    }
+
+    fn generate(
+        &self,
+        batch: &[GenerateRequest],
+        settings: &GenerateSettings,
+    ) -> Vec<Result<String, String>> {
+        let template = match Template::parse(&settings.prompt_template) {
+            Ok(t) => t,
+            Err(e) => return vec![Err(e); batch.len()],
+        };
+        let opts = self.decode_options(settings);
+        self.generate_ids(batch, template, &opts)
+            .into_iter()
+            .map(|r| r.and_then(|ids| self.decode(&ids)))
+            .collect()
+    }
+}
+
+/// The loader the session registers: `vista.model` is the checkpoint directory, `vista.device`
+/// `cpu`/`cuda:N`, `vista.dtype` `f32`/`bf16`/`f16`.
+pub fn loader() -> ModelLoader {
+    Arc::new(|spec: &ModelSpec| {
+        VistaModel::load(Path::new(&spec.dir), &spec.device, &spec.dtype)
+            .map(|m| Arc::new(m) as Arc<dyn VisionLanguageModel>)
+    })
+}
+
+/// `vista generate --model DIR --image a.png [--image b.png] --prompt "..."`: one answer.
+pub fn generate_cli(
+    model_dir: &Path,
+    device: &str,
+    dtype: &str,
+    images: &[PathBuf],
+    prompt: &str,
+    settings: &GenerateSettings,
+) -> anyhow::Result<String> {
+    let model = VistaModel::load(model_dir, device, dtype).map_err(anyhow::Error::msg)?;
+    let images = images
+        .iter()
+        .map(|p| {
+            std::fs::read(p)
+                .map(|b| Arc::<[u8]>::from(b.into_boxed_slice()))
+                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let request = GenerateRequest { images, instruction: prompt.to_string() };
+    model
+        .generate(std::slice::from_ref(&request), settings)
+        .pop()
+        .expect("one result per request")
+        .map_err(anyhow::Error::msg)
+}

@@ -1,0 +1,201 @@
+//! Prompt assembly: where each image's query tokens go among the language model's tokens.
+//!
+//! - `vicuna_v1` (VistaLLM): `{system} USER: {instruction} ASSISTANT:` with one `<image>` marker
+//!   per image in the instruction (images without markers go first in the user turn); each
+//!   marker is replaced by that image's query tokens. The Q-Former sees the instruction without
+//!   markers.
+//! - `raw` (InstructBLIP exactly): every image's query tokens, then the tokenized instruction
+//!   (with BOS); the Q-Former sees the instruction verbatim.
+
+use tokenizers::Tokenizer;
+
+pub const SYSTEM: &str = "A chat between a curious user and an artificial intelligence assistant. \
+The assistant gives helpful, detailed, and polite answers to the user's questions.";
+
+pub const IMAGE_MARKER: &str = "<image>";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Template {
+    VicunaV1,
+    Raw,
+}
+
+impl Template {
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "vicuna_v1" | "vicuna_v1.1" => Ok(Template::VicunaV1),
+            "raw" => Ok(Template::Raw),
+            other => {
+                Err(format!("unknown prompt template `{other}` (expected `vicuna_v1` or `raw`)"))
+            }
+        }
+    }
+
+    /// VistaLLM pads images to a white square first; InstructBLIP resizes them as they are.
+    pub fn pads_to_square(self) -> bool {
+        self == Template::VicunaV1
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    Tokens(Vec<u32>),
+    /// The query tokens of the row's image with this index.
+    Image(usize),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prompt {
+    pub pieces: Vec<Piece>,
+    pub qformer_text: String,
+}
+
+impl Prompt {
+    /// Token ids with each image expanded to `queries` copies of `placeholder` (the layout
+    /// transformers' processor produces).
+    pub fn flat_ids(&self, queries: usize, placeholder: u32) -> Vec<u32> {
+        let mut out = Vec::new();
+        for p in &self.pieces {
+            match p {
+                Piece::Tokens(t) => out.extend_from_slice(t),
+                Piece::Image(_) => out.extend(std::iter::repeat_n(placeholder, queries)),
+            }
+        }
+        out
+    }
+
+    pub fn len(&self, queries: usize) -> usize {
+        self.pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Tokens(t) => t.len(),
+                Piece::Image(_) => queries,
+            })
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pieces.is_empty()
+    }
+}
+
+/// The Vicuna v1.1 text of one turn, with one marker per image.
+pub fn vicuna_text(instruction: &str, images: usize) -> Result<String, String> {
+    let markers = instruction.matches(IMAGE_MARKER).count();
+    let instruction = if markers == 0 && images > 0 {
+        format!("{} {instruction}", IMAGE_MARKER.repeat(images))
+    } else if markers != images {
+        return Err(format!(
+            "the instruction has {markers} {IMAGE_MARKER} markers but the row has {images} images"
+        ));
+    } else {
+        instruction.to_string()
+    };
+    Ok(format!("{SYSTEM} USER: {instruction} ASSISTANT:"))
+}
+
+/// The instruction as the Q-Former reads it in `vicuna_v1` mode: markers removed.
+pub fn qformer_text(instruction: &str) -> String {
+    instruction.replace(IMAGE_MARKER, " ").split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn encode(tok: &Tokenizer, text: &str, special: bool) -> Result<Vec<u32>, String> {
+    tok.encode(text, special)
+        .map(|e| e.get_ids().to_vec())
+        .map_err(|e| format!("cannot tokenize the prompt: {e}"))
+}
+
+pub fn build(
+    template: Template,
+    instruction: &str,
+    images: usize,
+    tok: &Tokenizer,
+) -> Result<Prompt, String> {
+    match template {
+        Template::Raw => {
+            let mut pieces: Vec<Piece> = (0..images).map(Piece::Image).collect();
+            pieces.push(Piece::Tokens(encode(tok, instruction, true)?));
+            Ok(Prompt { pieces, qformer_text: instruction.to_string() })
+        }
+        Template::VicunaV1 => {
+            let text = vicuna_text(instruction, images)?;
+            let pieces = match tok.token_to_id(IMAGE_MARKER) {
+                Some(marker) => split_on_marker(encode(tok, &text, true)?, marker),
+                // A vocabulary without the marker: tokenize the text between markers apart.
+                None => {
+                    let mut pieces = Vec::new();
+                    for (i, part) in text.split(IMAGE_MARKER).enumerate() {
+                        if i > 0 {
+                            pieces.push(Piece::Image(i - 1));
+                        }
+                        let ids = encode(tok, part, i == 0)?;
+                        if !ids.is_empty() {
+                            pieces.push(Piece::Tokens(ids));
+                        }
+                    }
+                    pieces
+                }
+            };
+            let found = pieces.iter().filter(|p| matches!(p, Piece::Image(_))).count();
+            if found != images {
+                return Err(format!(
+                    "the tokenized prompt has {found} {IMAGE_MARKER} tokens but the row has {images} images"
+                ));
+            }
+            Ok(Prompt { pieces, qformer_text: qformer_text(instruction) })
+        }
+    }
+}
+
+fn split_on_marker(ids: Vec<u32>, marker: u32) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    let mut run = Vec::new();
+    let mut image = 0;
+    for id in ids {
+        if id == marker {
+            if !run.is_empty() {
+                pieces.push(Piece::Tokens(std::mem::take(&mut run)));
+            }
+            pieces.push(Piece::Image(image));
+            image += 1;
+        } else {
+            run.push(id);
+        }
+    }
+    if !run.is_empty() {
+        pieces.push(Piece::Tokens(run));
+    }
+    pieces
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_without_markers_go_first() {
+        let t = vicuna_text("What is it?", 2).unwrap();
+        assert!(t.ends_with("USER: <image><image> What is it? ASSISTANT:"), "{t}");
+        assert!(t.starts_with(SYSTEM));
+    }
+
+    #[test]
+    fn marker_count_must_match_images() {
+        let err = vicuna_text("Compare <image> and <image>.", 3).unwrap_err();
+        assert!(err.contains("2 <image> markers but the row has 3 images"), "{err}");
+    }
+
+    #[test]
+    fn qformer_text_drops_markers() {
+        assert_eq!(
+            qformer_text("Describe this image <image> as simply as possible."),
+            "Describe this image as simply as possible."
+        );
+    }
+
+    #[test]
+    fn templates_parse() {
+        assert_eq!(Template::parse("raw").unwrap(), Template::Raw);
+        assert!(Template::parse("llava").is_err());
+    }
+}

@@ -1,0 +1,126 @@
+//! The EVA ViT-g/14 image encoder of InstructBLIP (`vision_model.*`), with its post-LayerNorm.
+
+use candle_core::{Module, Result, Tensor, D};
+use candle_nn::{layer_norm, linear, Conv2d, Conv2dConfig, LayerNorm, Linear, VarBuilder};
+
+use super::config::VisionConfig;
+
+struct Attention {
+    qkv: Linear,
+    projection: Linear,
+    heads: usize,
+    scale: f64,
+}
+
+impl Attention {
+    fn new(cfg: &VisionConfig, vb: VarBuilder) -> Result<Self> {
+        let d = cfg.hidden_size;
+        let qkv_vb = vb.pp("qkv");
+        let weight = qkv_vb.get((3 * d, d), "weight")?;
+        // transformers >= 4.4x stores the fused bias; older checkpoints store q_bias and v_bias
+        // (the key bias is zero by construction).
+        let bias = if !cfg.qkv_bias {
+            None
+        } else if qkv_vb.contains_tensor("bias") {
+            Some(qkv_vb.get(3 * d, "bias")?)
+        } else {
+            let q = vb.get(d, "q_bias")?;
+            let v = vb.get(d, "v_bias")?;
+            Some(Tensor::cat(&[&q, &q.zeros_like()?, &v], 0)?)
+        };
+        Ok(Attention {
+            qkv: Linear::new(weight, bias),
+            projection: linear(d, d, vb.pp("projection"))?,
+            heads: cfg.num_attention_heads,
+            scale: ((d / cfg.num_attention_heads) as f64).powf(-0.5),
+        })
+    }
+
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let (b, t, d) = xs.dims3()?;
+        let hd = d / self.heads;
+        let qkv =
+            self.qkv.forward(xs)?.reshape((b, t, 3, self.heads, hd))?.permute((2, 0, 3, 1, 4))?;
+        let q = qkv.get(0)?.contiguous()?;
+        let k = qkv.get(1)?.contiguous()?;
+        let v = qkv.get(2)?.contiguous()?;
+        let att = (q.matmul(&k.t()?)? * self.scale)?;
+        let att = candle_nn::ops::softmax_last_dim(&att)?;
+        let out = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
+        self.projection.forward(&out)
+    }
+}
+
+struct Layer {
+    self_attn: Attention,
+    layer_norm1: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    layer_norm2: LayerNorm,
+}
+
+impl Layer {
+    fn new(cfg: &VisionConfig, vb: VarBuilder) -> Result<Self> {
+        let (d, i, eps) = (cfg.hidden_size, cfg.intermediate_size, cfg.layer_norm_eps);
+        Ok(Layer {
+            self_attn: Attention::new(cfg, vb.pp("self_attn"))?,
+            layer_norm1: layer_norm(d, eps, vb.pp("layer_norm1"))?,
+            fc1: linear(d, i, vb.pp("mlp").pp("fc1"))?,
+            fc2: linear(i, d, vb.pp("mlp").pp("fc2"))?,
+            layer_norm2: layer_norm(d, eps, vb.pp("layer_norm2"))?,
+        })
+    }
+
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let h = (self.self_attn.forward(&self.layer_norm1.forward(xs)?)? + xs)?;
+        let m = self.fc2.forward(&self.fc1.forward(&self.layer_norm2.forward(&h)?)?.gelu_erf()?)?;
+        m + h
+    }
+}
+
+pub struct VisionModel {
+    class_embedding: Tensor,
+    patch_embedding: Conv2d,
+    position_embedding: Tensor,
+    layers: Vec<Layer>,
+    post_layernorm: LayerNorm,
+}
+
+impl VisionModel {
+    pub fn new(cfg: &VisionConfig, vb: VarBuilder) -> Result<Self> {
+        let d = cfg.hidden_size;
+        let emb = vb.pp("embeddings");
+        let side = cfg.image_size / cfg.patch_size;
+        let conv_cfg = Conv2dConfig { stride: cfg.patch_size, ..Default::default() };
+        let pe = emb.pp("patch_embedding");
+        let patch_embedding = Conv2d::new(
+            pe.get((d, 3, cfg.patch_size, cfg.patch_size), "weight")?,
+            Some(pe.get(d, "bias")?),
+            conv_cfg,
+        );
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| Layer::new(cfg, vb.pp("encoder").pp("layers").pp(i)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(VisionModel {
+            class_embedding: emb.get((1, 1, d), "class_embedding")?,
+            patch_embedding,
+            position_embedding: emb.get((1, side * side + 1, d), "position_embedding")?,
+            layers,
+            post_layernorm: layer_norm(d, cfg.layer_norm_eps, vb.pp("post_layernorm"))?,
+        })
+    }
+
+    /// pixel_values [n, 3, S, S] -> post-LayerNorm features [n, 1 + patches, hidden].
+    pub fn forward(&self, pixel_values: &Tensor) -> Result<Tensor> {
+        let n = pixel_values.dim(0)?;
+        let patches =
+            self.patch_embedding.forward(pixel_values)?.flatten_from(2)?.transpose(1, 2)?;
+        let d = patches.dim(D::Minus1)?;
+        let cls = self.class_embedding.expand((n, 1, d))?;
+        let mut xs = Tensor::cat(&[&cls, &patches], 1)?.broadcast_add(&self.position_embedding)?;
+        for layer in &self.layers {
+            xs = layer.forward(&xs)?;
+        }
+        self.post_layernorm.forward(&xs)
+    }
+}
