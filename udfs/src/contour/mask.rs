@@ -1,0 +1,671 @@
+//! Binary masks and their interchange formats: PNG, COCO RLE (compressed string or counts list)
+//! and COCO polygons, byte-compatible with pycocotools.
+//!
+//! A [`Mask`] stores one byte per pixel (0 or 1) in **column-major** order (`x * height + y`),
+//! the order COCO RLE runs over, so RLE encoding, decoding, areas and IoUs are single passes.
+//!
+//! Polygon coordinates follow pycocotools: pixel `(x, y)` has its centre at the integer point
+//! `(x, y)`, and a pixel belongs to a polygon when the scan-line rule of `rleFrPoly` (boundary
+//! upsampled 5x, then the crossing of every pixel column) puts it inside. [`Mask::from_polygons`]
+//! ports that rule exactly, so its RLE equals `pycocotools.mask.frPyObjects` + `merge`.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Int32Builder, ListArray, ListBuilder, StringBuilder, StructArray,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Fields, Int64Type};
+use datafusion::common::{exec_datafusion_err, Result};
+
+/// A binary mask of `width` x `height` pixels, column-major, one byte (0 or 1) per pixel.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Mask {
+    pub width: usize,
+    pub height: usize,
+    /// `bits[x * height + y]` is 1 for foreground.
+    pub bits: Vec<u8>,
+}
+
+impl Mask {
+    /// An all-background mask.
+    pub fn empty(width: usize, height: usize) -> Mask {
+        Mask { width, height, bits: vec![0; width * height] }
+    }
+
+    pub fn get(&self, x: usize, y: usize) -> bool {
+        self.bits[x * self.height + y] != 0
+    }
+
+    pub fn set(&mut self, x: usize, y: usize, v: bool) {
+        self.bits[x * self.height + y] = v as u8;
+    }
+
+    /// Number of foreground pixels.
+    pub fn area(&self) -> u64 {
+        self.bits.iter().map(|&b| b as u64).sum()
+    }
+
+    /// Decodes a PNG (any colour type or bit depth): a pixel is foreground when any of its colour
+    /// channels is non-zero (alpha is ignored). Palette images are read by colour, not index.
+    pub fn from_png(bytes: &[u8]) -> std::result::Result<Mask, String> {
+        let img = image::ImageReader::with_format(Cursor::new(bytes), image::ImageFormat::Png)
+            .decode()
+            .map_err(|e| format!("not a readable PNG mask ({} bytes): {e}", bytes.len()))?;
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let mut m = Mask::empty(w, h);
+        match img {
+            image::DynamicImage::ImageLuma8(g) => {
+                for (i, v) in g.into_raw().into_iter().enumerate() {
+                    m.bits[(i % w) * h + i / w] = (v != 0) as u8;
+                }
+            }
+            other => {
+                let rgba = other.into_rgba16();
+                for (i, p) in rgba.pixels().enumerate() {
+                    m.bits[(i % w) * h + i / w] = (p.0[0] | p.0[1] | p.0[2] != 0) as u8;
+                }
+            }
+        }
+        Ok(m)
+    }
+
+    /// Encodes as an 8-bit grayscale PNG, foreground 255.
+    pub fn to_png(&self) -> Vec<u8> {
+        let mut raw = vec![0u8; self.width * self.height];
+        for x in 0..self.width {
+            for y in 0..self.height {
+                raw[y * self.width + x] = self.bits[x * self.height + y] * 255;
+            }
+        }
+        let mut out = Vec::new();
+        let enc = image::codecs::png::PngEncoder::new(&mut out);
+        image::ImageEncoder::write_image(
+            enc,
+            &raw,
+            self.width as u32,
+            self.height as u32,
+            image::ExtendedColorType::L8,
+        )
+        .expect("encoding a grayscale PNG into memory cannot fail");
+        out
+    }
+
+    /// Builds a mask from uncompressed COCO counts (alternating background/foreground runs,
+    /// starting with background, column-major). The counts must sum to `height * width`.
+    pub fn from_counts(
+        height: usize,
+        width: usize,
+        counts: &[u64],
+    ) -> std::result::Result<Mask, String> {
+        let total: u64 = counts.iter().sum();
+        let want = (height * width) as u64;
+        if total != want {
+            return Err(format!(
+                "RLE counts sum to {total}, expected height*width = {height}*{width} = {want}"
+            ));
+        }
+        let mut bits = Vec::with_capacity(want as usize);
+        for (i, &c) in counts.iter().enumerate() {
+            bits.resize(bits.len() + c as usize, (i % 2) as u8);
+        }
+        Ok(Mask { width, height, bits })
+    }
+
+    /// Builds a mask from a compressed COCO RLE string (pycocotools `rleFrString`).
+    pub fn from_rle_string(
+        height: usize,
+        width: usize,
+        s: &str,
+    ) -> std::result::Result<Mask, String> {
+        Mask::from_counts(height, width, &decode_counts(s)?)
+    }
+
+    /// Uncompressed COCO counts, canonical as pycocotools' `rleEncode` writes them.
+    pub fn counts(&self) -> Vec<u64> {
+        let mut counts = Vec::new();
+        let mut prev = 0u8;
+        let mut run = 0u64;
+        for &b in &self.bits {
+            if b != prev {
+                counts.push(run);
+                run = 0;
+                prev = b;
+            }
+            run += 1;
+        }
+        counts.push(run);
+        counts
+    }
+
+    /// The compressed COCO RLE string, byte-identical with pycocotools' `encode(...)['counts']`.
+    pub fn rle_string(&self) -> String {
+        encode_counts(&self.counts())
+    }
+
+    /// Rasterises COCO polygons (pixel coordinates `[x0, y0, x1, y1, ...]`) and unions them, as
+    /// pycocotools' `frPyObjects` + `merge`. Polygons with fewer than 3 points add nothing.
+    /// Coordinates must be finite; points outside the image are clipped by the rule itself.
+    pub fn from_polygons(height: usize, width: usize, polygons: &[Vec<f64>]) -> Mask {
+        let mut m = Mask::empty(width, height);
+        for p in polygons {
+            if p.len() < 6 {
+                continue;
+            }
+            let counts = poly_counts(p, height, width);
+            let mut pos = 0usize;
+            for (i, &c) in counts.iter().enumerate() {
+                if i % 2 == 1 {
+                    for b in &mut m.bits[pos..pos + c as usize] {
+                        *b = 1;
+                    }
+                }
+                pos += c as usize;
+            }
+        }
+        m
+    }
+
+    /// Pixels in both masks and in either (`None` when the sizes differ).
+    pub fn intersection_union(&self, other: &Mask) -> Option<(u64, u64)> {
+        if self.width != other.width || self.height != other.height {
+            return None;
+        }
+        let (mut i, mut u) = (0u64, 0u64);
+        for (&a, &b) in self.bits.iter().zip(&other.bits) {
+            i += (a & b) as u64;
+            u += (a | b) as u64;
+        }
+        Some((i, u))
+    }
+
+    /// Intersection over union; two empty masks give 0 (as pycocotools' `iou`).
+    pub fn iou(&self, other: &Mask) -> std::result::Result<f64, String> {
+        let (i, u) = self.intersection_union(other).ok_or_else(|| {
+            format!(
+                "masks differ in size: {}x{} vs {}x{} (width x height)",
+                self.width, self.height, other.width, other.height
+            )
+        })?;
+        Ok(if u == 0 { 0.0 } else { i as f64 / u as f64 })
+    }
+
+    /// Tight pixel box `(x_min, y_min, x_max, y_max)`, inclusive; `None` for an empty mask.
+    pub fn bbox(&self) -> Option<(usize, usize, usize, usize)> {
+        let h = self.height;
+        let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
+        for x in 0..self.width {
+            let col = &self.bits[x * h..(x + 1) * h];
+            if let Some(first) = col.iter().position(|&b| b != 0) {
+                let last = h - 1 - col.iter().rev().position(|&b| b != 0).unwrap_or(0);
+                x0 = x0.min(x);
+                x1 = x;
+                y0 = y0.min(first);
+                y1 = y1.max(last);
+            }
+        }
+        (x0 != usize::MAX).then_some((x0, y0, x1, y1))
+    }
+}
+
+/// Decodes pycocotools' compressed counts (LEB128-like, 6 bits per char from '0', deltas
+/// against the count two places back from the fourth count on).
+pub fn decode_counts(s: &str) -> std::result::Result<Vec<u64>, String> {
+    let bytes = s.as_bytes();
+    let mut counts: Vec<u64> = Vec::new();
+    let mut p = 0;
+    while p < bytes.len() {
+        let mut x: i64 = 0;
+        let mut k = 0;
+        loop {
+            let Some(&ch) = bytes.get(p) else {
+                return Err(format!("compressed RLE string ends inside a count at byte {p}"));
+            };
+            if !(48..48 + 64).contains(&ch) {
+                return Err(format!(
+                    "compressed RLE string has an invalid character {:?} at byte {p}",
+                    ch as char
+                ));
+            }
+            if k >= 12 {
+                return Err("compressed RLE string has a count longer than 12 characters".into());
+            }
+            let c = (ch - 48) as i64;
+            x |= (c & 0x1f) << (5 * k);
+            p += 1;
+            k += 1;
+            if c & 0x20 == 0 {
+                if c & 0x10 != 0 {
+                    x |= -1i64 << (5 * k);
+                }
+                break;
+            }
+        }
+        if counts.len() > 2 {
+            x += counts[counts.len() - 2] as i64;
+        }
+        if x < 0 {
+            return Err(format!(
+                "compressed RLE string decodes to a negative count at count {}",
+                counts.len() + 1
+            ));
+        }
+        counts.push(x as u64);
+    }
+    Ok(counts)
+}
+
+/// Encodes counts as pycocotools' compressed string (`rleToString`).
+pub fn encode_counts(counts: &[u64]) -> String {
+    let mut s = Vec::with_capacity(counts.len() * 2);
+    for (i, &c) in counts.iter().enumerate() {
+        let mut x = c as i64;
+        if i > 2 {
+            x -= counts[i - 2] as i64;
+        }
+        loop {
+            let mut c = (x & 0x1f) as u8;
+            x >>= 5;
+            let more = if c & 0x10 != 0 { x != -1 } else { x != 0 };
+            if more {
+                c |= 0x20;
+            }
+            s.push(c + 48);
+            if !more {
+                break;
+            }
+        }
+    }
+    String::from_utf8(s).expect("the encoding writes ASCII 48..112 only")
+}
+
+/// pycocotools `rleFrPoly`: counts of one polygon (at least 3 points), ported step by step so the
+/// result is the same RLE. C's `(int)` truncates toward zero, hence `as i64` on doubles.
+fn poly_counts(xy: &[f64], h: usize, w: usize) -> Vec<u64> {
+    let scale = 5.0f64;
+    let k = xy.len() / 2;
+    let mut x: Vec<i64> = (0..k).map(|j| (scale * xy[2 * j] + 0.5) as i64).collect();
+    let mut y: Vec<i64> = (0..k).map(|j| (scale * xy[2 * j + 1] + 0.5) as i64).collect();
+    x.push(x[0]);
+    y.push(y[0]);
+    let mut u: Vec<i64> = Vec::new();
+    let mut v: Vec<i64> = Vec::new();
+    for j in 0..k {
+        let (mut xs, mut xe, mut ys, mut ye) = (x[j], x[j + 1], y[j], y[j + 1]);
+        let dx = (xe - xs).abs();
+        let dy = (ys - ye).abs();
+        let flip = (dx >= dy && xs > xe) || (dx < dy && ys > ye);
+        if flip {
+            std::mem::swap(&mut xs, &mut xe);
+            std::mem::swap(&mut ys, &mut ye);
+        }
+        let s = if dx >= dy { (ye - ys) as f64 / dx as f64 } else { (xe - xs) as f64 / dy as f64 };
+        if dx >= dy {
+            for d in 0..=dx {
+                let t = if flip { dx - d } else { d };
+                u.push(t + xs);
+                v.push((ys as f64 + s * t as f64 + 0.5) as i64);
+            }
+        } else {
+            for d in 0..=dy {
+                let t = if flip { dy - d } else { d };
+                v.push(t + ys);
+                u.push((xs as f64 + s * t as f64 + 0.5) as i64);
+            }
+        }
+    }
+    let mut a: Vec<u64> = Vec::new();
+    for j in 1..u.len() {
+        if u[j] == u[j - 1] {
+            continue;
+        }
+        let xd = (if u[j] < u[j - 1] { u[j] } else { u[j] - 1 }) as f64;
+        let xd = (xd + 0.5) / scale - 0.5;
+        if xd.floor() != xd || xd < 0.0 || xd > (w as f64 - 1.0) {
+            continue;
+        }
+        let yd = (if v[j] < v[j - 1] { v[j] } else { v[j - 1] }) as f64;
+        let yd = ((yd + 0.5) / scale - 0.5).clamp(0.0, h as f64).ceil();
+        a.push(xd as u64 * h as u64 + yd as u64);
+    }
+    a.push((h * w) as u64);
+    a.sort_unstable();
+    let mut prev = 0u64;
+    for t in a.iter_mut() {
+        let cur = *t;
+        *t -= prev;
+        prev = cur;
+    }
+    let mut b: Vec<u64> = vec![a[0]];
+    let mut j = 1;
+    while j < a.len() {
+        if a[j] > 0 {
+            b.push(a[j]);
+            j += 1;
+        } else {
+            j += 1;
+            if j < a.len() {
+                *b.last_mut().expect("b starts non-empty") += a[j];
+                j += 1;
+            }
+        }
+    }
+    b
+}
+
+// ---------------------------------------------------------------------------------------------
+// Arrow columns of masks
+
+/// The Arrow type of RLE outputs: `struct<size: list<int32>, counts: utf8>` (COCO's `{size:
+/// [h, w], counts}`).
+pub fn rle_type() -> DataType {
+    DataType::Struct(rle_fields())
+}
+
+fn rle_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("size", DataType::new_list(DataType::Int32, true), true),
+        Field::new("counts", DataType::Utf8, true),
+    ])
+}
+
+/// Builds an RLE struct column (compressed counts) from masks; `None` rows are NULL.
+pub fn rle_array<'a>(masks: impl IntoIterator<Item = Option<&'a Mask>>) -> ArrayRef {
+    let mut sizes = ListBuilder::new(Int32Builder::new());
+    let mut counts = StringBuilder::new();
+    let mut nulls = Vec::new();
+    for m in masks {
+        match m {
+            Some(m) => {
+                sizes.values().append_value(m.height as i32);
+                sizes.values().append_value(m.width as i32);
+                sizes.append(true);
+                counts.append_value(m.rle_string());
+                nulls.push(true);
+            }
+            None => {
+                sizes.append(false);
+                counts.append_null();
+                nulls.push(false);
+            }
+        }
+    }
+    let arrays: Vec<ArrayRef> = vec![Arc::new(sizes.finish()), Arc::new(counts.finish())];
+    Arc::new(
+        StructArray::try_new(rle_fields(), arrays, Some(nulls.into()))
+            .expect("the RLE struct's children match its fields"),
+    )
+}
+
+/// Builds a `list<rle struct>` column: one list of masks per row (GRES: every object).
+pub fn rle_list_array(rows: &[Option<Vec<Mask>>]) -> ArrayRef {
+    let flat: Vec<&Mask> = rows.iter().flatten().flatten().collect();
+    let values = rle_array(flat.into_iter().map(Some));
+    let offsets = datafusion::arrow::buffer::OffsetBuffer::from_lengths(
+        rows.iter().map(|r| r.as_ref().map_or(0, Vec::len)),
+    );
+    let nulls: Vec<bool> = rows.iter().map(Option::is_some).collect();
+    Arc::new(
+        ListArray::try_new(
+            Arc::new(Field::new("item", rle_type(), true)),
+            offsets,
+            values,
+            Some(nulls.into()),
+        )
+        .expect("offsets come from the rows"),
+    )
+}
+
+/// Whether a column type holds one mask per row (PNG bytes, an RLE struct, or a polygon struct).
+pub fn is_mask_type(dt: &DataType) -> bool {
+    match dt {
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => true,
+        DataType::Struct(f) => {
+            f.find("size").is_some() && (f.find("counts").is_some() || f.find("polygons").is_some())
+        }
+        _ => false,
+    }
+}
+
+/// Whether a column type holds a list of masks per row (several objects, GRES).
+pub fn is_mask_list_type(dt: &DataType) -> bool {
+    match dt {
+        DataType::List(f) | DataType::LargeList(f) => is_mask_type(f.data_type()),
+        _ => false,
+    }
+}
+
+/// Reads a mask column row by row. Accepted types:
+/// - Binary / LargeBinary / BinaryView: PNG bytes (non-zero = foreground);
+/// - `struct<size: list<int>, counts: utf8 | binary | list<int>>`: COCO RLE, `size` = `[h, w]`;
+/// - `struct<size: list<int>, polygons: list<list<double>>>`: COCO polygons in pixels.
+///
+/// The outer error is for an unsupported column type; each row is `Ok(None)` for NULL,
+/// `Ok(Some(mask))`, or `Err(reason)` (corrupt PNG, counts that do not sum to h*w, ...).
+pub fn read_masks(
+    func: &str,
+    arr: &ArrayRef,
+) -> Result<Vec<std::result::Result<Option<Mask>, String>>> {
+    match arr.data_type() {
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
+            let vals = crate::common::bytes_values(func, arr)?;
+            Ok(vals.into_iter().map(|v| v.map(Mask::from_png).transpose()).collect())
+        }
+        DataType::Struct(_) => read_struct_masks(func, arr.as_struct()),
+        DataType::Null => Ok(vec![Ok(None); arr.len()]),
+        other => Err(exec_datafusion_err!(
+            "{func}: a mask must be PNG bytes or a COCO RLE struct<size, counts>, got {other}"
+        )),
+    }
+}
+
+/// Reads a `list<mask>` column: each row a list of masks (any type [`read_masks`] accepts).
+pub fn read_mask_lists(
+    func: &str,
+    arr: &ArrayRef,
+) -> Result<Vec<std::result::Result<Option<Vec<Mask>>, String>>> {
+    let list = match arr.data_type() {
+        DataType::List(_) => arr.as_list::<i32>().clone(),
+        DataType::LargeList(f) => cast(arr, &DataType::List(f.clone()))?.as_list::<i32>().clone(),
+        other => return Err(exec_datafusion_err!("{func}: expected a list of masks, got {other}")),
+    };
+    let masks = read_masks(func, list.values())?;
+    let offsets = list.value_offsets();
+    Ok((0..list.len())
+        .map(|row| {
+            if list.is_null(row) {
+                return Ok(None);
+            }
+            let (s, e) = (offsets[row] as usize, offsets[row + 1] as usize);
+            let mut v = Vec::with_capacity(e - s);
+            for (k, m) in masks[s..e].iter().enumerate() {
+                match m {
+                    Ok(Some(m)) => v.push(m.clone()),
+                    Ok(None) => return Err(format!("mask {} of the list is NULL", k + 1)),
+                    Err(e) => return Err(format!("mask {} of the list: {e}", k + 1)),
+                }
+            }
+            Ok(Some(v))
+        })
+        .collect())
+}
+
+fn read_struct_masks(
+    func: &str,
+    st: &StructArray,
+) -> Result<Vec<std::result::Result<Option<Mask>, String>>> {
+    let size = st.column_by_name("size").ok_or_else(|| {
+        exec_datafusion_err!("{func}: an RLE mask struct needs a `size` field [h, w]")
+    })?;
+    let size = cast(size, &DataType::new_list(DataType::Int64, true))
+        .map_err(|e| exec_datafusion_err!("{func}: RLE `size` must be a list of integers: {e}"))?;
+    let size = size.as_list::<i32>();
+    let sizes: Vec<Option<(i64, i64)>> = (0..st.len())
+        .map(|i| {
+            if size.is_null(i) {
+                return None;
+            }
+            let v = size.value(i);
+            let v = v.as_primitive::<Int64Type>();
+            (v.len() == 2 && v.null_count() == 0).then(|| (v.value(0), v.value(1)))
+        })
+        .collect();
+    enum Counts {
+        Text(Vec<Option<String>>),
+        List(ListArray),
+        Polygons(ListArray),
+    }
+    let counts = if let Some(c) = st.column_by_name("counts") {
+        match c.data_type() {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+                let c = cast(c, &DataType::Utf8)?;
+                Counts::Text(c.as_string::<i32>().iter().map(|s| s.map(str::to_string)).collect())
+            }
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
+                let vals = crate::common::bytes_values(func, c)?;
+                Counts::Text(
+                    vals.into_iter()
+                        .map(|b| b.map(|b| String::from_utf8_lossy(b).into_owned()))
+                        .collect(),
+                )
+            }
+            DataType::List(_)
+            | DataType::LargeList(_)
+            | DataType::ListView(_)
+            | DataType::FixedSizeList(..) => {
+                let c = cast(c, &DataType::new_list(DataType::Int64, true)).map_err(|e| {
+                    exec_datafusion_err!("{func}: RLE `counts` list must hold integers: {e}")
+                })?;
+                Counts::List(c.as_list::<i32>().clone())
+            }
+            other => {
+                return Err(exec_datafusion_err!(
+                    "{func}: RLE `counts` must be a string or a list of integers, got {other}"
+                ))
+            }
+        }
+    } else {
+        let p = st.column_by_name("polygons").expect("is_mask_type checked for counts or polygons");
+        let p = cast(p, &DataType::new_list(DataType::new_list(DataType::Float64, true), true))
+            .map_err(|e| {
+                exec_datafusion_err!("{func}: `polygons` must be a list of lists of numbers: {e}")
+            })?;
+        Counts::Polygons(p.as_list::<i32>().clone())
+    };
+    Ok((0..st.len())
+        .map(|i| {
+            if st.is_null(i) {
+                return Ok(None);
+            }
+            let null_counts = match &counts {
+                Counts::Text(t) => t[i].is_none(),
+                Counts::List(l) | Counts::Polygons(l) => l.is_null(i),
+            };
+            if sizes[i].is_none() && null_counts {
+                return Ok(None);
+            }
+            let (h, w) = sizes[i].ok_or("RLE `size` must be [height, width]")?;
+            if h < 0 || w < 0 || h.saturating_mul(w) > (1 << 31) {
+                return Err(format!("RLE size [{h}, {w}] is not a valid [height, width]"));
+            }
+            let (h, w) = (h as usize, w as usize);
+            match &counts {
+                Counts::Text(t) => {
+                    let s = t[i].as_deref().ok_or("RLE `counts` is NULL")?;
+                    Mask::from_rle_string(h, w, s).map(Some)
+                }
+                Counts::List(l) => {
+                    if l.is_null(i) {
+                        return Err("RLE `counts` is NULL".into());
+                    }
+                    let v = l.value(i);
+                    let v = v.as_primitive::<Int64Type>();
+                    let mut c = Vec::with_capacity(v.len());
+                    for x in v.iter() {
+                        match x {
+                            Some(x) if x >= 0 => c.push(x as u64),
+                            _ => return Err("RLE counts must be non-negative integers".into()),
+                        }
+                    }
+                    Mask::from_counts(h, w, &c).map(Some)
+                }
+                Counts::Polygons(l) => {
+                    if l.is_null(i) {
+                        return Err("`polygons` is NULL".into());
+                    }
+                    let polys = list_of_f64_lists(&l.value(i))?;
+                    if polys.iter().flatten().any(|v| !v.is_finite()) {
+                        return Err("polygon coordinates must be finite".into());
+                    }
+                    Ok(Some(Mask::from_polygons(h, w, &polys)))
+                }
+            }
+        })
+        .collect())
+}
+
+/// A `list<double>` array (one polygon per element) as vectors; NULL elements are errors.
+pub fn list_of_f64_lists(arr: &ArrayRef) -> std::result::Result<Vec<Vec<f64>>, String> {
+    let l = arr.as_list::<i32>();
+    (0..l.len())
+        .map(|k| {
+            if l.is_null(k) {
+                return Err(format!("polygon {} is NULL", k + 1));
+            }
+            let v = l.value(k);
+            let v = v.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+            if v.null_count() > 0 {
+                return Err(format!("polygon {} has a NULL coordinate", k + 1));
+            }
+            Ok(v.values().to_vec())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_round_trip_through_the_string_codec() {
+        let counts = vec![0, 3, 100000, 1, 2, 70, 5000000, 0, 3];
+        assert_eq!(decode_counts(&encode_counts(&counts)).unwrap(), counts);
+    }
+
+    #[test]
+    fn bad_rle_is_an_error() {
+        assert!(Mask::from_counts(2, 2, &[1, 2]).unwrap_err().contains("sum to 3"));
+        assert!(decode_counts("0\x7f").is_err());
+        assert!(decode_counts("3").is_ok());
+        assert!(decode_counts("R").is_err(), "continuation bit set at the end");
+    }
+
+    #[test]
+    fn png_round_trip_and_box() {
+        let mut m = Mask::empty(5, 3);
+        m.set(1, 0, true);
+        m.set(3, 2, true);
+        let back = Mask::from_png(&m.to_png()).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(m.bbox(), Some((1, 0, 3, 2)));
+        assert_eq!(m.area(), 2);
+        assert!(Mask::from_png(b"\x89PNG junk").is_err());
+    }
+
+    #[test]
+    fn polygon_square_fills_like_pycocotools() {
+        // pycocotools: frPyObjects([[0,0,10,0,10,10,0,10]], 20, 20) has area 100 (pixels 0..9).
+        let m = Mask::from_polygons(20, 20, &[vec![0.0, 0.0, 10.0, 0.0, 10.0, 10.0, 0.0, 10.0]]);
+        assert_eq!(m.area(), 100);
+        assert_eq!(m.bbox(), Some((0, 0, 9, 9)));
+        assert_eq!(Mask::from_polygons(20, 20, &[vec![0.0, 0.0, 10.0, 0.0]]).area(), 0);
+    }
+
+    #[test]
+    fn iou_of_different_sizes_is_an_error() {
+        let a = Mask::empty(3, 3);
+        let b = Mask::empty(3, 4);
+        assert!(a.iou(&b).unwrap_err().contains("differ in size"));
+    }
+}

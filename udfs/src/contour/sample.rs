@@ -1,0 +1,246 @@
+//! Choosing N points of a closed contour so that the polygon through them reproduces the mask.
+//!
+//! - `uniform`: N points evenly spaced along the contour (by border-following steps), starting at
+//!   the contour's first point. This is a stronger baseline than VistaLLM's own uniform code
+//!   (`contour[::ceil(M / N)]`, often fewer than N points).
+//! - `adaptive` (gradient-aware): the authors score a point by its distance to the chord of its
+//!   neighbours and keep the N highest. Taken literally on a pixel contour that piles points on
+//!   the sharpest stretch and leaves smooth parts uncovered. Here the same score is used *at the
+//!   scale of the current polygon* and greedily: repeatedly drop the point whose triangle with its
+//!   two current neighbours has the smallest area (distance to the chord x chord length / 2 =
+//!   exactly the area the polygon gains or loses by dropping it), then rescore its two
+//!   neighbours. Corners keep points because dropping them costs area; long smooth stretches
+//!   keep few but enough, because the cost of a point grows as its neighbours move away
+//!   (Visvalingam-Whyatt simplification, O(M log M)). Then, since chords between contour points
+//!   cut every convex arc (an inscribed polygon always loses area), each edge is moved onto the
+//!   line through the contour points at 1/4 and 3/4 of its arc (where the best L1 line through
+//!   a smooth arc crosses it) and each vertex becomes the crossing of its two edge lines; a
+//!   crossing farther than half the shorter edge (+1 px) from the contour vertex, or on nearly
+//!   parallel edges, keeps the contour vertex. Corners stay put (both edge lines run along the
+//!   sides); smooth stretches get secants instead of chords.
+//! - `vistallm`: the authors' published code (VistaLLM_Test `res.py`): pre-decimate to at most
+//!   40 points, score interior points of the open polyline by distance to the chord, endpoints
+//!   180, keep the N best in contour order; ties broken by index (NumPy's sort is unstable).
+//!
+//! Every method returns indices into the contour, increasing; when the contour has at most N
+//! points, all of them (no padding: fewer than N points come back).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    Adaptive,
+    Uniform,
+    Vistallm,
+}
+
+impl Method {
+    pub fn parse(s: &str) -> Result<Method, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "adaptive" => Ok(Method::Adaptive),
+            "uniform" => Ok(Method::Uniform),
+            "vistallm" => Ok(Method::Vistallm),
+            other => {
+                Err(format!("method must be 'adaptive', 'uniform' or 'vistallm', got '{other}'"))
+            }
+        }
+    }
+}
+
+/// The points (pixel space, clamped to the image) that `method` writes for a contour, at most
+/// `n`, in contour order. Only `adaptive` moves points off the contour (see the module doc).
+pub fn sequence_points(
+    points: &[(i32, i32)],
+    n: usize,
+    method: Method,
+    width: usize,
+    height: usize,
+) -> Vec<(f64, f64)> {
+    let idx = sample(points, n, method);
+    let fitted = if method == Method::Adaptive && idx.len() < points.len() {
+        fit_edges(points, &idx)
+    } else {
+        idx.iter().map(|&i| (points[i].0 as f64, points[i].1 as f64)).collect()
+    };
+    let (xmax, ymax) = (width.saturating_sub(1) as f64, height.saturating_sub(1) as f64);
+    fitted.into_iter().map(|(x, y)| (x.clamp(0.0, xmax), y.clamp(0.0, ymax))).collect()
+}
+
+/// Secant refinement of the adaptive polygon (module doc): vertex k becomes the crossing of the
+/// lines fitted to its two edges, each through the arc points at 1/4 and 3/4 of the edge.
+fn fit_edges(points: &[(i32, i32)], idx: &[usize]) -> Vec<(f64, f64)> {
+    let m = points.len();
+    let k = idx.len();
+    let p = |i: usize| {
+        let (x, y) = points[i % m];
+        (x as f64, y as f64)
+    };
+    // Edge t runs from idx[t] to idx[t + 1] (wrapping); arcs shorter than 4 steps keep chords.
+    let lines: Vec<Option<((f64, f64), (f64, f64))>> = (0..k)
+        .map(|t| {
+            let (a, b) = (idx[t], idx[(t + 1) % k]);
+            let len = if b > a { b - a } else { b + m - a };
+            (len >= 4).then(|| {
+                let q1 = a + (len as f64 * 0.25).round_ties_even() as usize;
+                let q3 = a + (len as f64 * 0.75).round_ties_even() as usize;
+                (p(q1), p(q3))
+            })
+        })
+        .collect();
+    let dist = |a: (f64, f64), b: (f64, f64)| ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt();
+    (0..k)
+        .map(|t| {
+            let v = p(idx[t]);
+            let (Some((p1, p2)), Some((p3, p4))) = (lines[(t + k - 1) % k], lines[t]) else {
+                return v;
+            };
+            let (d1, d2) = ((p2.0 - p1.0, p2.1 - p1.1), (p4.0 - p3.0, p4.1 - p3.1));
+            let den = d1.0 * d2.1 - d1.1 * d2.0;
+            if den.abs() < 1e-9 {
+                return v;
+            }
+            let s = ((p3.0 - p1.0) * d2.1 - (p3.1 - p1.1) * d2.0) / den;
+            let x = (p1.0 + s * d1.0, p1.1 + s * d1.1);
+            let shorter = dist(p(idx[(t + k - 1) % k]), v).min(dist(v, p(idx[(t + 1) % k])));
+            if dist(x, v) > 0.5 * shorter + 1.0 {
+                v
+            } else {
+                x
+            }
+        })
+        .collect()
+}
+
+/// Indices (increasing) of the contour points that `method` keeps, at most `n`.
+pub fn sample(points: &[(i32, i32)], n: usize, method: Method) -> Vec<usize> {
+    let m = points.len();
+    if m <= n {
+        return (0..m).collect();
+    }
+    match method {
+        Method::Uniform => uniform(m, n),
+        Method::Adaptive => adaptive(points, n),
+        Method::Vistallm => vistallm(points, n),
+    }
+}
+
+fn uniform(m: usize, n: usize) -> Vec<usize> {
+    (0..n).map(|i| i * m / n).collect()
+}
+
+/// Twice the signed area of the triangle (a, b, c), exact on integer points.
+fn cross(a: (i32, i32), b: (i32, i32), c: (i32, i32)) -> i64 {
+    let (ax, ay) = (a.0 as i64, a.1 as i64);
+    (b.0 as i64 - ax) * (c.1 as i64 - ay) - (b.1 as i64 - ay) * (c.0 as i64 - ax)
+}
+
+fn adaptive(points: &[(i32, i32)], n: usize) -> Vec<usize> {
+    let m = points.len();
+    let mut prev: Vec<usize> = (0..m).map(|i| (i + m - 1) % m).collect();
+    let mut next: Vec<usize> = (0..m).map(|i| (i + 1) % m).collect();
+    let mut alive = vec![true; m];
+    let cost = |i: usize, prev: &[usize], next: &[usize]| {
+        cross(points[prev[i]], points[i], points[next[i]]).abs()
+    };
+    let mut current: Vec<i64> = (0..m).map(|i| cost(i, &prev, &next)).collect();
+    // Min-heap on (cost, index); stale entries are skipped when their cost no longer matches.
+    let mut heap: BinaryHeap<Reverse<(i64, usize)>> =
+        (0..m).map(|i| Reverse((current[i], i))).collect();
+    let mut left = m;
+    while left > n {
+        let Some(Reverse((c, i))) = heap.pop() else { break };
+        if !alive[i] || c != current[i] {
+            continue;
+        }
+        alive[i] = false;
+        left -= 1;
+        let (p, q) = (prev[i], next[i]);
+        next[p] = q;
+        prev[q] = p;
+        for j in [p, q] {
+            current[j] = cost(j, &prev, &next);
+            heap.push(Reverse((current[j], j)));
+        }
+    }
+    (0..m).filter(|&i| alive[i]).collect()
+}
+
+fn vistallm(points: &[(i32, i32)], n: usize) -> Vec<usize> {
+    const PRE: usize = 40;
+    let interval = points.len().div_ceil(PRE);
+    let idx: Vec<usize> = (0..points.len()).step_by(interval).collect();
+    let k = idx.len();
+    if k <= n {
+        return idx;
+    }
+    let p = |i: usize| {
+        let (x, y) = points[idx[i]];
+        (x as f64, y as f64)
+    };
+    let mut score = vec![180.0f64; k];
+    for (i, s) in score.iter_mut().enumerate().take(k - 1).skip(1) {
+        let (a, b, c) = (p(i - 1), p(i), p(i + 1));
+        let (ux, uy) = (c.0 - a.0, c.1 - a.1);
+        let (vx, vy) = (a.0 - b.0, a.1 - b.1);
+        *s = (ux * vy - uy * vx).abs() / (ux * ux + uy * uy).sqrt();
+    }
+    let mut order: Vec<usize> = (0..k).collect();
+    order.sort_by(|&i, &j| score[i].total_cmp(&score[j]).then(i.cmp(&j)));
+    let mut keep = vec![true; k];
+    for &i in &order[..k - n] {
+        keep[i] = false;
+    }
+    (0..k).filter(|&i| keep[i]).map(|i| idx[i]).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn square(side: i32) -> Vec<(i32, i32)> {
+        // Border-following order of a filled square: down the left side, along the bottom, up
+        // the right side, back along the top.
+        let mut v = Vec::new();
+        for y in 0..side {
+            v.push((0, y));
+        }
+        for x in 1..side {
+            v.push((x, side - 1));
+        }
+        for y in (0..side - 1).rev() {
+            v.push((side - 1, y));
+        }
+        for x in (1..side - 1).rev() {
+            v.push((x, 0));
+        }
+        v
+    }
+
+    #[test]
+    fn adaptive_keeps_the_corners_of_a_square() {
+        let pts = square(50);
+        let kept: Vec<_> = sample(&pts, 4, Method::Adaptive).into_iter().map(|i| pts[i]).collect();
+        assert_eq!(kept, vec![(0, 0), (0, 49), (49, 49), (49, 0)]);
+        // Secant fitting leaves corners where they are.
+        let seq = sequence_points(&pts, 4, Method::Adaptive, 50, 50);
+        assert_eq!(seq, vec![(0.0, 0.0), (0.0, 49.0), (49.0, 49.0), (49.0, 0.0)]);
+    }
+
+    #[test]
+    fn uniform_spaces_points_evenly_and_short_contours_come_back_whole() {
+        assert_eq!(uniform(10, 4), vec![0, 2, 5, 7]);
+        let pts = square(3);
+        assert_eq!(sample(&pts, 32, Method::Adaptive).len(), pts.len());
+        assert_eq!(sample(&pts, 32, Method::Uniform).len(), pts.len());
+    }
+
+    #[test]
+    fn vistallm_port_pre_samples_to_forty_and_keeps_n() {
+        let pts = square(100); // 396 points -> interval 10 -> 40 points
+        let kept = sample(&pts, 16, Method::Vistallm);
+        assert_eq!(kept.len(), 16);
+        assert!(kept.iter().all(|i| i % 10 == 0));
+        assert_eq!(kept[0], 0);
+    }
+}
