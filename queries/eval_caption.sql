@@ -18,7 +18,7 @@ WITH prompted AS (
 ),
 generated AS (
     SELECT sample_id, task, instruction,
-           vista_generate(COALESCE(image, read_bytes(image_path)), instruction,
+           vista_generate(COALESCE(CAST(image AS BYTEA), read_bytes(image_path)), instruction,
                           output => 'detail') AS g
     FROM prompted
 ),

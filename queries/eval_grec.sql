@@ -9,7 +9,7 @@ SET datafusion.optimizer.enable_leaf_expression_pushdown = false;
 
 CREATE OR REPLACE VIEW predictions AS
 WITH prompted AS (
-    SELECT sample_id, task, COALESCE(image, read_bytes(image_path)) AS img, width, height,
+    SELECT sample_id, task, COALESCE(CAST(image AS BYTEA), read_bytes(image_path)) AS img, width, height,
            vista_prompt('grec', instruction, 'bins', sample_id) AS instruction
     FROM samples
 ),

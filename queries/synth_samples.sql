@@ -133,12 +133,12 @@ listed AS (
 ),
 caption_parts AS (
   SELECT image_id, MAX(n) AS n,
-    string_agg(CASE WHEN r = 1 THEN full_np WHEN r = n THEN ' and ' || full_np
-                    ELSE ', ' || full_np END, '' ORDER BY r) AS full_list,
-    string_agg(CASE WHEN r = 1 THEN short_np WHEN r = n THEN ' and ' || short_np
-                    ELSE ', ' || short_np END, '' ORDER BY r) AS short_list,
-    string_agg(CASE WHEN r = 1 THEN placed_np WHEN r = n THEN ' and ' || placed_np
-                    ELSE ', ' || placed_np END, '' ORDER BY r) AS placed_list
+    CAST(string_agg(CASE WHEN r = 1 THEN full_np WHEN r = n THEN ' and ' || full_np
+                         ELSE ', ' || full_np END, '' ORDER BY r) AS VARCHAR) AS full_list,
+    CAST(string_agg(CASE WHEN r = 1 THEN short_np WHEN r = n THEN ' and ' || short_np
+                         ELSE ', ' || short_np END, '' ORDER BY r) AS VARCHAR) AS short_list,
+    CAST(string_agg(CASE WHEN r = 1 THEN placed_np WHEN r = n THEN ' and ' || placed_np
+                         ELSE ', ' || placed_np END, '' ORDER BY r) AS VARCHAR) AS placed_list
   FROM listed GROUP BY image_id
 ),
 

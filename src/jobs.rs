@@ -1,0 +1,626 @@
+//! Resumable evaluation jobs: an `eval_<task>.sql` file run over a samples table in chunks, each
+//! chunk's predictions committed atomically, so a job killed at any point (kill -9) resumes
+//! without recomputing finished rows, duplicating or losing any.
+//!
+//! The SQL file stays plain SQL. Its contract (docs/eval.md):
+//! - `SET ...` statements (model, generation settings) run first;
+//! - `CREATE [OR REPLACE] VIEW predictions AS <query>` reads a table named `samples` and returns
+//!   one row per sample with a `sample_id` column (the resume key);
+//! - optionally `CREATE [OR REPLACE] VIEW scores AS <query>` reads `predictions` and `samples`;
+//! - other queries (e.g. `SELECT * FROM scores`, for `vista sql -f`) are ignored by the runner.
+//!
+//! The runner streams the samples once, skips ids already committed, registers each chunk of
+//! the rest as `samples`, runs the predictions query on it and writes
+//! `OUT/chunks/chunk-NNNNNN.parquet` (temporary name + fsync + rename). A chunk file is the
+//! commit: it carries the job fingerprint in its metadata and its rows' `sample_id`s are the
+//! finished ids. `OUT/manifest.json` is an index rebuilt from the chunks. At the end the chunks
+//! are merged into `OUT/predictions.parquet` and the scores query writes `OUT/scores.parquet`.
+
+use std::collections::HashSet;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, ensure, Context, Result};
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use datafusion::arrow::compute::{concat_batches, filter_record_batch};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::datasource::MemTable;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::Statement;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use vista_udfs::generate::{self, ModelLoader};
+use vista_udfs::VistaConfig;
+
+use crate::output::{self, AtomicFile};
+
+/// Name under which the whole samples file is registered while chunks run as `samples`.
+const ALL_SAMPLES: &str = "__vista_job_samples";
+const FINGERPRINT_KEY: &str = "vista.job.fingerprint";
+
+/// How to run a job.
+#[derive(Debug, Clone)]
+pub struct JobOptions {
+    /// The samples table (a Parquet file or directory, or anything `tables::register` reads).
+    pub samples: String,
+    /// Output directory: `chunks/`, `manifest.json`, `predictions.parquet`, `scores.parquet`.
+    pub out_dir: PathBuf,
+    /// Continue a job whose chunks are in `out_dir`; without it, such a directory is an error.
+    pub resume: bool,
+    /// Samples per committed chunk.
+    pub chunk_rows: usize,
+    /// Progress line on stderr (only when stderr is a terminal).
+    pub progress: bool,
+}
+
+impl JobOptions {
+    pub fn new(samples: impl Into<String>, out_dir: impl Into<PathBuf>) -> JobOptions {
+        JobOptions {
+            samples: samples.into(),
+            out_dir: out_dir.into(),
+            resume: false,
+            chunk_rows: 256,
+            progress: true,
+        }
+    }
+}
+
+/// What a job did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobSummary {
+    pub fingerprint: String,
+    /// Samples in the samples table.
+    pub total: usize,
+    /// Samples found committed by an earlier run and not recomputed.
+    pub resumed: usize,
+    /// Samples computed by this run.
+    pub computed: usize,
+    /// Prediction rows with a non-NULL `error` (rows the model or a parser could not handle).
+    pub failed: usize,
+    pub predictions: PathBuf,
+    pub scores: Option<PathBuf>,
+}
+
+impl std::fmt::Display for JobSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} samples: {} computed, {} resumed, {} failed; predictions in {}",
+            self.total,
+            self.computed,
+            self.resumed,
+            self.failed,
+            self.predictions.display()
+        )?;
+        if let Some(s) = &self.scores {
+            write!(f, ", scores in {}", s.display())?;
+        }
+        Ok(())
+    }
+}
+
+/// The parts of a job file the runner uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobSql {
+    pub settings: Vec<String>,
+    pub predictions: String,
+    pub scores: Option<String>,
+}
+
+/// Splits a job file per the contract above, with a clear error when it does not follow it.
+pub fn parse_job_sql(sql: &str) -> Result<JobSql> {
+    let mut settings = Vec::new();
+    let mut predictions = None;
+    let mut scores = None;
+    for stmt in crate::engine::parse(sql)? {
+        let text = stmt.to_string();
+        match &stmt {
+            Statement::Statement(s) => match s.as_ref() {
+                datafusion::sql::sqlparser::ast::Statement::CreateView(v) => {
+                    let name = v.name.to_string().to_ascii_lowercase();
+                    let query = v.query.to_string();
+                    match name.as_str() {
+                        "predictions" => predictions = Some(query),
+                        "scores" => scores = Some(query),
+                        other => bail!(
+                            "job SQL: only the views `predictions` and `scores` may be created \
+                             (found view `{other}`); inline helpers as CTEs"
+                        ),
+                    }
+                }
+                datafusion::sql::sqlparser::ast::Statement::Set(_) => settings.push(text),
+                datafusion::sql::sqlparser::ast::Statement::Query(_) => {}
+                _ => bail!(
+                    "job SQL: unsupported statement for a job: {}",
+                    crate::engine::one_line(&text)
+                ),
+            },
+            Statement::CopyTo(_) | Statement::Explain(_) => {}
+            _ => bail!(
+                "job SQL: unsupported statement for a job: {}",
+                crate::engine::one_line(&text)
+            ),
+        }
+    }
+    let predictions = predictions.context(
+        "job SQL: no `CREATE VIEW predictions AS ...` statement (it must read table `samples` \
+         and return one row per sample with a `sample_id` column)",
+    )?;
+    Ok(JobSql { settings, predictions, scores })
+}
+
+/// What makes two runs' predictions interchangeable; any difference means a different job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FingerprintParts {
+    pub model: String,
+    pub model_dir: String,
+    pub device: String,
+    pub dtype: String,
+    pub prompt_template: String,
+    pub generation: String,
+    pub sql: String,
+}
+
+impl FingerprintParts {
+    pub fn digest(&self) -> String {
+        let text = serde_json::to_string(self).expect("strings serialise");
+        // Two FNV-1a passes (different offsets) give 128 bits, stable across builds.
+        let fnv = |basis: u64| {
+            text.bytes().fold(basis, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+        };
+        format!("{:016x}{:016x}", fnv(0xcbf2_9ce4_8422_2325), fnv(0x8422_2325_cbf2_9ce4))
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Manifest {
+    fingerprint: String,
+    parts: FingerprintParts,
+    total: usize,
+    chunks: Vec<ChunkEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ChunkEntry {
+    file: String,
+    rows: usize,
+}
+
+/// A committed chunk read back.
+struct Chunk {
+    file: String,
+    fingerprint: Option<String>,
+    batches: Vec<RecordBatch>,
+    schema: SchemaRef,
+}
+
+/// Runs (or resumes) a job on `ctx`, which must have vista's functions registered.
+/// `loader` fingerprints the model named by `vista.model` (sharing the loaded model with
+/// `vista_generate`); `None` skips the model part of the fingerprint.
+pub async fn run_job(
+    ctx: &SessionContext,
+    sql: &str,
+    loader: Option<&ModelLoader>,
+    opts: &JobOptions,
+) -> Result<JobSummary> {
+    ensure!(opts.chunk_rows > 0, "chunk_rows must be at least 1");
+    let job = parse_job_sql(sql)?;
+    for s in &job.settings {
+        ctx.sql(s).await.map_err(df)?.collect().await.map_err(df)?;
+    }
+    let parts = fingerprint_parts(ctx, &job, loader).await?;
+    let fingerprint = parts.digest();
+    let chunk_dir = opts.out_dir.join("chunks");
+    std::fs::create_dir_all(&chunk_dir)
+        .with_context(|| format!("cannot create '{}'", chunk_dir.display()))?;
+
+    let chunks = read_chunks(&chunk_dir)?;
+    if !chunks.is_empty() && !opts.resume {
+        bail!(
+            "'{}' already holds {} committed chunks; pass --resume to continue that job, or use a new output directory",
+            opts.out_dir.display(),
+            chunks.len()
+        );
+    }
+    let mut done: HashSet<String> = HashSet::new();
+    let mut entries = Vec::new();
+    for c in &chunks {
+        if c.fingerprint.as_deref() != Some(fingerprint.as_str()) {
+            bail!("{}", mismatch(&opts.out_dir, c, &parts));
+        }
+        for id in chunk_ids(c)? {
+            if !done.insert(id.clone()) {
+                bail!("chunk {} repeats sample_id '{id}' committed by an earlier chunk", c.file);
+            }
+        }
+        entries.push(ChunkEntry {
+            file: c.file.clone(),
+            rows: c.batches.iter().map(|b| b.num_rows()).sum(),
+        });
+    }
+    let resumed = done.len();
+    let mut next_seq = chunks.len();
+    drop(chunks);
+
+    crate::tables::register(ctx, ALL_SAMPLES, &opts.samples).await?;
+    let total = count_rows(ctx, ALL_SAMPLES).await?;
+    let mut manifest =
+        Manifest { fingerprint: fingerprint.clone(), parts: parts.clone(), total, chunks: entries };
+    write_manifest(&opts.out_dir, &manifest)?;
+
+    let meta = output::provenance(Some(sql), &[(FINGERPRINT_KEY.to_string(), fingerprint.clone())]);
+    let mut progress = ProgressLine::new(opts.progress, total, resumed);
+    let mut stream = ctx
+        .sql(&format!("SELECT * FROM {ALL_SAMPLES}"))
+        .await
+        .map_err(df)?
+        .execute_stream()
+        .await
+        .map_err(df)?;
+    let samples_schema = stream.schema();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut pending: Vec<RecordBatch> = Vec::new();
+    let mut pending_rows = 0;
+    let mut computed = 0;
+    let mut exhausted = false;
+    while !exhausted || pending_rows > 0 {
+        if !exhausted && pending_rows < opts.chunk_rows {
+            match stream.next().await {
+                Some(batch) => {
+                    let batch = batch.map_err(df)?;
+                    let ids = sample_ids(&batch, "samples")?;
+                    let mut keep = Vec::with_capacity(ids.len());
+                    for id in ids {
+                        if !seen.insert(id.clone()) {
+                            bail!("samples: sample_id '{id}' occurs more than once");
+                        }
+                        keep.push(!done.contains(&id));
+                    }
+                    let batch = filter_record_batch(&batch, &BooleanArray::from(keep))?;
+                    pending_rows += batch.num_rows();
+                    if batch.num_rows() > 0 {
+                        pending.push(batch);
+                    }
+                }
+                None => exhausted = true,
+            }
+            continue;
+        }
+        let all = concat_batches(&samples_schema, &pending)?;
+        let take = opts.chunk_rows.min(all.num_rows());
+        let chunk = all.slice(0, take);
+        let rest = all.slice(take, all.num_rows() - take);
+        pending_rows = rest.num_rows();
+        pending = if pending_rows > 0 { vec![rest] } else { Vec::new() };
+
+        let (schema, batches) = predict_chunk(ctx, &job.predictions, &chunk).await?;
+        let file = format!("chunk-{next_seq:06}.parquet");
+        output::write_parquet_atomic(&chunk_dir.join(&file), &batches, schema, &meta)?;
+        next_seq += 1;
+        computed += chunk.num_rows();
+        manifest.chunks.push(ChunkEntry { file, rows: chunk.num_rows() });
+        write_manifest(&opts.out_dir, &manifest)?;
+        progress.advance(chunk.num_rows());
+    }
+    progress.finish();
+    drop(stream);
+
+    // Merge the committed chunks (this run's and earlier runs') and score them.
+    let chunks = read_chunks(&chunk_dir)?;
+    let merged = merge_chunks(&chunks)?;
+    let mut failed = 0;
+    let mut ids = HashSet::new();
+    for b in &merged.1 {
+        for id in sample_ids(b, "predictions")? {
+            if !ids.insert(id.clone()) {
+                bail!("committed chunks hold sample_id '{id}' twice");
+            }
+        }
+        if let Some(e) = b.column_by_name("error") {
+            failed += e.len() - e.null_count();
+        }
+    }
+    ensure!(
+        ids.len() == seen.len(),
+        "committed chunks hold {} samples, the samples table {}",
+        ids.len(),
+        seen.len()
+    );
+    let _ = ctx.deregister_table("predictions")?;
+    ctx.register_table(
+        "predictions",
+        Arc::new(MemTable::try_new(merged.0.clone(), vec![merged.1])?),
+    )?;
+    let predictions_path = opts.out_dir.join("predictions.parquet");
+    write_query(ctx, "SELECT * FROM predictions ORDER BY sample_id", &predictions_path, &meta)
+        .await?;
+
+    let scores_path = match &job.scores {
+        Some(q) => {
+            let _ = ctx.deregister_table("samples")?;
+            crate::tables::register(ctx, "samples", &opts.samples).await?;
+            let path = opts.out_dir.join("scores.parquet");
+            write_query(ctx, q, &path, &meta).await?;
+            Some(path)
+        }
+        None => None,
+    };
+    let _ = ctx.deregister_table(ALL_SAMPLES)?;
+    Ok(JobSummary {
+        fingerprint,
+        total,
+        resumed,
+        computed,
+        failed,
+        predictions: predictions_path,
+        scores: scores_path,
+    })
+}
+
+async fn fingerprint_parts(
+    ctx: &SessionContext,
+    job: &JobSql,
+    loader: Option<&ModelLoader>,
+) -> Result<FingerprintParts> {
+    let c = VistaConfig::from_options(ctx.state().config_options());
+    let uses_model = job.predictions.to_ascii_lowercase().contains("vista_generate");
+    let model = match loader {
+        Some(loader) if uses_model && !c.model.trim().is_empty() => {
+            let spec = generate::model_spec(&c).map_err(df)?;
+            generate::model_fingerprint(loader, &spec)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot load model '{}': {e}", spec.dir))?
+        }
+        _ => String::new(),
+    };
+    let g = generate::settings(&c).map_err(df)?;
+    Ok(FingerprintParts {
+        model,
+        model_dir: c.model.clone(),
+        device: c.device.clone(),
+        dtype: c.dtype.clone(),
+        prompt_template: g.prompt_template.clone(),
+        generation: format!(
+            "max_new_tokens={} num_beams={} temperature={} top_p={} seed={}",
+            g.max_new_tokens, g.num_beams, g.temperature, g.top_p, g.seed
+        ),
+        sql: std::iter::once(job.predictions.as_str())
+            .chain(job.settings.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(";\n"),
+    })
+}
+
+fn mismatch(out: &Path, chunk: &Chunk, parts: &FingerprintParts) -> String {
+    let old = std::fs::read_to_string(out.join("manifest.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Manifest>(&t).ok())
+        .map(|m| m.parts);
+    let what = match old {
+        Some(old) => {
+            let mut diffs = Vec::new();
+            for (name, a, b) in [
+                ("model fingerprint", &old.model, &parts.model),
+                ("model directory", &old.model_dir, &parts.model_dir),
+                ("device", &old.device, &parts.device),
+                ("dtype", &old.dtype, &parts.dtype),
+                ("prompt template", &old.prompt_template, &parts.prompt_template),
+                ("generation settings", &old.generation, &parts.generation),
+                ("SQL", &old.sql, &parts.sql),
+            ] {
+                if a != b {
+                    diffs.push(format!("{name} ('{a}' then, '{b}' now)"));
+                }
+            }
+            diffs.join(", ")
+        }
+        None => "the fingerprint".to_string(),
+    };
+    format!(
+        "cannot resume: chunk {} in '{}' belongs to a different job ({what} differ); use a new output directory",
+        chunk.file,
+        out.display()
+    )
+}
+
+/// Runs the predictions query on one chunk registered as `samples`.
+async fn predict_chunk(
+    ctx: &SessionContext,
+    query: &str,
+    chunk: &RecordBatch,
+) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let _ = ctx.deregister_table("samples")?;
+    let table = MemTable::try_new(chunk.schema(), vec![vec![chunk.clone()]])?;
+    ctx.register_table("samples", Arc::new(table))?;
+    let frame = ctx.sql(query).await.map_err(df)?;
+    let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+    let batches =
+        frame.collect().await.map_err(|e| anyhow::anyhow!("predictions: {}", df_text(e)))?;
+    let _ = ctx.deregister_table("samples")?;
+
+    let want: Vec<String> = sample_ids(chunk, "samples")?;
+    let want: HashSet<&String> = want.iter().collect();
+    let mut got = HashSet::new();
+    for b in &batches {
+        for id in sample_ids(b, "predictions")? {
+            if !want.contains(&id) {
+                bail!("predictions: returned sample_id '{id}', which is not in its input chunk");
+            }
+            if !got.insert(id.clone()) {
+                bail!("predictions: returned sample_id '{id}' twice; it must return one row per sample");
+            }
+        }
+    }
+    if got.len() != want.len() {
+        let missing = want.iter().find(|id| !got.contains(**id)).map(|s| s.as_str()).unwrap_or("");
+        bail!("predictions: returned no row for sample_id '{missing}'; it must return one row per sample");
+    }
+    Ok((schema, batches))
+}
+
+fn sample_ids(batch: &RecordBatch, table: &str) -> Result<Vec<String>> {
+    let col: &ArrayRef = batch
+        .column_by_name("sample_id")
+        .with_context(|| format!("{table}: no `sample_id` column"))?;
+    let values = vista_udfs::common::str_values(table, col).map_err(df)?;
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            v.map(str::to_string)
+                .with_context(|| format!("{table}: sample_id is NULL (row {})", i + 1))
+        })
+        .collect()
+}
+
+fn chunk_ids(c: &Chunk) -> Result<Vec<String>> {
+    let mut ids = Vec::new();
+    for b in &c.batches {
+        ids.extend(sample_ids(b, &c.file)?);
+    }
+    Ok(ids)
+}
+
+/// Committed chunks in commit order. Temporary files of a killed run are removed.
+fn read_chunks(dir: &Path) -> Result<Vec<Chunk>> {
+    let mut names = Vec::new();
+    for entry in
+        std::fs::read_dir(dir).with_context(|| format!("cannot list '{}'", dir.display()))?
+    {
+        let name = entry?.file_name().to_string_lossy().to_string();
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            let _ = std::fs::remove_file(dir.join(&name));
+        } else if name.starts_with("chunk-") && name.ends_with(".parquet") {
+            names.push(name);
+        }
+    }
+    names.sort();
+    names
+        .into_iter()
+        .map(|file| {
+            let path = dir.join(&file);
+            let f = std::fs::File::open(&path)
+                .with_context(|| format!("cannot open '{}'", path.display()))?;
+            let builder = ParquetRecordBatchReaderBuilder::try_new(f)
+                .with_context(|| format!("'{}' is not a readable Parquet chunk", path.display()))?;
+            let fingerprint = builder
+                .metadata()
+                .file_metadata()
+                .key_value_metadata()
+                .and_then(|kv| kv.iter().find(|k| k.key == FINGERPRINT_KEY))
+                .and_then(|k| k.value.clone());
+            let schema = builder.schema().clone();
+            let batches = builder.build()?.collect::<std::result::Result<Vec<_>, _>>()?;
+            Ok(Chunk { file, fingerprint, batches, schema })
+        })
+        .collect()
+}
+
+fn merge_chunks(chunks: &[Chunk]) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let first = chunks.first().context("no committed chunks (is the samples table empty?)")?;
+    let schema = first.schema.clone();
+    let mut batches = Vec::new();
+    for c in chunks {
+        ensure!(
+            c.schema.fields() == schema.fields(),
+            "chunk {} has a different schema from {}",
+            c.file,
+            first.file
+        );
+        batches.extend(
+            c.batches
+                .iter()
+                .map(|b| b.clone().with_schema(schema.clone()))
+                .collect::<std::result::Result<Vec<_>, _>>()?,
+        );
+    }
+    Ok((schema, batches))
+}
+
+async fn count_rows(ctx: &SessionContext, table: &str) -> Result<usize> {
+    let batches = ctx
+        .sql(&format!("SELECT count(*) AS n FROM {table}"))
+        .await
+        .map_err(df)?
+        .collect()
+        .await
+        .map_err(df)?;
+    let n = batches
+        .first()
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                .map(|a| a.value(0))
+        })
+        .unwrap_or(0);
+    Ok(n as usize)
+}
+
+async fn write_query(
+    ctx: &SessionContext,
+    sql: &str,
+    path: &Path,
+    meta: &[(String, String)],
+) -> Result<()> {
+    let frame = ctx.sql(sql).await.map_err(df)?;
+    let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+    let batches = frame.collect().await.map_err(df)?;
+    output::write_parquet_atomic(path, &batches, schema, meta)
+        .with_context(|| format!("writing '{}'", path.display()))
+}
+
+fn write_manifest(out: &Path, m: &Manifest) -> Result<()> {
+    let mut f = AtomicFile::create(&out.join("manifest.json"))?;
+    serde_json::to_writer_pretty(f.file(), m)?;
+    f.commit()
+}
+
+fn df(e: datafusion::common::DataFusionError) -> anyhow::Error {
+    anyhow::anyhow!("{}", df_text(e))
+}
+
+fn df_text(e: datafusion::common::DataFusionError) -> String {
+    crate::engine::one_line(&e.strip_backtrace())
+}
+
+/// rows done/total, rows/s, ETA on stderr, redrawn per chunk, only on a terminal.
+struct ProgressLine {
+    on: bool,
+    total: usize,
+    done: usize,
+    started_at: usize,
+    start: Instant,
+}
+
+impl ProgressLine {
+    fn new(enabled: bool, total: usize, done: usize) -> ProgressLine {
+        let on = enabled && std::io::stderr().is_terminal();
+        ProgressLine { on, total, done, started_at: done, start: Instant::now() }
+    }
+
+    fn advance(&mut self, rows: usize) {
+        self.done += rows;
+        if !self.on {
+            return;
+        }
+        let secs = self.start.elapsed().as_secs_f64().max(1e-9);
+        let rate = (self.done - self.started_at) as f64 / secs;
+        let eta = if rate > 0.0 {
+            format!("{:.0}s", (self.total - self.done.min(self.total)) as f64 / rate)
+        } else {
+            "?".into()
+        };
+        eprint!("\r\x1b[2K{}/{} rows, {rate:.1} rows/s, ETA {eta}", self.done, self.total);
+        let _ = std::io::stderr().flush();
+    }
+
+    fn finish(&self) {
+        if self.on {
+            eprintln!();
+        }
+    }
+}

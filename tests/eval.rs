@@ -1,0 +1,735 @@
+//! End-to-end tests of the evaluation side: the importers against pycocotools-made expectations,
+//! every `queries/eval_*.sql` job on a small fixture set with a tiny checkpoint, `on_error`
+//! through a job, and resuming a job killed with SIGKILL mid-run.
+//!
+//! Fixtures: tests/fixtures/eval (scripts/make_eval_fixtures.py) and the tiny checkpoint in
+//! tests/fixtures/model.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::prelude::SessionContext;
+use serde_json::Value;
+use vista::import::{self, ImportOptions, RefTask, Sample};
+use vista::jobs::{run_job, JobOptions, JobSummary};
+use vista::session::SessionOptions;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+fn fixtures() -> PathBuf {
+    root().join("tests/fixtures/eval")
+}
+fn model_dir() -> PathBuf {
+    root().join("tests/fixtures/model/tiny_xattn1_mha_coords")
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+/// A session as `vista run` builds it, with the model function and the tiny checkpoint.
+fn context() -> SessionContext {
+    let settings = [
+        ("model", model_dir().display().to_string()),
+        ("base_dir", fixtures().join("images").display().to_string()),
+        ("max_new_tokens", "12".to_string()),
+        ("batch_size", "4".to_string()),
+        ("on_error", "null".to_string()),
+    ];
+    let opts = SessionOptions {
+        settings: settings.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+        target_partitions: Some(2),
+    };
+    let ctx = vista::session::new_context(&opts).unwrap();
+    ctx.register_udf(vista_udfs::generate::vista_generate_udf(vista::model::loader()));
+    ctx
+}
+
+fn read_parquet(path: &Path) -> Vec<RecordBatch> {
+    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    ParquetRecordBatchReaderBuilder::try_new(f)
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect()
+}
+
+/// `column` of a Parquet file by `sample_id` (strings; NULL as None).
+fn column_by_id(path: &Path, column: &str) -> HashMap<String, Option<String>> {
+    let mut out = HashMap::new();
+    for b in read_parquet(path) {
+        let ids = b.column_by_name("sample_id").unwrap();
+        let ids =
+            datafusion::arrow::compute::cast(ids, &datafusion::arrow::datatypes::DataType::Utf8)
+                .unwrap();
+        let col = b.column_by_name(column).unwrap_or_else(|| panic!("no column {column}"));
+        let col =
+            datafusion::arrow::compute::cast(col, &datafusion::arrow::datatypes::DataType::Utf8)
+                .unwrap();
+        for i in 0..b.num_rows() {
+            let v = (!col.is_null(i)).then(|| col.as_string::<i32>().value(i).to_string());
+            assert!(
+                out.insert(ids.as_string::<i32>().value(i).to_string(), v).is_none(),
+                "duplicate id"
+            );
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Importers
+
+fn as_json(s: &Sample) -> Value {
+    let mut m = serde_json::Map::new();
+    m.insert("sample_id".into(), s.sample_id.clone().into());
+    m.insert("task".into(), s.task.clone().into());
+    m.insert("image_id".into(), s.image_id.clone().into());
+    m.insert("image_path".into(), s.image_path.clone().into());
+    m.insert("instruction".into(), s.instruction.clone().into());
+    if let Some(w) = s.width {
+        m.insert("width".into(), w.into());
+    }
+    if let Some(h) = s.height {
+        m.insert("height".into(), h.into());
+    }
+    if let Some(t) = &s.target {
+        m.insert("target".into(), t.clone().into());
+    }
+    if let Some(a) = &s.answers {
+        m.insert("answers".into(), a.clone().into());
+    }
+    if let Some(b) = &s.boxes {
+        m.insert("boxes".into(), serde_json::to_value(b).unwrap());
+    }
+    if let Some(ms) = &s.masks {
+        let v: Vec<Value> =
+            ms.iter().map(|(h, w, c)| serde_json::json!({"size": [h, w], "counts": c})).collect();
+        m.insert("masks".into(), v.into());
+    }
+    if let Some(sp) = &s.split {
+        m.insert("split".into(), sp.clone().into());
+    }
+    Value::Object(m)
+}
+
+fn expected(name: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(fixtures().join(name)).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn assert_samples(got: &[Sample], want: &[Value]) {
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!(&as_json(g), w, "sample {}", g.sample_id);
+    }
+}
+
+#[test]
+fn coco_captions_import_matches_reference() {
+    let got =
+        import::coco_captions_samples(&fixtures().join("captions.json"), &ImportOptions::default())
+            .unwrap();
+    assert_samples(&got, &expected("expected_captions.json"));
+}
+
+#[test]
+fn vqav2_import_matches_reference() {
+    let f = fixtures();
+    let got = import::vqav2_samples(
+        &f.join("vqa_questions.json"),
+        Some(&f.join("vqa_annotations.json")),
+        &ImportOptions::default(),
+    )
+    .unwrap();
+    assert_samples(&got, &expected("expected_vqa.json"));
+}
+
+#[test]
+fn refcoco_import_matches_pycocotools() {
+    let f = fixtures();
+    let opts = ImportOptions { split: Some("val".into()), ..Default::default() };
+    for (task, want) in [
+        (RefTask::Rec, "expected_refcoco_rec_val.json"),
+        (RefTask::Res, "expected_refcoco_res_val.json"),
+    ] {
+        let got =
+            import::refs_samples(&f.join("refs.json"), &f.join("instances.json"), task, &opts)
+                .unwrap();
+        assert_samples(&got, &expected(want));
+    }
+}
+
+#[test]
+fn grefcoco_import_matches_pycocotools() {
+    let f = fixtures();
+    for (task, want) in [
+        (RefTask::Grec, "expected_grefcoco_grec.json"),
+        (RefTask::Gres, "expected_grefcoco_gres.json"),
+    ] {
+        let got = import::refs_samples(
+            &f.join("grefs.json"),
+            &f.join("instances.json"),
+            task,
+            &ImportOptions::default(),
+        )
+        .unwrap();
+        assert_samples(&got, &expected(want));
+        assert!(got.iter().any(|s| s.boxes.as_ref().unwrap().is_empty()), "a no-target sample");
+    }
+}
+
+#[test]
+fn imported_parquet_matches_the_samples_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("refs.parquet");
+    let f = fixtures();
+    let n = import::import_refs(
+        &f.join("grefs.json"),
+        &f.join("instances.json"),
+        RefTask::Gres,
+        &ImportOptions::default(),
+        &out,
+    )
+    .unwrap();
+    assert_eq!(n, 6);
+    let rt = runtime();
+    rt.block_on(async {
+        let ctx = context();
+        vista::tables::register(&ctx, "s", out.to_str().unwrap()).await.unwrap();
+        let spec = vista::tables::load_schema("samples").unwrap();
+        let problems = vista::tables::check(&ctx, "s", &spec).await.unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+    });
+}
+
+#[test]
+fn bad_import_input_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"images\": 3}").unwrap();
+    let err = import::coco_captions_samples(&bad, &ImportOptions::default()).unwrap_err();
+    assert!(format!("{err:#}").contains("is not in the expected format"), "{err:#}");
+    let f = fixtures();
+    let err = import::refs_samples(
+        &f.join("grefs.json"),
+        &f.join("instances.json"),
+        RefTask::Rec,
+        &ImportOptions::default(),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("target objects; use grec/gres")
+            || err.to_string().contains("no target object"),
+        "{err}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sample tables for the jobs
+
+fn image_bytes(name: &str) -> Vec<u8> {
+    std::fs::read(fixtures().join("images").join(name)).unwrap()
+}
+
+/// Writes the samples table of `task` under `dir`; returns its path and row count.
+fn samples_for(task: &str, dir: &Path) -> (PathBuf, usize) {
+    let f = fixtures();
+    let opts = ImportOptions::default();
+    let val = ImportOptions { split: Some("val".into()), ..Default::default() };
+    let samples: Vec<Sample> = match task {
+        "caption" => import::coco_captions_samples(&f.join("captions.json"), &opts).unwrap(),
+        "vqa" => import::vqav2_samples(
+            &f.join("vqa_questions.json"),
+            Some(&f.join("vqa_annotations.json")),
+            &opts,
+        )
+        .unwrap(),
+        "rec" => import::refs_samples(
+            &f.join("refs.json"),
+            &f.join("instances.json"),
+            RefTask::Rec,
+            &val,
+        )
+        .unwrap(),
+        "res" => import::refs_samples(
+            &f.join("refs.json"),
+            &f.join("instances.json"),
+            RefTask::Res,
+            &val,
+        )
+        .unwrap(),
+        "grec" => import::refs_samples(
+            &f.join("grefs.json"),
+            &f.join("instances.json"),
+            RefTask::Grec,
+            &opts,
+        )
+        .unwrap(),
+        "gres" => import::refs_samples(
+            &f.join("grefs.json"),
+            &f.join("instances.json"),
+            RefTask::Gres,
+            &opts,
+        )
+        .unwrap(),
+        "nlvr" => {
+            let rows: Vec<Value> =
+                serde_json::from_str(&std::fs::read_to_string(f.join("nlvr.json")).unwrap())
+                    .unwrap();
+            rows.iter()
+                .map(|r| Sample {
+                    sample_id: r["sample_id"].as_str().unwrap().into(),
+                    task: "nlvr".into(),
+                    images: Some(vec![
+                        image_bytes(r["left"].as_str().unwrap()),
+                        image_bytes(r["right"].as_str().unwrap()),
+                    ]),
+                    instruction: r["sentence"].as_str().unwrap().into(),
+                    target: Some(r["label"].as_str().unwrap().into()),
+                    ..Default::default()
+                })
+                .collect()
+        }
+        other => panic!("no samples for {other}"),
+    };
+    let path = dir.join(format!("{task}_samples.parquet"));
+    let n = import::write_samples(&path, samples).unwrap();
+    (path, n)
+}
+
+fn job(
+    ctx: &SessionContext,
+    task: &str,
+    samples: &Path,
+    out: &Path,
+    chunk_rows: usize,
+    resume: bool,
+) -> JobSummary {
+    let sql = std::fs::read_to_string(root().join(format!("queries/eval_{task}.sql"))).unwrap();
+    let opts = JobOptions {
+        samples: samples.display().to_string(),
+        out_dir: out.to_path_buf(),
+        resume,
+        chunk_rows,
+        progress: false,
+    };
+    let loader = vista::model::loader();
+    runtime()
+        .block_on(run_job(ctx, &sql, Some(&loader), &opts))
+        .unwrap_or_else(|e| panic!("{task}: {e:#}"))
+}
+
+const TASKS: [(&str, &[&str]); 7] = [
+    ("caption", &["bleu_1", "bleu_4", "cider_d", "failed"]),
+    ("vqa", &["failed", "vqa_accuracy"]),
+    ("rec", &["acc@0.5", "failed", "parsed"]),
+    ("res", &["ciou", "failed", "miou", "pr_50"]),
+    ("grec", &["failed", "n_acc", "precision_f1_1", "t_acc"]),
+    ("gres", &["ciou", "failed", "giou", "n_acc", "t_acc"]),
+    ("nlvr", &["accuracy", "failed"]),
+];
+
+#[test]
+fn every_eval_query_runs_as_a_job_and_as_plain_sql() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = context();
+    for (task, metrics) in TASKS {
+        let (samples, n) = samples_for(task, dir.path());
+        let out = dir.path().join(task);
+        let summary = job(&ctx, task, &samples, &out, 3, false);
+        assert_eq!(
+            (summary.total, summary.computed, summary.resumed, summary.failed),
+            (n, n, 0, 0),
+            "{task}"
+        );
+
+        let preds = out.join("predictions.parquet");
+        let raw = column_by_id(&preds, "raw");
+        assert_eq!(raw.len(), n, "{task}");
+        assert!(raw.values().all(Option::is_some), "{task}: every row generated");
+        let status = column_by_id(&preds, "parse_status");
+        assert!(status.values().all(Option::is_some), "{task}: every row has a parse status");
+        let latency = column_by_id(&preds, "latency_ms");
+        assert!(latency
+            .values()
+            .all(|v| v.as_ref().is_some_and(|v| v.parse::<f64>().unwrap() >= 0.0)));
+
+        let scores = read_parquet(&out.join("scores.parquet"));
+        let mut names = Vec::new();
+        for b in &scores {
+            let m = datafusion::arrow::compute::cast(
+                b.column_by_name("metric").unwrap(),
+                &datafusion::arrow::datatypes::DataType::Utf8,
+            )
+            .unwrap();
+            let v = b
+                .column_by_name("value")
+                .unwrap()
+                .as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+            for i in 0..b.num_rows() {
+                let name = m.as_string::<i32>().value(i).to_string();
+                if name != "failed" && !v.is_null(i) {
+                    assert!(
+                        (0.0..=1.0).contains(&v.value(i)) || name == "cider_d",
+                        "{task} {name} = {}",
+                        v.value(i)
+                    );
+                }
+                names.push(name);
+            }
+        }
+        names.sort();
+        assert_eq!(names, metrics, "{task}");
+
+        // The same file run as plain SQL gives the same predictions.
+        let plain = plain_predictions(&ctx, task, &samples);
+        assert_eq!(plain, raw, "{task}: job and plain SQL differ");
+    }
+}
+
+fn plain_predictions(
+    ctx: &SessionContext,
+    task: &str,
+    samples: &Path,
+) -> HashMap<String, Option<String>> {
+    let sql = std::fs::read_to_string(root().join(format!("queries/eval_{task}.sql"))).unwrap();
+    runtime().block_on(async {
+        let _ = ctx.deregister_table("samples");
+        vista::tables::register(ctx, "samples", samples.to_str().unwrap()).await.unwrap();
+        for stmt in vista::engine::parse(&sql).unwrap() {
+            ctx.sql(&stmt.to_string()).await.unwrap().collect().await.unwrap();
+        }
+        let batches = ctx
+            .sql("SELECT sample_id, raw FROM predictions")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let _ = ctx.deregister_table("samples");
+        let mut out = HashMap::new();
+        for b in batches {
+            let ids = datafusion::arrow::compute::cast(
+                b.column(0),
+                &datafusion::arrow::datatypes::DataType::Utf8,
+            )
+            .unwrap();
+            let raw = datafusion::arrow::compute::cast(
+                b.column(1),
+                &datafusion::arrow::datatypes::DataType::Utf8,
+            )
+            .unwrap();
+            for i in 0..b.num_rows() {
+                out.insert(
+                    ids.as_string::<i32>().value(i).to_string(),
+                    (!raw.is_null(i)).then(|| raw.as_string::<i32>().value(i).to_string()),
+                );
+            }
+        }
+        out
+    })
+}
+
+#[test]
+fn a_failed_row_is_null_with_its_error_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixtures();
+    let mut samples = import::vqav2_samples(
+        &f.join("vqa_questions.json"),
+        Some(&f.join("vqa_annotations.json")),
+        &ImportOptions::default(),
+    )
+    .unwrap();
+    samples.truncate(3);
+    samples[1].image_path = Some("corrupt.jpg".into());
+    let bad_id = samples[1].sample_id.clone();
+    let path = dir.path().join("vqa.parquet");
+    import::write_samples(&path, samples).unwrap();
+    let ctx = context();
+    let summary = job(&ctx, "vqa", &path, &dir.path().join("out"), 2, false);
+    assert_eq!((summary.total, summary.failed), (3, 1));
+    let preds = summary.predictions;
+    let errors = column_by_id(&preds, "error");
+    let raw = column_by_id(&preds, "raw");
+    assert!(errors[&bad_id].is_some(), "{errors:?}");
+    assert_eq!(raw[&bad_id], None);
+    assert_eq!(errors.values().filter(|e| e.is_some()).count(), 1);
+
+    // With the default policy the job stops, naming the function and the row.
+    let ctx = context();
+    runtime().block_on(async {
+        ctx.sql("SET vista.on_error = 'fail'").await.unwrap().collect().await.unwrap()
+    });
+    let sql = std::fs::read_to_string(root().join("queries/eval_vqa.sql")).unwrap();
+    let opts = JobOptions {
+        chunk_rows: 2,
+        progress: false,
+        ..JobOptions::new(path.display().to_string(), dir.path().join("out2"))
+    };
+    let loader = vista::model::loader();
+    let err = runtime().block_on(run_job(&ctx, &sql, Some(&loader), &opts)).unwrap_err();
+    assert!(format!("{err:#}").contains("vista_generate: row"), "{err:#}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resume after SIGKILL
+
+/// Enough REC samples that a job takes a while at one sample per chunk.
+fn many_rec_samples(dir: &Path) -> (PathBuf, usize) {
+    let f = fixtures();
+    let base = import::refs_samples(
+        &f.join("refs.json"),
+        &f.join("instances.json"),
+        RefTask::Rec,
+        &ImportOptions::default(),
+    )
+    .unwrap();
+    let mut all = Vec::new();
+    for k in 0..4 {
+        for s in &base {
+            let mut s = s.clone();
+            s.sample_id = format!("{}-copy{k}", s.sample_id);
+            s.instruction = format!("{} {k}", s.instruction);
+            all.push(s);
+        }
+    }
+    let path = dir.join("rec_many.parquet");
+    let n = import::write_samples(&path, all).unwrap();
+    (path, n)
+}
+
+/// Child side: runs the job named by the environment (the parent kills it, or lets it finish).
+#[test]
+#[ignore = "run by resume_after_kill_9 in a child process"]
+fn resume_child() {
+    let (Ok(samples), Ok(out)) =
+        (std::env::var("VISTA_TEST_SAMPLES"), std::env::var("VISTA_TEST_OUT"))
+    else {
+        return;
+    };
+    let resume = std::env::var("VISTA_TEST_RESUME").is_ok();
+    job(&context(), "rec", Path::new(&samples), Path::new(&out), 1, resume);
+}
+
+fn spawn_child(samples: &Path, out: &Path, resume: bool) -> std::process::Child {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", "resume_child", "--ignored", "--test-threads=1"])
+        .env("VISTA_TEST_SAMPLES", samples)
+        .env("VISTA_TEST_OUT", out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    if resume {
+        cmd.env("VISTA_TEST_RESUME", "1");
+    }
+    cmd.spawn().unwrap()
+}
+
+fn committed(out: &Path) -> usize {
+    std::fs::read_dir(out.join("chunks"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().starts_with("chunk-"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Kills a child job with SIGKILL once `at_least` chunks are committed.
+fn kill_after(mut child: std::process::Child, out: &Path, at_least: usize) {
+    let start = Instant::now();
+    while committed(out) < at_least {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the job ended ({status}) before it could be killed");
+        }
+        assert!(start.elapsed() < Duration::from_secs(300), "no chunk committed in time");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL on Unix
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "killed, not finished");
+}
+
+#[test]
+fn resume_after_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let (samples, n) = many_rec_samples(dir.path());
+    assert!(n >= 30);
+
+    // The reference: the whole job in one uninterrupted process.
+    let reference = dir.path().join("reference");
+    let child = spawn_child(&samples, &reference, false);
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    let want = column_by_id(&reference.join("predictions.parquet"), "raw");
+    assert_eq!(want.len(), n);
+
+    // Killed twice at different points, then finished here.
+    let out = dir.path().join("killed");
+    kill_after(spawn_child(&samples, &out, false), &out, 2);
+    let first = committed(&out);
+    kill_after(spawn_child(&samples, &out, true), &out, first + 5);
+    let before = committed(&out);
+    assert!(before < n, "the killed runs did not finish the job");
+
+    let summary = job(&context(), "rec", &samples, &out, 1, true);
+    assert_eq!(summary.total, n);
+    assert_eq!(summary.resumed, before, "every committed row is kept");
+    assert_eq!(summary.computed, n - before, "no committed row is recomputed");
+    let got = column_by_id(&summary.predictions, "raw");
+    assert_eq!(got, want, "no duplicates, no lost rows, same outputs");
+    assert!(
+        std::fs::read_dir(out.join("chunks")).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".tmp")),
+        "temporary files of the killed runs are cleaned up"
+    );
+
+    // A finished job resumes to a no-op; a changed setting is refused.
+    let again = job(&context(), "rec", &samples, &out, 1, true);
+    assert_eq!((again.computed, again.resumed), (0, n));
+    let ctx = context();
+    runtime().block_on(async {
+        ctx.sql("SET vista.max_new_tokens = 3").await.unwrap().collect().await.unwrap()
+    });
+    let sql = std::fs::read_to_string(root().join("queries/eval_rec.sql")).unwrap();
+    let opts = JobOptions {
+        resume: true,
+        chunk_rows: 1,
+        progress: false,
+        ..JobOptions::new(samples.display().to_string(), &out)
+    };
+    let loader = vista::model::loader();
+    let err = runtime().block_on(run_job(&ctx, &sql, Some(&loader), &opts)).unwrap_err();
+    assert!(err.to_string().contains("generation settings"), "{err}");
+    // Without --resume an existing job directory is refused.
+    let opts = JobOptions {
+        chunk_rows: 1,
+        progress: false,
+        ..JobOptions::new(samples.display().to_string(), &out)
+    };
+    let err = runtime().block_on(run_job(&context(), &sql, Some(&loader), &opts)).unwrap_err();
+    assert!(err.to_string().contains("--resume"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Benchmark (scripts/bench_pipeline.sh): SQL overhead against a direct loop
+
+/// `N` distinct small PNGs (distinct bytes, so nothing is deduplicated).
+fn bench_images(n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let img = image::RgbImage::from_fn(48, 40, |x, y| {
+                image::Rgb([(x * 5 + i as u32) as u8, (y * 7 + 3 * i as u32) as u8, (i * 11) as u8])
+            });
+            let mut out = std::io::Cursor::new(Vec::new());
+            img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+            out.into_inner()
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "benchmark: scripts/bench_pipeline.sh"]
+fn bench_pipeline() {
+    use std::sync::Arc;
+    use vista_udfs::generate::{GenerateRequest, GenerateSettings, ModelSpec};
+    let n: usize =
+        std::env::var("VISTA_BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(64);
+    let dir = std::env::var("VISTA_BENCH_MODEL").map(PathBuf::from).unwrap_or_else(|_| model_dir());
+    let max_new: usize =
+        std::env::var("VISTA_BENCH_TOKENS").ok().and_then(|v| v.parse().ok()).unwrap_or(16);
+    let images: Vec<Arc<[u8]>> = bench_images(n).into_iter().map(Arc::from).collect();
+    let spec =
+        ModelSpec { dir: dir.display().to_string(), device: "cpu".into(), dtype: "f32".into() };
+    let model = (vista::model::loader())(&spec).unwrap();
+    let settings = GenerateSettings { max_new_tokens: max_new, ..Default::default() };
+    println!("rows={n} max_new_tokens={max_new} model={}", dir.display());
+    println!(
+        "{:>6} {:>12} {:>12} {:>10} {:>10}",
+        "batch", "direct img/s", "sql img/s", "overhead", "same text"
+    );
+    for (run, batch) in [1usize, 8, 32].into_iter().enumerate() {
+        // Distinct instructions per run keep the dedupe cache out of the measurement.
+        let instruction = format!("Describe this image <image> briefly. run {run}");
+        let requests: Vec<GenerateRequest> = images
+            .iter()
+            .map(|i| GenerateRequest { images: vec![i.clone()], instruction: instruction.clone() })
+            .collect();
+        let t = Instant::now();
+        let mut direct = Vec::new();
+        for chunk in requests.chunks(batch) {
+            direct.extend(model.generate(chunk, &settings));
+        }
+        let direct_s = t.elapsed().as_secs_f64();
+
+        let ctx = context();
+        let rt = runtime();
+        let texts = rt.block_on(async {
+            let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(vec![
+                datafusion::arrow::datatypes::Field::new(
+                    "id",
+                    datafusion::arrow::datatypes::DataType::Int64,
+                    false,
+                ),
+                datafusion::arrow::datatypes::Field::new(
+                    "img",
+                    datafusion::arrow::datatypes::DataType::Binary,
+                    false,
+                ),
+            ]));
+            let ids = datafusion::arrow::array::Int64Array::from_iter_values(0..n as i64);
+            let imgs = datafusion::arrow::array::BinaryArray::from_iter_values(
+                images.iter().map(|i| i.as_ref()),
+            );
+            let b =
+                RecordBatch::try_new(schema.clone(), vec![Arc::new(ids), Arc::new(imgs)]).unwrap();
+            let table = datafusion::datasource::MemTable::try_new(schema, vec![vec![b]]).unwrap();
+            ctx.register_table("bench", Arc::new(table)).unwrap();
+            for s in [
+                format!("SET vista.model = '{}'", dir.display()),
+                format!("SET vista.batch_size = {batch}"),
+                format!("SET vista.max_new_tokens = {max_new}"),
+                "SET vista.on_error = 'fail'".to_string(),
+            ] {
+                ctx.sql(&s).await.unwrap().collect().await.unwrap();
+            }
+            // Load the model outside the timing, as the direct loop's model is.
+            ctx.sql("SELECT vista_generate(img, 'warm-up <image>') FROM bench LIMIT 1")
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap();
+            let t = Instant::now();
+            let q = format!(
+                "SELECT id, vista_generate(img, '{instruction}') AS t FROM bench ORDER BY id"
+            );
+            let batches = ctx.sql(&q).await.unwrap().collect().await.unwrap();
+            let secs = t.elapsed().as_secs_f64();
+            let mut texts = Vec::new();
+            for b in &batches {
+                let c = b.column(1).as_string::<i32>();
+                texts.extend((0..b.num_rows()).map(|i| c.value(i).to_string()));
+            }
+            (texts, secs)
+        });
+        let (sql_texts, sql_s) = texts;
+        let same = direct.iter().map(|r| r.clone().unwrap()).collect::<Vec<_>>() == sql_texts;
+        println!(
+            "{batch:>6} {:>12.2} {:>12.2} {:>9.1}% {:>10}",
+            n as f64 / direct_s,
+            n as f64 / sql_s,
+            (sql_s - direct_s) / direct_s * 100.0,
+            same
+        );
+    }
+}
