@@ -90,11 +90,11 @@ pub enum Overlap {
 
 fn doc(kind: Overlap) -> Documentation {
     let (name, what, v) = match kind {
-        Overlap::Iou => ("box_iou", "intersection over union", "0.14285714285714285"),
+        Overlap::Iou => ("box_iou", "intersection over union", "0.08333333333333333"),
         Overlap::Giou => (
             "box_giou",
             "generalised IoU (IoU - (|C| - |U|) / |C|, C the enclosing box)",
-            "-0.07936507936507936",
+            "-0.16666666666666669",
         ),
     };
     Documentation::builder(

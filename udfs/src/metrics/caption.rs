@@ -118,9 +118,9 @@ fn bleu_of(c: &BleuCounts) -> [f64; 4] {
     const TINY: f64 = 1e-15;
     let mut out = [0.0; 4];
     let mut prod = 1.0;
-    for k in 0..4 {
+    for (k, o) in out.iter_mut().enumerate() {
         prod *= (c.correct[k] as f64 + TINY) / (c.guess[k] as f64 + SMALL);
-        out[k] = prod.powf(1.0 / (k as f64 + 1.0));
+        *o = prod.powf(1.0 / (k as f64 + 1.0));
     }
     let ratio = (c.testlen as f64 + TINY) / (c.reflen as f64 + SMALL);
     if ratio < 1.0 {

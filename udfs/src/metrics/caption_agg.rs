@@ -54,7 +54,7 @@ fn doc(metric: CaptionMetric) -> Documentation {
              document frequencies and N taken from the rows of the group, x10 per image, mean over \
              images). A one-image group scores 0, as in the reference.",
             "`score` (the corpus CIDEr-D, not x100), `n`",
-            "+----------------------------------------------------+\n| s                                                  |\n+----------------------------------------------------+\n| {score: 0.0, n: 1, per_item: [{id: 7, score: 0.0}]} |\n+----------------------------------------------------+",
+            "+------------------------------------+\n| s                                  |\n+------------------------------------+\n| {id: 1, score: 2.6521641497946558} |\n| {id: 2, score: 1.21500539222853}   |\n+------------------------------------+",
         ),
         CaptionMetric::Bleu => (
             "BLEU-1..4 exactly as pycocoevalcap's `Bleu(4)`: clipped n-gram counts and lengths \
@@ -74,7 +74,7 @@ fn doc(metric: CaptionMetric) -> Documentation {
     let example = if example.is_empty() {
         example_for(metric)
     } else {
-        format!("```sql\n> SELECT {name}('A dog runs.', ['A dog is running.', 'The dog runs'], 7) AS s;\n{example}\n```")
+        format!("```sql\n> SELECT unnest({name}(pred, refs, id)['per_item']) AS s FROM (VALUES (1, 'A dog runs.', ['A dog is running.', 'The dog runs']), (2, 'Two cats sleep.', ['Two cats are sleeping.', 'A cat sleeps'])) AS t(id, pred, refs);\n{example}\n```")
     };
     Documentation::builder(
         super::SECTION,
@@ -105,8 +105,8 @@ fn doc(metric: CaptionMetric) -> Documentation {
 fn example_for(metric: CaptionMetric) -> String {
     let name = metric.name();
     let table = match metric {
-        CaptionMetric::Bleu => "+------------------+\n| b                |\n+------------------+\n| 0.5773502691896258 |\n+------------------+",
-        _ => "+--------------------+\n| r                  |\n+--------------------+\n| 0.8999999999999999 |\n+--------------------+",
+        CaptionMetric::Bleu => "+--------------------+\n| b                  |\n+--------------------+\n| 0.9999999992500005 |\n+--------------------+",
+        _ => "+--------------------+\n| r                  |\n+--------------------+\n| 0.6666666666666666 |\n+--------------------+",
     };
     let (alias, field) =
         if metric == CaptionMetric::Bleu { ("b", "bleu_2") } else { ("r", "score") };

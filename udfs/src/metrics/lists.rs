@@ -106,8 +106,11 @@ pub fn text_lists<'a>(
         .collect())
 }
 
+/// One list of numbers, NULL entries kept.
+pub type Numbers = Vec<Option<f64>>;
+
 /// Row values of a Float64 list column (after `coerce_float_list` with depth 1).
-pub fn float_lists(func: &str, arg: &str, arr: &ArrayRef) -> Result<Vec<Option<Vec<Option<f64>>>>> {
+pub fn float_lists(func: &str, arg: &str, arr: &ArrayRef) -> Result<Vec<Option<Numbers>>> {
     let arr =
         cast(arr, &float_list_type(1)).map_err(|e| exec_datafusion_err!("{func}: `{arg}`: {e}"))?;
     let l = arr.as_list::<i32>();
@@ -128,7 +131,7 @@ pub fn float_list_lists(
     func: &str,
     arg: &str,
     arr: &ArrayRef,
-) -> Result<Vec<Option<Vec<Option<Vec<Option<f64>>>>>>> {
+) -> Result<Vec<Option<Vec<Option<Numbers>>>>> {
     let arr =
         cast(arr, &float_list_type(2)).map_err(|e| exec_datafusion_err!("{func}: `{arg}`: {e}"))?;
     let l = arr.as_list::<i32>();

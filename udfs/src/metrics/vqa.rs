@@ -292,7 +292,7 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     .with_argument("variant", "'current' (default) or 'pre2021'.")
     .with_argument("on_error", "Per-row error policy: 'fail' (default), 'null' or 'report'.")
     .with_sql_example(
-        "```sql\n> SELECT vqa_accuracy('Two', ['2', 'two', '2', '2', 'two', '2', '2', '2', '2', '2']) AS cur, vqa_accuracy('Two', ['2', 'two', '2', '2', 'two', '2', '2', '2', '2', '2'], variant => 'pre2021') AS old;\n+-----+--------------------+\n| cur | old                |\n+-----+--------------------+\n| 1.0 | 1.0                |\n+-----+--------------------+\n```",
+        "```sql\n> SELECT vqa_accuracy('Yes', array_repeat('yes', 10)) AS cur, vqa_accuracy('Yes', array_repeat('yes', 10), variant => 'pre2021') AS old;\n+-----+-----+\n| cur | old |\n+-----+-----+\n| 0.0 | 1.0 |\n+-----+-----+\n```",
     )
     .build()
 });

@@ -29,7 +29,7 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     )
     .with_argument("text", "The caption (string).")
     .with_sql_example(
-        "```sql\n> SELECT ptb_tokenize('A dog''s toy (red) can''t fly!') AS t;\n+------------------------------------------+\n| t                                        |\n+------------------------------------------+\n| a dog 's toy -lrb- red -rrb- ca n't fly |\n+------------------------------------------+\n```",
+        "```sql\n> SELECT ptb_tokenize('A dog''s toy (red) can''t fly!') AS t;\n+-----------------------------------------+\n| t                                       |\n+-----------------------------------------+\n| a dog 's toy -lrb- red -rrb- ca n't fly |\n+-----------------------------------------+\n```",
     )
     .build()
 });
