@@ -182,6 +182,22 @@ fn adaptive_beats_uniform_as_issue_3_requires() {
         .map(|&(_, m)| ns.iter().map(|&n| ious(&masks, Some(n), m)).collect())
         .collect();
     let ceiling = ious(&masks, None, Method::Uniform);
+    // How much of the gain is the secant step: the same step applied to the uniform points.
+    let uniform_secant: Vec<Vec<f64>> = ns
+        .iter()
+        .map(|&n| {
+            masks
+                .iter()
+                .map(|(_, _, m)| {
+                    let c = &trace::contours(m, Components::Largest, false)[0];
+                    let idx = sample::sample(&c.points, n, Method::Uniform);
+                    let pts = sample::secant_points(&c.points, &idx, m.width, m.height);
+                    let flat: Vec<f64> = pts.iter().flat_map(|&(x, y)| [x, y]).collect();
+                    m.iou(&Mask::from_polygons(m.height, m.width, &[flat])).unwrap()
+                })
+                .collect()
+        })
+        .collect();
     println!("Mean reconstruction IoU over {} masks of 512x512:\n", masks.len());
     println!("| method | n = 8 | n = 16 | n = 32 | n = 64 |");
     println!("|---|---:|---:|---:|---:|");
@@ -189,6 +205,8 @@ fn adaptive_beats_uniform_as_issue_3_requires() {
         let cells: Vec<String> = per_n.iter().map(|v| format!("{:.4}", mean(v))).collect();
         println!("| {label} | {} |", cells.join(" | "));
     }
+    let cells: Vec<String> = uniform_secant.iter().map(|v| format!("{:.4}", mean(v))).collect();
+    println!("| uniform + secant step (not a method; for comparison) | {} |", cells.join(" | "));
     println!(
         "| whole contour (ceiling) | {:.4} | {:.4} | {:.4} | {:.4} |",
         mean(&ceiling),

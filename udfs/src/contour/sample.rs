@@ -58,8 +58,23 @@ pub fn sequence_points(
     height: usize,
 ) -> Vec<(f64, f64)> {
     let idx = sample(points, n, method);
-    let fitted = if method == Method::Adaptive && idx.len() < points.len() {
-        fit_edges(points, &idx)
+    if method == Method::Adaptive {
+        secant_points(points, &idx, width, height)
+    } else {
+        idx.iter().map(|&i| (points[i].0 as f64, points[i].1 as f64)).collect()
+    }
+}
+
+/// The secant polygon of the chosen contour indices (module doc), clamped to the image; the
+/// contour points themselves when every point is kept.
+pub fn secant_points(
+    points: &[(i32, i32)],
+    idx: &[usize],
+    width: usize,
+    height: usize,
+) -> Vec<(f64, f64)> {
+    let fitted = if idx.len() < points.len() {
+        fit_edges(points, idx)
     } else {
         idx.iter().map(|&i| (points[i].0 as f64, points[i].1 as f64)).collect()
     };

@@ -71,30 +71,70 @@ struct Border {
     parent: Option<usize>,
 }
 
+thread_local! {
+    // The label image is as large as the mask (4 bytes a pixel); reusing it per thread avoids a
+    // fresh allocation and its page faults on every row of a query.
+    static LABELS: std::cell::RefCell<Vec<i32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Suzuki-Abe algorithm 1 on a copy of the mask with a one-pixel background frame.
 fn follow_borders(mask: &Mask) -> Vec<Border> {
-    let (w, h) = (mask.width as i32, mask.height as i32);
+    LABELS.with(|cell| {
+        let mut f = cell.borrow_mut();
+        fill_labels(mask, &mut f);
+        scan(mask.width as i32, mask.height as i32, &mut f)
+    })
+}
+
+/// Writes the mask row-major into `f` (1 = foreground) inside a zero frame. The mask is
+/// column-major: copy eight columns at a time so reads stay sequential and writes contiguous.
+fn fill_labels(mask: &Mask, f: &mut Vec<i32>) {
+    let (w, h) = (mask.width, mask.height);
     let stride = w + 2;
-    let mut f = vec![0i32; ((w + 2) * (h + 2)) as usize];
-    for x in 0..w {
-        let col = &mask.bits[(x * h) as usize..((x + 1) * h) as usize];
-        for (y, &b) in col.iter().enumerate() {
-            f[((y as i32 + 1) * stride + x + 1) as usize] = b as i32;
+    f.resize(stride * (h + 2), 0);
+    f[..stride].fill(0);
+    f[(h + 1) * stride..].fill(0);
+    for y in 0..h {
+        f[(y + 1) * stride] = 0;
+        f[(y + 1) * stride + w + 1] = 0;
+    }
+    for x0 in (0..w).step_by(8) {
+        let cols = (w - x0).min(8);
+        for y in 0..h {
+            let row = &mut f[(y + 1) * stride + x0 + 1..][..cols];
+            for (k, v) in row.iter_mut().enumerate() {
+                *v = mask.bits[(x0 + k) * h + y] as i32;
+            }
         }
     }
-    let at = |x: i32, y: i32| ((y + 1) * stride + x + 1) as usize;
+}
+
+fn scan(w: i32, h: i32, f: &mut [i32]) -> Vec<Border> {
+    let stride = w + 2;
     let mut borders: Vec<Border> = Vec::new();
     // Border number NBD as in the paper: 1 is the frame, borders are 2, 3, ...
     let mut nbd = 1i32;
     for y in 0..h {
         let mut lnbd = 1i32;
-        for x in 0..w {
-            let v = f[at(x, y)];
+        let base = ((y + 1) * stride + 1) as usize;
+        let end = base + w as usize;
+        let mut i = base;
+        while i < end {
+            let v = f[i];
+            // Runs of background and the inside of runs of unvisited foreground change nothing:
+            // skip them (only run ends can start a border or carry a label).
             if v == 0 {
+                match f[i + 1..end].iter().position(|&u| u != 0) {
+                    Some(k) => i += k + 1,
+                    None => break,
+                }
                 continue;
             }
-            let left = f[at(x - 1, y)];
-            let right = f[at(x + 1, y)];
+            if v == 1 && f[i - 1] != 0 && f[i + 1] == 1 {
+                i += f[i + 1..end].iter().position(|&u| u != 1).unwrap_or(end - i - 1);
+                continue;
+            }
+            let (x, left, right) = ((i - base) as i32, f[i - 1], f[i + 1]);
             let start = if v == 1 && left == 0 {
                 Some((false, 4usize))
             } else if v >= 1 && right == 0 {
@@ -113,13 +153,14 @@ fn follow_borders(mask: &Mask) -> Vec<Border> {
                     Some(p) if borders[p].hole == hole => borders[p].parent,
                     Some(p) => Some(p),
                 };
-                let points = follow(&mut f, stride, x, y, from, nbd);
+                let points = follow(f, stride, x, y, from, nbd);
                 borders.push(Border { points, hole, parent });
             }
-            let v = f[at(x, y)];
+            let v = f[i];
             if v != 1 {
                 lnbd = v.abs();
             }
+            i += 1;
         }
     }
     borders
