@@ -385,7 +385,8 @@ pub fn settings(config: &VistaConfig) -> Result<GenerateSettings> {
             "{NAME}: vista.num_beams and vista.batch_size must be at least 1"
         ));
     }
-    if !(config.temperature >= 0.0) || !(config.top_p > 0.0 && config.top_p <= 1.0) {
+    let temperature_ok = config.temperature >= 0.0 && config.temperature.is_finite();
+    if !temperature_ok || config.top_p.is_nan() || config.top_p <= 0.0 || config.top_p > 1.0 {
         return Err(exec_datafusion_err!(
             "{NAME}: vista.temperature must be >= 0 and vista.top_p in (0, 1], got {} and {}",
             config.temperature,
