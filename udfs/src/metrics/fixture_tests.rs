@@ -489,3 +489,30 @@ fn masks_of_different_sizes_are_an_error_naming_the_row() {
     .to_string();
     assert!(err.contains("miou: row 2: masks differ in size"), "{err}");
 }
+
+/// NULL predictions count as wrong and stay in the denominators.
+#[test]
+fn null_predictions_are_wrong_answers() {
+    let ctx = ctx();
+    let out = crate::test_util::run(
+        &ctx,
+        "SELECT grec_score(p, g)['precision_f1_1'] AS f1, grec_score(p, g)['n_acc'] AS n_acc, \
+         grec_score(p, g)['nt_fn'] AS nt_fn FROM (VALUES (CASE WHEN false THEN [[0.0, 0.0, 1.0, 1.0]] END, []), \
+         ([[0.0, 0.0, 1.0, 1.0]], [[0.0, 0.0, 1.0, 1.0]])) AS t(p, g)",
+    )
+    .unwrap();
+    assert!(out.contains("| 0.5 | 0.0   | 1     |"), "{out}");
+    let m = "named_struct('size', [2, 2], 'counts', '04')";
+    let out = crate::test_util::run(
+        &ctx,
+        &format!(
+            "SELECT gres_score(p, g)['giou'] AS giou, gres_score(p, g)['fp'] AS fp FROM \
+             (VALUES (CASE WHEN false THEN [{m}] END, [{m}]), ([{m}], [{m}])) AS t(p, g)"
+        ),
+    )
+    .unwrap();
+    assert!(out.contains("| 0.5  | 1  |"), "{out}");
+    let out =
+        crate::test_util::run(&ctx, "SELECT ptb_tokenize(CAST(NULL AS VARCHAR)) AS t").unwrap();
+    assert!(out.contains("|   |"), "{out}");
+}
