@@ -182,22 +182,28 @@ fn adaptive_beats_uniform_as_issue_3_requires() {
         .map(|&(_, m)| ns.iter().map(|&n| ious(&masks, Some(n), m)).collect())
         .collect();
     let ceiling = ious(&masks, None, Method::Uniform);
-    // How much of the gain is the secant step: the same step applied to the uniform points.
-    let uniform_secant: Vec<Vec<f64>> = ns
-        .iter()
-        .map(|&n| {
-            masks
-                .iter()
-                .map(|(_, _, m)| {
-                    let c = &trace::contours(m, Components::Largest, false)[0];
-                    let idx = sample::sample(&c.points, n, Method::Uniform);
-                    let pts = sample::secant_points(&c.points, &idx, m.width, m.height);
-                    let flat: Vec<f64> = pts.iter().flat_map(|&(x, y)| [x, y]).collect();
-                    m.iou(&Mask::from_polygons(m.height, m.width, &[flat])).unwrap()
-                })
-                .collect()
-        })
-        .collect();
+    // How much of the gain is the secant step: the step applied to uniform points, and the
+    // adaptive choice of points without it.
+    let variant = |n: usize, method: Method, secant: bool| -> Vec<f64> {
+        masks
+            .iter()
+            .map(|(_, _, m)| {
+                let c = &trace::contours(m, Components::Largest, false)[0];
+                let idx = sample::sample(&c.points, n, method);
+                let pts: Vec<(f64, f64)> = if secant {
+                    sample::secant_points(&c.points, &idx, m.width, m.height)
+                } else {
+                    idx.iter().map(|&i| (c.points[i].0 as f64, c.points[i].1 as f64)).collect()
+                };
+                let flat: Vec<f64> = pts.iter().flat_map(|&(x, y)| [x, y]).collect();
+                m.iou(&Mask::from_polygons(m.height, m.width, &[flat])).unwrap()
+            })
+            .collect()
+    };
+    let extra = [
+        ("adaptive without the secant step (not a method)", Method::Adaptive, false),
+        ("uniform + secant step (not a method)", Method::Uniform, true),
+    ];
     println!("Mean reconstruction IoU over {} masks of 512x512:\n", masks.len());
     println!("| method | n = 8 | n = 16 | n = 32 | n = 64 |");
     println!("|---|---:|---:|---:|---:|");
@@ -205,8 +211,11 @@ fn adaptive_beats_uniform_as_issue_3_requires() {
         let cells: Vec<String> = per_n.iter().map(|v| format!("{:.4}", mean(v))).collect();
         println!("| {label} | {} |", cells.join(" | "));
     }
-    let cells: Vec<String> = uniform_secant.iter().map(|v| format!("{:.4}", mean(v))).collect();
-    println!("| uniform + secant step (not a method; for comparison) | {} |", cells.join(" | "));
+    for (label, method, secant) in extra {
+        let cells: Vec<String> =
+            ns.iter().map(|&n| format!("{:.4}", mean(&variant(n, method, secant)))).collect();
+        println!("| {label} | {} |", cells.join(" | "));
+    }
     println!(
         "| whole contour (ceiling) | {:.4} | {:.4} | {:.4} | {:.4} |",
         mean(&ceiling),
