@@ -1,1 +1,14 @@
+//! Vista: VistaLLM as SQL. The engine (session, tables, output, CLI plumbing) and the model;
+//! the SQL functions live in the `vista-udfs` crate.
 
+pub mod engine;
+pub mod functions;
+pub mod import;
+pub mod jobs;
+pub mod model;
+pub mod output;
+pub mod progress;
+pub mod provenance;
+pub mod session;
+pub mod synth;
+pub mod tables;

@@ -147,7 +147,7 @@ pub fn to_arrays(args: &[ColumnarValue], rows: usize) -> Result<Vec<ArrayRef>> {
 }
 
 /// Row values of a Binary/LargeBinary/BinaryView (or Utf8 flavour) column as byte slices.
-pub fn bytes_values(func: &str, arr: &ArrayRef) -> Result<Vec<Option<&[u8]>>> {
+pub fn bytes_values<'a>(func: &str, arr: &'a ArrayRef) -> Result<Vec<Option<&'a [u8]>>> {
     Ok(match arr.data_type() {
         DataType::Binary => arr.as_binary::<i32>().iter().collect(),
         DataType::LargeBinary => arr.as_binary::<i64>().iter().collect(),
@@ -161,7 +161,7 @@ pub fn bytes_values(func: &str, arr: &ArrayRef) -> Result<Vec<Option<&[u8]>>> {
 }
 
 /// Row values of a Utf8/LargeUtf8/Utf8View column.
-pub fn str_values(func: &str, arr: &ArrayRef) -> Result<Vec<Option<&str>>> {
+pub fn str_values<'a>(func: &str, arr: &'a ArrayRef) -> Result<Vec<Option<&'a str>>> {
     Ok(match arr.data_type() {
         DataType::Utf8 => arr.as_string::<i32>().iter().collect(),
         DataType::LargeUtf8 => arr.as_string::<i64>().iter().collect(),

@@ -1,0 +1,180 @@
+//! Running SQL text: statement splitting, vista's own handling of `COPY ... TO` (atomic files
+//! with provenance metadata), result output, and progress.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::common::DataFusionError;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::{execute_stream, ExecutionPlan};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::{CopyToSource, CopyToStatement, DFParser, Statement};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use futures::StreamExt;
+
+use crate::output::{self, Format};
+use crate::progress::Progress;
+
+/// Where the results of queries go.
+#[derive(Debug, Clone)]
+pub struct Sink {
+    pub format: Format,
+    /// Write the last query's result to this file instead of stdout.
+    pub out: Option<PathBuf>,
+    /// Show a progress line on a terminal.
+    pub progress: bool,
+}
+
+/// Splits SQL text into statements (comments and `;` handled by DataFusion's parser).
+pub fn parse(sql: &str) -> Result<Vec<Statement>> {
+    let stmts = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})
+        .map_err(|e| anyhow::anyhow!("SQL syntax error: {}", one_line(&e.to_string())))?;
+    Ok(stmts.into_iter().collect())
+}
+
+/// Runs every statement of `sql`; query results go to `sink` (stdout or `--out`).
+pub async fn run_sql(ctx: &SessionContext, sql: &str, sink: &Sink, stdout: &mut dyn Write) -> Result<()> {
+    let stmts = parse(sql)?;
+    let last_query = stmts.iter().rposition(is_query);
+    for (i, stmt) in stmts.into_iter().enumerate() {
+        let text = stmt.to_string();
+        let out_file = if Some(i) == last_query { sink.out.as_deref() } else { None };
+        run_statement(ctx, stmt, &text, sink, out_file, stdout)
+            .await
+            .with_context(|| format!("statement {}: {}", i + 1, abbreviate(&text)))?;
+    }
+    Ok(())
+}
+
+fn is_query(s: &Statement) -> bool {
+    matches!(s, Statement::Statement(st) if matches!(**st,
+        datafusion::sql::sqlparser::ast::Statement::Query(_)
+        | datafusion::sql::sqlparser::ast::Statement::ShowFunctions { .. }
+        | datafusion::sql::sqlparser::ast::Statement::ShowTables { .. }
+        | datafusion::sql::sqlparser::ast::Statement::ShowColumns { .. }
+        | datafusion::sql::sqlparser::ast::Statement::ShowVariable { .. }))
+        || matches!(s, Statement::Explain(_))
+}
+
+async fn run_statement(
+    ctx: &SessionContext,
+    stmt: Statement,
+    text: &str,
+    sink: &Sink,
+    out_file: Option<&Path>,
+    stdout: &mut dyn Write,
+) -> Result<()> {
+    if let Statement::CopyTo(copy) = &stmt {
+        if let Some((path, format)) = own_copy_target(copy) {
+            let source_sql = match &copy.source {
+                CopyToSource::Relation(name) => format!("SELECT * FROM {name}"),
+                CopyToSource::Query(q) => q.to_string(),
+            };
+            let plan = plan_sql(ctx, &source_sql).await?;
+            let rows = write_plan(ctx, plan, &path, format, text, sink.progress).await?;
+            writeln!(stdout, "{rows} rows written to {}", path.display())?;
+            return Ok(());
+        }
+    }
+    let plan = ctx.state().statement_to_plan(stmt).await.map_err(dferr)?;
+    match out_file {
+        Some(path) => {
+            let format = Format::from_path(path).unwrap_or(Format::Parquet);
+            let rows = write_plan(ctx, plan, path, format, text, sink.progress).await?;
+            eprintln!("{rows} rows written to {}", path.display());
+        }
+        None => {
+            let df = ctx.execute_logical_plan(plan).await.map_err(dferr)?;
+            let schema = Arc::new(df.schema().as_arrow().clone());
+            let physical = df.create_physical_plan().await.map_err(dferr)?;
+            let batches = collect(ctx, physical, sink.progress).await?;
+            if !batches.is_empty() || is_result_statement(text) {
+                output::write_text(&mut *stdout, sink.format, &schema, &batches)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// DDL and SET print nothing; everything else prints its (possibly empty) result.
+fn is_result_statement(text: &str) -> bool {
+    let t = text.trim_start().to_ascii_uppercase();
+    !(t.starts_with("CREATE") || t.starts_with("SET") || t.starts_with("DROP"))
+}
+
+/// COPY statements vista writes itself: one file of a format it knows, no partitioning.
+fn own_copy_target(copy: &CopyToStatement) -> Option<(PathBuf, Format)> {
+    if !copy.partitioned_by.is_empty() {
+        return None;
+    }
+    let path = PathBuf::from(&copy.target);
+    let format = match copy.stored_as.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        Some("parquet") => Format::Parquet,
+        Some("csv") => Format::Csv,
+        Some("json") => Format::Ndjson,
+        Some(_) => return None,
+        None => Format::from_path(&path)?,
+    };
+    if copy.target.ends_with('/') {
+        return None;
+    }
+    Some((path, format))
+}
+
+pub async fn plan_sql(ctx: &SessionContext, sql: &str) -> Result<LogicalPlan> {
+    let mut stmts = parse(sql)?;
+    anyhow::ensure!(stmts.len() == 1, "expected one statement");
+    ctx.state().statement_to_plan(stmts.remove(0)).await.map_err(dferr)
+}
+
+/// Executes a plan into a file atomically, with provenance metadata; returns rows written.
+pub async fn write_plan(
+    ctx: &SessionContext,
+    plan: LogicalPlan,
+    path: &Path,
+    format: Format,
+    sql: &str,
+    progress: bool,
+) -> Result<usize> {
+    let meta = output::provenance(Some(sql), &crate::provenance::of_plan(ctx, &plan));
+    let df = ctx.execute_logical_plan(plan).await.map_err(dferr)?;
+    let physical = df.create_physical_plan().await.map_err(dferr)?;
+    let _progress = Progress::start(physical.clone(), progress);
+    let stream = execute_stream(physical, ctx.task_ctx()).map_err(dferr)?;
+    output::write_stream_atomic(path, format, stream, &meta).await
+}
+
+async fn collect(
+    ctx: &SessionContext,
+    physical: Arc<dyn ExecutionPlan>,
+    progress: bool,
+) -> Result<Vec<RecordBatch>> {
+    let _progress = Progress::start(physical.clone(), progress);
+    let mut stream = execute_stream(physical, ctx.task_ctx()).map_err(dferr)?;
+    let mut batches = Vec::new();
+    while let Some(b) = stream.next().await {
+        batches.push(b.map_err(dferr)?);
+    }
+    Ok(batches)
+}
+
+fn dferr(e: DataFusionError) -> anyhow::Error {
+    anyhow::anyhow!("{}", one_line(&e.strip_backtrace()))
+}
+
+/// Error text on one line (DataFusion sometimes nests context with newlines).
+pub fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn abbreviate(sql: &str) -> String {
+    let s = one_line(sql);
+    if s.chars().count() > 80 {
+        format!("{}...", s.chars().take(77).collect::<String>())
+    } else {
+        s
+    }
+}

@@ -1,0 +1,66 @@
+//! `vista functions`: every vista function with its signature, description and SQL example.
+
+use std::fmt::Write as _;
+
+use datafusion::logical_expr::Documentation;
+
+/// One documented function.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FunctionInfo {
+    pub name: String,
+    pub kind: &'static str,
+    pub section: String,
+    pub syntax: String,
+    pub description: String,
+    pub arguments: Vec<(String, String)>,
+    pub example: Option<String>,
+}
+
+/// Every vista function, sorted by section then name.
+pub fn list() -> Vec<FunctionInfo> {
+    let mut out = Vec::new();
+    let mut push = |name: &str, kind: &'static str, doc: Option<&Documentation>| {
+        let (section, syntax, description, arguments, example) = match doc {
+            Some(d) => (
+                d.doc_section.label.to_string(),
+                d.syntax_example.clone(),
+                d.description.clone(),
+                d.arguments.clone().unwrap_or_default(),
+                d.sql_example.clone(),
+            ),
+            None => ("Undocumented".into(), name.to_string(), String::new(), vec![], None),
+        };
+        out.push(FunctionInfo { name: name.to_string(), kind, section, syntax, description, arguments, example });
+    };
+    for f in vista_udfs::scalar_functions() {
+        push(f.name(), "scalar", f.documentation());
+    }
+    for f in vista_udfs::aggregate_functions() {
+        push(f.name(), "aggregate", f.documentation());
+    }
+    out.sort_by(|a, b| (&a.section, &a.name).cmp(&(&b.section, &b.name)));
+    out
+}
+
+/// A readable listing (markdown-flavoured plain text).
+pub fn render_text(fns: &[FunctionInfo]) -> String {
+    let mut s = String::new();
+    let mut section = "";
+    for f in fns {
+        if f.section != section {
+            section = &f.section;
+            let _ = writeln!(s, "## {section}\n");
+        }
+        let _ = writeln!(s, "### {} ({})\n\n    {}\n\n{}\n", f.name, f.kind, f.syntax, f.description);
+        for (a, d) in &f.arguments {
+            let _ = writeln!(s, "- `{a}`: {d}");
+        }
+        if !f.arguments.is_empty() {
+            s.push('\n');
+        }
+        if let Some(ex) = &f.example {
+            let _ = writeln!(s, "{ex}\n");
+        }
+    }
+    s
+}

@@ -1,0 +1,311 @@
+//! Writing results: atomic files (temporary name, fsync, rename) with provenance metadata,
+//! and the machine-readable output formats of `vista sql`.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::metadata::KeyValue;
+use datafusion::parquet::file::properties::WriterProperties;
+
+/// Output formats of `vista sql`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A readable table (the terminal default).
+    Table,
+    Csv,
+    /// One JSON array of objects, one object per row.
+    Json,
+    /// One JSON object per line.
+    Ndjson,
+    Parquet,
+}
+
+impl Format {
+    /// The format a file name asks for (`.parquet`, `.csv`, `.json`, `.ndjson`/`.jsonl`).
+    pub fn from_path(path: &Path) -> Option<Format> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "parquet" => Some(Format::Parquet),
+            "csv" => Some(Format::Csv),
+            "json" => Some(Format::Json),
+            "ndjson" | "jsonl" => Some(Format::Ndjson),
+            _ => None,
+        }
+    }
+}
+
+/// Key-value metadata every vista file carries: the vista version and the SQL that made it,
+/// then whatever the functions used report (model fingerprint, metric variants).
+pub fn provenance(sql: Option<&str>, extra: &[(String, String)]) -> Vec<(String, String)> {
+    let mut kv = vec![("vista.version".to_string(), env!("CARGO_PKG_VERSION").to_string())];
+    if let Some(sql) = sql {
+        kv.push(("vista.sql".to_string(), sql.trim().to_string()));
+    }
+    kv.extend(extra.iter().cloned());
+    kv
+}
+
+/// A file that appears under its final name only when committed: the data goes to a hidden
+/// temporary file in the same directory, is fsynced, then renamed. Dropping it uncommitted
+/// (an error, a panic) removes the temporary file; a killed process leaves only a `.tmp` file
+/// that no `*.parquet` glob matches.
+pub struct AtomicFile {
+    path: PathBuf,
+    tmp: PathBuf,
+    file: Option<File>,
+}
+
+impl AtomicFile {
+    pub fn create(path: &Path) -> Result<AtomicFile> {
+        let tmp = temp_path(path)?;
+        let file = File::create(&tmp).with_context(|| format!("cannot create '{}'", tmp.display()))?;
+        Ok(AtomicFile { path: path.to_path_buf(), tmp, file: Some(file) })
+    }
+
+    pub fn file(&mut self) -> &mut File {
+        self.file.as_mut().expect("file is open until commit")
+    }
+
+    /// Syncs the data and moves the file to its final name.
+    pub fn commit(mut self) -> Result<()> {
+        let mut file = self.file.take().expect("file is open until commit");
+        file.flush()?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&self.tmp, &self.path).with_context(|| {
+            format!("cannot move '{}' to '{}'", self.tmp.display(), self.path.display())
+        })?;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // The rename is durable only once the directory entry is.
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+fn temp_path(path: &Path) -> Result<PathBuf> {
+    let name = path
+        .file_name()
+        .with_context(|| format!("output path '{}' has no file name", path.display()))?
+        .to_string_lossy()
+        .to_string();
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create directory '{}'", dir.display()))?;
+    Ok(dir.join(format!(".{name}.{}.tmp", std::process::id())))
+}
+
+/// Parquet writer properties with the provenance metadata.
+pub fn parquet_properties(metadata: &[(String, String)]) -> Result<WriterProperties> {
+    let kv = metadata.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect::<Vec<_>>();
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+        .set_key_value_metadata(Some(kv))
+        .build())
+}
+
+/// Writes `batches` to `path` in `format`, atomically (see [`AtomicFile`]).
+pub fn write_atomic(
+    path: &Path,
+    format: Format,
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+    metadata: &[(String, String)],
+) -> Result<()> {
+    let mut out = AtomicFile::create(path)?;
+    let written = match format {
+        Format::Parquet => (|| -> Result<()> {
+            let mut writer = ArrowWriter::try_new(out.file(), schema, Some(parquet_properties(metadata)?))?;
+            for b in batches {
+                writer.write(b)?;
+            }
+            writer.close()?;
+            Ok(())
+        })(),
+        other => write_text(out.file(), other, &schema, batches),
+    };
+    written.with_context(|| format!("writing '{}'", path.display()))?;
+    out.commit()
+}
+
+/// Parquet with provenance metadata, atomically (see [`AtomicFile`]).
+pub fn write_parquet_atomic(
+    path: &Path,
+    batches: &[RecordBatch],
+    schema: SchemaRef,
+    metadata: &[(String, String)],
+) -> Result<()> {
+    write_atomic(path, Format::Parquet, schema, batches, metadata)
+}
+
+/// Streams a query result into `path` atomically; returns the number of rows written.
+pub async fn write_stream_atomic(
+    path: &Path,
+    format: Format,
+    mut stream: datafusion::physical_plan::SendableRecordBatchStream,
+    metadata: &[(String, String)],
+) -> Result<usize> {
+    use futures::StreamExt;
+    let schema = stream.schema();
+    let mut out = AtomicFile::create(path)?;
+    let mut rows = 0;
+    match format {
+        Format::Parquet => {
+            let mut writer = ArrowWriter::try_new(out.file(), schema, Some(parquet_properties(metadata)?))?;
+            while let Some(b) = stream.next().await {
+                let b = b?;
+                rows += b.num_rows();
+                writer.write(&b)?;
+            }
+            writer.close()?;
+        }
+        other => {
+            // Text formats are small by nature; buffering keeps one writer per format.
+            let mut batches = Vec::new();
+            while let Some(b) = stream.next().await {
+                let b = b?;
+                rows += b.num_rows();
+                batches.push(b);
+            }
+            write_text(out.file(), other, &schema, &batches)?;
+        }
+    }
+    out.commit()?;
+    Ok(rows)
+}
+
+/// Writes batches as text (table, csv, json, ndjson) to a stream such as stdout.
+pub fn write_text<W: Write + ?Sized>(
+    out: &mut W,
+    format: Format,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<()> {
+    match format {
+        Format::Table => {
+            if batches.iter().all(|b| b.num_rows() == 0) {
+                let empty = RecordBatch::new_empty(schema.clone());
+                writeln!(out, "{}", datafusion::arrow::util::pretty::pretty_format_batches(&[empty])?)?;
+            } else {
+                writeln!(out, "{}", datafusion::arrow::util::pretty::pretty_format_batches(batches)?)?;
+            }
+        }
+        Format::Csv => {
+            let mut w = datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(&mut *out);
+            if batches.is_empty() {
+                w.write(&flatten_nested(&RecordBatch::new_empty(schema.clone()))?)?;
+            }
+            for b in batches {
+                w.write(&flatten_nested(b)?)?;
+            }
+        }
+        Format::Json => {
+            let mut w = datafusion::arrow::json::ArrayWriter::new(&mut *out);
+            for b in batches {
+                w.write(b)?;
+            }
+            w.finish()?;
+            if batches.iter().all(|b| b.num_rows() == 0) {
+                write!(out, "[]")?;
+            }
+            writeln!(out)?;
+        }
+        Format::Ndjson => {
+            let mut w = datafusion::arrow::json::LineDelimitedWriter::new(&mut *out);
+            for b in batches {
+                w.write(b)?;
+            }
+            w.finish()?;
+        }
+        Format::Parquet => bail!("parquet output needs a file: use --out FILE.parquet"),
+    }
+    Ok(())
+}
+
+/// CSV has no nested values: lists and structs become their display text (`[1, 2]`, `{a: 1}`).
+fn flatten_nested(batch: &RecordBatch) -> Result<RecordBatch> {
+    use datafusion::arrow::array::{ArrayRef, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+    use std::sync::Arc;
+    if !batch.schema().fields().iter().any(|f| f.data_type().is_nested()) {
+        return Ok(batch.clone());
+    }
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (f, col) in batch.schema().fields().iter().zip(batch.columns()) {
+        if f.data_type().is_nested() {
+            let fmt = ArrayFormatter::try_new(col.as_ref(), &FormatOptions::default())?;
+            let text: StringArray = (0..col.len())
+                .map(|i| col.is_valid(i).then(|| fmt.value(i).to_string()))
+                .collect();
+            fields.push(Field::new(f.name(), DataType::Utf8, true));
+            columns.push(Arc::new(text));
+        } else {
+            fields.push(f.as_ref().clone());
+            columns.push(col.clone());
+        }
+    }
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Int32Array;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    #[test]
+    fn parquet_is_written_atomically_with_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/x.parquet");
+        let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int32, false)]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int32Array::from(vec![1, 2]))]).unwrap();
+        let meta = provenance(Some("SELECT 1"), &[("k".into(), "v".into())]);
+        write_parquet_atomic(&path, &[batch], schema, &meta).unwrap();
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("x.parquet")], "no temporary file left");
+        let reader = datafusion::parquet::file::reader::SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
+        use datafusion::parquet::file::reader::FileReader;
+        let kv = reader.metadata().file_metadata().key_value_metadata().unwrap().clone();
+        let get = |k: &str| kv.iter().find(|e| e.key == k).and_then(|e| e.value.clone());
+        assert_eq!(get("vista.sql").as_deref(), Some("SELECT 1"));
+        assert_eq!(get("k").as_deref(), Some("v"));
+        assert_eq!(get("vista.version").as_deref(), Some(env!("CARGO_PKG_VERSION")));
+    }
+
+    #[test]
+    fn a_failed_write_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.parquet");
+        let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int32, false)]));
+        let other = Arc::new(Schema::new(vec![Field::new("b", DataType::Utf8, false)]));
+        let batch = RecordBatch::try_new(
+            other,
+            vec![Arc::new(datafusion::arrow::array::StringArray::from(vec!["x"]))],
+        )
+        .unwrap();
+        // The batch does not match the declared schema: the writer fails midway.
+        assert!(write_parquet_atomic(&path, &[batch], schema, &[]).is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no file, complete or partial");
+    }
+}

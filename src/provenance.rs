@@ -1,0 +1,85 @@
+//! What a query's functions report into the metadata of the files it writes: which vista
+//! functions ran, the constant options they were called with (metric variants, sampling
+//! method, output style), and the model settings when the model ran.
+
+use std::collections::{BTreeMap, HashSet};
+
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::prelude::SessionContext;
+use vista_udfs::VistaConfig;
+
+type Used = BTreeMap<String, BTreeMap<String, String>>;
+
+/// Metadata entries for a planned query.
+pub fn of_plan(ctx: &SessionContext, plan: &LogicalPlan) -> Vec<(String, String)> {
+    let ours: HashSet<String> = vista_udfs::function_names().into_iter().collect();
+    let mut used = Used::new();
+    collect(plan, &ours, &mut used);
+    let mut kv = Vec::new();
+    if !used.is_empty() {
+        kv.push(("vista.functions".to_string(), used.keys().cloned().collect::<Vec<_>>().join(",")));
+    }
+    for (name, options) in &used {
+        for (p, v) in options {
+            kv.push((format!("vista.function.{name}.{p}"), v.clone()));
+        }
+    }
+    if used.contains_key("vista_generate") {
+        let c = VistaConfig::from_options(ctx.state().config_options());
+        for (k, v) in [
+            ("model", c.model.clone()),
+            ("device", c.device.clone()),
+            ("dtype", c.dtype.clone()),
+            ("batch_size", c.batch_size.to_string()),
+            ("max_new_tokens", c.max_new_tokens.to_string()),
+            ("num_beams", c.num_beams.to_string()),
+            ("temperature", c.temperature.to_string()),
+            ("top_p", c.top_p.to_string()),
+            ("seed", c.seed.to_string()),
+            ("prompt_template", c.prompt_template.clone()),
+        ] {
+            kv.push((format!("vista.{k}"), v));
+        }
+    }
+    kv
+}
+
+fn collect(plan: &LogicalPlan, ours: &HashSet<String>, used: &mut Used) {
+    let _ = plan.apply(|node| {
+        let _ = node.apply_expressions(|e| {
+            e.apply(|e| {
+                record(e, ours, used);
+                Ok(TreeNodeRecursion::Continue)
+            })
+        });
+        let _ = node.apply_subqueries(|sub| {
+            collect(sub, ours, used);
+            Ok(TreeNodeRecursion::Continue)
+        });
+        Ok(TreeNodeRecursion::Continue)
+    });
+}
+
+/// Notes a vista function call and its constant options, by parameter name.
+fn record(e: &Expr, ours: &HashSet<String>, used: &mut Used) {
+    let (name, params, args) = match e {
+        Expr::ScalarFunction(f) => (f.func.name(), f.func.signature().parameter_names.clone(), &f.args),
+        Expr::AggregateFunction(f) => {
+            (f.func.name(), f.func.signature().parameter_names.clone(), &f.params.args)
+        }
+        _ => return,
+    };
+    if !ours.contains(name) {
+        return;
+    }
+    let options = used.entry(name.to_string()).or_default();
+    for (i, arg) in args.iter().enumerate().skip(1) {
+        if let Expr::Literal(v, _) = arg {
+            if !v.is_null() {
+                let pname = params.as_ref().and_then(|p| p.get(i).cloned()).unwrap_or(format!("arg{i}"));
+                options.insert(pname, v.to_string());
+            }
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! End-to-end tests of the `vista` binary: SQL in, files out, errors as one line.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::Int64Type;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+fn vista(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vista"))
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", dir)
+        .output()
+        .expect("vista runs")
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = vista(dir, args);
+    assert!(
+        out.status.success(),
+        "vista {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs a command that must fail; returns its stderr, which must be a single line.
+fn fails(dir: &Path, args: &[&str]) -> String {
+    let out = vista(dir, args);
+    assert!(!out.status.success(), "vista {args:?} should fail");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.trim_end().lines().count(), 1, "one-line error expected, got:\n{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+fn read_parquet(path: &Path) -> (Vec<RecordBatch>, Vec<(String, String)>) {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap()).unwrap();
+    let kv = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| (e.key, e.value.unwrap_or_default()))
+        .collect();
+    let batches = builder.build().unwrap().collect::<Result<Vec<_>, _>>().unwrap();
+    (batches, kv)
+}
+
+fn meta<'a>(kv: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    kv.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// A 3x2 PNG made with the image crate.
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_pixel(w, h, image::Rgb([10, 20, 30]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+#[test]
+fn output_formats_are_exact() {
+    let d = tmp();
+    let q = "SELECT 0.1 + 0.2 AS x, 'a' AS s";
+    let csv = ok(d.path(), &["sql", "-c", q, "--format", "csv"]);
+    assert_eq!(csv, "x,s\n0.30000000000000004,a\n");
+    let ndjson = ok(d.path(), &["sql", "-c", q, "--format", "ndjson"]);
+    assert_eq!(ndjson, "{\"x\":0.30000000000000004,\"s\":\"a\"}\n");
+    let json = ok(d.path(), &["sql", "-c", q, "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v[0]["x"].as_f64(), Some(0.1 + 0.2));
+    let table = ok(d.path(), &["sql", "-c", q]);
+    assert!(table.contains("| 0.30000000000000004 | a |"), "{table}");
+}
+
+#[test]
+fn sql_files_with_several_statements_and_comments() {
+    let d = tmp();
+    write(d.path(), "data/t.csv", "id,label\n1,cat\n2,dog\n3,cat\n");
+    write(
+        d.path(),
+        "q.sql",
+        "-- a comment\nCREATE EXTERNAL TABLE t STORED AS CSV LOCATION 'data/t.csv' OPTIONS ('format.has_header' 'true');\n/* block */ SELECT label, count(*) AS n FROM t GROUP BY label ORDER BY label;\n",
+    );
+    let out = ok(d.path(), &["sql", "-f", "q.sql", "--format", "csv"]);
+    assert_eq!(out, "label,n\ncat,2\ndog,1\n");
+}
+
+#[test]
+fn file_paths_and_table_flags_are_tables_and_copy_writes_parquet_atomically() {
+    let d = tmp();
+    write(d.path(), "a.json", "{\"id\": 1, \"w\": 2.5}\n{\"id\": 2, \"w\": 4.0}\n");
+    write(d.path(), "b.csv", "id,name\n1,one\n2,two\n");
+    let sql = "COPY (SELECT a.id, a.w, b.name FROM 'a.json' a JOIN names b ON a.id = b.id ORDER BY a.id) TO 'out/joined.parquet'";
+    let printed = ok(d.path(), &["sql", "--table", "names=b.csv", "-c", sql]);
+    assert!(printed.contains("2 rows written"), "{printed}");
+    let files: Vec<_> = std::fs::read_dir(d.path().join("out")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(files, vec![std::ffi::OsString::from("joined.parquet")], "no temporary files remain");
+    let (batches, kv) = read_parquet(&d.path().join("out/joined.parquet"));
+    let b = &batches[0];
+    assert_eq!(b.num_rows(), 2);
+    assert_eq!(b.column(0).as_primitive::<Int64Type>().values().to_vec(), vec![1, 2]);
+    assert_eq!(meta(&kv, "vista.version"), Some(env!("CARGO_PKG_VERSION")));
+    assert!(meta(&kv, "vista.sql").unwrap().starts_with("COPY"), "{kv:?}");
+}
+
+#[test]
+fn out_flag_writes_the_last_query_with_function_metadata() {
+    let d = tmp();
+    std::fs::write(d.path().join("img.png"), png(3, 2)).unwrap();
+    let sql = "SELECT image_width(read_bytes('img.png', on_error => 'null')) AS w, image_height(read_bytes('img.png')) AS h";
+    ok(d.path(), &["sql", "-c", sql, "--out", "res.parquet"]);
+    let (batches, kv) = read_parquet(&d.path().join("res.parquet"));
+    let b = &batches[0];
+    assert_eq!(b.column(0).as_primitive::<datafusion::arrow::datatypes::Int32Type>().value(0), 3);
+    assert_eq!(b.column(1).as_primitive::<datafusion::arrow::datatypes::Int32Type>().value(0), 2);
+    let fns = meta(&kv, "vista.functions").unwrap();
+    assert!(fns.contains("image_width") && fns.contains("read_bytes"), "{kv:?}");
+    assert_eq!(meta(&kv, "vista.function.read_bytes.on_error"), Some("null"));
+}
+
+#[test]
+fn base_dir_resolves_relative_paths() {
+    let d = tmp();
+    std::fs::create_dir_all(d.path().join("imgs")).unwrap();
+    std::fs::write(d.path().join("imgs/x.png"), png(5, 7)).unwrap();
+    let out = ok(
+        d.path(),
+        &["sql", "--format", "csv", "-c", "SET vista.base_dir = 'imgs'; SELECT image_format(read_bytes('x.png')) AS f, image_height(read_bytes('x.png')) AS h"],
+    );
+    assert_eq!(out, "f,h\npng,7\n");
+    let out = ok(d.path(), &["sql", "--base-dir", "imgs", "--format", "csv", "-c", "SELECT image_width(read_bytes('x.png')) AS w"]);
+    assert_eq!(out, "w\n5\n");
+}
+
+#[test]
+fn functions_are_listed_with_examples() {
+    let d = tmp();
+    let text = ok(d.path(), &["functions"]);
+    for name in ["read_bytes", "image_width", "image_height", "image_format"] {
+        assert!(text.contains(&format!("### {name} (")), "{name} missing from:\n{text}");
+    }
+    assert!(text.contains("```sql"));
+    let json: serde_json::Value = serde_json::from_str(&ok(d.path(), &["functions", "--format", "json"])).unwrap();
+    let names: Vec<&str> = json.as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    for f in vista_udfs::function_names() {
+        assert!(names.contains(&f.as_str()), "{f} missing from vista functions");
+    }
+    let show = ok(d.path(), &["sql", "--format", "csv", "-c", "SHOW FUNCTIONS LIKE 'image_w%'"]);
+    assert!(show.contains("image_width"), "{show}");
+}
+
+#[test]
+fn check_reports_every_mismatch() {
+    let d = tmp();
+    write(d.path(), "good.ndjson", "{\"image_id\": \"a\", \"width\": 3, \"height\": 2, \"image_path\": \"a.png\", \"image\": null}\n");
+    // `image_id` missing, `width` a string.
+    write(d.path(), "bad.csv", "width,height\nx,2\n");
+    let good = ok(d.path(), &["check", "good.ndjson", "--schema", "images"]);
+    assert!(good.contains("matches schema 'images'"), "{good}");
+    let out = vista(d.path(), &["check", "bad.csv", "--schema", "images"]);
+    assert!(!out.status.success());
+    let report = String::from_utf8(out.stdout).unwrap();
+    assert!(report.contains("column 'image_id' (utf8) is missing"), "{report}");
+    assert!(report.contains("column 'width' has type Utf8"), "{report}");
+}
+
+#[test]
+fn bad_input_is_one_line_and_names_the_problem() {
+    let d = tmp();
+    assert!(fails(d.path(), &["sql", "-c", "SELEC 1"]).contains("syntax"));
+    assert!(fails(d.path(), &["sql", "-c", "SELECT * FROM 'missing.parquet'"]).contains("missing.parquet"));
+    assert!(fails(d.path(), &["sql", "-c", "SELECT no_such_function(1)"]).contains("no_such_function"));
+    assert!(fails(d.path(), &["sql", "--table", "t=nope.csv", "-c", "SELECT 1"]).contains("nope.csv"));
+    assert!(fails(d.path(), &["sql", "-f", "nope.sql"]).contains("nope.sql"));
+    assert!(fails(d.path(), &["check", "nope.parquet", "--schema", "samples"]).contains("nope.parquet"));
+    write(d.path(), "imgs.csv", "p\nok.png\nbroken.png\n");
+    std::fs::write(d.path().join("ok.png"), png(2, 2)).unwrap();
+    std::fs::write(d.path().join("broken.png"), b"not an image").unwrap();
+    let err = fails(
+        d.path(),
+        &["sql", "--table", "imgs=imgs.csv", "-c", "SELECT image_width(read_bytes(p)) FROM imgs"],
+    );
+    assert!(err.contains("image_width: row 2"), "{err}");
+    // on_error => 'report' keeps the reason next to the NULL.
+    let out = ok(
+        d.path(),
+        &["sql", "--table", "imgs=imgs.csv", "--format", "csv", "-c",
+          "SELECT p, r['value'] AS w, r['error'] IS NOT NULL AS failed FROM (SELECT p, image_width(read_bytes(p), on_error => 'report') AS r FROM imgs) ORDER BY p"],
+    );
+    assert_eq!(out, "p,w,failed\nbroken.png,,true\nok.png,2,false\n");
+}
