@@ -16,14 +16,18 @@ BATCHES=${BATCHES:-1,8}
 NEW=${NEW:-32}
 THREADS=${THREADS:-2}
 FEATURES=${FEATURES:-}
+# PROFILE=release for a release build (a cold one also builds DataFusion: ~30 min on 2 cores);
+# the dev profile already compiles candle, gemm and the image codecs at opt-level 3.
+PROFILE=${PROFILE:-dev}
+PROFILE_FLAG=$([ "$PROFILE" = release ] && echo --release || true)
 export RAYON_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS
 
 [ -f "$DIR/config.json" ] || python3 scripts/bench_model.py make "$DIR"
 python3 scripts/bench_model.py run "$DIR" --device "$DEVICE" --dtype "$DTYPE" \
   --batches "$BATCHES" --new "$NEW" --threads "$THREADS" | tee "$DIR/transformers.jsonl"
 
-cargo test --release ${FEATURES:+--features $FEATURES} --test model --no-run
-BIN=$(cargo test --release ${FEATURES:+--features $FEATURES} --test model --no-run --message-format=json 2>/dev/null \
+cargo test $PROFILE_FLAG ${FEATURES:+--features $FEATURES} --test model --no-run
+BIN=$(cargo test $PROFILE_FLAG ${FEATURES:+--features $FEATURES} --test model --no-run --message-format=json 2>/dev/null \
   | python3 -c 'import sys,json
 for l in sys.stdin:
     m=json.loads(l)

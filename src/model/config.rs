@@ -181,7 +181,7 @@ impl Config {
             ),
         ];
         for (what, hidden, heads) in checks {
-            if heads == 0 || hidden % heads != 0 {
+            if heads == 0 || !hidden.is_multiple_of(heads) {
                 return Err(format!(
                     "config.json: {what}.hidden_size {hidden} is not a multiple of num_attention_heads {heads}"
                 ));
@@ -189,7 +189,7 @@ impl Config {
         }
         if t.num_attention_heads == 0
             || t.num_kv_heads() == 0
-            || t.num_attention_heads % t.num_kv_heads() != 0
+            || !t.num_attention_heads.is_multiple_of(t.num_kv_heads())
         {
             return Err(format!(
                 "config.json: text_config.num_attention_heads {} is not a multiple of num_key_value_heads {}",

@@ -2,10 +2,11 @@
 //! query tokens, Q-Former, language projection and the decoder.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
+use candle_nn::VarBuilder;
 
 use super::config::Config;
 use super::llama::Llama;
+use super::nn::{linear, Linear};
 use super::qformer::QFormer;
 use super::vision::VisionModel;
 

@@ -4,9 +4,10 @@
 //! rows and beams can reorder it.
 
 use candle_core::{DType, Device, Module, Result, Tensor, D};
-use candle_nn::{embedding, linear_b, rms_norm, Embedding, Linear, RmsNorm, VarBuilder};
+use candle_nn::{embedding, rms_norm, Embedding, RmsNorm, VarBuilder};
 
 use super::config::TextConfig;
+use super::nn::{linear_b, Linear};
 
 /// The magnitude of the additive mask for hidden positions: large enough that `exp` underflows
 /// to exactly 0, finite so that a fully hidden row (a padding query) stays a number.

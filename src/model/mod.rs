@@ -7,6 +7,7 @@ pub mod config;
 pub mod generate;
 pub mod instructblip;
 pub mod llama;
+pub mod nn;
 pub mod preprocess;
 pub mod prompt;
 pub mod qformer;

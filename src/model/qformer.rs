@@ -4,9 +4,10 @@
 //! are kept.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{embedding, layer_norm, linear, Embedding, LayerNorm, Linear, VarBuilder};
+use candle_nn::{embedding, layer_norm, Embedding, LayerNorm, VarBuilder};
 
 use super::config::QFormerConfig;
+use super::nn::{linear, Linear};
 
 struct MultiHeadAttention {
     query: Linear,
@@ -102,7 +103,7 @@ struct Layer {
 
 impl Layer {
     fn new(cfg: &QFormerConfig, index: usize, vb: VarBuilder) -> Result<Self> {
-        let crossattention = if index % cfg.cross_attention_frequency == 0 {
+        let crossattention = if index.is_multiple_of(cfg.cross_attention_frequency) {
             Some(AttentionBlock::new(cfg, cfg.encoder_hidden_size, vb.pp("crossattention"))?)
         } else {
             None

@@ -1,9 +1,10 @@
 //! The EVA ViT-g/14 image encoder of InstructBLIP (`vision_model.*`), with its post-LayerNorm.
 
 use candle_core::{Module, Result, Tensor, D};
-use candle_nn::{layer_norm, linear, Conv2d, Conv2dConfig, LayerNorm, Linear, VarBuilder};
+use candle_nn::{layer_norm, Conv2d, Conv2dConfig, LayerNorm, VarBuilder};
 
 use super::config::VisionConfig;
+use super::nn::{linear, Linear};
 
 struct Attention {
     qkv: Linear,
