@@ -2,9 +2,9 @@
 //! `model.safetensors.index.json`), read through a `VarBuilder` whose errors name the tensor and
 //! the shape the model expected.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::{Init, VarBuilder};
@@ -48,10 +48,71 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-/// A backend that maps tensors straight from the files (one copy: file pages -> device tensor)
-/// and reports missing or misshapen tensors by name.
+struct Entry {
+    shard: usize,
+    dtype: safetensors::Dtype,
+    shape: Vec<usize>,
+    start: usize,
+    end: usize,
+}
+
+/// A backend over the memory-mapped shards that reports missing or misshapen tensors by name.
+/// Each tensor is copied once, from the mapped pages into its device tensor, and those pages
+/// are then handed back to the kernel (`MADV_DONTNEED`), so loading never holds the weights
+/// twice: peak memory stays near the size of the weights.
 struct Checked {
-    st: MmapedSafetensors,
+    maps: Vec<memmap2::Mmap>,
+    index: HashMap<String, Entry>,
+}
+
+impl Checked {
+    fn open(files: &[PathBuf]) -> Result<Self, String> {
+        let mut maps = Vec::new();
+        let mut index = HashMap::new();
+        for (shard, path) in files.iter().enumerate() {
+            let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            // SAFETY: mapped read-only; like every mmap-based loader we rely on nobody
+            // truncating the file while the model loads.
+            let map = unsafe { memmap2::Mmap::map(&file) }
+                .map_err(|e| format!("{}: cannot map: {e}", path.display()))?;
+            let (header, meta) = safetensors::SafeTensors::read_metadata(&map)
+                .map_err(|e| format!("{}: not a safetensors file: {e}", path.display()))?;
+            let base = 8 + header;
+            for (name, info) in meta.tensors() {
+                index.insert(
+                    name,
+                    Entry {
+                        shard,
+                        dtype: info.dtype,
+                        shape: info.shape.clone(),
+                        start: base + info.data_offsets.0,
+                        end: base + info.data_offsets.1,
+                    },
+                );
+            }
+            maps.push(map);
+        }
+        Ok(Checked { maps, index })
+    }
+
+    fn load(&self, name: &str, dev: &Device) -> candle_core::Result<Tensor> {
+        let e = self.index.get(name).ok_or_else(|| {
+            candle_core::Error::Msg(format!("checkpoint is missing tensor `{name}`"))
+        })?;
+        let map = &self.maps[e.shard];
+        let bytes = map.get(e.start..e.end).ok_or_else(|| {
+            candle_core::Error::Msg(format!("checkpoint tensor `{name}` lies outside its file"))
+        })?;
+        let view = safetensors::tensor::TensorView::new(e.dtype, e.shape.clone(), bytes)
+            .map_err(|err| candle_core::Error::Msg(format!("checkpoint tensor `{name}`: {err}")))?;
+        let tensor = candle_core::safetensors::Load::load(&view, dev)?;
+        // SAFETY: a private read-only file mapping: dropped pages are read again from the file
+        // if anything touches them later.
+        let _ = unsafe {
+            map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, e.start, e.end - e.start)
+        };
+        Ok(tensor)
+    }
 }
 
 impl SimpleBackend for Checked {
@@ -63,31 +124,28 @@ impl SimpleBackend for Checked {
         dtype: DType,
         dev: &Device,
     ) -> candle_core::Result<Tensor> {
-        let view = self.st.get(name).map_err(|_| {
+        let entry = self.index.get(name).ok_or_else(|| {
             candle_core::Error::Msg(format!(
                 "checkpoint is missing tensor `{name}` (expected shape {:?})",
                 s.dims()
             ))
         })?;
-        if view.shape() != s.dims() {
+        if entry.shape != s.dims() {
             return Err(candle_core::Error::Msg(format!(
                 "checkpoint tensor `{name}` has shape {:?}, expected {:?}",
-                view.shape(),
+                entry.shape,
                 s.dims()
             )));
         }
-        self.st.load(name, dev)?.to_dtype(dtype)
+        self.load(name, dev)?.to_dtype(dtype)
     }
 
     fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
-        self.st
-            .load(name, dev)
-            .map_err(|_| candle_core::Error::Msg(format!("checkpoint is missing tensor `{name}`")))?
-            .to_dtype(dtype)
+        self.load(name, dev)?.to_dtype(dtype)
     }
 
     fn contains_tensor(&self, name: &str) -> bool {
-        self.st.get(name).is_ok()
+        self.index.contains_key(name)
     }
 }
 
@@ -97,11 +155,7 @@ pub fn var_builder(
     dtype: DType,
     device: &Device,
 ) -> Result<VarBuilder<'static>, String> {
-    // SAFETY: the files are mapped read-only; like every mmap-based loader we rely on nobody
-    // truncating them while the model is loaded.
-    let st = unsafe { MmapedSafetensors::multi(files) }
-        .map_err(|e| format!("cannot map weights: {e}"))?;
-    Ok(VarBuilder::from_backend(Box::new(Checked { st }), dtype, device.clone()))
+    Ok(VarBuilder::from_backend(Box::new(Checked::open(files)?), dtype, device.clone()))
 }
 
 /// Hashes config.json and every shard's safetensors header (names, dtypes, shapes, offsets):
