@@ -253,6 +253,16 @@ pub async fn run_job(
 
     let meta = output::provenance(Some(sql), &[(FINGERPRINT_KEY.to_string(), fingerprint.clone())]);
     let mut progress = ProgressLine::new(opts.progress, total, resumed);
+    // Encoded images in flight stay bounded: the scan hands over at most one chunk of samples
+    // per record batch (the default 8192 rows of images could be gigabytes).
+    let scan_rows =
+        ctx.state().config_options().execution.batch_size.get().min(opts.chunk_rows).max(1);
+    ctx.sql(&format!("SET datafusion.execution.batch_size = {scan_rows}"))
+        .await
+        .map_err(df)?
+        .collect()
+        .await
+        .map_err(df)?;
     let mut stream = ctx
         .sql(&format!("SELECT * FROM {ALL_SAMPLES}"))
         .await

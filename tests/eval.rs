@@ -657,23 +657,14 @@ fn bench_pipeline() {
         "{:>6} {:>12} {:>12} {:>10} {:>10}",
         "batch", "direct img/s", "sql img/s", "overhead", "same text"
     );
-    for (run, batch) in [1usize, 8, 32].into_iter().enumerate() {
-        // Distinct instructions per run keep the dedupe cache out of the measurement.
-        let instruction = format!("Describe this image <image> briefly. run {run}");
-        let requests: Vec<GenerateRequest> = images
-            .iter()
-            .map(|i| GenerateRequest { images: vec![i.clone()], instruction: instruction.clone() })
-            .collect();
-        let t = Instant::now();
-        let mut direct = Vec::new();
-        for chunk in requests.chunks(batch) {
-            direct.extend(model.generate(chunk, &settings));
-        }
-        let direct_s = t.elapsed().as_secs_f64();
-
+    let reps: usize =
+        std::env::var("VISTA_BENCH_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    println!("best of {reps} alternating runs each (the machine may be shared; the minimum is the least disturbed)");
+    let mut run = 0;
+    for batch in [1usize, 8, 32] {
         let ctx = context();
         let rt = runtime();
-        let texts = rt.block_on(async {
+        rt.block_on(async {
             let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(vec![
                 datafusion::arrow::datatypes::Field::new(
                     "id",
@@ -709,26 +700,48 @@ fn bench_pipeline() {
                 .collect()
                 .await
                 .unwrap();
-            let t = Instant::now();
-            let q = format!(
-                "SELECT id, vista_generate(img, '{instruction}') AS t FROM bench ORDER BY id"
-            );
-            let batches = ctx.sql(&q).await.unwrap().collect().await.unwrap();
-            let secs = t.elapsed().as_secs_f64();
-            let mut texts = Vec::new();
-            for b in &batches {
-                let c = b.column(1).as_string::<i32>();
-                texts.extend((0..b.num_rows()).map(|i| c.value(i).to_string()));
-            }
-            (texts, secs)
         });
-        let (sql_texts, sql_s) = texts;
-        let same = direct.iter().map(|r| r.clone().unwrap()).collect::<Vec<_>>() == sql_texts;
+        let (mut best_direct, mut best_sql, mut same) = (f64::MAX, f64::MAX, true);
+        for _ in 0..reps {
+            // Distinct instructions per run keep the dedupe cache out of the measurement.
+            run += 1;
+            let instruction = format!("Describe this image <image> briefly. run {run}");
+            let requests: Vec<GenerateRequest> = images
+                .iter()
+                .map(|i| GenerateRequest {
+                    images: vec![i.clone()],
+                    instruction: instruction.clone(),
+                })
+                .collect();
+            let t = Instant::now();
+            let mut direct = Vec::new();
+            for chunk in requests.chunks(batch) {
+                direct.extend(model.generate(chunk, &settings));
+            }
+            best_direct = best_direct.min(t.elapsed().as_secs_f64());
+
+            let (texts, secs) = rt.block_on(async {
+                let t = Instant::now();
+                let q = format!(
+                    "SELECT id, vista_generate(img, '{instruction}') AS t FROM bench ORDER BY id"
+                );
+                let batches = ctx.sql(&q).await.unwrap().collect().await.unwrap();
+                let secs = t.elapsed().as_secs_f64();
+                let mut texts = Vec::new();
+                for b in &batches {
+                    let c = b.column(1).as_string::<i32>();
+                    texts.extend((0..b.num_rows()).map(|i| c.value(i).to_string()));
+                }
+                (texts, secs)
+            });
+            best_sql = best_sql.min(secs);
+            same &= direct.iter().map(|r| r.clone().unwrap()).collect::<Vec<_>>() == texts;
+        }
         println!(
             "{batch:>6} {:>12.2} {:>12.2} {:>9.1}% {:>10}",
-            n as f64 / direct_s,
-            n as f64 / sql_s,
-            (sql_s - direct_s) / direct_s * 100.0,
+            n as f64 / best_direct,
+            n as f64 / best_sql,
+            (best_sql - best_direct) / best_direct * 100.0,
             same
         );
     }
