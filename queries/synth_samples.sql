@@ -1,8 +1,9 @@
--- Shapes the raw tables of `vista synth` into samples (schemas/samples.json), every task in one
--- query. Run by `vista synth` (or `vista synth --query this-file.sql` after editing it), which
--- registers the tables below and binds the parameters.
+-- Shapes the raw tables of `vista synth` into samples (schemas/samples.json), every task at
+-- once. A script: each step is materialised (CREATE TABLE ... AS), the last statement returns
+-- the samples. Run by `vista synth` (or `vista synth --query edited-copy.sql`), which registers
+-- the raw tables and binds the parameters.
 --
--- Tables: images (schemas/images.json), scenes (image_id, idx, background, salt),
+-- Raw tables: images (schemas/images.json), scenes (image_id, idx, background, salt),
 --   objects (image_id, object_id, z, cell, shape, color, size, position, box, area, mask, point),
 --   vocab (kind, value, idx, plural, article, phrase).
 -- Parameters: $seed, $n (samples per task), $points (contour points per mask), $style
@@ -10,35 +11,41 @@
 --
 -- Every candidate sample of a task falls in a group (e.g. GREC: none / one / many targets) and
 -- a subgroup (the kind of expression); samples are dealt round-robin over groups, then
--- subgroups, then images, so that the first $n of a task cover all of them evenly. Within an
--- image candidates are shuffled by `(k * salt) % 2147483647`, a permutation of k for the
--- image's random salt, so that the choice is random yet the same on every run.
+-- subgroups, then images, so that the first $n of a task cover all of them evenly. Candidates
+-- are shuffled by `(k * salt) % 2147483647`, a permutation of k for an image's random salt, so
+-- that the choice is random yet the same on every run.
+
+CREATE TABLE img AS
+SELECT i.image_id, i.image, i.width, i.height, s.idx, s.background, s.salt
+FROM images i JOIN scenes s ON s.image_id = i.image_id;
+
+-- Objects with the words the templates need.
+CREATE TABLE obj AS
+SELECT o.image_id, o.object_id, o.cell, o.shape, o.color, o.size, o.position, o.box, o.point,
+       o.mask, sv.plural, sv.article, pv.phrase, i.idx, i.salt
+FROM objects o
+JOIN img i ON i.image_id = o.image_id
+JOIN vocab sv ON sv.kind = 'shape' AND sv.value = o.shape
+JOIN vocab pv ON pv.kind = 'position' AND pv.value = o.position;
+
+CREATE TABLE attribute AS
+SELECT image_id, 'shape' AS kind, shape AS value, object_id FROM obj
+UNION ALL SELECT image_id, 'color' AS kind, color AS value, object_id FROM obj
+UNION ALL SELECT image_id, 'size' AS kind, size AS value, object_id FROM obj
+UNION ALL SELECT image_id, 'position' AS kind, position AS value, object_id FROM obj;
+
+-- Two-image tasks pair each image with the next three.
+CREATE TABLE pair AS
+SELECT a.image_id AS a_id, b.image_id AS b_id, a.idx, a.salt, b.image AS image2, d.step
+FROM img a
+CROSS JOIN (VALUES (1), (2), (3)) AS d(step)
+JOIN img b ON b.idx = a.idx + d.step;
+
+-- Attribute filters an expression can name ("the red circle", "small squares"), the objects
+-- each matches, and the filter as a singular expression (one target: REC/RES, VQA), a plural
+-- one (GREC/GRES) and an indefinite phrase (NLVR), with a shuffle key.
+CREATE TABLE expression AS
 WITH
-img AS (
-  SELECT i.image_id, i.image, i.width, i.height, s.idx, s.background, s.salt
-  FROM images i JOIN scenes s ON s.image_id = i.image_id
-),
-
--- Objects with the words the templates need, their COCO RLE and their contour sequence (in
--- VistaLLM's square frame, the frame of target texts).
-obj AS (
-  SELECT o.image_id, o.object_id, o.cell, o.shape, o.color, o.size, o.position, o.box, o.point,
-         sv.plural, sv.article, pv.phrase, sv.idx AS shape_idx, cv.idx AS color_idx,
-         zv.idx AS size_idx, pv.idx AS position_idx, i.idx, i.salt,
-         rle_encode(o.mask) AS rle,
-         mask_to_sequence(o.mask, n => CAST($points AS BIGINT), method => 'adaptive',
-                          space => 'square') AS seq
-  FROM objects o
-  JOIN img i ON i.image_id = o.image_id
-  JOIN vocab sv ON sv.kind = 'shape' AND sv.value = o.shape
-  JOIN vocab cv ON cv.kind = 'color' AND cv.value = o.color
-  JOIN vocab zv ON zv.kind = 'size' AND zv.value = o.size
-  JOIN vocab pv ON pv.kind = 'position' AND pv.value = o.position
-),
-
--- Attribute filters an expression can name ("the red circle", "all small squares"): those of
--- the objects present, plus every shape, colour and colour+shape of the vocabulary for every
--- image. The ones that match nothing are the no-target expressions.
 descriptor AS (
   SELECT DISTINCT image_id, kind, shape, color, size, position FROM (
     SELECT image_id, 'shape' AS kind, shape, CAST(NULL AS VARCHAR) AS color,
@@ -69,58 +76,53 @@ descriptor AS (
   ) d
 ),
 
--- The objects each filter matches, in reading order (grid cell).
 target_set AS (
   SELECT d.image_id, d.kind, d.shape, d.color, d.size, d.position,
          COUNT(o.object_id) AS n_targets,
          MIN(o.object_id) AS object_id,
-         array_agg(o.box ORDER BY o.cell) FILTER (WHERE o.object_id IS NOT NULL) AS boxes,
-         array_agg(o.rle ORDER BY o.cell) FILTER (WHERE o.object_id IS NOT NULL) AS rles,
-         array_agg(o.seq ORDER BY o.cell) FILTER (WHERE o.object_id IS NOT NULL) AS seqs
+         array_agg(o.object_id ORDER BY o.cell) FILTER (WHERE o.object_id IS NOT NULL) AS object_ids
   FROM descriptor d
   LEFT JOIN obj o ON o.image_id = d.image_id
     AND (d.shape IS NULL OR o.shape = d.shape) AND (d.color IS NULL OR o.color = d.color)
     AND (d.size IS NULL OR o.size = d.size) AND (d.position IS NULL OR o.position = d.position)
   GROUP BY d.image_id, d.kind, d.shape, d.color, d.size, d.position
-),
+)
+SELECT t.*, i.idx, i.salt,
+  CASE t.kind
+    WHEN 'shape' THEN 'the ' || t.shape
+    WHEN 'color' THEN 'the ' || t.color || ' object'
+    WHEN 'color_shape' THEN 'the ' || t.color || ' ' || t.shape
+    WHEN 'size' THEN 'the ' || t.size || ' object'
+    WHEN 'size_shape' THEN 'the ' || t.size || ' ' || t.shape
+    WHEN 'size_color_shape' THEN 'the ' || t.size || ' ' || t.color || ' ' || t.shape
+    WHEN 'position' THEN 'the object ' || pv.phrase
+    WHEN 'shape_position' THEN 'the ' || t.shape || ' ' || pv.phrase
+  END AS singular,
+  CASE t.kind
+    WHEN 'shape' THEN sv.plural
+    WHEN 'color' THEN t.color || ' objects'
+    WHEN 'color_shape' THEN t.color || ' ' || sv.plural
+    WHEN 'size' THEN t.size || ' objects'
+    WHEN 'size_shape' THEN t.size || ' ' || sv.plural
+    WHEN 'size_color_shape' THEN t.size || ' ' || t.color || ' ' || sv.plural
+  END AS plural,
+  CASE t.kind
+    WHEN 'shape' THEN sv.article || ' ' || t.shape
+    WHEN 'color' THEN 'a ' || t.color || ' object'
+    WHEN 'color_shape' THEN 'a ' || t.color || ' ' || t.shape
+  END AS indefinite,
+  ((1 + COALESCE(sv.idx, 9) + 10 * COALESCE(cv.idx, 9) + 100 * COALESCE(zv.idx, 9)
+      + 1000 * COALESCE(pv.idx, 9) + 10000 * length(t.kind)) * i.salt) % 2147483647 AS key
+FROM target_set t
+JOIN img i ON i.image_id = t.image_id
+LEFT JOIN vocab sv ON sv.kind = 'shape' AND sv.value = t.shape
+LEFT JOIN vocab cv ON cv.kind = 'color' AND cv.value = t.color
+LEFT JOIN vocab zv ON zv.kind = 'size' AND zv.value = t.size
+LEFT JOIN vocab pv ON pv.kind = 'position' AND pv.value = t.position;
 
--- Each filter as a singular expression (one target: REC/RES, VQA), a plural one (GREC/GRES) and
--- an indefinite phrase (NLVR), with a shuffle key.
-expression AS (
-  SELECT t.*, i.idx, i.salt,
-    CASE t.kind
-      WHEN 'shape' THEN 'the ' || t.shape
-      WHEN 'color' THEN 'the ' || t.color || ' object'
-      WHEN 'color_shape' THEN 'the ' || t.color || ' ' || t.shape
-      WHEN 'size' THEN 'the ' || t.size || ' object'
-      WHEN 'size_shape' THEN 'the ' || t.size || ' ' || t.shape
-      WHEN 'size_color_shape' THEN 'the ' || t.size || ' ' || t.color || ' ' || t.shape
-      WHEN 'position' THEN 'the object ' || pv.phrase
-      WHEN 'shape_position' THEN 'the ' || t.shape || ' ' || pv.phrase
-    END AS singular,
-    CASE t.kind
-      WHEN 'shape' THEN 'all ' || sv.plural
-      WHEN 'color' THEN 'all ' || t.color || ' objects'
-      WHEN 'color_shape' THEN 'all ' || t.color || ' ' || sv.plural
-      WHEN 'size' THEN 'all ' || t.size || ' objects'
-      WHEN 'size_shape' THEN 'all ' || t.size || ' ' || sv.plural
-      WHEN 'size_color_shape' THEN 'all ' || t.size || ' ' || t.color || ' ' || sv.plural
-    END AS plural,
-    CASE t.kind
-      WHEN 'shape' THEN sv.article || ' ' || t.shape
-      WHEN 'color' THEN 'a ' || t.color || ' object'
-      WHEN 'color_shape' THEN 'a ' || t.color || ' ' || t.shape
-    END AS indefinite,
-    ((1 + COALESCE(sv.idx, 9) + 10 * COALESCE(cv.idx, 9) + 100 * COALESCE(zv.idx, 9)
-        + 1000 * COALESCE(pv.idx, 9) + 10000 * length(t.kind)) * i.salt) % 2147483647 AS key
-  FROM target_set t
-  JOIN img i ON i.image_id = t.image_id
-  LEFT JOIN vocab sv ON sv.kind = 'shape' AND sv.value = t.shape
-  LEFT JOIN vocab cv ON cv.kind = 'color' AND cv.value = t.color
-  LEFT JOIN vocab zv ON zv.kind = 'size' AND zv.value = t.size
-  LEFT JOIN vocab pv ON pv.kind = 'position' AND pv.value = t.position
-),
-
+-- Every candidate sample of every task, ranked.
+CREATE TABLE ranked AS
+WITH
 -- Captions: the objects in reading order, listed three ways.
 listed AS (
   SELECT image_id, cell,
@@ -142,19 +144,6 @@ caption_parts AS (
   FROM listed GROUP BY image_id
 ),
 
--- Two-image tasks pair each image with the next three.
-pair AS (
-  SELECT a.image_id AS a_id, b.image_id AS b_id, a.idx, a.salt, b.image AS image2, d.step
-  FROM img a
-  CROSS JOIN (VALUES (1), (2), (3)) AS d(step)
-  JOIN img b ON b.idx = a.idx + d.step
-),
-attribute AS (
-  SELECT image_id, 'shape' AS kind, shape AS value, object_id FROM obj
-  UNION ALL SELECT image_id, 'color' AS kind, color AS value, object_id FROM obj
-  UNION ALL SELECT image_id, 'size' AS kind, size AS value, object_id FROM obj
-  UNION ALL SELECT image_id, 'position' AS kind, position AS value, object_id FROM obj
-),
 attribute_count AS (
   SELECT image_id, kind, value, COUNT(*) AS n, MIN(object_id) AS object_id
   FROM attribute GROUP BY image_id, kind, value
@@ -173,7 +162,7 @@ common AS (
 
 candidate AS (
   SELECT 'caption' AS task, 'caption' AS grp, 'caption' AS sub, c.image_id, i.idx,
-         CAST(0 AS BIGINT) AS key,
+         i.salt AS key,
          CAST(NULL AS VARCHAR) AS q,
          c.full_list || ' on a ' || i.background || ' background' AS answer,
          make_array(
@@ -303,7 +292,7 @@ by_image AS (
   FROM candidate
 ),
 by_sub AS (
-  SELECT *, ROW_NUMBER() OVER (PARTITION BY task, grp, sub ORDER BY r_image, idx) AS r_sub
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY task, grp, sub ORDER BY r_image, key, idx) AS r_sub
   FROM by_image
 ),
 by_grp AS (
@@ -313,47 +302,53 @@ by_grp AS (
 picked AS (
   SELECT *, ROW_NUMBER() OVER (PARTITION BY task ORDER BY r_grp, grp) AS k
   FROM by_grp
-),
+)
+SELECT task, k, grp, sub, image_id, q, answer, answers, expr_kind, object_id, object2_id, image2
+FROM picked;
+
+-- The first $n of each task, with their ground truth (the objects a sample is about, in reading
+-- order; two images: first, second) formatted as the model's target text.
+WITH
 chosen AS (
-  SELECT * FROM picked WHERE k <= CAST($n AS BIGINT)
+  SELECT * FROM ranked WHERE k <= CAST($n AS BIGINT)
 ),
-
--- Ground truth of the chosen samples: the target set of an expression, or the one or two
--- objects a sample is about.
-truth AS (
-  SELECT c.*,
-    CASE WHEN c.task IN ('rec', 'res', 'region_caption', 'coseg') THEN
-           CASE WHEN c.object2_id IS NULL THEN make_array(o1.box) ELSE make_array(o1.box, o2.box) END
-         WHEN c.task IN ('grec', 'gres') THEN t.boxes END AS boxes,
-    CASE WHEN c.task IN ('res', 'coseg') THEN
-           CASE WHEN c.object2_id IS NULL THEN make_array(o1.rle) ELSE make_array(o1.rle, o2.rle) END
-         WHEN c.task = 'gres' THEN t.rles END AS masks,
-    CASE WHEN c.task IN ('res', 'coseg') THEN
-           CASE WHEN c.object2_id IS NULL THEN make_array(o1.seq) ELSE make_array(o1.seq, o2.seq) END
-         WHEN c.task = 'gres' THEN t.seqs END AS seqs,
-    CASE c.task WHEN 'region_caption' THEN o1.box WHEN 'pointqa' THEN o1.point END AS points,
-    t.n_targets
+chosen_object AS (
+  SELECT task, k, 0 AS ord, object_id FROM chosen
+  WHERE object_id IS NOT NULL AND task IN ('rec', 'res', 'region_caption', 'coseg')
+  UNION ALL
+  SELECT task, k, 1 AS ord, object2_id AS object_id FROM chosen WHERE task = 'coseg'
+  UNION ALL
+  SELECT c.task, c.k, o.cell AS ord, o.object_id
   FROM chosen c
-  LEFT JOIN obj o1 ON o1.object_id = c.object_id
-  LEFT JOIN obj o2 ON o2.object_id = c.object2_id
-  LEFT JOIN expression t ON c.task IN ('grec', 'gres') AND t.image_id = c.image_id
-    AND t.kind = c.expr_kind AND t.plural = c.q
+  JOIN expression e ON e.image_id = c.image_id AND e.kind = c.expr_kind AND e.plural = c.q
+  JOIN obj o ON o.image_id = c.image_id AND array_has(e.object_ids, o.object_id)
+  WHERE c.task IN ('grec', 'gres')
 ),
-
+truth AS (
+  SELECT co.task, co.k,
+         array_agg(o.box ORDER BY co.ord) AS boxes,
+         array_agg(rle_encode(o.mask) ORDER BY co.ord) AS rles,
+         array_agg(mask_to_sequence(o.mask, n => CAST($points AS BIGINT), method => 'adaptive',
+                                    space => 'square') ORDER BY co.ord) AS seqs
+  FROM chosen_object co JOIN obj o ON o.object_id = co.object_id
+  GROUP BY co.task, co.k
+),
 named AS (
-  SELECT x.*, i.image, i.width, i.height,
-    'synth-s' || CAST($seed AS VARCHAR) || '-' || x.task || '-' || lpad(CAST(x.k AS VARCHAR), 5, '0')
+  SELECT c.*, t.boxes, t.rles, t.seqs, i.image, i.width, i.height,
+    CASE c.task WHEN 'region_caption' THEN o.box WHEN 'pointqa' THEN o.point END AS points,
+    'synth-s' || CAST($seed AS VARCHAR) || '-' || c.task || '-' || lpad(CAST(c.k AS VARCHAR), 5, '0')
       AS sample_id,
-    CASE x.task
-      WHEN 'region_caption' THEN format_boxes(x.points, style => CAST($style AS VARCHAR),
+    CASE c.task
+      WHEN 'region_caption' THEN format_boxes(o.box, style => CAST($style AS VARCHAR),
                                               space => 'pixel', width => i.width, height => i.height)
-      WHEN 'pointqa' THEN format_points(x.points, style => CAST($style AS VARCHAR), space => 'pixel',
+      WHEN 'pointqa' THEN format_points(o.point, style => CAST($style AS VARCHAR), space => 'pixel',
                                         width => i.width, height => i.height, kind => 'point')
     END AS region
-  FROM truth x
-  JOIN img i ON i.image_id = x.image_id
+  FROM chosen c
+  LEFT JOIN truth t ON t.task = c.task AND t.k = c.k
+  LEFT JOIN obj o ON o.object_id = c.object_id
+  JOIN img i ON i.image_id = c.image_id
 )
-
 SELECT
   x.sample_id,
   x.task,
@@ -376,8 +371,9 @@ SELECT
   CASE WHEN x.task = 'vqa' THEN array_repeat(x.answer, 10)
        WHEN x.task IN ('pointqa', 'nlvr') THEN make_array(x.answer)
        ELSE x.answers END AS answers,
-  CASE WHEN x.task IN ('grec', 'gres') THEN COALESCE(x.boxes, []) ELSE x.boxes END AS boxes,
-  CASE WHEN x.task = 'gres' THEN COALESCE(x.masks, []) ELSE x.masks END AS masks,
+  CASE WHEN x.task IN ('rec', 'res', 'grec', 'gres', 'region_caption', 'coseg')
+       THEN COALESCE(x.boxes, []) END AS boxes,
+  CASE WHEN x.task IN ('res', 'gres', 'coseg') THEN COALESCE(x.rles, []) END AS masks,
   x.points,
   CAST($split AS VARCHAR) AS split,
   CAST($source AS VARCHAR) AS source

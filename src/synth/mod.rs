@@ -1,0 +1,334 @@
+//! `vista synth`: a deterministic generator of CoinIt-style samples on images of simple scenes.
+//!
+//! Two steps, so that curation stays relational: Rust draws the scenes and writes raw tables
+//! (`images`, `scenes`, `objects`, `vocab`); `queries/synth_samples.sql` shapes them into the
+//! samples layout of `schemas/samples.json` for every task. The same seed gives byte-identical
+//! shards (our own PRNG, fixed encoder settings, a total order in the query).
+
+pub mod rng;
+pub mod scene;
+pub mod tables;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::datasource::MemTable;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::metadata::KeyValue;
+use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use datafusion::sql::parser::{DFParser, Statement};
+use futures::StreamExt;
+use vista_udfs::VistaConfig;
+
+/// The curation query, embedded so that the binary works from any directory.
+pub const SAMPLES_SQL: &str = include_str!("../../queries/synth_samples.sql");
+
+/// Every task the query produces, in output order.
+pub const TASKS: &[&str] =
+    &["caption", "vqa", "rec", "res", "grec", "gres", "region_caption", "pointqa", "nlvr", "coseg"];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SynthOptions {
+    pub seed: u64,
+    /// Samples written per task (fewer only when the scenes cannot supply them).
+    pub samples_per_task: usize,
+    /// Scenes to draw; `None` = twice `samples_per_task`, at least 8.
+    pub images: Option<usize>,
+    /// Side of the square images in pixels (48 to 1024).
+    pub image_size: u32,
+    /// Objects per scene are drawn from 1 to this (at most 9).
+    pub max_objects: usize,
+    /// Contour points per mask in RES/GRES/co-segmentation targets.
+    pub points: usize,
+    /// Coordinate text in targets: `bins` (VistaLLM's tokens) or `decimal`.
+    pub style: String,
+    /// Value of the `split` column.
+    pub split: String,
+    /// Rows per Parquet shard.
+    pub shard_size: usize,
+    /// Output directory: `samples/part-NNNNN.parquet` and `raw/<table>.parquet`.
+    pub out_dir: PathBuf,
+    /// A curation query to run instead of `queries/synth_samples.sql`.
+    pub query: Option<PathBuf>,
+}
+
+impl Default for SynthOptions {
+    fn default() -> Self {
+        SynthOptions {
+            seed: 0,
+            samples_per_task: 16,
+            images: None,
+            image_size: 96,
+            max_objects: 4,
+            points: 32,
+            style: "bins".to_string(),
+            split: "train".to_string(),
+            shard_size: 1000,
+            out_dir: PathBuf::from("synth"),
+            query: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SynthSummary {
+    pub images: usize,
+    pub objects: usize,
+    pub samples: usize,
+    /// Samples written per task.
+    pub per_task: BTreeMap<String, usize>,
+    /// The sample shards, in order.
+    pub shards: Vec<PathBuf>,
+    /// Directory of the raw tables.
+    pub raw_dir: PathBuf,
+}
+
+/// Generates the scenes, writes the raw tables and the sample shards (see [`SynthOptions`]).
+/// Builds its own async runtime; from async code call [`synth_async`].
+pub fn synth(opts: &SynthOptions) -> Result<SynthSummary> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(synth_async(opts))
+}
+
+pub async fn synth_async(opts: &SynthOptions) -> Result<SynthSummary> {
+    check(opts)?;
+    let n_images = opts.images.unwrap_or((2 * opts.samples_per_task).max(8));
+    let scenes: Vec<scene::Scene> = (0..n_images)
+        .map(|i| scene::generate(opts.seed, i as u64, opts.image_size, opts.max_objects))
+        .collect();
+    let raw = tables::raw_tables(opts.seed, &scenes)?;
+    let raw_dir = opts.out_dir.join("raw");
+    let meta = metadata(opts, None);
+    let named = [
+        ("images", &raw.images),
+        ("scenes", &raw.scenes),
+        ("objects", &raw.objects),
+        ("vocab", &raw.vocab),
+    ];
+    for (name, batch) in named {
+        write_parquet(
+            &raw_dir.join(format!("{name}.parquet")),
+            batch.schema(),
+            &[batch.clone()],
+            &meta,
+        )?;
+    }
+
+    let sql = match &opts.query {
+        Some(p) => std::fs::read_to_string(p)
+            .with_context(|| format!("cannot read query '{}'", p.display()))?,
+        None => SAMPLES_SQL.to_string(),
+    };
+    // TODO(session): switch to the shared builder in src/session.rs once it is exported.
+    let config = SessionConfig::new()
+        .with_option_extension(VistaConfig::default())
+        // One partition: the plan, and so every tie-free ordering, is the same on every machine.
+        .with_target_partitions(1)
+        // Sorting union branches separately and merging them trips DataFusion 55's sanity check
+        // when branches have different constant columns; sort the union as a whole instead.
+        .set_bool("datafusion.optimizer.repartition_sorts", false)
+        // The samples layout stores text as Utf8.
+        .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false);
+    let ctx = SessionContext::new_with_config(config);
+    vista_udfs::register_all(&ctx)?;
+    for (name, batch) in named {
+        let table = MemTable::try_new(batch.schema(), vec![vec![batch.clone()]])?;
+        ctx.register_table(name, Arc::new(table))?;
+    }
+    let mut statements =
+        DFParser::parse_sql(&sql).context("synth: the curation query does not parse")?;
+    let last = statements.pop_back().context("synth: the curation query is empty")?;
+    let params = query_params(opts);
+    // Earlier statements materialise intermediate tables (CREATE TABLE ... AS); the last one
+    // returns the samples.
+    for statement in statements {
+        run_statement(&ctx, statement, &params).await?;
+    }
+    let df = run_statement(&ctx, last, &params).await?;
+    let mut stream = df.execute_stream().await.context("synth: the curation query failed")?;
+    let schema = stream.schema();
+
+    let samples_dir = opts.out_dir.join("samples");
+    let meta = metadata(opts, Some(&sql));
+    let mut per_task: BTreeMap<String, usize> = BTreeMap::new();
+    let mut pending: Vec<RecordBatch> = Vec::new();
+    let mut pending_rows = 0;
+    let mut shards = Vec::new();
+    let mut samples = 0;
+    loop {
+        let next = stream.next().await.transpose().context("synth: the curation query failed")?;
+        let done = next.is_none();
+        if let Some(b) = next {
+            count_tasks(&b, &mut per_task)?;
+            samples += b.num_rows();
+            pending_rows += b.num_rows();
+            pending.push(b);
+        }
+        while pending_rows >= opts.shard_size || (done && pending_rows > 0) {
+            let all = concat_batches(&schema, &pending)?;
+            let take = pending_rows.min(opts.shard_size);
+            let path = samples_dir.join(format!("part-{:05}.parquet", shards.len()));
+            write_parquet(&path, schema.clone(), &[all.slice(0, take)], &meta)?;
+            shards.push(path);
+            pending = vec![all.slice(take, all.num_rows() - take)];
+            pending_rows -= take;
+        }
+        if done {
+            break;
+        }
+    }
+    remove_stale_shards(&samples_dir, shards.len())?;
+    Ok(SynthSummary {
+        images: n_images,
+        objects: raw.objects.num_rows(),
+        samples,
+        per_task,
+        shards,
+        raw_dir,
+    })
+}
+
+async fn run_statement(
+    ctx: &SessionContext,
+    statement: Statement,
+    params: &ParamValues,
+) -> Result<DataFrame> {
+    let shown = statement.to_string();
+    let head: String = shown.chars().take(60).collect();
+    let planned = async {
+        let plan = ctx.state().statement_to_plan(statement).await?;
+        ctx.execute_logical_plan(plan.with_param_values(params.clone())?).await
+    };
+    planned.await.with_context(|| format!("synth: the curation statement `{head}...` failed"))
+}
+
+fn check(opts: &SynthOptions) -> Result<()> {
+    if !(48..=1024).contains(&opts.image_size) {
+        bail!("synth: image_size must be 48 to 1024 pixels, got {}", opts.image_size);
+    }
+    if !(1..=9).contains(&opts.max_objects) {
+        bail!("synth: max_objects must be 1 to 9, got {}", opts.max_objects);
+    }
+    if opts.samples_per_task == 0 || opts.shard_size == 0 {
+        bail!("synth: samples_per_task and shard_size must be positive");
+    }
+    if opts.images == Some(0) {
+        bail!("synth: images must be positive");
+    }
+    if !(3..=256).contains(&opts.points) {
+        bail!("synth: points must be 3 to 256, got {}", opts.points);
+    }
+    if !["bins", "decimal"].contains(&opts.style.as_str()) {
+        bail!("synth: style must be 'bins' or 'decimal', got '{}'", opts.style);
+    }
+    Ok(())
+}
+
+/// Values of the query's `$name` parameters.
+fn query_params(opts: &SynthOptions) -> ParamValues {
+    let values = [
+        ("seed", ScalarValue::Int64(Some(opts.seed as i64))),
+        ("n", ScalarValue::Int64(Some(opts.samples_per_task as i64))),
+        ("points", ScalarValue::Int64(Some(opts.points as i64))),
+        ("style", ScalarValue::Utf8(Some(opts.style.clone()))),
+        ("split", ScalarValue::Utf8(Some(opts.split.clone()))),
+        ("source", ScalarValue::Utf8(Some(format!("vista-synth seed={}", opts.seed)))),
+    ];
+    ParamValues::Map(HashMap::from_iter(values.map(|(k, v)| (k.to_string(), v.into()))))
+}
+
+fn metadata(opts: &SynthOptions, sql: Option<&str>) -> Vec<(String, String)> {
+    let mut kv = vec![
+        ("vista.version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+        (
+            "vista.synth".to_string(),
+            format!(
+                "seed={} samples_per_task={} images={} image_size={} max_objects={} points={} style={} split={}",
+                opts.seed,
+                opts.samples_per_task,
+                opts.images.unwrap_or((2 * opts.samples_per_task).max(8)),
+                opts.image_size,
+                opts.max_objects,
+                opts.points,
+                opts.style,
+                opts.split
+            ),
+        ),
+    ];
+    if let Some(sql) = sql {
+        kv.push(("vista.sql".to_string(), sql.trim().to_string()));
+    }
+    kv
+}
+
+fn count_tasks(batch: &RecordBatch, per_task: &mut BTreeMap<String, usize>) -> Result<()> {
+    let col = batch.column_by_name("task").context("synth: the query has no `task` column")?;
+    let col = datafusion::arrow::compute::cast(col, &datafusion::arrow::datatypes::DataType::Utf8)?;
+    for t in col.as_string::<i32>().iter() {
+        *per_task.entry(t.unwrap_or("").to_string()).or_default() += 1;
+    }
+    Ok(())
+}
+
+/// Writes one Parquet file under a temporary name, then renames it into place.
+// TODO(output): use src/output.rs's atomic writer once it is exported.
+fn write_parquet(
+    path: &Path,
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+    meta: &[(String, String)],
+) -> Result<()> {
+    let dir = path.parent().context("synth: output path has no directory")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create '{}'", dir.display()))?;
+    let name = path.file_name().context("synth: output path has no file name")?.to_string_lossy();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+        .set_key_value_metadata(Some(
+            meta.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect(),
+        ))
+        .build();
+    let written = (|| -> Result<()> {
+        let file = std::fs::File::create(&tmp)?;
+        let mut w = ArrowWriter::try_new(file, schema, Some(props))?;
+        for b in batches {
+            w.write(b)?;
+        }
+        // `into_inner` writes the footer.
+        w.into_inner()?.sync_all()?;
+        Ok(())
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.context(format!("writing '{}'", path.display())));
+    }
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot move '{}' into place", path.display()))
+}
+
+/// Removes `part-NNNNN.parquet` shards a previous, larger run left beyond the ones just written.
+fn remove_stale_shards(dir: &Path, written: usize) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let idx = name
+            .strip_prefix("part-")
+            .and_then(|r| r.strip_suffix(".parquet"))
+            .and_then(|n| n.parse::<usize>().ok());
+        if idx.is_some_and(|i| i >= written) {
+            std::fs::remove_file(e.path())?;
+        }
+    }
+    Ok(())
+}
