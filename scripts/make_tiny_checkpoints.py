@@ -168,6 +168,20 @@ def make_images(dirname):
     return {name: Image.open(os.path.join(dirname, name)) for name in imgs}
 
 
+def make_mode_images(dirname):
+    """Inputs in other modes (16-bit grey PNG, CMYK JPEG) with PIL's RGB reading of them."""
+    os.makedirs(dirname, exist_ok=True)
+    rng = np.random.default_rng(11)
+    g16 = (np.linspace(0, 65535, 20 * 12).reshape(12, 20)).astype(np.uint16)
+    Image.fromarray(g16).save(os.path.join(dirname, "grey16_20x12.png"))
+    cmyk = Image.fromarray(rng.integers(0, 256, (16, 24, 4), dtype=np.uint8), "CMYK")
+    cmyk.save(os.path.join(dirname, "cmyk_24x16.jpg"), quality=95)
+    rgb = np.asarray(Image.open(os.path.join(dirname, "cmyk_24x16.jpg")).convert("RGB"))
+    with open(os.path.join(dirname, "expected.json"), "w") as f:
+        json.dump({"cmyk_24x16.jpg": {"width": 24, "height": 16, "mean_rgb": rgb.reshape(-1, 3).mean(0).tolist()},
+                   "grey16_20x12.png": {"width": 20, "height": 12, "max_value": 65535}}, f, indent=1)
+
+
 def build(name, seed, vision, qformer, text, num_query, coords, shard=None):
     out = os.path.join(ROOT, name)
     shutil.rmtree(out, ignore_errors=True)
@@ -384,6 +398,7 @@ def build(name, seed, vision, qformer, text, num_query, coords, shard=None):
 
 def main():
     torch.set_num_threads(2)
+    make_mode_images(os.path.join(ROOT, "modes"))
     # Cross-attention every layer, multi-head attention, the coordinate vocabulary.
     build(
         "tiny_xattn1_mha_coords",

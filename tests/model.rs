@@ -458,3 +458,28 @@ fn bench_generate() {
         );
     }
 }
+
+/// 16-bit grey is scaled (not clipped) to 8 bits; CMYK JPEGs decode to the RGB PIL reads
+/// (mean per channel within 2 levels: the JPEG decoders differ slightly).
+#[test]
+fn other_input_modes_become_rgb() {
+    let dir = root().join("modes");
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let grey =
+        vista::model::preprocess::decode_rgb(&std::fs::read(dir.join("grey16_20x12.png")).unwrap())
+            .unwrap();
+    assert_eq!(grey.dimensions(), (20, 12));
+    assert_eq!(grey.get_pixel(0, 0).0, [0, 0, 0]);
+    assert_eq!(grey.get_pixel(19, 11).0, [255, 255, 255]);
+    let cmyk =
+        vista::model::preprocess::decode_rgb(&std::fs::read(dir.join("cmyk_24x16.jpg")).unwrap())
+            .unwrap();
+    assert_eq!(cmyk.dimensions(), (24, 16));
+    let want = &expected["cmyk_24x16.jpg"]["mean_rgb"];
+    for c in 0..3 {
+        let mean = cmyk.pixels().map(|p| f64::from(p.0[c])).sum::<f64>() / (24.0 * 16.0);
+        let w = want[c].as_f64().unwrap();
+        assert!((mean - w).abs() < 2.0, "channel {c}: {mean} vs PIL {w}");
+    }
+}
