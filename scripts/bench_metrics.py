@@ -51,6 +51,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=5000)
     ap.add_argument("--refs", type=int, default=5)
+    ap.add_argument("--exe", default=os.path.join(ROOT, "target", "release", "examples", "bench_metrics"),
+                    help="the vista benchmark binary (default: the release build)")
+    ap.add_argument("--keep-data", help="also write the evaluation set (JSON) to this path")
     args = ap.parse_args()
     rng = random.Random(5)
     gts = {i: [{"caption": caption(rng)} for _ in range(args.refs)] for i in range(args.images)}
@@ -68,26 +71,30 @@ def main():
     cider, _ = Cider().compute_score(gts_t, res_t)
     t2 = time.perf_counter()
     py = {"raw_seconds": t2 - t0, "tokenize_seconds": t1 - t0, "pretokenized_seconds": t2 - t1,
-          "cider_d": cider, "bleu_4": bleu[3], "rouge_l": float(rouge),
+          "cider_d": float(cider), "bleu_4": float(bleu[3]), "rouge_l": float(rouge),
           "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
     rows = [{"id": i, "pred": res[i][0]["caption"], "refs": [c["caption"] for c in gts[i]],
              "pred_tok": res_t[i][0], "refs_tok": gts_t[i]} for i in range(args.images)]
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(rows, f)
-    exe = os.path.join(ROOT, "target", "release", "examples", "bench_metrics")
+    exe = args.exe
     if not os.path.exists(exe):
         sys.exit("build it first: cargo build --release -p vista-udfs --example bench_metrics")
+    if args.keep_data:
+        with open(args.keep_data, "w") as k:
+            json.dump(rows, k)
     out = subprocess.run([exe, f.name], check=True, capture_output=True, text=True).stdout
     os.unlink(f.name)
     vista = json.loads(out.strip().splitlines()[-1])
 
     report = {
-        "images": args.images, "refs_per_image": args.refs, "cpus": os.cpu_count(),
+        "images": args.images, "refs_per_image": args.refs, "cpus": os.cpu_count(), "vista_binary": exe,
         "pycocoevalcap": py, "vista": vista,
         "speedup_end_to_end": py["raw_seconds"] / vista["raw"]["seconds"],
         "speedup_pretokenized": py["pretokenized_seconds"] / vista["pretokenized"]["seconds"],
-        "agree": {k: abs(py[k] - vista["raw"][k]) <= 1e-9 * max(1.0, abs(py[k])) for k in ("cider_d", "bleu_4", "rouge_l")},
+        "agree": {k: bool(abs(py[k] - vista["raw"][k]) <= 1e-9 * max(1.0, abs(py[k])))
+                  for k in ("cider_d", "bleu_4", "rouge_l")},
     }
     print(json.dumps(report, indent=1))
 

@@ -79,10 +79,11 @@ async fn main() -> datafusion::common::Result<()> {
     vista_udfs::register_all(&ctx)?;
     ctx.register_table("t", Arc::new(MemTable::try_new(schema, partitions)?))?;
 
+    // one pass for all three metrics, as COCOEvalCap.evaluate (tokenize once, then score)
     let query = |p: &str, r: &str, tok: bool| {
         format!(
-            "SELECT cider_d({p}, {r}, NULL, {tok})['score'], bleu({p}, {r}, NULL, {tok})['bleu_4'], \
-             rouge_l({p}, {r}, NULL, {tok})['score'] FROM t"
+            "SELECT s['cider_d'], s['bleu_4'], s['rouge_l'] \
+             FROM (SELECT caption_scores({p}, {r}, NULL, {tok}) AS s FROM t)"
         )
     };
     let mut report = serde_json::Map::new();

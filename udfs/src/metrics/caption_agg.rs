@@ -26,6 +26,8 @@ pub enum CaptionMetric {
     CiderD,
     Bleu,
     RougeL,
+    /// BLEU-1..4, ROUGE-L and CIDEr-D in one pass (tokenized once, n-grams counted once).
+    All,
 }
 
 impl CaptionMetric {
@@ -34,6 +36,7 @@ impl CaptionMetric {
             CaptionMetric::CiderD => "cider_d",
             CaptionMetric::Bleu => "bleu",
             CaptionMetric::RougeL => "rouge_l",
+            CaptionMetric::All => "caption_scores",
         }
     }
 
@@ -42,6 +45,7 @@ impl CaptionMetric {
         match self {
             CaptionMetric::CiderD | CaptionMetric::RougeL => &["score"],
             CaptionMetric::Bleu => &["bleu_1", "bleu_2", "bleu_3", "bleu_4"],
+            CaptionMetric::All => &["bleu_1", "bleu_2", "bleu_3", "bleu_4", "rouge_l", "cider_d"],
         }
     }
 }
@@ -68,6 +72,14 @@ fn doc(metric: CaptionMetric) -> Documentation {
              recall over the references taken separately, single-space token split), mean over \
              images.",
             "`score` (the mean), `n`",
+            "",
+        ),
+        CaptionMetric::All => (
+            "BLEU-1..4, ROUGE-L and CIDEr-D together, as pycocoevalcap's `COCOEvalCap.evaluate` \
+             computes them (without METEOR and SPICE): the captions are tokenized once and the \
+             n-gram tables shared, so this is the fast way to get all three; each value equals \
+             the one of `bleu`, `rouge_l` and `cider_d`.",
+            "`bleu_1`..`bleu_4`, `rouge_l`, `cider_d` (corpus), `testlen`, `reflen`, `n`",
             "",
         ),
     };
@@ -105,11 +117,15 @@ fn doc(metric: CaptionMetric) -> Documentation {
 fn example_for(metric: CaptionMetric) -> String {
     let name = metric.name();
     let table = match metric {
+        CaptionMetric::All => "+--------------------+\n| c                  |\n+--------------------+\n| 0.6666666666666666 |\n+--------------------+",
         CaptionMetric::Bleu => "+--------------------+\n| b                  |\n+--------------------+\n| 0.9999999992500005 |\n+--------------------+",
         _ => "+--------------------+\n| r                  |\n+--------------------+\n| 0.6666666666666666 |\n+--------------------+",
     };
-    let (alias, field) =
-        if metric == CaptionMetric::Bleu { ("b", "bleu_2") } else { ("r", "score") };
+    let (alias, field) = match metric {
+        CaptionMetric::Bleu => ("b", "bleu_2"),
+        CaptionMetric::All => ("c", "rouge_l"),
+        _ => ("r", "score"),
+    };
     format!(
         "```sql\n> SELECT {name}(pred, refs)['{field}'] AS {alias} FROM (VALUES ('A dog runs.', ['A dog is running.', 'The dog runs'])) AS t(pred, refs);\n{table}\n```"
     )
@@ -118,6 +134,7 @@ fn example_for(metric: CaptionMetric) -> String {
 static CIDER_DOC: LazyLock<Documentation> = LazyLock::new(|| doc(CaptionMetric::CiderD));
 static BLEU_DOC: LazyLock<Documentation> = LazyLock::new(|| doc(CaptionMetric::Bleu));
 static ROUGE_DOC: LazyLock<Documentation> = LazyLock::new(|| doc(CaptionMetric::RougeL));
+static ALL_DOC: LazyLock<Documentation> = LazyLock::new(|| doc(CaptionMetric::All));
 
 /// `cider_d` / `bleu` / `rouge_l` (pred, refs [, id [, tokenize]]).
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -147,7 +164,7 @@ fn item_fields(metric: CaptionMetric, id_type: &DataType) -> Fields {
 fn result_fields(metric: CaptionMetric, id_type: Option<&DataType>) -> Fields {
     let mut f: Vec<Field> =
         metric.score_names().iter().map(|n| Field::new(*n, DataType::Float64, true)).collect();
-    if metric == CaptionMetric::Bleu {
+    if matches!(metric, CaptionMetric::Bleu | CaptionMetric::All) {
         f.push(Field::new("testlen", DataType::Int64, false));
         f.push(Field::new("reflen", DataType::Int64, false));
     }
@@ -237,6 +254,7 @@ impl AggregateUDFImpl for CaptionMetricFunc {
             CaptionMetric::CiderD => &CIDER_DOC,
             CaptionMetric::Bleu => &BLEU_DOC,
             CaptionMetric::RougeL => &ROUGE_DOC,
+            CaptionMetric::All => &ALL_DOC,
         })
     }
 }
@@ -325,6 +343,21 @@ impl Accumulator for CaptionAccumulator {
                 cols.push(Arc::new(Int64Array::from(vec![r.testlen as i64])));
                 cols.push(Arc::new(Int64Array::from(vec![r.reflen as i64])));
                 (0..4).map(|k| r.per_item.iter().map(|p| p[k]).collect()).collect()
+            }
+            CaptionMetric::All => {
+                let r = caption::all_scores(&items);
+                for k in 0..4 {
+                    cols.push(Arc::new(Float64Array::from(vec![some(r.bleu.bleu[k])])));
+                }
+                cols.push(Arc::new(Float64Array::from(vec![some(r.rouge_l.0)])));
+                cols.push(Arc::new(Float64Array::from(vec![some(r.cider_d.0)])));
+                cols.push(Arc::new(Int64Array::from(vec![r.bleu.testlen as i64])));
+                cols.push(Arc::new(Int64Array::from(vec![r.bleu.reflen as i64])));
+                let mut per: Vec<Vec<f64>> =
+                    (0..4).map(|k| r.bleu.per_item.iter().map(|p| p[k]).collect()).collect();
+                per.push(r.rouge_l.1);
+                per.push(r.cider_d.1);
+                per
             }
         };
         cols.push(Arc::new(Int64Array::from(vec![n as i64])));

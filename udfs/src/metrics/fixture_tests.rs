@@ -178,6 +178,24 @@ fn caption_aggregates_end_to_end_from_raw_strings() {
                 close(got, set["bleu"][k].as_f64().unwrap(), &what("BLEU"));
             }
             assert_eq!(field(&c, "n").as_primitive::<Int64Type>().value(0), images.len() as i64);
+            // the one-pass aggregate gives the same numbers
+            let all = run(&ctx, &format!("SELECT caption_scores(pred, refs, id, {tok}) FROM t"));
+            let all = first_struct(&all, 0);
+            let get = |n: &str| field(&all, n).as_primitive::<Float64Type>().value(0);
+            close(
+                get("cider_d"),
+                set["cider_d"].as_f64().unwrap(),
+                &what("caption_scores CIDEr-D"),
+            );
+            close(
+                get("rouge_l"),
+                set["rouge_l"].as_f64().unwrap(),
+                &what("caption_scores ROUGE-L"),
+            );
+            for k in 0..4 {
+                let got = get(&format!("bleu_{}", k + 1));
+                close(got, set["bleu"][k].as_f64().unwrap(), &what("caption_scores BLEU"));
+            }
             // per-item scores, matched by id
             let per = field(&c, "per_item").as_list::<i32>().value(0);
             let per = per.as_struct();

@@ -45,6 +45,7 @@ pub fn aggregate_functions() -> Vec<AggregateUDF> {
         AggregateUDF::new_from_impl(CaptionMetricFunc::new(CaptionMetric::CiderD)),
         AggregateUDF::new_from_impl(CaptionMetricFunc::new(CaptionMetric::Bleu)),
         AggregateUDF::new_from_impl(CaptionMetricFunc::new(CaptionMetric::RougeL)),
+        AggregateUDF::new_from_impl(CaptionMetricFunc::new(CaptionMetric::All)),
         AggregateUDF::new_from_impl(grec::GrecScoreFunc::new()),
         AggregateUDF::new_from_impl(masks::MaskMetricFunc::new(masks::MaskMetric::MIou)),
         AggregateUDF::new_from_impl(masks::MaskMetricFunc::new(masks::MaskMetric::CIou)),

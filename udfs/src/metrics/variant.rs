@@ -26,6 +26,10 @@ pub fn variant_of(func: &str, literal_args: &[(&str, &str)]) -> Option<String> {
         "cider_d" => format!("cider_d:{COCO};n=4;sigma=6;df=group;tokenize={}", tokenize()),
         "bleu" => format!("bleu:{COCO};n=4;reflen=closest;tokenize={}", tokenize()),
         "rouge_l" => format!("rouge_l:{COCO};beta=1.2;tokenize={}", tokenize()),
+        "caption_scores" => format!(
+            "caption_scores:{COCO};bleu=n4,closest;rouge_l=beta1.2;cider_d=n4,sigma6,df=group;tokenize={}",
+            tokenize()
+        ),
         "vqa_accuracy" => match arg("variant").as_deref() {
             Some("pre2021") | Some("legacy") => "vqa_accuracy:GT-Vision-Lab/VQA@77bb365;variant=pre2021".into(),
             _ => "vqa_accuracy:GT-Vision-Lab/VQA@a013f00;variant=current".into(),
