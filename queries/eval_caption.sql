@@ -2,7 +2,7 @@
 --
 -- A job file (docs/eval.md): `predictions` reads table `samples` (schemas/samples.json) and
 -- returns one row per sample; `scores` reads `predictions` and `samples`. Run it resumably with
---   vista run queries/eval_caption.sql --table samples=captions.parquet --out-dir out/ [--resume]
+--   vista run queries/eval_caption.sql --samples captions.parquet --out out/ [--resume]
 -- or plainly with `vista sql -f` after registering `samples`. Set the model first
 -- (SET vista.model = '...' here or --set model=...). The model runs once per row: the
 -- `generated` CTE calls it and everything else reads its result.
