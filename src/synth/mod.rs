@@ -16,17 +16,14 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::compute::concat_batches;
-use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::datasource::MemTable;
-use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::basic::{Compression, ZstdLevel};
-use datafusion::parquet::file::metadata::KeyValue;
-use datafusion::parquet::file::properties::WriterProperties;
-use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use datafusion::prelude::{DataFrame, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement};
 use futures::StreamExt;
-use vista_udfs::VistaConfig;
+
+use crate::output;
+use crate::session::{self, SessionOptions};
 
 /// The curation query, embedded so that the binary works from any directory.
 pub const SAMPLES_SQL: &str = include_str!("../../queries/synth_samples.sql");
@@ -103,7 +100,7 @@ pub fn synth(opts: &SynthOptions) -> Result<SynthSummary> {
 
 pub async fn synth_async(opts: &SynthOptions) -> Result<SynthSummary> {
     check(opts)?;
-    let n_images = opts.images.unwrap_or((2 * opts.samples_per_task).max(8));
+    let n_images = image_count(opts);
     let scenes: Vec<scene::Scene> = (0..n_images)
         .map(|i| scene::generate(opts.seed, i as u64, opts.image_size, opts.max_objects))
         .collect();
@@ -117,10 +114,10 @@ pub async fn synth_async(opts: &SynthOptions) -> Result<SynthSummary> {
         ("vocab", &raw.vocab),
     ];
     for (name, batch) in named {
-        write_parquet(
+        output::write_parquet_atomic(
             &raw_dir.join(format!("{name}.parquet")),
-            batch.schema(),
             &[batch.clone()],
+            batch.schema(),
             &meta,
         )?;
     }
@@ -130,18 +127,18 @@ pub async fn synth_async(opts: &SynthOptions) -> Result<SynthSummary> {
             .with_context(|| format!("cannot read query '{}'", p.display()))?,
         None => SAMPLES_SQL.to_string(),
     };
-    // TODO(session): switch to the shared builder in src/session.rs once it is exported.
-    let config = SessionConfig::new()
-        .with_option_extension(VistaConfig::default())
-        // One partition: the plan, and so every tie-free ordering, is the same on every machine.
-        .with_target_partitions(1)
+    let settings = [
         // Sorting union branches separately and merging them trips DataFusion 55's sanity check
         // when branches have different constant columns; sort the union as a whole instead.
-        .set_bool("datafusion.optimizer.repartition_sorts", false)
+        ("datafusion.optimizer.repartition_sorts", "false"),
         // The samples layout stores text as Utf8.
-        .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false);
-    let ctx = SessionContext::new_with_config(config);
-    vista_udfs::register_all(&ctx)?;
+        ("datafusion.sql_parser.map_string_types_to_utf8view", "false"),
+    ];
+    let ctx = session::new_context(&SessionOptions {
+        settings: settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        // One partition: the same plan, hence the same output, on every machine.
+        target_partitions: Some(1),
+    })?;
     for (name, batch) in named {
         let table = MemTable::try_new(batch.schema(), vec![vec![batch.clone()]])?;
         ctx.register_table(name, Arc::new(table))?;
@@ -179,7 +176,7 @@ pub async fn synth_async(opts: &SynthOptions) -> Result<SynthSummary> {
             let all = concat_batches(&schema, &pending)?;
             let take = pending_rows.min(opts.shard_size);
             let path = samples_dir.join(format!("part-{:05}.parquet", shards.len()));
-            write_parquet(&path, schema.clone(), &[all.slice(0, take)], &meta)?;
+            output::write_parquet_atomic(&path, &[all.slice(0, take)], schema.clone(), &meta)?;
             shards.push(path);
             pending = vec![all.slice(take, all.num_rows() - take)];
             pending_rows -= take;
@@ -249,27 +246,22 @@ fn query_params(opts: &SynthOptions) -> ParamValues {
 }
 
 fn metadata(opts: &SynthOptions, sql: Option<&str>) -> Vec<(String, String)> {
-    let mut kv = vec![
-        ("vista.version".to_string(), env!("CARGO_PKG_VERSION").to_string()),
-        (
-            "vista.synth".to_string(),
-            format!(
-                "seed={} samples_per_task={} images={} image_size={} max_objects={} points={} style={} split={}",
-                opts.seed,
-                opts.samples_per_task,
-                opts.images.unwrap_or((2 * opts.samples_per_task).max(8)),
-                opts.image_size,
-                opts.max_objects,
-                opts.points,
-                opts.style,
-                opts.split
-            ),
-        ),
-    ];
-    if let Some(sql) = sql {
-        kv.push(("vista.sql".to_string(), sql.trim().to_string()));
-    }
-    kv
+    let described = format!(
+        "seed={} samples_per_task={} images={} image_size={} max_objects={} points={} style={} split={}",
+        opts.seed,
+        opts.samples_per_task,
+        image_count(opts),
+        opts.image_size,
+        opts.max_objects,
+        opts.points,
+        opts.style,
+        opts.split
+    );
+    output::provenance(sql, &[("vista.synth".to_string(), described)])
+}
+
+fn image_count(opts: &SynthOptions) -> usize {
+    opts.images.unwrap_or((2 * opts.samples_per_task).max(8))
 }
 
 fn count_tasks(batch: &RecordBatch, per_task: &mut BTreeMap<String, usize>) -> Result<()> {
@@ -279,42 +271,6 @@ fn count_tasks(batch: &RecordBatch, per_task: &mut BTreeMap<String, usize>) -> R
         *per_task.entry(t.unwrap_or("").to_string()).or_default() += 1;
     }
     Ok(())
-}
-
-/// Writes one Parquet file under a temporary name, then renames it into place.
-// TODO(output): use src/output.rs's atomic writer once it is exported.
-fn write_parquet(
-    path: &Path,
-    schema: SchemaRef,
-    batches: &[RecordBatch],
-    meta: &[(String, String)],
-) -> Result<()> {
-    let dir = path.parent().context("synth: output path has no directory")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create '{}'", dir.display()))?;
-    let name = path.file_name().context("synth: output path has no file name")?.to_string_lossy();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
-        .set_key_value_metadata(Some(
-            meta.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect(),
-        ))
-        .build();
-    let written = (|| -> Result<()> {
-        let file = std::fs::File::create(&tmp)?;
-        let mut w = ArrowWriter::try_new(file, schema, Some(props))?;
-        for b in batches {
-            w.write(b)?;
-        }
-        // `into_inner` writes the footer.
-        w.into_inner()?.sync_all()?;
-        Ok(())
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e.context(format!("writing '{}'", path.display())));
-    }
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("cannot move '{}' into place", path.display()))
 }
 
 /// Removes `part-NNNNN.parquet` shards a previous, larger run left beyond the ones just written.
