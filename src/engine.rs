@@ -36,7 +36,12 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
 }
 
 /// Runs every statement of `sql`; query results go to `sink` (stdout or `--out`).
-pub async fn run_sql(ctx: &SessionContext, sql: &str, sink: &Sink, stdout: &mut dyn Write) -> Result<()> {
+pub async fn run_sql(
+    ctx: &SessionContext,
+    sql: &str,
+    sink: &Sink,
+    stdout: &mut dyn Write,
+) -> Result<()> {
     let stmts = parse(sql)?;
     let last_query = stmts.iter().rposition(is_query);
     for (i, stmt) in stmts.into_iter().enumerate() {
@@ -79,7 +84,10 @@ async fn run_statement(
             return Ok(());
         }
     }
-    let plan = ctx.state().statement_to_plan(stmt).await.map_err(dferr)?;
+    let plan = match show_functions_sql(&stmt) {
+        Some(sql) => plan_sql(ctx, &sql).await?,
+        None => ctx.state().statement_to_plan(stmt).await.map_err(dferr)?,
+    };
     match out_file {
         Some(path) => {
             let format = Format::from_path(path).unwrap_or(Format::Parquet);
@@ -103,6 +111,29 @@ async fn run_statement(
 fn is_result_statement(text: &str) -> bool {
     let t = text.trim_start().to_ascii_uppercase();
     !(t.starts_with("CREATE") || t.starts_with("SET") || t.starts_with("DROP"))
+}
+
+/// `SHOW FUNCTIONS [LIKE 'p']` lists vista's functions first (DataFusion's own listing drops
+/// functions whose argument types it cannot enumerate, which is all of ours), then DataFusion's.
+fn show_functions_sql(stmt: &Statement) -> Option<String> {
+    use datafusion::sql::sqlparser::ast::{ShowStatementFilter, Statement as Sql};
+    let Statement::Statement(s) = stmt else { return None };
+    let Sql::ShowFunctions { filter } = s.as_ref() else { return None };
+    let pattern = match filter {
+        None => "%".to_string(),
+        Some(ShowStatementFilter::Like(p) | ShowStatementFilter::NoKeyword(p)) => p.clone(),
+        Some(_) => return None,
+    };
+    let pattern = pattern.replace('\'', "''");
+    Some(format!(
+        "SELECT function_name, function_type, syntax_example, description FROM (\
+           SELECT function_name, function_type, syntax_example, description, 0 AS o FROM vista_functions \
+           UNION ALL \
+           SELECT DISTINCT routine_name, lower(function_type), syntax_example, description, 1 AS o \
+           FROM information_schema.routines \
+           WHERE routine_name NOT IN (SELECT function_name FROM vista_functions)) \
+         WHERE function_name LIKE '{pattern}' ORDER BY o, function_name"
+    ))
 }
 
 /// COPY statements vista writes itself: one file of a format it knows, no partitioning.

@@ -11,7 +11,11 @@ use vista::output::Format;
 use vista::session::{self, SessionOptions};
 
 #[derive(Parser)]
-#[command(name = "vista", version, about = "VistaLLM as SQL: run vision-language models, contour sampling and reference-exact metrics over image tables")]
+#[command(
+    name = "vista",
+    version,
+    about = "VistaLLM as SQL: run vision-language models, contour sampling and reference-exact metrics over image tables"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -27,6 +31,17 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Run an eval job file over a samples table, in resumable chunks (docs/eval.md).
+    Run(RunArgs),
+    /// Convert public annotation formats to the samples layout (Parquet).
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Generate a deterministic synthetic CoinIt-style sample set (docs/synth.md).
+    Synth(SynthArgs),
+    /// Ask the model one question about one or more images.
+    Generate(GenerateArgs),
+    /// The main job on a built-in sample set: generate, predict, parse, score; print the scores.
+    Demo(DemoArgs),
     /// Check a table file against a canonical schema (samples, images, predictions, scores).
     Check {
         /// A Parquet, CSV or NDJSON file (or a directory of them).
@@ -62,6 +77,145 @@ struct SqlArgs {
     base_dir: Option<String>,
 }
 
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The job file (e.g. queries/eval_rec.sql).
+    file: PathBuf,
+    /// The samples table (Parquet file or directory; schemas/samples.json layout).
+    #[arg(long)]
+    samples: String,
+    /// Output directory: chunks/, manifest.json, predictions.parquet, scores.parquet.
+    #[arg(long)]
+    out: PathBuf,
+    /// Continue a job killed earlier, without recomputing its committed rows.
+    #[arg(long)]
+    resume: bool,
+    /// Samples per committed chunk.
+    #[arg(long, default_value_t = 256)]
+    chunk_rows: usize,
+    /// A setting: `--set model=DIR` (`vista.` is implied).
+    #[arg(long = "set", value_parser = parse_pair)]
+    settings: Vec<(String, String)>,
+    /// Base directory for relative image paths.
+    #[arg(long)]
+    base_dir: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// COCO captions (captions_*.json) -> one caption sample per image.
+    CocoCaptions {
+        annotations: PathBuf,
+        #[command(flatten)]
+        common: ImportCommon,
+    },
+    /// VQAv2 questions (+ annotations) -> one vqa sample per question.
+    Vqav2 {
+        questions: PathBuf,
+        #[arg(long)]
+        annotations: Option<PathBuf>,
+        #[command(flatten)]
+        common: ImportCommon,
+    },
+    /// RefCOCO/+/g refs (JSON conversion of refs(unc).p) or gRefCOCO grefs JSON, with the COCO
+    /// instances file they index -> rec/res/grec/gres samples.
+    Refs {
+        refs: PathBuf,
+        #[arg(long)]
+        instances: PathBuf,
+        /// rec | res | grec | gres
+        #[arg(long)]
+        task: String,
+        #[command(flatten)]
+        common: ImportCommon,
+    },
+}
+
+#[derive(clap::Args)]
+struct ImportCommon {
+    /// Output Parquet file.
+    #[arg(long)]
+    out: PathBuf,
+    /// Prefix put before COCO file names in image_path (e.g. `val2014/`).
+    #[arg(long, default_value = "")]
+    images_prefix: String,
+    /// Keep only this split (refs) / value of the split column.
+    #[arg(long)]
+    split: Option<String>,
+    /// Value of the source column and sample id prefix.
+    #[arg(long)]
+    source: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct SynthArgs {
+    /// Output directory (samples/part-*.parquet, raw/*.parquet).
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Samples per task.
+    #[arg(long, default_value_t = 16)]
+    samples_per_task: usize,
+    /// Side of the square images in pixels.
+    #[arg(long, default_value_t = 96)]
+    image_size: u32,
+    /// Contour points per mask target.
+    #[arg(long, default_value_t = 32)]
+    points: usize,
+    /// Coordinate text style of targets: bins | decimal.
+    #[arg(long, default_value = "bins")]
+    style: String,
+    /// Value of the split column.
+    #[arg(long, default_value = "train")]
+    split: String,
+    /// A curation query to run instead of queries/synth_samples.sql.
+    #[arg(long)]
+    query: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct GenerateArgs {
+    /// Model directory (Hugging Face InstructBLIP layout).
+    #[arg(long)]
+    model: PathBuf,
+    /// An image file; repeat for multi-image prompts (one `<image>` marker each).
+    #[arg(long = "image", required = true)]
+    images: Vec<PathBuf>,
+    #[arg(long)]
+    prompt: String,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    #[arg(long, default_value = "f32")]
+    dtype: String,
+    #[arg(long, default_value_t = 64)]
+    max_new_tokens: usize,
+    #[arg(long, default_value_t = 1)]
+    num_beams: usize,
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f64,
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// vicuna_v1 | raw
+    #[arg(long, default_value = "vicuna_v1")]
+    template: String,
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// Folder for the sample set, the model and the outputs.
+    #[arg(long, default_value = "vista-demo")]
+    dir: PathBuf,
+    /// A model directory to use instead of the embedded one.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Samples per task.
+    #[arg(long, default_value_t = 8)]
+    samples_per_task: usize,
+}
+
 fn parse_pair(s: &str) -> Result<(String, String), String> {
     let (k, v) = s.split_once('=').ok_or_else(|| format!("expected NAME=VALUE, got '{s}'"))?;
     if k.trim().is_empty() {
@@ -95,9 +249,65 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let fns = vista::functions::list();
             let mut out = std::io::stdout().lock();
             match format {
-                Format::Json | Format::Ndjson => writeln!(out, "{}", serde_json::to_string_pretty(&fns)?)?,
+                Format::Json | Format::Ndjson => {
+                    writeln!(out, "{}", serde_json::to_string_pretty(&fns)?)?
+                }
                 _ => write!(out, "{}", vista::functions::render_text(&fns))?,
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run(args) => run_job(args).await,
+        Command::Import(cmd) => import(cmd),
+        Command::Synth(args) => {
+            let opts = vista::synth::SynthOptions {
+                seed: args.seed,
+                samples_per_task: args.samples_per_task,
+                image_size: args.image_size,
+                points: args.points,
+                style: args.style,
+                split: args.split,
+                out_dir: args.out,
+                query: args.query,
+                ..Default::default()
+            };
+            let summary = vista::synth::synth_async(&opts).await?;
+            for (task, n) in &summary.per_task {
+                println!("{task}: {n}");
+            }
+            println!(
+                "{} samples from {} images in {} shard(s) under {}",
+                summary.samples,
+                summary.images,
+                summary.shards.len(),
+                opts.out_dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Generate(a) => {
+            let settings = vista_udfs::generate::GenerateSettings {
+                max_new_tokens: a.max_new_tokens,
+                num_beams: a.num_beams,
+                temperature: a.temperature,
+                top_p: a.top_p,
+                seed: a.seed,
+                prompt_template: a.template,
+            };
+            let text = tokio::task::spawn_blocking(move || {
+                vista::model::generate_cli(
+                    &a.model, &a.device, &a.dtype, &a.images, &a.prompt, &settings,
+                )
+            })
+            .await??;
+            println!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(args) => {
+            vista::demo::run(&vista::demo::DemoOptions {
+                dir: args.dir,
+                model: args.model,
+                samples_per_task: args.samples_per_task,
+            })
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { table, schema } => {
@@ -112,11 +322,62 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 for p in &problems {
                     println!("{table}: {p}");
                 }
-                eprintln!("error: {table} does not match schema '{}' ({} problems)", spec.name, problems.len());
+                eprintln!(
+                    "error: {table} does not match schema '{}' ({} problems)",
+                    spec.name,
+                    problems.len()
+                );
                 Ok(ExitCode::FAILURE)
             }
         }
     }
+}
+
+async fn run_job(args: RunArgs) -> Result<ExitCode> {
+    let mut settings = args.settings.clone();
+    if let Some(b) = &args.base_dir {
+        settings.push(("vista.base_dir".into(), b.clone()));
+    }
+    let ctx = session::new_context(&SessionOptions { settings, ..Default::default() })?;
+    let sql = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("cannot read job file '{}'", args.file.display()))?;
+    let mut opts = vista::jobs::JobOptions::new(args.samples, args.out);
+    opts.resume = args.resume;
+    opts.chunk_rows = args.chunk_rows;
+    let loader = session::model_loader();
+    let summary = vista::jobs::run_job(&ctx, &sql, Some(&loader), &opts).await?;
+    eprintln!("{summary}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn import(cmd: ImportCommand) -> Result<ExitCode> {
+    use vista::import::{self, ImportOptions, RefTask};
+    let opts = |c: &ImportCommon| ImportOptions {
+        images_prefix: c.images_prefix.clone(),
+        split: c.split.clone(),
+        source: c.source.clone(),
+    };
+    let (n, out) = match &cmd {
+        ImportCommand::CocoCaptions { annotations, common } => {
+            (import::import_coco_captions(annotations, &opts(common), &common.out)?, &common.out)
+        }
+        ImportCommand::Vqav2 { questions, annotations, common } => (
+            import::import_vqav2(questions, annotations.as_deref(), &opts(common), &common.out)?,
+            &common.out,
+        ),
+        ImportCommand::Refs { refs, instances, task, common } => (
+            import::import_refs(
+                refs,
+                instances,
+                RefTask::parse(task)?,
+                &opts(common),
+                &common.out,
+            )?,
+            &common.out,
+        ),
+    };
+    println!("{n} samples written to {}", out.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn sql(args: SqlArgs) -> Result<ExitCode> {
@@ -135,7 +396,8 @@ async fn sql(args: SqlArgs) -> Result<ExitCode> {
     let sink = Sink { format, out: args.out.clone(), progress: true };
     let text = match (&args.command, &args.file) {
         (Some(c), _) => c.clone(),
-        (None, Some(f)) => std::fs::read_to_string(f).with_context(|| format!("cannot read SQL file '{}'", f.display()))?,
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read SQL file '{}'", f.display()))?,
         (None, None) => return repl(&ctx, &sink).await,
     };
     let mut stdout = std::io::stdout().lock();

@@ -63,7 +63,8 @@ pub struct AtomicFile {
 impl AtomicFile {
     pub fn create(path: &Path) -> Result<AtomicFile> {
         let tmp = temp_path(path)?;
-        let file = File::create(&tmp).with_context(|| format!("cannot create '{}'", tmp.display()))?;
+        let file =
+            File::create(&tmp).with_context(|| format!("cannot create '{}'", tmp.display()))?;
         Ok(AtomicFile { path: path.to_path_buf(), tmp, file: Some(file) })
     }
 
@@ -133,7 +134,8 @@ pub fn write_atomic(
     let mut out = AtomicFile::create(path)?;
     let written = match format {
         Format::Parquet => (|| -> Result<()> {
-            let mut writer = ArrowWriter::try_new(out.file(), schema, Some(parquet_properties(metadata)?))?;
+            let mut writer =
+                ArrowWriter::try_new(out.file(), schema, Some(parquet_properties(metadata)?))?;
             for b in batches {
                 writer.write(b)?;
             }
@@ -169,7 +171,8 @@ pub async fn write_stream_atomic(
     let mut rows = 0;
     match format {
         Format::Parquet => {
-            let mut writer = ArrowWriter::try_new(out.file(), schema, Some(parquet_properties(metadata)?))?;
+            let mut writer =
+                ArrowWriter::try_new(out.file(), schema, Some(parquet_properties(metadata)?))?;
             while let Some(b) = stream.next().await {
                 let b = b?;
                 rows += b.num_rows();
@@ -203,13 +206,22 @@ pub fn write_text<W: Write + ?Sized>(
         Format::Table => {
             if batches.iter().all(|b| b.num_rows() == 0) {
                 let empty = RecordBatch::new_empty(schema.clone());
-                writeln!(out, "{}", datafusion::arrow::util::pretty::pretty_format_batches(&[empty])?)?;
+                writeln!(
+                    out,
+                    "{}",
+                    datafusion::arrow::util::pretty::pretty_format_batches(&[empty])?
+                )?;
             } else {
-                writeln!(out, "{}", datafusion::arrow::util::pretty::pretty_format_batches(batches)?)?;
+                writeln!(
+                    out,
+                    "{}",
+                    datafusion::arrow::util::pretty::pretty_format_batches(batches)?
+                )?;
             }
         }
         Format::Csv => {
-            let mut w = datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(&mut *out);
+            let mut w =
+                datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(&mut *out);
             if batches.is_empty() {
                 w.write(&flatten_nested(&RecordBatch::new_empty(schema.clone()))?)?;
             }
@@ -254,9 +266,8 @@ fn flatten_nested(batch: &RecordBatch) -> Result<RecordBatch> {
     for (f, col) in batch.schema().fields().iter().zip(batch.columns()) {
         if f.data_type().is_nested() {
             let fmt = ArrayFormatter::try_new(col.as_ref(), &FormatOptions::default())?;
-            let text: StringArray = (0..col.len())
-                .map(|i| col.is_valid(i).then(|| fmt.value(i).to_string()))
-                .collect();
+            let text: StringArray =
+                (0..col.len()).map(|i| col.is_valid(i).then(|| fmt.value(i).to_string())).collect();
             fields.push(Field::new(f.name(), DataType::Utf8, true));
             columns.push(Arc::new(text));
         } else {
@@ -279,12 +290,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/x.parquet");
         let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int32, false)]));
-        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int32Array::from(vec![1, 2]))]).unwrap();
+        let batch =
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(Int32Array::from(vec![1, 2]))])
+                .unwrap();
         let meta = provenance(Some("SELECT 1"), &[("k".into(), "v".into())]);
         write_parquet_atomic(&path, &[batch], schema, &meta).unwrap();
-        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("x.parquet")], "no temporary file left");
-        let reader = datafusion::parquet::file::reader::SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
+        let reader = datafusion::parquet::file::reader::SerializedFileReader::new(
+            File::open(&path).unwrap(),
+        )
+        .unwrap();
         use datafusion::parquet::file::reader::FileReader;
         let kv = reader.metadata().file_metadata().key_value_metadata().unwrap().clone();
         let get = |k: &str| kv.iter().find(|e| e.key == k).and_then(|e| e.value.clone());
@@ -306,6 +325,10 @@ mod tests {
         .unwrap();
         // The batch does not match the declared schema: the writer fails midway.
         assert!(write_parquet_atomic(&path, &[batch], schema, &[]).is_err());
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no file, complete or partial");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "no file, complete or partial"
+        );
     }
 }

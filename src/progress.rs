@@ -23,7 +23,10 @@ impl Progress {
         let task = tokio::spawn(async move {
             let start = Instant::now();
             tokio::time::sleep(DELAY).await;
-            let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+            let bar = indicatif::ProgressBar::with_draw_target(
+                None,
+                indicatif::ProgressDrawTarget::stderr(),
+            );
             loop {
                 let rows = rows_read(&plan);
                 let secs = start.elapsed().as_secs_f64();

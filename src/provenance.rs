@@ -13,12 +13,17 @@ type Used = BTreeMap<String, BTreeMap<String, String>>;
 
 /// Metadata entries for a planned query.
 pub fn of_plan(ctx: &SessionContext, plan: &LogicalPlan) -> Vec<(String, String)> {
-    let ours: HashSet<String> = vista_udfs::function_names().into_iter().collect();
+    let mut ours: HashSet<String> = vista_udfs::function_names().into_iter().collect();
+    // Registered by the session with the model loader, so not in the library's own list.
+    ours.insert("vista_generate".to_string());
     let mut used = Used::new();
     collect(plan, &ours, &mut used);
     let mut kv = Vec::new();
     if !used.is_empty() {
-        kv.push(("vista.functions".to_string(), used.keys().cloned().collect::<Vec<_>>().join(",")));
+        kv.push((
+            "vista.functions".to_string(),
+            used.keys().cloned().collect::<Vec<_>>().join(","),
+        ));
     }
     for (name, options) in &used {
         for (p, v) in options {
@@ -64,7 +69,9 @@ fn collect(plan: &LogicalPlan, ours: &HashSet<String>, used: &mut Used) {
 /// Notes a vista function call and its constant options, by parameter name.
 fn record(e: &Expr, ours: &HashSet<String>, used: &mut Used) {
     let (name, params, args) = match e {
-        Expr::ScalarFunction(f) => (f.func.name(), f.func.signature().parameter_names.clone(), &f.args),
+        Expr::ScalarFunction(f) => {
+            (f.func.name(), f.func.signature().parameter_names.clone(), &f.args)
+        }
         Expr::AggregateFunction(f) => {
             (f.func.name(), f.func.signature().parameter_names.clone(), &f.params.args)
         }
@@ -77,7 +84,8 @@ fn record(e: &Expr, ours: &HashSet<String>, used: &mut Used) {
     for (i, arg) in args.iter().enumerate().skip(1) {
         if let Expr::Literal(v, _) = arg {
             if !v.is_null() {
-                let pname = params.as_ref().and_then(|p| p.get(i).cloned()).unwrap_or(format!("arg{i}"));
+                let pname =
+                    params.as_ref().and_then(|p| p.get(i).cloned()).unwrap_or(format!("arg{i}"));
                 options.insert(pname, v.to_string());
             }
         }

@@ -1,8 +1,11 @@
 //! The one place that builds a `SessionContext`: configuration, every vista function, the
 //! model loader, and file paths usable as tables.
 
+use std::sync::OnceLock;
+
 use anyhow::{Context, Result};
 use datafusion::prelude::{SessionConfig, SessionContext};
+use vista_udfs::generate::ModelLoader;
 use vista_udfs::VistaConfig;
 
 /// How to build a session.
@@ -23,6 +26,10 @@ pub fn new_context(opts: &SessionOptions) -> Result<SessionContext> {
     if let Some(n) = opts.target_partitions {
         config = config.with_target_partitions(n);
     }
+    // DataFusion 55 copies an expression into every field access it pushes through a
+    // projection: `g['text']`, `g['error']` of one `vista_generate(...) AS g` would plan one model
+    // call each (the worker's dedupe makes the copies free, but the plan should say one call).
+    config.options_mut().optimizer.enable_leaf_expression_pushdown = false;
     for (k, v) in &opts.settings {
         let key = if k.contains('.') { k.clone() } else { format!("vista.{k}") };
         config
@@ -32,5 +39,14 @@ pub fn new_context(opts: &SessionOptions) -> Result<SessionContext> {
     }
     let ctx = SessionContext::new_with_config(config).enable_url_table();
     vista_udfs::register_all(&ctx)?;
+    ctx.register_udf(vista_udfs::generate::vista_generate_udf(model_loader()));
+    ctx.register_table("vista_functions", std::sync::Arc::new(crate::functions::table()?))?;
     Ok(ctx)
+}
+
+/// The process's model loader: the candle VistaLLM, loaded lazily from `vista.model` and shared
+/// by `vista_generate` and the job runner (which fingerprints the same loaded model).
+pub fn model_loader() -> ModelLoader {
+    static LOADER: OnceLock<ModelLoader> = OnceLock::new();
+    LOADER.get_or_init(crate::model::loader).clone()
 }

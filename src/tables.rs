@@ -108,7 +108,8 @@ pub fn parse_type(s: &str) -> Result<DataType> {
     if let Some(inner) = s.strip_prefix("struct<").and_then(|r| r.strip_suffix('>')) {
         let mut fields = Vec::new();
         for part in split_top_level(inner) {
-            let (n, t) = part.split_once(':').with_context(|| format!("bad struct field '{part}'"))?;
+            let (n, t) =
+                part.split_once(':').with_context(|| format!("bad struct field '{part}'"))?;
             fields.push(Field::new(n.trim(), parse_type(t)?, true));
         }
         return Ok(DataType::Struct(fields.into()));
@@ -156,11 +157,13 @@ pub fn type_matches(expected: &DataType, actual: &DataType) -> bool {
         (e, a) if e.is_integer() && a.is_integer() => true,
         (e, a) if e.is_floating() && a.is_floating() => true,
         (Binary, Binary | LargeBinary | BinaryView) => true,
-        (List(e), List(a) | LargeList(a) | ListView(a) | LargeListView(a) | FixedSizeList(a, _)) => {
-            type_matches(e.data_type(), a.data_type())
-        }
+        (
+            List(e),
+            List(a) | LargeList(a) | ListView(a) | LargeListView(a) | FixedSizeList(a, _),
+        ) => type_matches(e.data_type(), a.data_type()),
         (Struct(e), Struct(a)) => e.iter().all(|ef| {
-            a.iter().any(|af| af.name() == ef.name() && type_matches(ef.data_type(), af.data_type()))
+            a.iter()
+                .any(|af| af.name() == ef.name() && type_matches(ef.data_type(), af.data_type()))
         }),
         (e, a) => e == a,
     }
@@ -202,7 +205,10 @@ pub async fn check(ctx: &SessionContext, table: &str, schema: &TableSchema) -> R
                         })
                         .unwrap_or(0);
                     if nulls > 0 {
-                        problems.push(format!("column '{}' must not be NULL but has {nulls} NULL rows", col.name));
+                        problems.push(format!(
+                            "column '{}' must not be NULL but has {nulls} NULL rows",
+                            col.name
+                        ));
                     }
                 }
             }
@@ -235,7 +241,11 @@ mod tests {
                 DataType::Struct(
                     vec![
                         Field::new("counts", DataType::Utf8View, true),
-                        Field::new("size", DataType::List(Field::new("x", DataType::Int32, true).into()), true),
+                        Field::new(
+                            "size",
+                            DataType::List(Field::new("x", DataType::Int32, true).into()),
+                            true,
+                        ),
                     ]
                     .into(),
                 ),

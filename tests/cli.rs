@@ -111,8 +111,13 @@ fn file_paths_and_table_flags_are_tables_and_copy_writes_parquet_atomically() {
     let sql = "COPY (SELECT a.id, a.w, b.name FROM 'a.json' a JOIN names b ON a.id = b.id ORDER BY a.id) TO 'out/joined.parquet'";
     let printed = ok(d.path(), &["sql", "--table", "names=b.csv", "-c", sql]);
     assert!(printed.contains("2 rows written"), "{printed}");
-    let files: Vec<_> = std::fs::read_dir(d.path().join("out")).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(files, vec![std::ffi::OsString::from("joined.parquet")], "no temporary files remain");
+    let files: Vec<_> =
+        std::fs::read_dir(d.path().join("out")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(
+        files,
+        vec![std::ffi::OsString::from("joined.parquet")],
+        "no temporary files remain"
+    );
     let (batches, kv) = read_parquet(&d.path().join("out/joined.parquet"));
     let b = &batches[0];
     assert_eq!(b.num_rows(), 2);
@@ -146,7 +151,18 @@ fn base_dir_resolves_relative_paths() {
         &["sql", "--format", "csv", "-c", "SET vista.base_dir = 'imgs'; SELECT image_format(read_bytes('x.png')) AS f, image_height(read_bytes('x.png')) AS h"],
     );
     assert_eq!(out, "f,h\npng,7\n");
-    let out = ok(d.path(), &["sql", "--base-dir", "imgs", "--format", "csv", "-c", "SELECT image_width(read_bytes('x.png')) AS w"]);
+    let out = ok(
+        d.path(),
+        &[
+            "sql",
+            "--base-dir",
+            "imgs",
+            "--format",
+            "csv",
+            "-c",
+            "SELECT image_width(read_bytes('x.png')) AS w",
+        ],
+    );
     assert_eq!(out, "w\n5\n");
 }
 
@@ -158,8 +174,10 @@ fn functions_are_listed_with_examples() {
         assert!(text.contains(&format!("### {name} (")), "{name} missing from:\n{text}");
     }
     assert!(text.contains("```sql"));
-    let json: serde_json::Value = serde_json::from_str(&ok(d.path(), &["functions", "--format", "json"])).unwrap();
-    let names: Vec<&str> = json.as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(d.path(), &["functions", "--format", "json"])).unwrap();
+    let names: Vec<&str> =
+        json.as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
     for f in vista_udfs::function_names() {
         assert!(names.contains(&f.as_str()), "{f} missing from vista functions");
     }
@@ -186,11 +204,18 @@ fn check_reports_every_mismatch() {
 fn bad_input_is_one_line_and_names_the_problem() {
     let d = tmp();
     assert!(fails(d.path(), &["sql", "-c", "SELEC 1"]).contains("syntax"));
-    assert!(fails(d.path(), &["sql", "-c", "SELECT * FROM 'missing.parquet'"]).contains("missing.parquet"));
-    assert!(fails(d.path(), &["sql", "-c", "SELECT no_such_function(1)"]).contains("no_such_function"));
-    assert!(fails(d.path(), &["sql", "--table", "t=nope.csv", "-c", "SELECT 1"]).contains("nope.csv"));
+    assert!(fails(d.path(), &["sql", "-c", "SELECT * FROM 'missing.parquet'"])
+        .contains("missing.parquet"));
+    assert!(
+        fails(d.path(), &["sql", "-c", "SELECT no_such_function(1)"]).contains("no_such_function")
+    );
+    assert!(
+        fails(d.path(), &["sql", "--table", "t=nope.csv", "-c", "SELECT 1"]).contains("nope.csv")
+    );
     assert!(fails(d.path(), &["sql", "-f", "nope.sql"]).contains("nope.sql"));
-    assert!(fails(d.path(), &["check", "nope.parquet", "--schema", "samples"]).contains("nope.parquet"));
+    assert!(
+        fails(d.path(), &["check", "nope.parquet", "--schema", "samples"]).contains("nope.parquet")
+    );
     write(d.path(), "imgs.csv", "p\nok.png\nbroken.png\n");
     std::fs::write(d.path().join("ok.png"), png(2, 2)).unwrap();
     std::fs::write(d.path().join("broken.png"), b"not an image").unwrap();
@@ -206,4 +231,48 @@ fn bad_input_is_one_line_and_names_the_problem() {
           "SELECT p, r['value'] AS w, r['error'] IS NOT NULL AS failed FROM (SELECT p, image_width(read_bytes(p), on_error => 'report') AS r FROM imgs) ORDER BY p"],
     );
     assert_eq!(out, "p,w,failed\nbroken.png,,true\nok.png,2,false\n");
+}
+
+#[test]
+fn demo_runs_the_main_job_and_writes_predictions_and_scores() {
+    let d = tmp();
+    let printed = ok(d.path(), &["demo", "--dir", "demo", "--samples-per-task", "2"]);
+    assert!(printed.contains("gt_contour_iou@32_adaptive"), "{printed}");
+    let (preds, kv) = read_parquet(&d.path().join("demo/run/predictions.parquet"));
+    let rows: usize = preds.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, 20, "2 samples for each of the 10 tasks");
+    assert!(kv.iter().any(|(k, _)| k == "vista.job.fingerprint"), "{kv:?}");
+    let schema = preds[0].schema();
+    for col in [
+        "sample_id",
+        "task",
+        "raw",
+        "answer",
+        "boxes",
+        "masks",
+        "parse_status",
+        "error",
+        "latency_ms",
+    ] {
+        assert!(schema.field_with_name(col).is_ok(), "predictions lack {col}");
+    }
+    let (scores, _) = read_parquet(&d.path().join("demo/run/scores.parquet"));
+    let b = &scores[0];
+    let metric = b.column_by_name("metric").unwrap();
+    let metric =
+        datafusion::arrow::compute::cast(metric, &datafusion::arrow::datatypes::DataType::Utf8)
+            .unwrap();
+    let metric = metric.as_string::<i32>();
+    let value = b
+        .column_by_name("value")
+        .unwrap()
+        .as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+    let get = |m: &str| (0..b.num_rows()).find(|&i| metric.value(i) == m).map(|i| value.value(i));
+    for m in ["cider_d", "vqa_accuracy", "acc@0.5", "miou", "precision_f1_1", "giou", "accuracy"] {
+        let v = get(m).unwrap_or_else(|| panic!("no {m} score"));
+        assert!((0.0..=10.0).contains(&v), "{m} = {v}");
+    }
+    // The ground truth's own 32-point sequences reconstruct its masks well.
+    assert!(get("gt_contour_iou@32_adaptive").unwrap() > 0.6);
+    assert_eq!(b.column_by_name("value").unwrap().null_count(), 0);
 }
