@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, StringArray, StructArray,
-};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray, StructArray};
 use datafusion::arrow::datatypes::{DataType, Field, Fields};
 use datafusion::common::{exec_datafusion_err, plan_err, DataFusionError, Result, ScalarValue};
 use datafusion::logical_expr::{ColumnarValue, Signature, Volatility};
@@ -104,12 +102,19 @@ pub fn const_arg<'a>(args: &'a [ColumnarValue], idx: usize) -> Option<&'a Scalar
 }
 
 /// A constant text option, e.g. `method => 'uniform'`. Errors when the argument is a column.
-pub fn const_str(func: &str, name: &str, args: &[ColumnarValue], idx: usize) -> Result<Option<String>> {
+pub fn const_str(
+    func: &str,
+    name: &str,
+    args: &[ColumnarValue],
+    idx: usize,
+) -> Result<Option<String>> {
     match args.get(idx) {
         None => Ok(None),
         Some(ColumnarValue::Scalar(s)) if s.is_null() => Ok(None),
         Some(ColumnarValue::Scalar(
-            ScalarValue::Utf8(Some(v)) | ScalarValue::LargeUtf8(Some(v)) | ScalarValue::Utf8View(Some(v)),
+            ScalarValue::Utf8(Some(v))
+            | ScalarValue::LargeUtf8(Some(v))
+            | ScalarValue::Utf8View(Some(v)),
         )) => Ok(Some(v.clone())),
         Some(other) => Err(exec_datafusion_err!(
             "{func}: option `{name}` must be a constant string, got {}",
@@ -119,7 +124,12 @@ pub fn const_str(func: &str, name: &str, args: &[ColumnarValue], idx: usize) -> 
 }
 
 /// A constant integer option, e.g. `n => 32`.
-pub fn const_i64(func: &str, name: &str, args: &[ColumnarValue], idx: usize) -> Result<Option<i64>> {
+pub fn const_i64(
+    func: &str,
+    name: &str,
+    args: &[ColumnarValue],
+    idx: usize,
+) -> Result<Option<i64>> {
     match args.get(idx) {
         None => Ok(None),
         Some(ColumnarValue::Scalar(s)) if s.is_null() => Ok(None),
@@ -153,7 +163,9 @@ pub fn bytes_values<'a>(func: &str, arr: &'a ArrayRef) -> Result<Vec<Option<&'a 
         DataType::LargeBinary => arr.as_binary::<i64>().iter().collect(),
         DataType::BinaryView => arr.as_binary_view().iter().collect(),
         DataType::Utf8 => arr.as_string::<i32>().iter().map(|s| s.map(str::as_bytes)).collect(),
-        DataType::LargeUtf8 => arr.as_string::<i64>().iter().map(|s| s.map(str::as_bytes)).collect(),
+        DataType::LargeUtf8 => {
+            arr.as_string::<i64>().iter().map(|s| s.map(str::as_bytes)).collect()
+        }
         DataType::Utf8View => arr.as_string_view().iter().map(|s| s.map(str::as_bytes)).collect(),
         DataType::Null => vec![None; arr.len()],
         other => return Err(exec_datafusion_err!("{func}: expected binary data, got {other}")),
@@ -233,10 +245,7 @@ pub fn result_type(value: DataType, report: bool) -> DataType {
 }
 
 fn report_fields(value: DataType) -> Fields {
-    Fields::from(vec![
-        Field::new("value", value, true),
-        Field::new("error", DataType::Utf8, true),
-    ])
+    Fields::from(vec![Field::new("value", value, true), Field::new("error", DataType::Utf8, true)])
 }
 
 /// An error naming the function and the row (1-based within the batch the function saw).
@@ -253,7 +262,9 @@ pub fn finish(
 ) -> Result<ColumnarValue> {
     match policy {
         OnError::Fail => {
-            if let Some((row, msg)) = errors.iter().enumerate().find_map(|(i, e)| e.as_ref().map(|m| (i, m))) {
+            if let Some((row, msg)) =
+                errors.iter().enumerate().find_map(|(i, e)| e.as_ref().map(|m| (i, m)))
+            {
                 return Err(row_error(func, row, msg));
             }
             Ok(ColumnarValue::Array(values))

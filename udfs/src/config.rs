@@ -41,10 +41,6 @@ impl ConfigExtension for VistaConfig {
 impl VistaConfig {
     /// The settings in force for a function call (defaults when the session has none).
     pub fn from_options(options: &ConfigOptions) -> VistaConfig {
-        options
-            .extensions
-            .get::<VistaConfig>()
-            .cloned()
-            .unwrap_or_default()
+        options.extensions.get::<VistaConfig>().cloned().unwrap_or_default()
     }
 }

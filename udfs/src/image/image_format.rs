@@ -75,7 +75,13 @@ impl ScalarUDFImpl for ImageFormatFunc {
             let f = super::format_of(bytes)?;
             Ok(Some(f.extensions_str().first().map_or("unknown", |e| e).to_string()).map(|e| {
                 // `jpg` is the first extension image lists for JPEG; users expect the format name.
-                if e == "jpg" { "jpeg".to_string() } else if e == "tif" { "tiff".to_string() } else { e }
+                if e == "jpg" {
+                    "jpeg".to_string()
+                } else if e == "tif" {
+                    "tiff".to_string()
+                } else {
+                    e
+                }
             }))
         });
         let array: ArrayRef = Arc::new(StringArray::from(values));

@@ -10,11 +10,12 @@ pub use image_format::ImageFormatFunc;
 pub use image_size::{ImageSizeFunc, Side};
 pub use read_bytes::ReadBytesFunc;
 
-pub(crate) const SECTION: datafusion::logical_expr::DocSection = datafusion::logical_expr::DocSection {
-    include: true,
-    label: "Vista image functions",
-    description: Some("Read image files and inspect encoded images."),
-};
+pub(crate) const SECTION: datafusion::logical_expr::DocSection =
+    datafusion::logical_expr::DocSection {
+        include: true,
+        label: "Vista image functions",
+        description: Some("Read image files and inspect encoded images."),
+    };
 
 pub fn scalar_functions() -> Vec<ScalarUDF> {
     vec![
@@ -37,6 +38,10 @@ pub fn dimensions(bytes: &[u8]) -> Result<(u32, u32), String> {
 /// The format of encoded image bytes, from their magic number.
 pub fn format_of(bytes: &[u8]) -> Result<image::ImageFormat, String> {
     image::guess_format(bytes).map_err(|_| {
-        format!("not a recognised image format ({} bytes, starts {:02x?})", bytes.len(), &bytes[..bytes.len().min(4)])
+        format!(
+            "not a recognised image format ({} bytes, starts {:02x?})",
+            bytes.len(),
+            &bytes[..bytes.len().min(4)]
+        )
     })
 }
