@@ -278,17 +278,17 @@ fn box_targets_parse_back_to_the_ground_truth_boxes() {
     // A box value is rounded to 3 decimals of the 64-pixel side, then binned: at most half a
     // thousandth of the side off.
     let tol = 0.5e-3 * 64.0 + 1e-9;
-    for r in 0..b.num_rows() {
+    for (r, id) in ids.iter().enumerate() {
         let g = gt.value(r);
         let g = g.as_list::<i32>();
         let p = parsed.value(r);
         let p = p.as_list::<i32>();
-        assert_eq!(g.len(), p.len(), "{:?}: box count", ids[r]);
+        assert_eq!(g.len(), p.len(), "{:?}: box count", id);
         if g.is_empty() {
             empty += 1;
-            assert_eq!(status.value(r), "empty", "{:?}", ids[r]);
+            assert_eq!(status.value(r), "empty", "{:?}", id);
         } else {
-            assert_eq!(status.value(r), "ok", "{:?}", ids[r]);
+            assert_eq!(status.value(r), "ok", "{:?}", id);
         }
         several += (g.len() > 1) as usize;
         for i in 0..g.len() {
@@ -298,7 +298,7 @@ fn box_targets_parse_back_to_the_ground_truth_boxes() {
                 assert!(
                     (gv.value(k) - pv.value(k)).abs() <= tol,
                     "{:?} box {i}: {gv:?} vs {pv:?}",
-                    ids[r]
+                    id
                 );
             }
         }

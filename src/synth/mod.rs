@@ -116,7 +116,7 @@ pub async fn synth_async(opts: &SynthOptions) -> Result<SynthSummary> {
     for (name, batch) in named {
         output::write_parquet_atomic(
             &raw_dir.join(format!("{name}.parquet")),
-            &[batch.clone()],
+            std::slice::from_ref(batch),
             batch.schema(),
             &meta,
         )?;
