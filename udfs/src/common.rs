@@ -94,7 +94,7 @@ fn coerce_one(func: &str, name: &str, kind: Arg, dt: &DataType) -> Result<DataTy
 }
 
 /// The value of a constant argument (options such as `n => 32`); `None` when absent or NULL.
-pub fn const_arg<'a>(args: &'a [ColumnarValue], idx: usize) -> Option<&'a ScalarValue> {
+pub fn const_arg(args: &[ColumnarValue], idx: usize) -> Option<&ScalarValue> {
     match args.get(idx) {
         Some(ColumnarValue::Scalar(s)) if !s.is_null() => Some(s),
         _ => None,

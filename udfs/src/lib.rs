@@ -70,14 +70,32 @@ mod doc_tests {
             docs.push((f.name().to_string(), f.documentation().cloned()));
         }
         assert!(!docs.is_empty());
+        // Every failure is listed, not just the first.
+        let mut failures = Vec::new();
         for (name, doc) in docs {
-            let doc = doc.unwrap_or_else(|| panic!("{name} has no documentation"));
-            let example = doc.sql_example.unwrap_or_else(|| panic!("{name} has no SQL example"));
-            let (query, expected) = test_util::parse_example(&example)
-                .unwrap_or_else(|| panic!("{name}: example is not ```sql > query; table```"));
-            assert!(query.contains(&name), "{name}: example does not call the function");
-            let got = test_util::run(&ctx, &query).unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert_eq!(got.trim_end(), expected, "{name}: example output differs");
+            let Some(doc) = doc else {
+                failures.push(format!("{name}: no documentation"));
+                continue;
+            };
+            let Some(example) = doc.sql_example else {
+                failures.push(format!("{name}: no SQL example"));
+                continue;
+            };
+            let Some((query, expected)) = test_util::parse_example(&example) else {
+                failures.push(format!("{name}: example is not ```sql > query; table```"));
+                continue;
+            };
+            if !query.contains(&name) {
+                failures.push(format!("{name}: example does not call the function"));
+            }
+            match test_util::run(&ctx, &query) {
+                Err(e) => failures.push(format!("{name}: {e}")),
+                Ok(got) if got.trim_end() != expected => {
+                    failures.push(format!("{name}: printed\n{got}\ninstead of\n{expected}"))
+                }
+                Ok(_) => {}
+            }
         }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 }

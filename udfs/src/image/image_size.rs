@@ -34,7 +34,7 @@ fn doc(side: Side) -> Documentation {
     .with_argument("image", "Encoded image bytes (binary).")
     .with_argument("on_error", "Per-row error policy: 'fail' (default), 'null' or 'report'.")
     .with_sql_example(format!(
-        "```sql\n> SELECT {name}(X'89504E470D0A1A0A0000000D49484452000000020000000308000000') AS v;\n+---+\n| v |\n+---+\n| {v} |\n+---+\n```"
+        "```sql\n> SELECT {name}(X'89504E470D0A1A0A0000000D49484452000000020000000308000000009C81815D0000000B49444154789C636080020000090001FB52B8A90000000049454E44AE426082') AS v;\n+---+\n| v |\n+---+\n| {v} |\n+---+\n```"
     ))
     .build()
 }

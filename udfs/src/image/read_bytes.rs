@@ -23,7 +23,7 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     .with_argument("path", "File path (text).")
     .with_argument("on_error", "Per-row error policy: 'fail' (default), 'null' or 'report'.")
     .with_sql_example(
-        "```sql\n> SELECT octet_length(read_bytes('Cargo.toml')) > 0 AS ok;\n+------+\n| ok   |\n+------+\n| true |\n+------+\n```",
+        "```sql\n> SELECT read_bytes('Cargo.toml') IS NOT NULL AS ok;\n+------+\n| ok   |\n+------+\n| true |\n+------+\n```",
     )
     .build()
 });
