@@ -257,11 +257,18 @@ fn f64_lists(b: &RecordBatch, name: &str) -> Vec<Option<Vec<f64>>> {
 
 #[test]
 fn box_targets_parse_back_to_the_ground_truth_boxes() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = run(dir.path(), 11);
+    for style in ["bins", "decimal"] {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = SynthOptions { style: style.to_string(), ..options(dir.path(), 11) };
+        let s = synth(&opts).unwrap_or_else(|e| panic!("synth failed: {e:#}"));
+        check_box_targets(&s);
+    }
+}
+
+fn check_box_targets(s: &SynthSummary) {
     // Pairwise, in order: the parsed list equals the ground-truth list within a bin.
     let b = query(
-        &s,
+        s,
         "SELECT sample_id, target, boxes AS gt,
                 parse_boxes(target, space => 'pixel', width => width, height => height) AS pb
          FROM samples WHERE task IN ('rec', 'grec') ORDER BY sample_id",
