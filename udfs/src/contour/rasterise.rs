@@ -112,7 +112,7 @@ pub fn polygon_mask(
     height: usize,
     space: Space,
 ) -> Result<Mask, String> {
-    if points.len() % 2 != 0 {
+    if !points.len().is_multiple_of(2) {
         return Err(format!("a polygon needs an even number of values, got {}", points.len()));
     }
     if let Some(i) = points.iter().position(|v| !v.is_finite()) {

@@ -82,6 +82,9 @@ pub fn secant_points(
     fitted.into_iter().map(|(x, y)| (x.clamp(0.0, xmax), y.clamp(0.0, ymax))).collect()
 }
 
+/// A line through two points.
+type Line = ((f64, f64), (f64, f64));
+
 /// Secant refinement of the adaptive polygon (module doc): vertex k becomes the crossing of the
 /// lines fitted to its two edges, each through the arc points at 1/4 and 3/4 of the edge.
 fn fit_edges(points: &[(i32, i32)], idx: &[usize]) -> Vec<(f64, f64)> {
@@ -92,7 +95,7 @@ fn fit_edges(points: &[(i32, i32)], idx: &[usize]) -> Vec<(f64, f64)> {
         (x as f64, y as f64)
     };
     // Edge t runs from idx[t] to idx[t + 1] (wrapping); arcs shorter than 4 steps keep chords.
-    let lines: Vec<Option<((f64, f64), (f64, f64))>> = (0..k)
+    let lines: Vec<Option<Line>> = (0..k)
         .map(|t| {
             let (a, b) = (idx[t], idx[(t + 1) % k]);
             let len = if b > a { b - a } else { b + m - a };
@@ -151,13 +154,55 @@ fn cross(a: (i32, i32), b: (i32, i32), c: (i32, i32)) -> i64 {
 }
 
 fn adaptive(points: &[(i32, i32)], n: usize) -> Vec<usize> {
-    let m = points.len();
+    // Collinear points have zero area and stay at zero as their neighbours go, so greedy removal
+    // takes them all first; dropping them in one linear pass leaves the heap far fewer points
+    // (pixel contours are mostly straight runs). Unless that leaves fewer than n.
+    let corners = non_collinear(points);
+    if corners.len() >= n {
+        greedy_removal(points, &corners, n)
+    } else {
+        greedy_removal(points, &(0..points.len()).collect::<Vec<_>>(), n)
+    }
+}
+
+/// Indices of the closed contour without its collinear points (a stack pass, then the seam).
+fn non_collinear(points: &[(i32, i32)]) -> Vec<usize> {
+    let mut st: Vec<usize> = Vec::with_capacity(points.len());
+    for i in 0..points.len() {
+        while st.len() >= 2
+            && cross(points[st[st.len() - 2]], points[st[st.len() - 1]], points[i]) == 0
+        {
+            st.pop();
+        }
+        st.push(i);
+    }
+    let mut head = 0;
+    while st.len() - head >= 3 {
+        let k = st.len();
+        if cross(points[st[k - 2]], points[st[k - 1]], points[st[head]]) == 0 {
+            st.pop();
+        } else if cross(points[st[k - 1]], points[st[head]], points[st[head + 1]]) == 0 {
+            head += 1;
+        } else {
+            break;
+        }
+    }
+    st.drain(..head);
+    st
+}
+
+/// Visvalingam-Whyatt on the closed polygon `base` (indices into `points`) down to `n` points.
+fn greedy_removal(points: &[(i32, i32)], base: &[usize], n: usize) -> Vec<usize> {
+    let m = base.len();
+    if m <= n {
+        return base.to_vec();
+    }
+    let pt = |j: usize| points[base[j]];
     let mut prev: Vec<usize> = (0..m).map(|i| (i + m - 1) % m).collect();
     let mut next: Vec<usize> = (0..m).map(|i| (i + 1) % m).collect();
     let mut alive = vec![true; m];
-    let cost = |i: usize, prev: &[usize], next: &[usize]| {
-        cross(points[prev[i]], points[i], points[next[i]]).abs()
-    };
+    let cost =
+        |i: usize, prev: &[usize], next: &[usize]| cross(pt(prev[i]), pt(i), pt(next[i])).abs();
     let mut current: Vec<i64> = (0..m).map(|i| cost(i, &prev, &next)).collect();
     // Min-heap on (cost, index); stale entries are skipped when their cost no longer matches.
     let mut heap: BinaryHeap<Reverse<(i64, usize)>> =
@@ -178,7 +223,7 @@ fn adaptive(points: &[(i32, i32)], n: usize) -> Vec<usize> {
             heap.push(Reverse((current[j], j)));
         }
     }
-    (0..m).filter(|&i| alive[i]).collect()
+    (0..m).filter(|&i| alive[i]).map(|i| base[i]).collect()
 }
 
 fn vistallm(points: &[(i32, i32)], n: usize) -> Vec<usize> {

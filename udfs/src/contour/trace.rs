@@ -27,18 +27,27 @@ const DX: [i32; 8] = [1, 1, 0, -1, -1, -1, 0, 1];
 const DY: [i32; 8] = [0, -1, -1, -1, 0, 1, 1, 1];
 
 /// Outer contours (and, with `holes`, each one's holes right after it).
+///
+/// The mask is column-major, so the borders are followed on its transpose (where a raster scan
+/// reads memory in order) and mapped back: transposing mirrors the image, so each border comes
+/// back as the same closed walk in the opposite direction. Reversing it and starting it where
+/// OpenCV does (the top-left pixel, the step into it from the first foreground neighbour found
+/// clockwise from up-left) gives OpenCV's point list exactly. Holes are the same closed walks
+/// as OpenCV's (`RETR_CCOMP`/`RETR_TREE`), started at their top-left pixel.
 pub fn contours(mask: &Mask, components: Components, holes: bool) -> Vec<Contour> {
     let borders = follow_borders(mask);
-    // Outer borders whose parent is the frame: OpenCV's RETR_EXTERNAL, listed last found first.
-    let outer: Vec<usize> = (0..borders.len())
-        .rev()
+    // Outer borders whose parent is the frame (RETR_EXTERNAL), in OpenCV's order: last found
+    // first, i.e. by start pixel (y, x) descending.
+    let mut outer: Vec<(usize, (i32, i32))> = (0..borders.len())
         .filter(|&i| !borders[i].hole && borders[i].parent.is_none())
+        .map(|i| (i, top_left(&borders[i].points)))
         .collect();
+    outer.sort_by_key(|&(_, p)| std::cmp::Reverse((p.1, p.0)));
     let chosen: Vec<usize> = match components {
         Components::All => (0..outer.len()).collect(),
         Components::Largest if outer.len() <= 1 => (0..outer.len()).collect(),
         Components::Largest => {
-            let seeds: Vec<(i32, i32)> = outer.iter().map(|&i| borders[i].points[0]).collect();
+            let seeds: Vec<(i32, i32)> = outer.iter().map(|&(_, p)| p).collect();
             let pixels = component_pixels(mask, &seeds);
             // Strictly greater: ties keep the contour OpenCV lists first.
             let mut best: Option<usize> = None;
@@ -52,17 +61,46 @@ pub fn contours(mask: &Mask, components: Components, holes: bool) -> Vec<Contour
     };
     let mut out = Vec::new();
     for k in chosen {
-        let i = outer[k];
-        out.push(Contour { points: borders[i].points.clone(), hole: false });
+        let (i, start) = outer[k];
+        out.push(Contour { points: opencv_walk(mask, &borders[i].points, start), hole: false });
         if holes {
-            for j in (0..borders.len()).rev() {
-                if borders[j].hole && borders[j].parent == Some(i) {
-                    out.push(Contour { points: borders[j].points.clone(), hole: true });
-                }
+            let mut hs: Vec<(usize, (i32, i32))> = (0..borders.len())
+                .filter(|&j| borders[j].hole && borders[j].parent == Some(i))
+                .map(|j| (j, top_left(&borders[j].points)))
+                .collect();
+            hs.sort_by_key(|&(_, p)| std::cmp::Reverse((p.1, p.0)));
+            for (j, p) in hs {
+                let walk: Vec<(i32, i32)> = borders[j].points.iter().rev().copied().collect();
+                let r = walk.iter().position(|&q| q == p).unwrap_or(0);
+                out.push(Contour { points: [&walk[r..], &walk[..r]].concat(), hole: true });
             }
         }
     }
     out
+}
+
+/// The first pixel of a border in raster order (smallest y, then x).
+fn top_left(points: &[(i32, i32)]) -> (i32, i32) {
+    *points.iter().min_by_key(|p| (p.1, p.0)).expect("a border has a pixel")
+}
+
+/// An outer border traced on the transpose (mirrored walk) as OpenCV lists it: reversed, and
+/// rotated to start at `start` right after OpenCV's last point, the first foreground neighbour
+/// of `start` clockwise from up-left (right, down-right, down, down-left: nothing is above).
+fn opencv_walk(mask: &Mask, mirrored: &[(i32, i32)], start: (i32, i32)) -> Vec<(i32, i32)> {
+    let walk: Vec<(i32, i32)> = mirrored.iter().rev().copied().collect();
+    let n = walk.len();
+    let (w, h) = (mask.width as i32, mask.height as i32);
+    let fg =
+        |x: i32, y: i32| x >= 0 && y >= 0 && x < w && y < h && mask.get(x as usize, y as usize);
+    let last = [0usize, 7, 6, 5]
+        .iter()
+        .map(|&s| (start.0 + DX[s], start.1 + DY[s]))
+        .find(|&(x, y)| fg(x, y));
+    let r = (0..n)
+        .find(|&r| walk[r] == start && last.is_none_or(|l| walk[(r + n - 1) % n] == l))
+        .unwrap_or(0);
+    [&walk[r..], &walk[..r]].concat()
 }
 
 struct Border {
@@ -77,39 +115,43 @@ thread_local! {
     static LABELS: std::cell::RefCell<Vec<i32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Suzuki-Abe algorithm 1 on a copy of the mask with a one-pixel background frame.
+/// Suzuki-Abe algorithm 1 on the transposed mask with a one-pixel background frame; points come
+/// back in mask coordinates (in the mirrored walk order).
 fn follow_borders(mask: &Mask) -> Vec<Border> {
     LABELS.with(|cell| {
         let mut f = cell.borrow_mut();
-        fill_labels(mask, &mut f);
-        scan(mask.width as i32, mask.height as i32, &mut f)
+        fill_transposed(mask, &mut f);
+        let mut borders = scan(mask.height as i32, mask.width as i32, &mut f, &mask.bits);
+        for b in &mut borders {
+            for p in &mut b.points {
+                *p = (p.1, p.0);
+            }
+        }
+        borders
     })
 }
 
-/// Writes the mask row-major into `f` (1 = foreground) inside a zero frame. The mask is
-/// column-major: copy eight columns at a time so reads stay sequential and writes contiguous.
-fn fill_labels(mask: &Mask, f: &mut Vec<i32>) {
+/// Writes the transpose of the mask row-major into `f` (1 = foreground) inside a zero frame:
+/// row x of the transpose is column x of the column-major mask, a straight copy.
+fn fill_transposed(mask: &Mask, f: &mut Vec<i32>) {
     let (w, h) = (mask.width, mask.height);
-    let stride = w + 2;
-    f.resize(stride * (h + 2), 0);
+    let stride = h + 2;
+    f.resize(stride * (w + 2), 0);
     f[..stride].fill(0);
-    f[(h + 1) * stride..].fill(0);
-    for y in 0..h {
-        f[(y + 1) * stride] = 0;
-        f[(y + 1) * stride + w + 1] = 0;
-    }
-    for x0 in (0..w).step_by(8) {
-        let cols = (w - x0).min(8);
-        for y in 0..h {
-            let row = &mut f[(y + 1) * stride + x0 + 1..][..cols];
-            for (k, v) in row.iter_mut().enumerate() {
-                *v = mask.bits[(x0 + k) * h + y] as i32;
-            }
+    f[(w + 1) * stride..].fill(0);
+    for x in 0..w {
+        let row = &mut f[(x + 1) * stride..(x + 2) * stride];
+        row[0] = 0;
+        row[h + 1] = 0;
+        for (d, &b) in row[1..=h].iter_mut().zip(&mask.bits[x * h..(x + 1) * h]) {
+            *d = b as i32;
         }
     }
 }
 
-fn scan(w: i32, h: i32, f: &mut [i32]) -> Vec<Border> {
+/// `bits` is the image scanned, row-major, one byte a pixel (the mask's columns): background
+/// runs are skipped there, reading a quarter of the bytes.
+fn scan(w: i32, h: i32, f: &mut [i32], bits: &[u8]) -> Vec<Border> {
     let stride = w + 2;
     let mut borders: Vec<Border> = Vec::new();
     // Border number NBD as in the paper: 1 is the frame, borders are 2, 3, ...
@@ -124,14 +166,15 @@ fn scan(w: i32, h: i32, f: &mut [i32]) -> Vec<Border> {
             // Runs of background and the inside of runs of unvisited foreground change nothing:
             // skip them (only run ends can start a border or carry a label).
             if v == 0 {
-                match f[i + 1..end].iter().position(|&u| u != 0) {
+                let b = (y * w) as usize + (i - base);
+                match first_nonzero(&bits[b + 1..b + (end - i)]) {
                     Some(k) => i += k + 1,
                     None => break,
                 }
                 continue;
             }
             if v == 1 && f[i - 1] != 0 && f[i + 1] == 1 {
-                i += f[i + 1..end].iter().position(|&u| u != 1).unwrap_or(end - i - 1);
+                i += first_not(&f[i + 1..end], 1).unwrap_or(end - i - 1);
                 continue;
             }
             let (x, left, right) = ((i - base) as i32, f[i - 1], f[i + 1]);
@@ -166,17 +209,44 @@ fn scan(w: i32, h: i32, f: &mut [i32]) -> Vec<Border> {
     borders
 }
 
+/// The first position in `s` whose value is not `v`; whole blocks of 16 are tested with a
+/// branch-free OR so the common long runs compile to vector code.
+fn first_not(s: &[i32], v: i32) -> Option<usize> {
+    let mut i = 0;
+    for block in s.chunks_exact(16) {
+        if block.iter().fold(0, |acc, &u| acc | (u ^ v)) != 0 {
+            break;
+        }
+        i += 16;
+    }
+    s[i..].iter().position(|&u| u != v).map(|k| i + k)
+}
+
+/// The first non-zero byte of `s` (blocks of 16 tested branch-free, as `first_not`).
+fn first_nonzero(s: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    for block in s.chunks_exact(16) {
+        if block.iter().fold(0, |acc, &u| acc | u) != 0 {
+            break;
+        }
+        i += 16;
+    }
+    s[i..].iter().position(|&u| u != 0).map(|k| i + k)
+}
+
 /// Follows one border from `(x0, y0)`, `from` being the direction of the background pixel that
 /// started it; labels the border pixels and returns them in OpenCV's order.
 fn follow(f: &mut [i32], stride: i32, x0: i32, y0: i32, from: usize, nbd: i32) -> Vec<(i32, i32)> {
-    let idx = |x: i32, y: i32| ((y + 1) * stride + x + 1) as usize;
-    let nz = |f: &[i32], x: i32, y: i32, s: usize| f[idx(x + DX[s & 7], y + DY[s & 7])] != 0;
+    // Neighbour offsets in the padded buffer, twice over so a search may run past direction 7.
+    let off: [isize; 16] = std::array::from_fn(|s| (DX[s & 7] + DY[s & 7] * stride) as isize);
+    let i0 = ((y0 + 1) * stride + x0 + 1) as usize;
+    let at = |i: usize, s: usize| i.wrapping_add_signed(off[s]);
     // Clockwise search for the first foreground neighbour, starting after `from`.
     let mut s = from;
     let mut found = false;
     for _ in 0..8 {
         s = (s + 7) & 7;
-        if nz(f, x0, y0, s) {
+        if f[at(i0, s)] != 0 {
             found = true;
             break;
         }
@@ -185,72 +255,96 @@ fn follow(f: &mut [i32], stride: i32, x0: i32, y0: i32, from: usize, nbd: i32) -
         }
     }
     if !found {
-        f[idx(x0, y0)] = -nbd;
+        f[i0] = -nbd;
         return vec![(x0, y0)];
     }
-    let (x1, y1) = (x0 + DX[s], y0 + DY[s]);
-    let (mut x3, mut y3) = (x0, y0);
+    let i1 = at(i0, s);
+    let (mut i3, mut x3, mut y3) = (i0, x0, y0);
     let mut points = Vec::new();
     loop {
         // Counter-clockwise search from the direction after the previous pixel.
-        let mut t = s;
-        loop {
+        let mut t = s + 1;
+        while f[at(i3, t)] == 0 {
             t += 1;
-            if nz(f, x3, y3, t) {
-                break;
-            }
         }
         // Direction 0 (right, = 8) was examined and empty: the pixel is a right border.
-        let crossed_right = t > 8;
-        s = t & 7;
-        let i3 = idx(x3, y3);
-        if crossed_right {
+        if t > 8 {
             f[i3] = -nbd;
         } else if f[i3] == 1 {
             f[i3] = nbd;
         }
+        s = t & 7;
         points.push((x3, y3));
-        let (x4, y4) = (x3 + DX[s], y3 + DY[s]);
-        if x4 == x0 && y4 == y0 && x3 == x1 && y3 == y1 {
+        let i4 = at(i3, s);
+        if i4 == i0 && i3 == i1 {
             break;
         }
-        x3 = x4;
-        y3 = y4;
+        i3 = i4;
+        x3 += DX[s];
+        y3 += DY[s];
         s = (s + 4) & 7;
     }
     points
 }
 
-/// Foreground pixels 8-connected to each seed (flood fills sharing one visited map: the
-/// seeds lie in distinct components).
+/// Foreground pixels of the 8-connected component of each seed. Works on column runs:
+/// runs of neighbouring columns that touch (8-connectivity: overlap after widening by one) are
+/// joined with union-find, so the cost follows the number of runs, not of pixels.
 fn component_pixels(mask: &Mask, seeds: &[(i32, i32)]) -> Vec<u64> {
-    let (w, h) = (mask.width as i32, mask.height as i32);
-    let mut seen = vec![false; if seeds.is_empty() { 0 } else { mask.bits.len() }];
-    let mut stack = Vec::new();
+    let (w, h) = (mask.width, mask.height);
+    let mut runs: Vec<(u32, u32)> = Vec::new(); // [start, end) in y
+    let mut first = Vec::with_capacity(w + 1); // first run of each column
+    for x in 0..w {
+        first.push(runs.len());
+        let col = &mask.bits[x * h..(x + 1) * h];
+        let mut y = 0;
+        while let Some(k) = col[y..].iter().position(|&b| b != 0) {
+            let s = y + k;
+            let e = s + col[s..].iter().position(|&b| b == 0).unwrap_or(h - s);
+            runs.push((s as u32, e as u32));
+            y = e;
+        }
+    }
+    first.push(runs.len());
+    let mut parent: Vec<usize> = (0..runs.len()).collect();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    for x in 1..w {
+        let (mut a, a_end) = (first[x - 1], first[x]);
+        let (mut b, b_end) = (first[x], first[x + 1]);
+        while a < a_end && b < b_end {
+            let (ra, rb) = (runs[a], runs[b]);
+            if ra.0 <= rb.1 && rb.0 <= ra.1 {
+                let (pa, pb) = (root(&mut parent, a), root(&mut parent, b));
+                parent[pa.max(pb)] = pa.min(pb);
+            }
+            if ra.1 < rb.1 {
+                a += 1;
+            } else {
+                b += 1;
+            }
+        }
+    }
+    let mut size = vec![0u64; runs.len()];
+    for i in 0..runs.len() {
+        let r = root(&mut parent, i);
+        size[r] += (runs[i].1 - runs[i].0) as u64;
+    }
     seeds
         .iter()
-        .map(|&seed| {
-            let mut count = 0u64;
-            let i = (seed.0 * h + seed.1) as usize;
-            if !seen[i] {
-                seen[i] = true;
-                stack.push(seed);
+        .map(|&(x, y)| {
+            let col = &runs[first[x as usize]..first[x as usize + 1]];
+            let k = col.partition_point(|r| r.1 as i32 <= y);
+            if k < col.len() && col[k].0 as i32 <= y {
+                size[root(&mut parent, first[x as usize] + k)]
+            } else {
+                0
             }
-            while let Some((x, y)) = stack.pop() {
-                count += 1;
-                for s in 0..8 {
-                    let (nx, ny) = (x + DX[s], y + DY[s]);
-                    if nx < 0 || ny < 0 || nx >= w || ny >= h {
-                        continue;
-                    }
-                    let i = (nx * h + ny) as usize;
-                    if mask.bits[i] != 0 && !seen[i] {
-                        seen[i] = true;
-                        stack.push((nx, ny));
-                    }
-                }
-            }
-            count
         })
         .collect()
 }
@@ -303,11 +397,10 @@ mod tests {
                 ((2, 9), false),
                 ((5, 5), false),
                 ((1, 5), false),
-                ((1, 6), true),
+                ((2, 5), true),
                 ((1, 1), false)
             ]
         );
-        assert_eq!(c[3].points[1], (2, 5));
         let largest = contours(&m, Components::Largest, false);
         assert_eq!(largest.len(), 1);
         // (5,5) and (1,5) both have 8 pixels: the tie keeps the one OpenCV lists first.
