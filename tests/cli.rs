@@ -276,3 +276,23 @@ fn demo_runs_the_main_job_and_writes_predictions_and_scores() {
     assert!(get("gt_contour_iou@32_adaptive").unwrap() > 0.6);
     assert_eq!(b.column_by_name("value").unwrap().null_count(), 0);
 }
+
+#[test]
+fn synth_output_matches_the_samples_schema() {
+    let d = tmp();
+    let printed = ok(d.path(), &["synth", "--out", "s", "--samples-per-task", "2", "--seed", "3"]);
+    assert!(printed.contains("20 samples"), "{printed}");
+    let report = ok(d.path(), &["check", "s/samples", "--schema", "samples"]);
+    assert!(report.contains("matches schema 'samples'"), "{report}");
+    let per_task = ok(
+        d.path(),
+        &[
+            "sql",
+            "--format",
+            "csv",
+            "-c",
+            "SELECT count(DISTINCT task) AS tasks, count(*) AS n FROM 's/samples/'",
+        ],
+    );
+    assert_eq!(per_task, "tasks,n\n10,20\n");
+}
