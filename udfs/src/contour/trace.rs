@@ -331,9 +331,9 @@ fn component_pixels(mask: &Mask, seeds: &[(i32, i32)]) -> Vec<u64> {
         }
     }
     let mut size = vec![0u64; runs.len()];
-    for i in 0..runs.len() {
+    for (i, run) in runs.iter().enumerate() {
         let r = root(&mut parent, i);
-        size[r] += (runs[i].1 - runs[i].0) as u64;
+        size[r] += (run.1 - run.0) as u64;
     }
     seeds
         .iter()
