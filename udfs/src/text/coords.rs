@@ -370,12 +370,11 @@ fn list_depth(dt: &DataType) -> Option<usize> {
     }
 }
 
+/// One row's objects: NULL, or the lists of values, or why they cannot be read.
+type RowObjects = Option<Result<Vec<Vec<f64>>, String>>;
+
 /// A numeric list column (depth 1 or 2) as per-row lists of objects.
-fn objects_of(
-    func: &str,
-    arr: &ArrayRef,
-    rows: usize,
-) -> Result<Vec<Option<Result<Vec<Vec<f64>>, String>>>> {
+fn objects_of(func: &str, arr: &ArrayRef, rows: usize) -> Result<Vec<RowObjects>> {
     let depth = list_depth(arr.data_type());
     let target = match depth {
         Some(1) => DataType::new_list(DataType::Float64, true),
@@ -475,7 +474,7 @@ impl ScalarUDFImpl for FormatFunc {
                     if let Some(o) = objs.iter().find(|o| o.len() != 4) {
                         return Err(format!("a box needs 4 values, got {}", o.len()));
                     }
-                } else if let Some(o) = objs.iter().find(|o| o.len() % 2 != 0) {
+                } else if let Some(o) = objs.iter().find(|o| !o.len().is_multiple_of(2)) {
                     return Err(format!("points need an even number of values, got {}", o.len()));
                 }
                 if space != Space::Square {
@@ -668,7 +667,7 @@ impl ParseFunc {
         for (k, o) in objs.iter().enumerate() {
             let bad = match self.kind {
                 Kind::Boxes => o.len() != 4,
-                Kind::Points => o.len() % 2 != 0,
+                Kind::Points => !o.len().is_multiple_of(2),
             };
             if bad {
                 let what =
