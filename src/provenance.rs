@@ -29,6 +29,12 @@ pub fn of_plan(ctx: &SessionContext, plan: &LogicalPlan) -> Vec<(String, String)
         for (p, v) in options {
             kv.push((format!("vista.function.{name}.{p}"), v.clone()));
         }
+        // Metrics name the reference and definition they follow, defaults included.
+        let args: Vec<(&str, &str)> =
+            options.iter().map(|(p, v)| (p.as_str(), v.as_str())).collect();
+        if let Some(variant) = vista_udfs::metrics::variant_of(name, &args) {
+            kv.push((format!("vista.variant.{name}"), variant));
+        }
     }
     if used.contains_key("vista_generate") {
         let c = VistaConfig::from_options(ctx.state().config_options());

@@ -139,6 +139,16 @@ fn out_flag_writes_the_last_query_with_function_metadata() {
     let fns = meta(&kv, "vista.functions").unwrap();
     assert!(fns.contains("image_width") && fns.contains("read_bytes"), "{kv:?}");
     assert_eq!(meta(&kv, "vista.function.read_bytes.on_error"), Some("null"));
+
+    // Metrics record the variant they follow, defaults filled in.
+    let sql = "SELECT vqa_accuracy('two', ['two', 'two', '2'], variant => 'pre2021') AS a, \
+               bleu('a cat', ['a cat']) AS b";
+    ok(d.path(), &["sql", "-c", sql, "--out", "m.parquet"]);
+    let (_, kv) = read_parquet(&d.path().join("m.parquet"));
+    let vqa = meta(&kv, "vista.variant.vqa_accuracy").unwrap();
+    assert!(vqa.contains("pre2021"), "{vqa}");
+    let bleu = meta(&kv, "vista.variant.bleu").unwrap();
+    assert!(bleu.contains("tokenize=ptb"), "{bleu}");
 }
 
 #[test]
