@@ -192,7 +192,8 @@ async fn collect(
     Ok(batches)
 }
 
-fn dferr(e: DataFusionError) -> anyhow::Error {
+/// A DataFusion error as one line, without a backtrace.
+pub fn dferr(e: DataFusionError) -> anyhow::Error {
     anyhow::anyhow!("{}", one_line(&e.strip_backtrace()))
 }
 

@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use vista_udfs::generate::{self, ModelLoader};
 use vista_udfs::VistaConfig;
 
+use crate::engine::dferr as df;
 use crate::output::{self, AtomicFile};
 
 /// Name under which the whole samples file is registered while chunks run as `samples`.
@@ -551,23 +552,9 @@ fn merge_chunks(chunks: &[Chunk]) -> Result<(SchemaRef, Vec<RecordBatch>)> {
 }
 
 async fn count_rows(ctx: &SessionContext, table: &str) -> Result<usize> {
-    let batches = ctx
-        .sql(&format!("SELECT count(*) AS n FROM {table}"))
+    crate::tables::count(ctx, &format!("SELECT count(*) AS n FROM {table}"))
         .await
-        .map_err(df)?
-        .collect()
-        .await
-        .map_err(df)?;
-    let n = batches
-        .first()
-        .and_then(|b| {
-            b.column(0)
-                .as_any()
-                .downcast_ref::<datafusion::arrow::array::Int64Array>()
-                .map(|a| a.value(0))
-        })
-        .unwrap_or(0);
-    Ok(n as usize)
+        .map_err(|e| anyhow::anyhow!("{}", crate::engine::one_line(&format!("{e:#}"))))
 }
 
 async fn write_query(
@@ -587,10 +574,6 @@ fn write_manifest(out: &Path, m: &Manifest) -> Result<()> {
     let mut f = AtomicFile::create(&out.join("manifest.json"))?;
     serde_json::to_writer_pretty(f.file(), m)?;
     f.commit()
-}
-
-fn df(e: datafusion::common::DataFusionError) -> anyhow::Error {
-    anyhow::anyhow!("{}", df_text(e))
 }
 
 fn df_text(e: datafusion::common::DataFusionError) -> String {

@@ -194,16 +194,7 @@ pub async fn check(ctx: &SessionContext, table: &str, schema: &TableSchema) -> R
                         "SELECT count(*) FROM {table} WHERE \"{}\" IS NULL",
                         col.name.replace('"', "\"\"")
                     );
-                    let batches = ctx.sql(&sql).await?.collect().await?;
-                    let nulls = batches
-                        .first()
-                        .and_then(|b| {
-                            b.column(0)
-                                .as_any()
-                                .downcast_ref::<datafusion::arrow::array::Int64Array>()
-                                .map(|a| a.value(0))
-                        })
-                        .unwrap_or(0);
+                    let nulls = count(ctx, &sql).await?;
                     if nulls > 0 {
                         problems.push(format!(
                             "column '{}' must not be NULL but has {nulls} NULL rows",
@@ -215,6 +206,22 @@ pub async fn check(ctx: &SessionContext, table: &str, schema: &TableSchema) -> R
         }
     }
     Ok(problems)
+}
+
+/// The number a `SELECT count(*) ...` query returns.
+pub async fn count(ctx: &SessionContext, sql: &str) -> Result<usize> {
+    let batches = ctx.sql(sql).await?.collect().await?;
+    let n = batches
+        .first()
+        .filter(|b| b.num_rows() > 0)
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                .map(|a| a.value(0))
+        })
+        .with_context(|| format!("expected one count from: {sql}"))?;
+    Ok(n as usize)
 }
 
 #[cfg(test)]
