@@ -47,7 +47,8 @@ pub async fn run_sql(
     for (i, stmt) in stmts.into_iter().enumerate() {
         let text = stmt.to_string();
         let out_file = if Some(i) == last_query { sink.out.as_deref() } else { None };
-        run_statement(ctx, stmt, &text, sink, out_file, stdout)
+        let query = is_query(&stmt);
+        run_statement(ctx, stmt, &text, query, sink, out_file, stdout)
             .await
             .with_context(|| format!("statement {}: {}", i + 1, abbreviate(&text)))?;
     }
@@ -68,6 +69,7 @@ async fn run_statement(
     ctx: &SessionContext,
     stmt: Statement,
     text: &str,
+    query: bool,
     sink: &Sink,
     out_file: Option<&Path>,
     stdout: &mut dyn Write,
@@ -99,18 +101,13 @@ async fn run_statement(
             let schema = Arc::new(df.schema().as_arrow().clone());
             let physical = df.create_physical_plan().await.map_err(dferr)?;
             let batches = collect(ctx, physical, sink.progress).await?;
-            if !batches.is_empty() || is_result_statement(text) {
+            // A query prints its header even with no rows; DDL and SET print nothing.
+            if !batches.is_empty() || query {
                 output::write_text(&mut *stdout, sink.format, &schema, &batches)?;
             }
         }
     }
     Ok(())
-}
-
-/// DDL and SET print nothing; everything else prints its (possibly empty) result.
-fn is_result_statement(text: &str) -> bool {
-    let t = text.trim_start().to_ascii_uppercase();
-    !(t.starts_with("CREATE") || t.starts_with("SET") || t.starts_with("DROP"))
 }
 
 /// `SHOW FUNCTIONS [LIKE 'p']` lists vista's functions first (DataFusion's own listing drops
