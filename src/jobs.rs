@@ -36,7 +36,7 @@ use vista_udfs::generate::{self, ModelLoader};
 use vista_udfs::VistaConfig;
 
 use crate::engine::dferr as df;
-use crate::output::{self, AtomicFile};
+use crate::output;
 
 /// Name under which the whole samples file is registered while chunks run as `samples`.
 const ALL_SAMPLES: &str = "__vista_job_samples";
@@ -571,9 +571,7 @@ async fn write_query(
 }
 
 fn write_manifest(out: &Path, m: &Manifest) -> Result<()> {
-    let mut f = AtomicFile::create(&out.join("manifest.json"))?;
-    serde_json::to_writer_pretty(f.file(), m)?;
-    f.commit()
+    output::write_json_atomic(&out.join("manifest.json"), m)
 }
 
 fn df_text(e: datafusion::common::DataFusionError) -> String {

@@ -1,6 +1,7 @@
 //! Vista: VistaLLM as SQL. The engine (session, tables, output, CLI plumbing) and the model;
 //! the SQL functions live in the `vista-udfs` crate.
 
+pub mod curate;
 pub mod demo;
 pub mod engine;
 pub mod functions;
@@ -9,6 +10,7 @@ pub mod jobs;
 pub mod model;
 pub mod output;
 pub mod progress;
+pub mod script;
 pub mod provenance;
 pub mod session;
 pub mod synth;

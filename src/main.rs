@@ -38,6 +38,9 @@ enum Command {
     Import(ImportCommand),
     /// Generate a deterministic synthetic CoinIt-style sample set (docs/synth.md).
     Synth(SynthArgs),
+    /// Curate instruction samples from an imported COCO-format set (queries/curate_<task>.sql,
+    /// docs/curate.md): filters, balancing, sharded Parquet with a manifest, and a report.
+    Curate(CurateArgs),
     /// Ask the model one question about one or more images.
     Generate(GenerateArgs),
     /// The main job on a built-in sample set: generate, predict, parse, score; print the scores.
@@ -117,6 +120,23 @@ enum ImportCommand {
         #[command(flatten)]
         common: ImportCommon,
     },
+    /// COCO instances (instances_*.json) -> images, categories and instances tables (Parquet,
+    /// streamed), for the curation queries; malformed records are skipped and counted.
+    CocoInstances {
+        annotations: PathBuf,
+        /// Directory of the image files (COCO file names are relative to it).
+        #[arg(long)]
+        images: Option<PathBuf>,
+        /// A COCO captions file of the same images, written as captions.parquet.
+        #[arg(long)]
+        captions: Option<PathBuf>,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Print nothing about skipped records (they are still counted in import_report.json).
+        #[arg(long)]
+        quiet: bool,
+    },
     /// RefCOCO/+/g refs (JSON conversion of refs(unc).p) or gRefCOCO grefs JSON, with the COCO
     /// instances file they index -> rec/res/grec/gres samples.
     Refs {
@@ -181,6 +201,49 @@ struct SynthArgs {
     /// A curation query to run instead of queries/synth_samples.sql.
     #[arg(long)]
     query: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct CurateArgs {
+    /// rec | res | grec | gres | caption | vqa | attcoseg, or the path of an edited .sql copy.
+    task: String,
+    /// Directory written by `vista import coco-instances`.
+    #[arg(long)]
+    input: PathBuf,
+    /// Output directory (samples/part-*.parquet, manifest.json, report/).
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    seed: i64,
+    /// Coordinate text of targets: bins | decimal.
+    #[arg(long, default_value = "decimal")]
+    style: String,
+    /// Contour points per mask target.
+    #[arg(long, default_value_t = 32)]
+    points: i64,
+    /// Drop mask targets whose polygon redraws the mask with a lower IoU.
+    #[arg(long, default_value_t = 0.5)]
+    min_iou: f64,
+    /// Objects with a smaller COCO area are `tiny` (dropped).
+    #[arg(long, default_value_t = 16.0)]
+    min_area: f64,
+    /// Drop images within this pHash Hamming distance of an earlier one; -1 = no de-duplication.
+    #[arg(long, default_value_t = 4, allow_negative_numbers = true)]
+    phash_distance: i64,
+    /// Keep at most this many samples per class (category, answer, ...); 0 = no cap.
+    #[arg(long, default_value_t = 0)]
+    max_per_class: i64,
+    /// No-target samples (absent categories) per image for grec/gres/vqa.
+    #[arg(long, default_value_t = 1)]
+    negatives_per_image: i64,
+    #[arg(long, default_value = "train")]
+    split: String,
+    /// Rows per Parquet shard.
+    #[arg(long, default_value_t = 10000)]
+    shard_rows: usize,
+    /// Directory relative image paths are resolved against (vista.base_dir).
+    #[arg(long)]
+    base_dir: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -294,6 +357,26 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Curate(a) => {
+            let opts = vista::curate::CurateOptions {
+                task: a.task,
+                input: a.input,
+                out_dir: a.out,
+                seed: a.seed,
+                style: a.style,
+                points: a.points,
+                min_iou: a.min_iou,
+                min_area: a.min_area,
+                phash_distance: a.phash_distance,
+                max_per_class: a.max_per_class,
+                negatives_per_image: a.negatives_per_image,
+                split: a.split,
+                shard_rows: a.shard_rows,
+                base_dir: a.base_dir,
+            };
+            println!("{}", vista::curate::curate_async(&opts).await?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Generate(a) => {
             let settings = vista_udfs::generate::GenerateSettings {
                 max_new_tokens: a.max_new_tokens,
@@ -368,6 +451,16 @@ fn import(cmd: ImportCommand) -> Result<ExitCode> {
         split: c.split.clone(),
         source: c.source.clone(),
     };
+    if let ImportCommand::CocoInstances { annotations, images, captions, out, quiet } = &cmd {
+        let opts = import::InstancesOptions {
+            images_dir: images.clone(),
+            captions: captions.clone(),
+            verbose: !quiet,
+        };
+        let report = import::import_coco_instances(annotations, &opts, out)?;
+        println!("{report}; written to {}", out.display());
+        return Ok(ExitCode::SUCCESS);
+    }
     let (n, out) = match &cmd {
         ImportCommand::CocoCaptions { annotations, common } => {
             (import::import_coco_captions(annotations, &opts(common), &common.out)?, &common.out)
@@ -376,6 +469,7 @@ fn import(cmd: ImportCommand) -> Result<ExitCode> {
             import::import_vqav2(questions, annotations.as_deref(), &opts(common), &common.out)?,
             &common.out,
         ),
+        ImportCommand::CocoInstances { .. } => unreachable!("handled above"),
         ImportCommand::Refs { refs, instances, task, common } => (
             import::import_refs(
                 refs,

@@ -148,6 +148,14 @@ pub fn write_atomic(
     out.commit()
 }
 
+/// Pretty JSON, atomically (see [`AtomicFile`]): manifests and reports.
+pub fn write_json_atomic<T: serde::Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
+    let mut f = AtomicFile::create(path)?;
+    serde_json::to_writer_pretty(f.file(), value)
+        .with_context(|| format!("writing '{}'", path.display()))?;
+    f.commit()
+}
+
 /// Parquet with provenance metadata, atomically (see [`AtomicFile`]).
 pub fn write_parquet_atomic(
     path: &Path,

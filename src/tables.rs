@@ -83,6 +83,9 @@ pub const SCHEMAS: &[(&str, &str)] = &[
     ("images", include_str!("../schemas/images.json")),
     ("predictions", include_str!("../schemas/predictions.json")),
     ("scores", include_str!("../schemas/scores.json")),
+    ("instances", include_str!("../schemas/instances.json")),
+    ("categories", include_str!("../schemas/categories.json")),
+    ("captions", include_str!("../schemas/captions.json")),
 ];
 
 /// A schema by name (`samples`) or from a JSON file path.

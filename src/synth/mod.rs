@@ -10,19 +10,16 @@ pub mod scene;
 pub mod tables;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use datafusion::arrow::array::{AsArray, RecordBatch};
-use datafusion::arrow::compute::concat_batches;
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::datasource::MemTable;
-use datafusion::prelude::{DataFrame, SessionContext};
-use datafusion::sql::parser::{DFParser, Statement};
 use futures::StreamExt;
 
-use crate::output;
+use crate::{output, script};
 use crate::session::{self, SessionOptions};
 
 /// The curation query, embedded so that the binary works from any directory.
@@ -143,49 +140,26 @@ pub async fn synth_async(opts: &SynthOptions) -> Result<SynthSummary> {
         let table = MemTable::try_new(batch.schema(), vec![vec![batch.clone()]])?;
         ctx.register_table(name, Arc::new(table))?;
     }
-    let mut statements =
-        DFParser::parse_sql(&sql).context("synth: the curation query does not parse")?;
-    let last = statements.pop_back().context("synth: the curation query is empty")?;
     let params = query_params(opts);
-    // Earlier statements materialise intermediate tables (CREATE TABLE ... AS); the last one
-    // returns the samples.
-    for statement in statements {
-        run_statement(&ctx, statement, &params).await?;
-    }
-    let df = run_statement(&ctx, last, &params).await?;
+    let df = script::run_script(&ctx, &sql, &params, "synth").await?;
     let mut stream = df.execute_stream().await.context("synth: the curation query failed")?;
-    let schema = stream.schema();
-
     let samples_dir = opts.out_dir.join("samples");
-    let meta = metadata(opts, Some(&sql));
+    let mut shards = script::ShardWriter::new(
+        &samples_dir,
+        opts.shard_size,
+        stream.schema(),
+        metadata(opts, Some(&sql)),
+    );
     let mut per_task: BTreeMap<String, usize> = BTreeMap::new();
-    let mut pending: Vec<RecordBatch> = Vec::new();
-    let mut pending_rows = 0;
-    let mut shards = Vec::new();
     let mut samples = 0;
-    loop {
-        let next = stream.next().await.transpose().context("synth: the curation query failed")?;
-        let done = next.is_none();
-        if let Some(b) = next {
-            count_tasks(&b, &mut per_task)?;
-            samples += b.num_rows();
-            pending_rows += b.num_rows();
-            pending.push(b);
-        }
-        while pending_rows >= opts.shard_size || (done && pending_rows > 0) {
-            let all = concat_batches(&schema, &pending)?;
-            let take = pending_rows.min(opts.shard_size);
-            let path = samples_dir.join(format!("part-{:05}.parquet", shards.len()));
-            output::write_parquet_atomic(&path, &[all.slice(0, take)], schema.clone(), &meta)?;
-            shards.push(path);
-            pending = vec![all.slice(take, all.num_rows() - take)];
-            pending_rows -= take;
-        }
-        if done {
-            break;
-        }
+    while let Some(b) = stream.next().await.transpose().context("synth: the curation query failed")? {
+        count_tasks(&b, &mut per_task)?;
+        samples += b.num_rows();
+        shards.push(b)?;
     }
-    remove_stale_shards(&samples_dir, shards.len())?;
+    let written = shards.finish()?;
+    output::write_json_atomic(&opts.out_dir.join("manifest.json"), &written)?;
+    let shards = written.iter().map(|s| samples_dir.join(&s.file)).collect();
     Ok(SynthSummary {
         images: n_images,
         objects: raw.objects.num_rows(),
@@ -194,20 +168,6 @@ pub async fn synth_async(opts: &SynthOptions) -> Result<SynthSummary> {
         shards,
         raw_dir,
     })
-}
-
-async fn run_statement(
-    ctx: &SessionContext,
-    statement: Statement,
-    params: &ParamValues,
-) -> Result<DataFrame> {
-    let shown = statement.to_string();
-    let head: String = shown.chars().take(60).collect();
-    let planned = async {
-        let plan = ctx.state().statement_to_plan(statement).await?;
-        ctx.execute_logical_plan(plan.with_param_values(params.clone())?).await
-    };
-    planned.await.with_context(|| format!("synth: the curation statement `{head}...` failed"))
 }
 
 fn check(opts: &SynthOptions) -> Result<()> {
@@ -269,22 +229,6 @@ fn count_tasks(batch: &RecordBatch, per_task: &mut BTreeMap<String, usize>) -> R
     let col = datafusion::arrow::compute::cast(col, &datafusion::arrow::datatypes::DataType::Utf8)?;
     for t in col.as_string::<i32>().iter() {
         *per_task.entry(t.unwrap_or("").to_string()).or_default() += 1;
-    }
-    Ok(())
-}
-
-/// Removes `part-NNNNN.parquet` shards a previous, larger run left beyond the ones just written.
-fn remove_stale_shards(dir: &Path, written: usize) -> Result<()> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().to_string();
-        let idx = name
-            .strip_prefix("part-")
-            .and_then(|r| r.strip_suffix(".parquet"))
-            .and_then(|n| n.parse::<usize>().ok());
-        if idx.is_some_and(|i| i >= written) {
-            std::fs::remove_file(e.path())?;
-        }
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ use datafusion::logical_expr::{
 
 use crate::common::{self, Arg, Params};
 
-const SECTION: DocSection = DocSection {
+pub(crate) const SECTION: DocSection = DocSection {
     include: true,
     label: "Vista prompt functions",
     description: Some("Instruction templates for the model and parsing its answers."),
@@ -122,7 +122,7 @@ fn style_note(style: Style, what: &str) -> &'static str {
 }
 
 /// A 64-bit mix (splitmix64) so consecutive seeds pick unrelated templates.
-fn mix(seed: u64) -> u64 {
+pub(crate) fn mix(seed: u64) -> u64 {
     let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -130,7 +130,7 @@ fn mix(seed: u64) -> u64 {
 }
 
 /// FNV-1a, so a text seed (e.g. a sample id) gives the same template on every machine.
-fn text_seed(s: &str) -> u64 {
+pub(crate) fn text_seed(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
 }
 

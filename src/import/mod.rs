@@ -28,6 +28,9 @@ use vista_udfs::contour::mask::{decode_counts, encode_counts, Mask};
 
 use crate::output::{self, AtomicFile};
 
+pub mod instances;
+pub use instances::{import_coco_instances, ImportReport, InstancesOptions};
+
 /// Rows per written record batch (bounds memory on big sets).
 const BATCH_ROWS: usize = 8192;
 

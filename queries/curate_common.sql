@@ -1,0 +1,68 @@
+-- The first step of every curate_<task>.sql, run before it by `vista curate` (docs/curate.md):
+-- image de-duplication by perceptual hash, per-object flags, and contour sequences.
+--
+-- Inputs (schemas/): images, instances, categories. Parameters: $phash_distance, $min_area,
+-- $points, $style.
+-- Outputs: image (with duplicate_of), object (instances with their image's size and path and
+-- a crowd/tiny flag), object_sequence (a view: contour sequence, target text and
+-- reconstruction IoU per object; computed only by the tasks that read it).
+
+-- pHash of every image; `$phash_distance` < 0 turns de-duplication off and reads no image.
+CREATE TABLE image_hash AS
+SELECT image_id,
+       image_phash(read_bytes(image_path, on_error => 'null'), on_error => 'null') AS phash
+FROM images
+WHERE $phash_distance >= 0;
+
+-- Two hashes within distance d agree exactly on at least one of d + 1 disjoint bit bands
+-- (pigeonhole), so an equi-join on bands finds every near pair without comparing all pairs.
+CREATE TABLE image_band AS
+SELECT image_id, phash, band_no,
+       (phash >> (band_no * band_bits)) & ((CAST(1 AS BIGINT) << band_bits) - 1) AS band
+FROM (
+  SELECT image_id, phash, unnest(range(0, $phash_distance + 1)) AS band_no,
+         LEAST(64 / ($phash_distance + 1), 62) AS band_bits
+  FROM image_hash
+  WHERE phash IS NOT NULL
+) b;
+
+-- An image is a duplicate when an image with a smaller id is within the distance.
+CREATE TABLE duplicate_image AS
+SELECT b.image_id, MIN(a.image_id) AS duplicate_of
+FROM image_band a
+JOIN image_band b
+  ON a.band_no = b.band_no AND a.band = b.band AND a.image_id < b.image_id
+WHERE hamming_distance(a.phash, b.phash) <= $phash_distance
+GROUP BY b.image_id;
+
+CREATE TABLE image AS
+SELECT i.image_id, i.image_path, i.width, i.height, d.duplicate_of
+FROM images i
+LEFT JOIN duplicate_image d ON d.image_id = i.image_id;
+
+CREATE TABLE object AS
+SELECT o.instance_id, o.image_id, o.category_id, o.category, o.box, o.area, o.iscrowd, o.mask,
+       i.image_path, i.width, i.height, i.duplicate_of,
+       CASE WHEN o.iscrowd THEN 'crowd' WHEN o.area < $min_area THEN 'tiny' END AS object_flag
+FROM instances o
+JOIN image i ON i.image_id = o.image_id;
+
+-- The target text is what a model is trained to write, so the reconstruction IoU redraws the
+-- mask from that text (after its rounding or binning), not from the unrounded sequence.
+CREATE VIEW object_sequence AS
+SELECT instance_id, seq, target,
+       mask_iou(
+         polygon_to_mask(
+           parse_polygons(target, space => 'pixel', width => width, height => height)['polygons'][1],
+           width, height, space => 'pixel'),
+         mask) AS recon_iou
+FROM (
+  SELECT instance_id, mask, width, height, seq,
+         format_points(seq, style => $style) AS target
+  FROM (
+    SELECT instance_id, mask, width, height,
+           mask_to_sequence(mask, n => $points, method => 'adaptive', space => 'square',
+                            on_error => 'null') AS seq
+    FROM object
+  ) s
+) t;

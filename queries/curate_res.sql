@@ -1,0 +1,39 @@
+-- RES: "the <category>" -> its mask as $points contour points, for every object whose
+-- category occurs once in its image. Targets whose polygon redraws the mask with an IoU below
+-- $min_iou are dropped (`low_iou`): a model cannot learn a better mask than its target.
+-- Run by `vista curate res` after curate_common.sql.
+
+CREATE TABLE sample AS
+SELECT 'coco-res-' || o.instance_id AS sample_id,
+       'res' AS task,
+       o.image_id, o.image_path, o.width, o.height,
+       vista_prompt('res', 'the ' || o.category, style => $style,
+                    seed => CAST($seed AS VARCHAR) || ':' || o.instance_id, region => NULL,
+                    n_points => $points) AS instruction,
+       s.target,
+       [o.box] AS boxes,
+       [o.mask] AS masks,
+       $split AS split,
+       $source AS source,
+       o.category AS class,
+       CASE WHEN o.object_flag IS NOT NULL THEN o.object_flag
+            WHEN s.seq IS NULL THEN 'empty_mask'
+            WHEN s.recon_iou < $min_iou THEN 'low_iou'
+            WHEN o.duplicate_of IS NOT NULL THEN 'duplicate_image' END AS pre_drop,
+       s.recon_iou
+FROM (
+  SELECT o.*, COUNT(*) OVER (PARTITION BY image_id, category_id) AS same_category
+  FROM object o
+) o
+JOIN object_sequence s ON s.instance_id = o.instance_id
+WHERE o.same_category = 1;
+
+-- Balance: at most $max_per_class kept samples per category, chosen by a seeded shuffle.
+SELECT *,
+       CASE WHEN pre_drop IS NOT NULL THEN pre_drop
+            WHEN $max_per_class > 0 AND ROW_NUMBER() OVER (
+                   PARTITION BY class, pre_drop IS NULL
+                   ORDER BY stable_hash(sample_id, $seed), sample_id) > $max_per_class
+            THEN 'balance' END AS dropped_by
+FROM sample
+ORDER BY sample_id;
