@@ -6,7 +6,7 @@
 
 Writes OUT_DIR/instances.json (keys info, licenses, images, annotations, categories) with N
 object annotations, 4 per image on 640x480 images (the last image may hold fewer), categories
-1 ball, 3 box, 7 kite, 12 cup. Each mask is one random star-shaped polygon (8-40 vertices at
+1 ball, 3 box, 7 kite, 12 cup, one object of each per image. Each mask is one random star-shaped polygon (8-40 vertices at
 sorted random angles, radii 0.45-1.0 of the object's radius), object diameter 20-300 px, kept
 inside the image; iscrowd 0. bbox and area are pycocotools' toBbox / area of
 frPyObjects([poly], h, w). Deterministic for a given (N, seed).
@@ -55,7 +55,9 @@ def main():
         annotations.append({
             "id": a + 1,
             "image_id": a // PER_IMAGE + 1,
-            "category_id": cat_ids[int(rng.integers(len(cat_ids)))],
+            # The 4 objects of an image have 4 different categories, so every object is a
+            # REC/RES target ("the <category>" is unambiguous) and both jobs do all N masks.
+            "category_id": cat_ids[a % PER_IMAGE],
             "segmentation": [poly],
             "area": float(cm.area(rle)),
             "bbox": [float(v) for v in cm.toBbox(rle).tolist()],

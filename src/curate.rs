@@ -11,14 +11,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use datafusion::arrow::array::{
-    new_null_array, Array, ArrayRef, AsArray, BooleanArray, Float64Array, RecordBatch,
-};
+use datafusion::arrow::array::{new_null_array, Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::{cast, filter_record_batch, is_null};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use futures::StreamExt;
@@ -225,7 +222,12 @@ pub async fn curate_async(opts: &CurateOptions) -> Result<CurateSummary> {
         ],
     );
     let samples = crate::import::samples_schema();
-    let mut shards = ShardWriter::new(&opts.out_dir.join("samples"), opts.shard_rows, samples.clone(), meta.clone());
+    let mut shards = ShardWriter::new(
+        &opts.out_dir.join("samples"),
+        opts.shard_rows,
+        samples.clone(),
+        meta.clone(),
+    );
     let mut tally = report::Tally::new(opts.min_iou);
     let mut row = 0usize;
     while let Some(batch) = stream.next().await {
@@ -268,8 +270,12 @@ async fn register_inputs(ctx: &SessionContext, input: &Path) -> Result<()> {
     for name in INPUT_TABLES {
         let path = input.join(format!("{name}.parquet"));
         if path.is_file() {
-            ctx.register_parquet(*name, path.to_string_lossy().as_ref(), ParquetReadOptions::default())
-                .await?;
+            ctx.register_parquet(
+                *name,
+                path.to_string_lossy().as_ref(),
+                ParquetReadOptions::default(),
+            )
+            .await?;
         }
     }
     Ok(())
@@ -314,7 +320,12 @@ fn candidate_columns(batch: &RecordBatch, name: &str) -> Result<Candidates> {
 
 /// Kept rows in the samples layout: columns by name, cast to the canonical types; a column the
 /// script does not return is NULL; a NULL in a required column is an error naming the sample.
-fn to_samples(batch: &RecordBatch, schema: &SchemaRef, name: &str, first_row: usize) -> Result<RecordBatch> {
+fn to_samples(
+    batch: &RecordBatch,
+    schema: &SchemaRef,
+    name: &str,
+    first_row: usize,
+) -> Result<RecordBatch> {
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
         let col = match batch.column_by_name(field.name()) {
@@ -345,6 +356,3 @@ fn sha256_text(text: &str) -> String {
     use sha2::{Digest, Sha256};
     Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
-
-#[allow(dead_code)]
-fn _types(_: BooleanArray, _: Float64Array, _: Field, _: Schema, _: Arc<()>) {}

@@ -116,10 +116,21 @@ fn temp_path(path: &Path) -> Result<PathBuf> {
 
 /// Parquet writer properties with the provenance metadata.
 pub fn parquet_properties(metadata: &[(String, String)]) -> Result<WriterProperties> {
+    parquet_properties_rows(metadata, 1024 * 1024)
+}
+
+/// [`parquet_properties`] with row groups of at most `rows` rows. Row groups are the unit a
+/// reader splits a file by, so a table of heavy rows (masks, images) that later feeds expensive
+/// functions is written in small groups: every core gets a share.
+pub fn parquet_properties_rows(
+    metadata: &[(String, String)],
+    rows: usize,
+) -> Result<WriterProperties> {
     let kv = metadata.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect::<Vec<_>>();
     Ok(WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .set_key_value_metadata(Some(kv))
+        .set_max_row_group_row_count(Some(rows.max(1)))
         .build())
 }
 

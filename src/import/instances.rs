@@ -23,15 +23,15 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, ListBuilder,
-    RecordBatch, StringBuilder,
+    ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, RecordBatch,
+    StringBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::parquet::arrow::ArrowWriter;
 use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
-use vista_udfs::contour::mask::{decode_counts, encode_counts, rle_array, Mask};
+use vista_udfs::contour::mask::{decode_counts, encode_counts, Rle};
 
 use super::BATCH_ROWS;
 use crate::output::{self, AtomicFile};
@@ -136,17 +136,27 @@ pub fn import_coco_instances(
             match parse_image(&value) {
                 Ok((id, info)) => {
                     if images.insert(id, info).is_some() {
-                        report.skip("image", "duplicate_id", format!("image #{index}: id {id} repeats an earlier image"));
+                        report.skip(
+                            "image",
+                            "duplicate_id",
+                            format!("image #{index}: id {id} repeats an earlier image"),
+                        );
                     }
                 }
-                Err((reason, why)) => report.skip("image", reason, format!("image #{index}{}: {why}", id_of(&value))),
+                Err((reason, why)) => {
+                    report.skip("image", reason, format!("image #{index}{}: {why}", id_of(&value)))
+                }
             }
         } else {
             match parse_category(&value) {
                 Ok((id, c)) => {
                     categories.insert(id, c);
                 }
-                Err((reason, why)) => report.skip("category", reason, format!("category #{index}{}: {why}", id_of(&value))),
+                Err((reason, why)) => report.skip(
+                    "category",
+                    reason,
+                    format!("category #{index}{}: {why}", id_of(&value)),
+                ),
             }
         }
         Ok(())
@@ -165,7 +175,7 @@ pub fn import_coco_instances(
     let mut writer = ArrowWriter::try_new(
         file.file(),
         instances_schema(),
-        Some(output::parquet_properties(&meta)?),
+        Some(output::parquet_properties_rows(&meta, 2048)?),
     )?;
     let mut rows: Vec<Instance> = Vec::with_capacity(BATCH_ROWS);
     let mut write_error: Option<anyhow::Error> = None;
@@ -185,9 +195,11 @@ pub fn import_coco_instances(
                     rows.clear();
                 }
             }
-            Err((reason, why)) => {
-                report.skip("annotation", reason, format!("annotation #{index}{}: {why}", id_of(&value)))
-            }
+            Err((reason, why)) => report.skip(
+                "annotation",
+                reason,
+                format!("annotation #{index}{}: {why}", id_of(&value)),
+            ),
         }
         Ok(())
     })
@@ -266,7 +278,10 @@ struct Instance {
     bbox: [f64; 4],
     area: f64,
     iscrowd: bool,
-    mask: Mask,
+    /// Compressed RLE counts of the image's size (a decoded mask is ~h*w bytes; a row group of
+    /// them would be gigabytes).
+    rle: String,
+    size: [i32; 2],
 }
 
 fn parse_instance(
@@ -275,13 +290,14 @@ fn parse_instance(
     categories: &BTreeMap<i64, Category>,
 ) -> std::result::Result<Instance, Invalid> {
     let id = int_field(v, "id").ok_or(("bad_id", "no integer `id`".to_string()))?;
-    let image_id = int_field(v, "image_id").ok_or(("bad_image_id", "no integer `image_id`".into()))?;
+    let image_id =
+        int_field(v, "image_id").ok_or(("bad_image_id", "no integer `image_id`".into()))?;
     let image = images.get(&image_id).ok_or((
         "unknown_image",
         format!("image_id {image_id} is not a (valid) image of the file"),
     ))?;
-    let category_id =
-        int_field(v, "category_id").ok_or(("bad_category_id", "no integer `category_id`".into()))?;
+    let category_id = int_field(v, "category_id")
+        .ok_or(("bad_category_id", "no integer `category_id`".into()))?;
     let category = categories
         .get(&category_id)
         .ok_or(("unknown_category", format!("category_id {category_id} is not in `categories`")))?;
@@ -290,10 +306,19 @@ fn parse_instance(
         Some(Value::Array(b)) => {
             let nums: Vec<f64> = b.iter().filter_map(Value::as_f64).collect();
             if b.len() != 4 || nums.len() != 4 {
-                return Err(("bad_bbox", format!("`bbox` must be 4 numbers [x, y, w, h], got {}", Value::Array(b.clone()))));
+                return Err((
+                    "bad_bbox",
+                    format!(
+                        "`bbox` must be 4 numbers [x, y, w, h], got {}",
+                        Value::Array(b.clone())
+                    ),
+                ));
             }
             if nums.iter().any(|x| !x.is_finite()) || nums[2] < 0.0 || nums[3] < 0.0 {
-                return Err(("bad_bbox", format!("`bbox` {nums:?} has a negative or non-finite value")));
+                return Err((
+                    "bad_bbox",
+                    format!("`bbox` {nums:?} has a negative or non-finite value"),
+                ));
             }
             [nums[0], nums[1], nums[0] + nums[2], nums[1] + nums[3]]
         }
@@ -310,13 +335,15 @@ fn parse_instance(
             },
         },
     };
-    let mask = segmentation_mask(v.get("segmentation"), image.height as usize, image.width as usize)?;
+    let mask =
+        segmentation_mask(v.get("segmentation"), image.height as usize, image.width as usize)?;
     let area = match v.get("area").and_then(Value::as_f64) {
         Some(a) if a.is_finite() && a >= 0.0 => a,
         // COCO's area is the polygon's area; without it, the mask's pixel count is the best
         // stand-in (pycocotools' own `area` for RLE).
         _ => mask.area() as f64,
     };
+    let rle = encode_counts(&mask.counts);
     Ok(Instance {
         id,
         image_id,
@@ -325,7 +352,8 @@ fn parse_instance(
         bbox,
         area,
         iscrowd,
-        mask,
+        rle,
+        size: [image.height, image.width],
     })
 }
 
@@ -335,31 +363,43 @@ fn segmentation_mask(
     seg: Option<&Value>,
     height: usize,
     width: usize,
-) -> std::result::Result<Mask, Invalid> {
+) -> std::result::Result<Rle, Invalid> {
     match seg {
         None | Some(Value::Null) => Err(("missing_segmentation", "no `segmentation`".into())),
         Some(Value::Array(polys)) => {
             let mut out = Vec::with_capacity(polys.len());
             for (k, p) in polys.iter().enumerate() {
                 let Some(coords) = p.as_array() else {
-                    return Err(("bad_segmentation", format!("polygon {k} is not a list of numbers")));
+                    return Err((
+                        "bad_segmentation",
+                        format!("polygon {k} is not a list of numbers"),
+                    ));
                 };
                 let nums: Vec<f64> = coords.iter().filter_map(Value::as_f64).collect();
                 if nums.len() != coords.len() || nums.iter().any(|x| !x.is_finite()) {
-                    return Err(("bad_segmentation", format!("polygon {k} has a non-numeric value")));
+                    return Err((
+                        "bad_segmentation",
+                        format!("polygon {k} has a non-numeric value"),
+                    ));
                 }
                 if nums.len() % 2 == 1 {
-                    return Err(("odd_polygon", format!("polygon {k} has an odd number of coordinates ({})", nums.len())));
+                    return Err((
+                        "odd_polygon",
+                        format!("polygon {k} has an odd number of coordinates ({})", nums.len()),
+                    ));
                 }
                 if nums.len() < 6 {
-                    return Err(("short_polygon", format!("polygon {k} has {} points; at least 3 are needed", nums.len() / 2)));
+                    return Err((
+                        "short_polygon",
+                        format!("polygon {k} has {} points; at least 3 are needed", nums.len() / 2),
+                    ));
                 }
                 out.push(nums);
             }
             if out.is_empty() {
                 return Err(("bad_segmentation", "`segmentation` is an empty list".into()));
             }
-            Ok(Mask::from_polygons(height, width, &out))
+            Ok(Rle::from_polygons(height, width, &out))
         }
         Some(Value::Object(rle)) => {
             let size: Option<Vec<i64>> = rle
@@ -374,7 +414,9 @@ fn segmentation_mask(
                         format!("RLE size [{h}, {w}] differs from the image's [{height}, {width}]"),
                     ))
                 }
-                _ => return Err(("bad_segmentation", "RLE without a [height, width] `size`".into())),
+                _ => {
+                    return Err(("bad_segmentation", "RLE without a [height, width] `size`".into()))
+                }
             }
             let counts = match rle.get("counts") {
                 Some(Value::String(s)) => decode_counts(s).map_err(|e| ("bad_rle", e))?,
@@ -388,9 +430,12 @@ fn segmentation_mask(
                 }
                 _ => return Err(("bad_rle", "RLE `counts` must be a string or a list".into())),
             };
-            Mask::from_counts(height, width, &counts).map_err(|e| ("bad_rle", e))
+            Rle::new(height, width, counts).map_err(|e| ("bad_rle", e))
         }
-        Some(other) => Err(("bad_segmentation", format!("`segmentation` must be polygons or RLE, got {other}"))),
+        Some(other) => Err((
+            "bad_segmentation",
+            format!("`segmentation` must be polygons or RLE, got {other}"),
+        )),
     }
 }
 
@@ -518,7 +563,7 @@ fn instances_batch(rows: &[Instance]) -> std::result::Result<RecordBatch, String
         areas.append_value(r.area);
         crowd.append_value(r.iscrowd);
     }
-    let masks = rle_array(rows.iter().map(|r| Some(&r.mask)));
+    let masks = super::rle_struct(rows.iter().map(|r| (r.size[0], r.size[1], r.rle.as_str())));
     let columns: Vec<ArrayRef> = vec![
         Arc::new(ids.finish()),
         Arc::new(image_ids.finish()),
@@ -527,7 +572,7 @@ fn instances_batch(rows: &[Instance]) -> std::result::Result<RecordBatch, String
         Arc::new(boxes.finish()),
         Arc::new(areas.finish()),
         Arc::new(crowd.finish()),
-        masks,
+        Arc::new(masks),
     ];
     RecordBatch::try_new(instances_schema(), columns).map_err(|e| e.to_string())
 }
@@ -620,9 +665,16 @@ fn write_captions(
             Ok(c) => report.skip(
                 "caption",
                 "unknown_image",
-                format!("caption #{index} (id {}): image_id {} is not a (valid) image", c.id, c.image_id),
+                format!(
+                    "caption #{index} (id {}): image_id {} is not a (valid) image",
+                    c.id, c.image_id
+                ),
             ),
-            Err(e) => report.skip("caption", "bad_record", format!("caption #{index}{}: {e}", id_of(&value))),
+            Err(e) => report.skip(
+                "caption",
+                "bad_record",
+                format!("caption #{index}{}: {e}", id_of(&value)),
+            ),
         }
         Ok(())
     })?;
@@ -678,7 +730,10 @@ mod tests {
         assert_eq!(reason(with("image_id", serde_json::json!(9))), "unknown_image");
         assert_eq!(reason(with("category_id", serde_json::json!(4))), "unknown_category");
         assert_eq!(reason(with("segmentation", serde_json::json!([[1, 2, 3]]))), "odd_polygon");
-        assert_eq!(reason(with("segmentation", serde_json::json!([[1, 2, 3, 4]]))), "short_polygon");
+        assert_eq!(
+            reason(with("segmentation", serde_json::json!([[1, 2, 3, 4]]))),
+            "short_polygon"
+        );
         assert_eq!(reason(with("segmentation", serde_json::json!(5))), "bad_segmentation");
         let rle = serde_json::json!({"size": [12, 10], "counts": [120]});
         assert_eq!(reason(with("segmentation", rle)), "rle_size_mismatch");

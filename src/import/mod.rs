@@ -459,6 +459,24 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
         .with_context(|| format!("'{}' is not in the expected format", path.display()))
 }
 
+/// COCO RLE masks `(height, width, compressed counts)` as the RLE struct column.
+pub(crate) fn rle_struct<'a>(masks: impl Iterator<Item = (i32, i32, &'a str)>) -> StructArray {
+    let mut sizes = ListBuilder::new(Int32Builder::new());
+    let mut counts = StringBuilder::new();
+    for (h, w, c) in masks {
+        sizes.values().append_value(h);
+        sizes.values().append_value(w);
+        sizes.append(true);
+        counts.append_value(c);
+    }
+    StructArray::try_new(
+        rle_fields(),
+        vec![Arc::new(sizes.finish()), Arc::new(counts.finish())],
+        None,
+    )
+    .expect("the RLE struct's children match its fields")
+}
+
 fn rle_fields() -> Fields {
     Fields::from(vec![
         Field::new("size", DataType::new_list(DataType::Int32, true), true),
@@ -506,8 +524,7 @@ pub fn samples_batch(rows: &[Sample]) -> Result<RecordBatch> {
     let mut points = ListBuilder::new(Float64Builder::new());
     let mut splits = StringBuilder::new();
     let mut sources = StringBuilder::new();
-    let mut mask_sizes = ListBuilder::new(Int32Builder::new());
-    let mut mask_counts = StringBuilder::new();
+    let mut s_masks: Vec<&(i32, i32, String)> = Vec::new();
     let mut mask_lengths = Vec::new();
     for s in rows {
         ids.append_value(&s.sample_id);
@@ -548,21 +565,12 @@ pub fn samples_batch(rows: &[Sample]) -> Result<RecordBatch> {
             None => boxes.append(false),
         }
         mask_lengths.push(s.masks.as_ref().map(|m| m.len()));
-        for (h, w, c) in s.masks.iter().flatten() {
-            mask_sizes.values().append_value(*h);
-            mask_sizes.values().append_value(*w);
-            mask_sizes.append(true);
-            mask_counts.append_value(c);
-        }
+        s_masks.extend(s.masks.iter().flatten());
         points.append(false);
         splits.append_option(s.split.as_deref());
         sources.append_option(s.source.as_deref());
     }
-    let mask_values = StructArray::try_new(
-        rle_fields(),
-        vec![Arc::new(mask_sizes.finish()), Arc::new(mask_counts.finish())],
-        None,
-    )?;
+    let mask_values = rle_struct(s_masks.iter().map(|(h, w, c)| (*h, *w, c.as_str())));
     let masks = ListArray::try_new(
         Arc::new(Field::new("item", DataType::Struct(rle_fields()), true)),
         OffsetBuffer::from_lengths(mask_lengths.iter().map(|l| l.unwrap_or(0))),

@@ -19,8 +19,8 @@ use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::datasource::MemTable;
 use futures::StreamExt;
 
-use crate::{output, script};
 use crate::session::{self, SessionOptions};
+use crate::{output, script};
 
 /// The curation query, embedded so that the binary works from any directory.
 pub const SAMPLES_SQL: &str = include_str!("../../queries/synth_samples.sql");
@@ -152,7 +152,9 @@ pub async fn synth_async(opts: &SynthOptions) -> Result<SynthSummary> {
     );
     let mut per_task: BTreeMap<String, usize> = BTreeMap::new();
     let mut samples = 0;
-    while let Some(b) = stream.next().await.transpose().context("synth: the curation query failed")? {
+    while let Some(b) =
+        stream.next().await.transpose().context("synth: the curation query failed")?
+    {
         count_tasks(&b, &mut per_task)?;
         samples += b.num_rows();
         shards.push(b)?;

@@ -250,3 +250,22 @@ fn adaptive_beats_uniform_as_issue_3_requires() {
     assert!(mean(&adaptive[2]) - mean(&uniform[2]) >= 0.02, "n=32: margin below 0.02");
     assert!(mean(&ceiling) - mean(&adaptive[3]) <= 0.02, "n=64: more than 0.02 below the ceiling");
 }
+
+#[test]
+fn sequences_traced_on_the_crop_equal_those_of_the_whole_mask() {
+    use super::mask::Rle;
+    use super::sequence::{mask_sequence, rle_sequence};
+    use super::space::Space;
+    for (name, _, mask) in fixture_masks() {
+        let rle = Rle::from_mask(&mask);
+        for method in [Method::Adaptive, Method::Uniform, Method::Vistallm] {
+            for space in [Space::Pixel, Space::Square] {
+                assert_eq!(
+                    rle_sequence(&rle, 16, method, space),
+                    mask_sequence(&mask, 16, method, space),
+                    "{name}: {method:?} in {space:?}"
+                );
+            }
+        }
+    }
+}

@@ -148,23 +148,7 @@ impl Mask {
     /// pycocotools' `frPyObjects` + `merge`. Polygons with fewer than 3 points add nothing.
     /// Coordinates must be finite; points outside the image are clipped by the rule itself.
     pub fn from_polygons(height: usize, width: usize, polygons: &[Vec<f64>]) -> Mask {
-        let mut m = Mask::empty(width, height);
-        for p in polygons {
-            if p.len() < 6 {
-                continue;
-            }
-            let counts = poly_counts(p, height, width);
-            let mut pos = 0usize;
-            for (i, &c) in counts.iter().enumerate() {
-                if i % 2 == 1 {
-                    for b in &mut m.bits[pos..pos + c as usize] {
-                        *b = 1;
-                    }
-                }
-                pos += c as usize;
-            }
-        }
-        m
+        Rle::from_polygons(height, width, polygons).to_mask()
     }
 
     /// Pixels in both masks and in either (`None` when the sizes differ).
@@ -206,6 +190,166 @@ impl Mask {
             }
         }
         (x0 != usize::MAX).then_some((x0, y0, x1, y1))
+    }
+}
+
+/// A mask as COCO run lengths: column-major runs over `height * width` pixels, background
+/// first. Area, box and IoU are computed on the runs, in time proportional to the number of
+/// runs rather than pixels (pycocotools' `area`, `toBbox`, `iou`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rle {
+    pub height: usize,
+    pub width: usize,
+    pub counts: Vec<u64>,
+}
+
+impl Rle {
+    /// Checks that the runs cover exactly `height * width` pixels.
+    pub fn new(height: usize, width: usize, counts: Vec<u64>) -> std::result::Result<Rle, String> {
+        let total: u64 = counts.iter().sum();
+        let want = (height * width) as u64;
+        if total != want {
+            return Err(format!(
+                "RLE counts sum to {total}, expected height*width = {height}*{width} = {want}"
+            ));
+        }
+        Ok(Rle { height, width, counts })
+    }
+
+    pub fn from_mask(m: &Mask) -> Rle {
+        Rle { height: m.height, width: m.width, counts: m.counts() }
+    }
+
+    pub fn to_mask(&self) -> Mask {
+        Mask::from_counts(self.height, self.width, &self.counts)
+            .expect("Rle::new checked that the runs cover the mask")
+    }
+
+    /// Foreground runs as `[start, end)` pixel offsets (column-major).
+    fn runs(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        let mut pos = 0u64;
+        self.counts.iter().enumerate().filter_map(move |(i, &c)| {
+            let start = pos;
+            pos += c;
+            (i % 2 == 1 && c > 0).then_some((start, pos))
+        })
+    }
+
+    pub fn area(&self) -> u64 {
+        self.counts.iter().skip(1).step_by(2).sum()
+    }
+
+    /// Pixels in both masks and in either (`None` when the sizes differ).
+    pub fn intersection_union(&self, other: &Rle) -> Option<(u64, u64)> {
+        if self.width != other.width || self.height != other.height {
+            return None;
+        }
+        let (mut a, mut b) = (self.runs().peekable(), other.runs().peekable());
+        let mut inter = 0u64;
+        while let (Some(&(a0, a1)), Some(&(b0, b1))) = (a.peek(), b.peek()) {
+            let (lo, hi) = (a0.max(b0), a1.min(b1));
+            if hi > lo {
+                inter += hi - lo;
+            }
+            if a1 <= b1 {
+                a.next();
+            } else {
+                b.next();
+            }
+        }
+        Some((inter, self.area() + other.area() - inter))
+    }
+
+    /// Intersection over union; two empty masks give 0 (as pycocotools' `iou`).
+    pub fn iou(&self, other: &Rle) -> std::result::Result<f64, String> {
+        let (i, u) = self.intersection_union(other).ok_or_else(|| {
+            format!(
+                "masks differ in size: {}x{} vs {}x{} (width x height)",
+                self.width, self.height, other.width, other.height
+            )
+        })?;
+        Ok(if u == 0 { 0.0 } else { i as f64 / u as f64 })
+    }
+
+    /// Tight pixel box `(x_min, y_min, x_max, y_max)`, inclusive; `None` for an empty mask.
+    pub fn bbox(&self) -> Option<(usize, usize, usize, usize)> {
+        let h = self.height as u64;
+        let (mut x0, mut y0, mut x1, mut y1) = (u64::MAX, u64::MAX, 0, 0);
+        for (start, end) in self.runs() {
+            let (xs, xe) = (start / h, (end - 1) / h);
+            let (ys, ye) = if xs == xe { (start % h, (end - 1) % h) } else { (0, h - 1) };
+            x0 = x0.min(xs);
+            x1 = x1.max(xe);
+            y0 = y0.min(ys);
+            y1 = y1.max(ye);
+        }
+        (x0 != u64::MAX).then_some((x0 as usize, y0 as usize, x1 as usize, y1 as usize))
+    }
+
+    /// Rasterises COCO polygons (pixel coordinates) and unions them, as pycocotools'
+    /// `frPyObjects` + `merge`, without a bitmap: each polygon's runs come from `rleFrPoly` and
+    /// the union merges runs. Polygons with fewer than 3 points add nothing.
+    pub fn from_polygons(height: usize, width: usize, polygons: &[Vec<f64>]) -> Rle {
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        for p in polygons.iter().filter(|p| p.len() >= 6) {
+            let counts = poly_counts(p, height, width);
+            let r = Rle { height, width, counts };
+            runs.extend(r.runs());
+        }
+        Rle::from_runs(height, width, runs)
+    }
+
+    /// The canonical runs of the union of foreground intervals `[start, end)`.
+    fn from_runs(height: usize, width: usize, mut runs: Vec<(u64, u64)>) -> Rle {
+        runs.sort_unstable();
+        let mut counts = Vec::with_capacity(2 * runs.len() + 1);
+        let mut pos = 0u64;
+        let mut current: Option<(u64, u64)> = None;
+        let emit = |(s, e): (u64, u64), counts: &mut Vec<u64>, pos: &mut u64| {
+            counts.push(s - *pos);
+            counts.push(e - s);
+            *pos = e;
+        };
+        for (s, e) in runs.into_iter().filter(|(s, e)| e > s) {
+            current = match current {
+                Some((cs, ce)) if s <= ce => Some((cs, ce.max(e))),
+                Some(c) => {
+                    emit(c, &mut counts, &mut pos);
+                    Some((s, e))
+                }
+                None => Some((s, e)),
+            };
+        }
+        if let Some(c) = current {
+            emit(c, &mut counts, &mut pos);
+        }
+        let total = (height * width) as u64;
+        if pos < total || counts.is_empty() {
+            counts.push(total - pos);
+        }
+        Rle { height, width, counts }
+    }
+
+    /// The mask cropped to its box, with the box's top-left corner: contours traced on the crop
+    /// and shifted by it are the full mask's contours, at a fraction of the pixels.
+    pub fn crop(&self) -> Option<(Mask, usize, usize)> {
+        let (x0, y0, x1, y1) = self.bbox()?;
+        let (cw, ch) = (x1 - x0 + 1, y1 - y0 + 1);
+        let mut m = Mask::empty(cw, ch);
+        let h = self.height as u64;
+        for (start, end) in self.runs() {
+            let mut p = start;
+            while p < end {
+                let (x, y) = ((p / h) as usize, (p % h) as usize);
+                let col_end = ((p / h) + 1) * h;
+                let stop = end.min(col_end);
+                let n = (stop - p) as usize;
+                let base = (x - x0) * ch + (y - y0);
+                m.bits[base..base + n].fill(1);
+                p = stop;
+            }
+        }
+        Some((m, x0, y0))
     }
 }
 
@@ -370,16 +514,45 @@ fn rle_fields() -> Fields {
     ])
 }
 
+/// Something that can be written as COCO RLE: a decoded [`Mask`] or its runs ([`Rle`]).
+pub trait RleSource {
+    /// `(height, width)`.
+    fn size(&self) -> (usize, usize);
+    /// pycocotools' compressed counts string.
+    fn rle_string(&self) -> String;
+}
+
+impl RleSource for Mask {
+    fn size(&self) -> (usize, usize) {
+        (self.height, self.width)
+    }
+    fn rle_string(&self) -> String {
+        Mask::rle_string(self)
+    }
+}
+
+impl RleSource for Rle {
+    fn size(&self) -> (usize, usize) {
+        (self.height, self.width)
+    }
+    fn rle_string(&self) -> String {
+        encode_counts(&self.counts)
+    }
+}
+
 /// Builds an RLE struct column (compressed counts) from masks; `None` rows are NULL.
-pub fn rle_array<'a>(masks: impl IntoIterator<Item = Option<&'a Mask>>) -> ArrayRef {
+pub fn rle_array<'a, T: RleSource + 'a>(
+    masks: impl IntoIterator<Item = Option<&'a T>>,
+) -> ArrayRef {
     let mut sizes = ListBuilder::new(Int32Builder::new());
     let mut counts = StringBuilder::new();
     let mut nulls = Vec::new();
     for m in masks {
         match m {
             Some(m) => {
-                sizes.values().append_value(m.height as i32);
-                sizes.values().append_value(m.width as i32);
+                let (h, w) = m.size();
+                sizes.values().append_value(h as i32);
+                sizes.values().append_value(w as i32);
                 sizes.append(true);
                 counts.append_value(m.rle_string());
                 nulls.push(true);
@@ -399,8 +572,8 @@ pub fn rle_array<'a>(masks: impl IntoIterator<Item = Option<&'a Mask>>) -> Array
 }
 
 /// Builds a `list<rle struct>` column: one list of masks per row (GRES: every object).
-pub fn rle_list_array(rows: &[Option<Vec<Mask>>]) -> ArrayRef {
-    let flat: Vec<&Mask> = rows.iter().flatten().flatten().collect();
+pub fn rle_list_array<T: RleSource>(rows: &[Option<Vec<T>>]) -> ArrayRef {
+    let flat: Vec<&T> = rows.iter().flatten().flatten().collect();
     let values = rle_array(flat.into_iter().map(Some));
     let offsets = datafusion::arrow::buffer::OffsetBuffer::from_lengths(
         rows.iter().map(|r| r.as_ref().map_or(0, Vec::len)),
@@ -443,58 +616,117 @@ pub fn is_mask_list_type(dt: &DataType) -> bool {
 ///
 /// The outer error is for an unsupported column type; each row is `Ok(None)` for NULL,
 /// `Ok(Some(mask))`, or `Err(reason)` (corrupt PNG, counts that do not sum to h*w, ...).
-pub fn read_masks(
-    func: &str,
-    arr: &ArrayRef,
-) -> Result<Vec<std::result::Result<Option<Mask>, String>>> {
+///
+/// Rows are decoded lazily, one at a time as the iterator advances: a batch of large masks is
+/// never held decoded at once (a 640x480 mask is 300 KB; 8192 of them would be 2.5 GB).
+pub fn read_masks<'a>(func: &str, arr: &'a ArrayRef) -> Result<MaskRows<'a>> {
+    Ok(Box::new(read_rles(func, arr)?.map(|r| r.map(|m| m.map(|rle| rle.to_mask())))))
+}
+
+/// Reads a mask column as run lengths, without decoding bitmaps: area, box and IoU are
+/// computed on the runs (as pycocotools does), and contours on a crop to the object's box.
+/// Accepts what [`read_masks`] accepts; PNG masks and polygons are rasterised and encoded.
+pub fn read_rles<'a>(func: &str, arr: &'a ArrayRef) -> Result<RleRows<'a>> {
     match arr.data_type() {
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
             let vals = crate::common::bytes_values(func, arr)?;
-            Ok(vals.into_iter().map(|v| v.map(Mask::from_png).transpose()).collect())
+            Ok(Box::new(
+                vals.into_iter().map(|v| {
+                    v.map(|png| Mask::from_png(png).map(|m| Rle::from_mask(&m))).transpose()
+                }),
+            ))
         }
-        DataType::Struct(_) => read_struct_masks(func, arr.as_struct()),
-        DataType::Null => Ok(vec![Ok(None); arr.len()]),
+        DataType::Struct(_) => read_struct_rles(func, arr.as_struct()),
+        DataType::Null => Ok(Box::new((0..arr.len()).map(|_| Ok(None)))),
         other => Err(exec_datafusion_err!(
             "{func}: a mask must be PNG bytes or a COCO RLE struct<size, counts>, got {other}"
         )),
     }
 }
 
-/// Reads a `list<mask>` column: each row a list of masks (any type [`read_masks`] accepts).
-pub fn read_mask_lists(
-    func: &str,
-    arr: &ArrayRef,
-) -> Result<Vec<std::result::Result<Option<Vec<Mask>>, String>>> {
+/// The rows of a mask column as run lengths, read as they are iterated.
+pub type RleRows<'a> = Box<dyn Iterator<Item = std::result::Result<Option<Rle>, String>> + 'a>;
+
+/// The rows of a list-of-masks column, decoded as they are read.
+pub type MaskListRows<'a> =
+    Box<dyn Iterator<Item = std::result::Result<Option<Vec<Mask>>, String>> + 'a>;
+
+/// One decoded row of a mask column: NULL, a mask, or why the row is not a mask.
+pub type MaskRow = std::result::Result<Option<Mask>, String>;
+
+/// The rows of a mask column, decoded as they are read.
+pub type MaskRows<'a> = Box<dyn Iterator<Item = MaskRow> + 'a>;
+
+/// Reads a `list<mask>` column: each row a list of masks (any type [`read_masks`] accepts),
+/// decoded a row at a time like [`read_masks`].
+pub fn read_mask_lists<'a>(func: &str, arr: &'a ArrayRef) -> Result<MaskListRows<'a>> {
     let list = match arr.data_type() {
         DataType::List(_) => arr.as_list::<i32>().clone(),
         DataType::LargeList(f) => cast(arr, &DataType::List(f.clone()))?.as_list::<i32>().clone(),
         other => return Err(exec_datafusion_err!("{func}: expected a list of masks, got {other}")),
     };
-    let masks = read_masks(func, list.values())?;
-    let offsets = list.value_offsets();
-    Ok((0..list.len())
-        .map(|row| {
-            if list.is_null(row) {
-                return Ok(None);
-            }
-            let (s, e) = (offsets[row] as usize, offsets[row + 1] as usize);
-            let mut v = Vec::with_capacity(e - s);
-            for (k, m) in masks[s..e].iter().enumerate() {
-                match m {
-                    Ok(Some(m)) => v.push(m.clone()),
-                    Ok(None) => return Err(format!("mask {} of the list is NULL", k + 1)),
-                    Err(e) => return Err(format!("mask {} of the list: {e}", k + 1)),
+    let values = list.values().clone();
+    // The values are read in order; each row takes its slice of them.
+    let mut masks = read_struct_or_png(func, values)?;
+    let offsets: Vec<usize> = list.value_offsets().iter().map(|o| *o as usize).collect();
+    let nulls: Vec<bool> = (0..list.len()).map(|i| list.is_null(i)).collect();
+    // A sliced list starts part-way into its values.
+    for _ in 0..offsets.first().copied().unwrap_or(0) {
+        masks.next();
+    }
+    Ok(Box::new((0..nulls.len()).map(move |row| {
+        let n = offsets[row + 1] - offsets[row];
+        let mut v = Vec::with_capacity(n);
+        let mut first_error = None;
+        for k in 0..n {
+            match masks.next().unwrap_or(Ok(None)) {
+                Ok(Some(m)) => v.push(m),
+                Ok(None) => {
+                    first_error.get_or_insert(format!("mask {} of the list is NULL", k + 1));
+                }
+                Err(e) => {
+                    first_error.get_or_insert(format!("mask {} of the list: {e}", k + 1));
                 }
             }
-            Ok(Some(v))
-        })
-        .collect())
+        }
+        if nulls[row] {
+            return Ok(None);
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(Some(v)),
+        }
+    })))
 }
 
-fn read_struct_masks(
-    func: &str,
-    st: &StructArray,
-) -> Result<Vec<std::result::Result<Option<Mask>, String>>> {
+/// [`read_masks`] over an owned array (the values of a list column).
+fn read_struct_or_png(func: &str, arr: ArrayRef) -> Result<MaskRows<'static>> {
+    let rles: RleRows<'static> = match arr.data_type() {
+        DataType::Struct(_) => read_struct_rles(func, arr.as_struct())?,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
+            let n = arr.len();
+            let arr = cast(&arr, &DataType::LargeBinary)?;
+            Box::new((0..n).map(move |i| {
+                let b = arr.as_binary::<i64>();
+                if b.is_null(i) {
+                    Ok(None)
+                } else {
+                    Mask::from_png(b.value(i)).map(|m| Some(Rle::from_mask(&m)))
+                }
+            }))
+        }
+        DataType::Null => Box::new((0..arr.len()).map(|_| Ok(None))),
+        other => {
+            return Err(exec_datafusion_err!(
+                "{func}: a mask must be PNG bytes or a COCO RLE struct<size, counts>, got {other}"
+            ))
+        }
+    };
+    Ok(Box::new(rles.map(|r| r.map(|m| m.map(|rle| rle.to_mask())))))
+}
+
+fn read_struct_rles(func: &str, st: &StructArray) -> Result<RleRows<'static>> {
+    let st = st.clone();
     let size = st.column_by_name("size").ok_or_else(|| {
         exec_datafusion_err!("{func}: an RLE mask struct needs a `size` field [h, w]")
     })?;
@@ -553,56 +785,54 @@ fn read_struct_masks(
             })?;
         Counts::Polygons(p.as_list::<i32>().clone())
     };
-    Ok((0..st.len())
-        .map(|i| {
-            if st.is_null(i) {
-                return Ok(None);
+    Ok(Box::new((0..st.len()).map(move |i| {
+        if st.is_null(i) {
+            return Ok(None);
+        }
+        let null_counts = match &counts {
+            Counts::Text(t) => t[i].is_none(),
+            Counts::List(l) | Counts::Polygons(l) => l.is_null(i),
+        };
+        if sizes[i].is_none() && null_counts {
+            return Ok(None);
+        }
+        let (h, w) = sizes[i].ok_or("RLE `size` must be [height, width]")?;
+        if h < 0 || w < 0 || h.saturating_mul(w) > (1 << 31) {
+            return Err(format!("RLE size [{h}, {w}] is not a valid [height, width]"));
+        }
+        let (h, w) = (h as usize, w as usize);
+        match &counts {
+            Counts::Text(t) => {
+                let s = t[i].as_deref().ok_or("RLE `counts` is NULL")?;
+                Rle::new(h, w, decode_counts(s)?).map(Some)
             }
-            let null_counts = match &counts {
-                Counts::Text(t) => t[i].is_none(),
-                Counts::List(l) | Counts::Polygons(l) => l.is_null(i),
-            };
-            if sizes[i].is_none() && null_counts {
-                return Ok(None);
-            }
-            let (h, w) = sizes[i].ok_or("RLE `size` must be [height, width]")?;
-            if h < 0 || w < 0 || h.saturating_mul(w) > (1 << 31) {
-                return Err(format!("RLE size [{h}, {w}] is not a valid [height, width]"));
-            }
-            let (h, w) = (h as usize, w as usize);
-            match &counts {
-                Counts::Text(t) => {
-                    let s = t[i].as_deref().ok_or("RLE `counts` is NULL")?;
-                    Mask::from_rle_string(h, w, s).map(Some)
+            Counts::List(l) => {
+                if l.is_null(i) {
+                    return Err("RLE `counts` is NULL".into());
                 }
-                Counts::List(l) => {
-                    if l.is_null(i) {
-                        return Err("RLE `counts` is NULL".into());
+                let v = l.value(i);
+                let v = v.as_primitive::<Int64Type>();
+                let mut c = Vec::with_capacity(v.len());
+                for x in v.iter() {
+                    match x {
+                        Some(x) if x >= 0 => c.push(x as u64),
+                        _ => return Err("RLE counts must be non-negative integers".into()),
                     }
-                    let v = l.value(i);
-                    let v = v.as_primitive::<Int64Type>();
-                    let mut c = Vec::with_capacity(v.len());
-                    for x in v.iter() {
-                        match x {
-                            Some(x) if x >= 0 => c.push(x as u64),
-                            _ => return Err("RLE counts must be non-negative integers".into()),
-                        }
-                    }
-                    Mask::from_counts(h, w, &c).map(Some)
                 }
-                Counts::Polygons(l) => {
-                    if l.is_null(i) {
-                        return Err("`polygons` is NULL".into());
-                    }
-                    let polys = list_of_f64_lists(&l.value(i))?;
-                    if polys.iter().flatten().any(|v| !v.is_finite()) {
-                        return Err("polygon coordinates must be finite".into());
-                    }
-                    Ok(Some(Mask::from_polygons(h, w, &polys)))
-                }
+                Rle::new(h, w, c).map(Some)
             }
-        })
-        .collect())
+            Counts::Polygons(l) => {
+                if l.is_null(i) {
+                    return Err("`polygons` is NULL".into());
+                }
+                let polys = list_of_f64_lists(&l.value(i))?;
+                if polys.iter().flatten().any(|v| !v.is_finite()) {
+                    return Err("polygon coordinates must be finite".into());
+                }
+                Ok(Some(Rle::from_mask(&Mask::from_polygons(h, w, &polys))))
+            }
+        }
+    })))
 }
 
 /// A `list<double>` array (one polygon per element) as vectors; NULL elements are errors.
@@ -667,5 +897,80 @@ mod tests {
         let a = Mask::empty(3, 3);
         let b = Mask::empty(3, 4);
         assert!(a.iou(&b).unwrap_err().contains("differ in size"));
+    }
+
+    /// Masks of random blobs (deterministic LCG), several sizes, some empty or full.
+    fn random_masks() -> Vec<Mask> {
+        let mut seed = 12345u64;
+        let mut next = move || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        };
+        let mut out = vec![Mask::empty(7, 5), Mask { width: 4, height: 3, bits: vec![1; 12] }];
+        for _ in 0..40 {
+            let (w, h) = (3 + next() % 30, 3 + next() % 20);
+            let mut m = Mask::empty(w, h);
+            for _ in 0..(1 + next() % 4) {
+                let (cx, cy, r) = (next() % w, next() % h, 1 + next() % 6);
+                for x in 0..w {
+                    for y in 0..h {
+                        if x.abs_diff(cx).pow(2) + y.abs_diff(cy).pow(2) <= r * r {
+                            m.set(x, y, true);
+                        }
+                    }
+                }
+            }
+            out.push(m);
+        }
+        out
+    }
+
+    #[test]
+    fn run_length_area_box_and_iou_equal_the_bitmap_ones() {
+        let masks = random_masks();
+        for a in &masks {
+            let ra = Rle::from_mask(a);
+            assert_eq!(ra.area(), a.area());
+            assert_eq!(ra.bbox(), a.bbox());
+            assert_eq!(&ra.to_mask(), a);
+            if let Some((crop, x0, y0)) = ra.crop() {
+                for x in 0..a.width {
+                    for y in 0..a.height {
+                        let inside =
+                            x >= x0 && y >= y0 && x - x0 < crop.width && y - y0 < crop.height;
+                        let c = inside && crop.get(x - x0, y - y0);
+                        assert_eq!(c, a.get(x, y), "crop differs at ({x}, {y})");
+                    }
+                }
+            } else {
+                assert_eq!(a.area(), 0);
+            }
+            for b in masks.iter().filter(|b| b.width == a.width && b.height == a.height) {
+                let rb = Rle::from_mask(b);
+                assert_eq!(ra.intersection_union(&rb), a.intersection_union(b));
+            }
+        }
+        let (a, b) = (Rle::from_mask(&masks[0]), Rle::from_mask(&masks[1]));
+        assert!(a.iou(&b).unwrap_err().contains("differ in size"));
+    }
+
+    #[test]
+    fn polygon_union_by_runs_is_canonical() {
+        // Two overlapping squares and one disjoint: the union's runs must be those of the bitmap.
+        let polys = vec![
+            vec![1.0, 1.0, 6.0, 1.0, 6.0, 6.0, 1.0, 6.0],
+            vec![4.0, 4.0, 9.0, 4.0, 9.0, 9.0, 4.0, 9.0],
+            vec![12.0, 0.0, 14.0, 0.0, 14.0, 3.0],
+        ];
+        let r = Rle::from_polygons(10, 15, &polys);
+        let mut bitmap = Mask::empty(15, 10);
+        for p in &polys {
+            let one = Rle::from_polygons(10, 15, std::slice::from_ref(p)).to_mask();
+            for (b, o) in bitmap.bits.iter_mut().zip(&one.bits) {
+                *b |= o;
+            }
+        }
+        assert_eq!(r.counts, bitmap.counts());
+        assert_eq!(Rle::from_polygons(4, 4, &[]).counts, vec![16]);
     }
 }

@@ -11,7 +11,7 @@ mod contour_fn;
 #[cfg(test)]
 mod fixture_tests;
 pub mod mask;
-mod options;
+pub(crate) mod options;
 pub mod rasterise;
 mod rle;
 pub mod sample;

@@ -9,7 +9,7 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
-use super::mask::{self, Mask};
+use super::mask::{self, Mask, Rle};
 use super::options;
 use super::space::Space;
 use crate::common::{self, Arg, OnError, Params};
@@ -105,13 +105,14 @@ fn nesting(dt: &DataType) -> Option<usize> {
     }
 }
 
-/// One polygon (in `space`) rasterised on a `width` x `height` mask.
+/// One polygon (in `space`) rasterised on a `width` x `height` mask, as runs (a bitmap per row
+/// of a batch would hold `width * height` bytes each).
 pub fn polygon_mask(
     points: &[f64],
     width: usize,
     height: usize,
     space: Space,
-) -> Result<Mask, String> {
+) -> Result<Rle, String> {
     if !points.len().is_multiple_of(2) {
         return Err(format!("a polygon needs an even number of values, got {}", points.len()));
     }
@@ -119,7 +120,7 @@ pub fn polygon_mask(
         return Err(format!("coordinate {} is {}", i + 1, points[i]));
     }
     let px = space.convert(Space::Pixel, points, width as f64, height as f64);
-    Ok(Mask::from_polygons(height, width, &[px]))
+    Ok(Rle::from_polygons(height, width, &[px]))
 }
 
 impl ScalarUDFImpl for PolygonToMaskFunc {
@@ -216,10 +217,12 @@ impl ScalarUDFImpl for PolygonToMaskFunc {
             (false, Format::Rle) => {
                 mask::rle_array(values.iter().map(|v| v.as_ref().map(|m| &m[0])))
             }
-            (false, Format::Png) => png_array(values.iter().map(|v| v.as_ref().map(|m| &m[0]))),
+            (false, Format::Png) => {
+                png_array(values.iter().map(|v| v.as_ref().map(|m| m[0].to_mask())))
+            }
             (true, Format::Rle) => mask::rle_list_array(&values),
             (true, Format::Png) => {
-                let flat = png_array(values.iter().flatten().flatten().map(Some));
+                let flat = png_array(values.iter().flatten().flatten().map(|r| Some(r.to_mask())));
                 let offsets = datafusion::arrow::buffer::OffsetBuffer::from_lengths(
                     values.iter().map(|r| r.as_ref().map_or(0, Vec::len)),
                 );
@@ -240,11 +243,13 @@ impl ScalarUDFImpl for PolygonToMaskFunc {
 }
 
 /// A Binary column of PNG-encoded masks.
-pub fn png_array<'a>(masks: impl IntoIterator<Item = Option<&'a Mask>>) -> ArrayRef {
+pub fn png_array<M: std::borrow::Borrow<Mask>>(
+    masks: impl IntoIterator<Item = Option<M>>,
+) -> ArrayRef {
     let mut b = BinaryBuilder::new();
     for m in masks {
         match m {
-            Some(m) => b.append_value(m.to_png()),
+            Some(m) => b.append_value(m.borrow().to_png()),
             None => b.append_null(),
         }
     }

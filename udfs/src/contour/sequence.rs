@@ -8,7 +8,7 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
-use super::mask::{self, Mask};
+use super::mask::{self, Mask, Rle};
 use super::options;
 use super::sample::{self, Method};
 use super::space::Space;
@@ -88,17 +88,41 @@ fn seq_type() -> DataType {
 /// The sampled contour of one mask in `space`; an empty mask is an error.
 pub fn mask_sequence(m: &Mask, n: usize, method: Method, space: Space) -> Result<Vec<f64>, String> {
     let contours = trace::contours(m, Components::Largest, false);
-    let Some(c) = contours.first() else {
-        return Err("mask is empty (no foreground pixels)".into());
-    };
-    let (w, h) = (m.width as f64, m.height as f64);
-    let mut out = Vec::with_capacity(2 * n.min(c.points.len()));
-    for (x, y) in sample::sequence_points(&c.points, n, method, m.width, m.height) {
+    let c = contours.first().ok_or_else(empty_mask)?;
+    Ok(contour_sequence(&c.points, n, method, space, m.width, m.height))
+}
+
+/// [`mask_sequence`] of a run-length mask, traced on its crop to the object's box (the same
+/// contour, shifted back), so the cost follows the object's size, not the image's.
+pub fn rle_sequence(r: &Rle, n: usize, method: Method, space: Space) -> Result<Vec<f64>, String> {
+    let (crop, x0, y0) = r.crop().ok_or_else(empty_mask)?;
+    let contours = trace::contours(&crop, Components::Largest, false);
+    let c = contours.first().ok_or_else(empty_mask)?;
+    let (dx, dy) = (x0 as i32, y0 as i32);
+    let points: Vec<(i32, i32)> = c.points.iter().map(|&(x, y)| (x + dx, y + dy)).collect();
+    Ok(contour_sequence(&points, n, method, space, r.width, r.height))
+}
+
+fn empty_mask() -> String {
+    "mask is empty (no foreground pixels)".into()
+}
+
+fn contour_sequence(
+    points: &[(i32, i32)],
+    n: usize,
+    method: Method,
+    space: Space,
+    width: usize,
+    height: usize,
+) -> Vec<f64> {
+    let (w, h) = (width as f64, height as f64);
+    let mut out = Vec::with_capacity(2 * n.min(points.len()));
+    for (x, y) in sample::sequence_points(points, n, method, width, height) {
         let (x, y) = space.from_pixel(x, y, w, h);
         out.push(x);
         out.push(y);
     }
-    Ok(out)
+    out
 }
 
 impl ScalarUDFImpl for MaskToSequenceFunc {
@@ -167,10 +191,10 @@ impl ScalarUDFImpl for MaskToSequenceFunc {
             result = Arc::new(b.finish());
             errors = errs;
         } else {
-            let rows = mask::read_masks(func, &arr)?;
+            let rows = mask::read_rles(func, &arr)?;
             let (values, errs) = common::map_rows(rows, |_, r| {
                 let Some(m) = r? else { return Ok(None) };
-                mask_sequence(&m, n, method, space).map(Some)
+                rle_sequence(&m, n, method, space).map(Some)
             });
             let mut b = ListBuilder::new(Float64Builder::new());
             for v in values {
@@ -201,7 +225,7 @@ pub fn reconstruction_iou(m: &Mask, n: Option<usize>, method: Method) -> f64 {
     };
     let back = super::rasterise::polygon_mask(&seq, m.width, m.height, Space::Norm)
         .expect("finite points");
-    m.iou(&back).expect("same size by construction")
+    Rle::from_mask(m).iou(&back).expect("same size by construction")
 }
 
 #[cfg(test)]

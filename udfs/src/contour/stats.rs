@@ -118,7 +118,7 @@ impl ScalarUDFImpl for MaskStatFunc {
         let policy = OnError::resolve(func, &args.args, self.on_error_idx(), &config)?;
         let scalar = common::all_scalar(&args.args);
         let arr = args.args[0].to_array(args.number_rows)?;
-        let rows = mask::read_masks(func, &arr)?;
+        let rows = mask::read_rles(func, &arr)?;
         let result: ArrayRef;
         let errors;
         match self.stat {
@@ -227,8 +227,8 @@ impl ScalarUDFImpl for MaskIouFunc {
         let policy = OnError::resolve(func, &args.args, 2, &config)?;
         let scalar = common::all_scalar(&args.args);
         let arrays = common::to_arrays(&args.args[..2], args.number_rows)?;
-        let a = mask::read_masks(func, &arrays[0])?;
-        let b = mask::read_masks(func, &arrays[1])?;
+        let a = mask::read_rles(func, &arrays[0])?;
+        let b = mask::read_rles(func, &arrays[1])?;
         let (values, errors) = common::map_rows(a.into_iter().zip(b), |_, (a, b)| {
             let a = a.map_err(|e| format!("mask a: {e}"))?;
             let b = b.map_err(|e| format!("mask b: {e}"))?;

@@ -1,20 +1,32 @@
-//! Image functions: read files, and read sizes and formats from encoded bytes.
+//! Image functions: read files, read sizes and formats from encoded bytes, perceptual hashes,
+//! and the colour of a masked object.
 
+mod hamming;
 mod image_format;
 mod image_size;
+mod mask_color;
+pub mod phash;
+pub mod pixels;
 mod read_bytes;
+#[cfg(test)]
+mod test_invoke;
 
 use datafusion::logical_expr::ScalarUDF;
 
+pub use hamming::HammingDistanceFunc;
 pub use image_format::ImageFormatFunc;
 pub use image_size::{ImageSizeFunc, Side};
+pub use mask_color::{color_name, MaskColorFunc};
+pub use phash::ImagePhashFunc;
 pub use read_bytes::ReadBytesFunc;
 
 pub(crate) const SECTION: datafusion::logical_expr::DocSection =
     datafusion::logical_expr::DocSection {
         include: true,
         label: "Vista image functions",
-        description: Some("Read image files and inspect encoded images."),
+        description: Some(
+            "Read image files, inspect encoded images, hash them, and name masked colours.",
+        ),
     };
 
 pub fn scalar_functions() -> Vec<ScalarUDF> {
@@ -23,6 +35,9 @@ pub fn scalar_functions() -> Vec<ScalarUDF> {
         ScalarUDF::new_from_impl(ImageSizeFunc::new(Side::Width)),
         ScalarUDF::new_from_impl(ImageSizeFunc::new(Side::Height)),
         ScalarUDF::new_from_impl(ImageFormatFunc::new()),
+        ScalarUDF::new_from_impl(ImagePhashFunc::new()),
+        ScalarUDF::new_from_impl(HammingDistanceFunc::new()),
+        ScalarUDF::new_from_impl(MaskColorFunc::new()),
     ]
 }
 

@@ -84,11 +84,8 @@ impl ScalarUDFImpl for StableHashFunc {
                 .collect(),
             None => vec![Some(0); values.len()],
         };
-        let out: Int64Array = values
-            .iter()
-            .zip(&seeds)
-            .map(|(v, s)| Some(stable_hash((*v)?, (*s)?)))
-            .collect();
+        let out: Int64Array =
+            values.iter().zip(&seeds).map(|(v, s)| Some(stable_hash((*v)?, (*s)?))).collect();
         common::shrink(ColumnarValue::Array(Arc::new(out) as ArrayRef), scalar)
     }
     fn documentation(&self) -> Option<&Documentation> {
