@@ -217,7 +217,12 @@ pub async fn curate_async(opts: &CurateOptions) -> Result<CurateSummary> {
     let meta = output::provenance(
         Some(&task_sql),
         &[
-            ("vista.curate".to_string(), serde_json::to_string(opts)?),
+            // Where the output goes is not part of what was made: the same job written to two
+            // directories gives byte-identical shards.
+            (
+                "vista.curate".to_string(),
+                serde_json::to_string(&CurateOptions { out_dir: PathBuf::new(), ..opts.clone() })?,
+            ),
             ("vista.curate.script_sha256".to_string(), script_sha256.clone()),
         ],
     );
