@@ -6,6 +6,8 @@
     python3 scripts/bench_contour.py [--rust target/release/examples/bench_contour] [--rounds 20]
 
 Masks: the 26 512x512 fixture masks (tests/fixtures/contour/masks.json), decoded before timing.
+"RLE -> sequence" starts from the stored form (compressed COCO RLE): pycocotools decode + the same
+reference, vs vista's run-length path (only the object's box is decoded).
 Reference, single-threaded (cv2.setNumThreads(1)):
   mask -> sequence: cv2.findContours(RETR_EXTERNAL, CHAIN_APPROX_NONE), the largest contour by
     cv2.contourArea, then NumPy: `adaptive` = turning angle at every contour point at a scale of
@@ -77,20 +79,22 @@ def main():
         to_seq = timed(args.rounds, len(masks), lambda: [ref_sequence(m, N, method) for m in masks])
         seqs = [ref_sequence(m, N, method) for m in masks]
         to_mask = timed(args.rounds, len(masks), lambda: [ref_mask(s, *m.shape) for s, m in zip(seqs, masks)])
-        ref[method] = (to_seq, to_mask)
+        rles = [{"size": r["size"], "counts": r["counts"].encode()} for r in recs]
+        from_rle = timed(args.rounds, len(rles), lambda: [ref_sequence(np.ascontiguousarray(cm.decode(r)), N, method) for r in rles])
+        ref[method] = (to_seq, to_mask, from_rle)
     out = subprocess.run([args.rust, str(args.rounds), str(args.sql_rows)], capture_output=True, text=True, check=True)
     rust, sql = {}, []
     for line in out.stdout.splitlines():
         r = json.loads(line)
         if r["bench"] == "rust":
-            rust[r["method"]] = (r["mask_to_sequence_us"], r["sequence_to_mask_us"])
+            rust[r["method"]] = (r["mask_to_sequence_us"], r["sequence_to_mask_us"], r["rle_to_sequence_us"])
         else:
             sql.append(r)
     print(f"{len(masks)} masks of 512x512, n = {N}, single thread, microseconds per mask\n")
     print("| step | method | OpenCV + NumPy | vista | speed-up |")
     print("|---|---|---:|---:|---:|")
     for method in ("adaptive", "uniform"):
-        for k, step in enumerate(("mask -> sequence", "sequence -> mask")):
+        for k, step in enumerate(("mask -> sequence", "sequence -> mask", "RLE -> sequence (decode included)")):
             a, b = ref[method][k], rust[method][k]
             print(f"| {step} | {method} | {a:.1f} | {b:.1f} | {a / b:.2f}x |")
     print("\nSQL `mask_to_sequence` over many rows (RLE input, decode included):\n")

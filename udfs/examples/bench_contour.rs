@@ -15,9 +15,9 @@ use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use serde_json::Value;
-use vista_udfs::contour::mask::{rle_array, Mask};
+use vista_udfs::contour::mask::{decode_counts, encode_counts, rle_array, Mask, Rle};
 use vista_udfs::contour::rasterise::polygon_mask;
-use vista_udfs::contour::sequence::mask_sequence;
+use vista_udfs::contour::sequence::{mask_sequence, rle_sequence};
 use vista_udfs::contour::{Method, Space};
 
 fn masks() -> Vec<Mask> {
@@ -63,9 +63,19 @@ fn main() -> datafusion::common::Result<()> {
                 black_box(polygon_mask(s, m.width, m.height, Space::Norm).unwrap());
             }
         });
+        // From the stored form: compressed RLE string -> runs -> sequence (the path SQL takes).
+        let strings: Vec<(usize, usize, String)> =
+            masks.iter().map(|m| (m.height, m.width, encode_counts(&m.counts()))).collect();
+        let from_rle = per_mask_us(rounds, masks.len(), || {
+            for (h, w, c) in &strings {
+                let r = Rle::new(*h, *w, decode_counts(c).unwrap()).unwrap();
+                black_box(rle_sequence(&r, n, method, Space::Norm).unwrap());
+            }
+        });
         println!(
             "{{\"bench\": \"rust\", \"method\": \"{label}\", \"n\": {n}, \"masks\": {}, \
-             \"mask_to_sequence_us\": {to_seq:.2}, \"sequence_to_mask_us\": {to_mask:.2}}}",
+             \"mask_to_sequence_us\": {to_seq:.2}, \"sequence_to_mask_us\": {to_mask:.2}, \
+             \"rle_to_sequence_us\": {from_rle:.2}}}",
             masks.len()
         );
     }

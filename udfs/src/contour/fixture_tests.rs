@@ -257,14 +257,23 @@ fn sequences_traced_on_the_crop_equal_those_of_the_whole_mask() {
     use super::sequence::{mask_sequence, rle_sequence};
     use super::space::Space;
     for (name, _, mask) in fixture_masks() {
+        // The reference traces the whole, uncropped mask.
+        let full = &trace::contours(&mask, Components::Largest, false)[0];
         let rle = Rle::from_mask(&mask);
         for method in [Method::Adaptive, Method::Uniform, Method::Vistallm] {
             for space in [Space::Pixel, Space::Square] {
-                assert_eq!(
-                    rle_sequence(&rle, 16, method, space),
-                    mask_sequence(&mask, 16, method, space),
-                    "{name}: {method:?} in {space:?}"
-                );
+                let (w, h) = (mask.width as f64, mask.height as f64);
+                let want: Vec<f64> =
+                    sample::sequence_points(&full.points, 16, method, mask.width, mask.height)
+                        .into_iter()
+                        .flat_map(|(x, y)| {
+                            let (x, y) = space.from_pixel(x, y, w, h);
+                            [x, y]
+                        })
+                        .collect();
+                let what = format!("{name}: {method:?} in {space:?}");
+                assert_eq!(mask_sequence(&mask, 16, method, space).unwrap(), want, "{what}");
+                assert_eq!(rle_sequence(&rle, 16, method, space).unwrap(), want, "{what}");
             }
         }
     }

@@ -175,6 +175,18 @@ impl Mask {
         Ok(if u == 0 { 0.0 } else { i as f64 / u as f64 })
     }
 
+    /// The mask cropped to its box, with the box's top-left corner (see [`Rle::crop`]).
+    pub fn crop(&self) -> Option<(Mask, usize, usize)> {
+        let (x0, y0, x1, y1) = self.bbox()?;
+        let (cw, ch) = (x1 - x0 + 1, y1 - y0 + 1);
+        let mut bits = Vec::with_capacity(cw * ch);
+        for x in x0..=x1 {
+            let col = x * self.height;
+            bits.extend_from_slice(&self.bits[col + y0..col + y1 + 1]);
+        }
+        Some((Mask { width: cw, height: ch, bits }, x0, y0))
+    }
+
     /// Tight pixel box `(x_min, y_min, x_max, y_max)`, inclusive; `None` for an empty mask.
     pub fn bbox(&self) -> Option<(usize, usize, usize, usize)> {
         let h = self.height;

@@ -86,21 +86,35 @@ fn seq_type() -> DataType {
 }
 
 /// The sampled contour of one mask in `space`; an empty mask is an error.
+/// Traced on the mask's crop to the object's box (the same contour, shifted back), so the cost
+/// follows the object's size, not the image's.
 pub fn mask_sequence(m: &Mask, n: usize, method: Method, space: Space) -> Result<Vec<f64>, String> {
-    let contours = trace::contours(m, Components::Largest, false);
-    let c = contours.first().ok_or_else(empty_mask)?;
-    Ok(contour_sequence(&c.points, n, method, space, m.width, m.height))
+    let (crop, x0, y0) = m.crop().ok_or_else(empty_mask)?;
+    crop_sequence(&crop, x0, y0, n, method, space, m.width, m.height)
 }
 
-/// [`mask_sequence`] of a run-length mask, traced on its crop to the object's box (the same
-/// contour, shifted back), so the cost follows the object's size, not the image's.
+/// [`mask_sequence`] of a run-length mask: only the object's box is ever decoded.
 pub fn rle_sequence(r: &Rle, n: usize, method: Method, space: Space) -> Result<Vec<f64>, String> {
     let (crop, x0, y0) = r.crop().ok_or_else(empty_mask)?;
-    let contours = trace::contours(&crop, Components::Largest, false);
+    crop_sequence(&crop, x0, y0, n, method, space, r.width, r.height)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn crop_sequence(
+    crop: &Mask,
+    x0: usize,
+    y0: usize,
+    n: usize,
+    method: Method,
+    space: Space,
+    width: usize,
+    height: usize,
+) -> Result<Vec<f64>, String> {
+    let contours = trace::contours(crop, Components::Largest, false);
     let c = contours.first().ok_or_else(empty_mask)?;
     let (dx, dy) = (x0 as i32, y0 as i32);
     let points: Vec<(i32, i32)> = c.points.iter().map(|&(x, y)| (x + dx, y + dy)).collect();
-    Ok(contour_sequence(&points, n, method, space, r.width, r.height))
+    Ok(contour_sequence(&points, n, method, space, width, height))
 }
 
 fn empty_mask() -> String {
