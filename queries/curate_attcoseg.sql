@@ -53,7 +53,7 @@ JOIN attribute x ON x.image_id = p.a_image AND x.kind = p.kind
 JOIN attribute y ON y.image_id = p.b_image AND y.kind = p.kind AND y.value = x.value
 GROUP BY p.kind, p.a_image, p.b_image;
 
-CREATE TABLE sample AS
+CREATE VIEW sample AS
 SELECT 'coco-attcoseg-' || p.kind || '-' || p.a_image || '-' || p.b_image AS sample_id,
        'coseg' AS task,
        p.a_image AS image_id,

@@ -9,7 +9,7 @@ SELECT image_id, array_agg(caption ORDER BY caption_id) AS refs
 FROM captions
 GROUP BY image_id;
 
-CREATE TABLE sample AS
+CREATE VIEW sample AS
 SELECT 'coco-caption-' || c.caption_id AS sample_id,
        'caption' AS task,
        c.image_id, i.image_path, i.width, i.height,

@@ -40,7 +40,8 @@ SELECT i.image_id, i.image_path, i.width, i.height, d.duplicate_of
 FROM images i
 LEFT JOIN duplicate_image d ON d.image_id = i.image_id;
 
-CREATE TABLE object AS
+-- A view, not a table: it streams (every object is read where it is used, never held).
+CREATE VIEW object AS
 SELECT o.instance_id, o.image_id, o.category_id, o.category, o.box, o.area, o.iscrowd, o.mask,
        i.image_path, i.width, i.height, i.duplicate_of,
        CASE WHEN o.iscrowd THEN 'crowd' WHEN o.area < $min_area THEN 'tiny' END AS object_flag

@@ -34,7 +34,7 @@ UNION ALL
 SELECT image_id, category_id, category, [] AS boxes, false AS has_crowd, false AS has_tiny
 FROM absent;
 
-CREATE TABLE sample AS
+CREATE VIEW sample AS
 SELECT 'coco-grec-' || e.image_id || '-' || CAST(e.category_id AS VARCHAR) AS sample_id,
        'grec' AS task,
        e.image_id, i.image_path, i.width, i.height,

@@ -44,7 +44,7 @@ SELECT image_id, category_id, category, [] AS boxes, [] AS masks, [] AS seqs,
        false AS has_tiny
 FROM absent;
 
-CREATE TABLE sample AS
+CREATE VIEW sample AS
 SELECT 'coco-gres-' || e.image_id || '-' || CAST(e.category_id AS VARCHAR) AS sample_id,
        'gres' AS task,
        e.image_id, i.image_path, i.width, i.height,

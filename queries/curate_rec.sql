@@ -3,7 +3,7 @@
 -- Run by `vista curate rec` after curate_common.sql. Returns candidates in the samples layout
 -- with `dropped_by` (NULL = kept) and `recon_iou` (NULL: boxes are not redrawn).
 
-CREATE TABLE sample AS
+CREATE VIEW sample AS
 SELECT 'coco-rec-' || instance_id AS sample_id,
        'rec' AS task,
        image_id, image_path, width, height,

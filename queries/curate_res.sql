@@ -3,7 +3,7 @@
 -- $min_iou are dropped (`low_iou`): a model cannot learn a better mask than its target.
 -- Run by `vista curate res` after curate_common.sql.
 
-CREATE TABLE sample AS
+CREATE VIEW sample AS
 SELECT 'coco-res-' || o.instance_id AS sample_id,
        'res' AS task,
        o.image_id, o.image_path, o.width, o.height,

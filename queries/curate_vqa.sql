@@ -44,7 +44,7 @@ SELECT image_id, category_id, 'exists' AS kind,
        'no' AS answer, false AS has_crowd, false AS has_tiny
 FROM absent;
 
-CREATE TABLE sample AS
+CREATE VIEW sample AS
 SELECT 'coco-vqa-' || q.kind || '-' || q.image_id || '-' || CAST(q.category_id AS VARCHAR)
          AS sample_id,
        'vqa' AS task,

@@ -204,7 +204,13 @@ pub async fn curate_async(opts: &CurateOptions) -> Result<CurateSummary> {
     if let Some(b) = &opts.base_dir {
         settings.push(("vista.base_dir".to_string(), b.clone()));
     }
-    let ctx = session::new_context(&SessionOptions { settings, target_partitions: None })?;
+    // No memory limit: DataFusion 55's hash joins cannot spill, so a limit turns a large job
+    // into a failed one; memory grows with the candidates the final sort holds (docs/curate.md).
+    let ctx = session::new_context(&SessionOptions {
+        settings,
+        target_partitions: None,
+        memory_limit: None,
+    })?;
     register_inputs(&ctx, &opts.input).await?;
     let params = params(opts, &task);
     script::run_script(&ctx, COMMON_SQL, &params, "curate_common.sql").await?.collect().await?;

@@ -15,6 +15,9 @@ pub struct SessionOptions {
     pub settings: Vec<(String, String)>,
     /// Partitions per scan; `None` = DataFusion's default (the number of cores).
     pub target_partitions: Option<usize>,
+    /// Memory for sorts, joins and aggregates, in bytes; past it they spill to disk (the OS
+    /// temporary directory). `None` = unbounded, no spilling.
+    pub memory_limit: Option<usize>,
 }
 
 /// A context with DataFusion's functions, every vista function, `information_schema` (for
@@ -37,7 +40,11 @@ pub fn new_context(opts: &SessionOptions) -> Result<SessionContext> {
             .set(&key, v)
             .with_context(|| format!("invalid setting {key} = '{v}'"))?;
     }
-    let ctx = SessionContext::new_with_config(config).enable_url_table();
+    let mut runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new();
+    if let Some(limit) = opts.memory_limit {
+        runtime = runtime.with_memory_limit(limit, 1.0);
+    }
+    let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?).enable_url_table();
     vista_udfs::register_all(&ctx)?;
     ctx.register_udf(vista_udfs::generate::vista_generate_udf(model_loader()));
     ctx.register_table("vista_functions", std::sync::Arc::new(crate::functions::table()?))?;
