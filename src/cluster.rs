@@ -218,9 +218,10 @@ fn ballista_err(e: ballista_core::error::BallistaError) -> anyhow::Error {
     anyhow!("{}", crate::engine::one_line(&e.to_string()))
 }
 
-/// Ballista logs through the `log` crate: warnings and errors (or `VISTA_LOG=info|debug`) go
-/// to stderr, one line each.
-pub fn init_logging() {
+/// Ballista logs through the `log` crate: `default` and above (or `VISTA_LOG=info|debug|...`)
+/// go to stderr, one line each. Servers log warnings; the client nothing (its errors reach the
+/// user as vista's one-line error).
+pub fn init_logging(default: log::LevelFilter) {
     struct Stderr;
     impl log::Log for Stderr {
         fn enabled(&self, m: &log::Metadata) -> bool {
@@ -238,8 +239,9 @@ pub fn init_logging() {
         Some("debug") => log::LevelFilter::Debug,
         Some("info") => log::LevelFilter::Info,
         Some("error") => log::LevelFilter::Error,
+        Some("warn") => log::LevelFilter::Warn,
         Some("off") => log::LevelFilter::Off,
-        _ => log::LevelFilter::Warn,
+        _ => default,
     };
     if log::set_logger(&LOGGER).is_ok() {
         log::set_max_level(level);

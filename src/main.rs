@@ -543,7 +543,7 @@ const NO_CLUSTER: &str =
 #[cfg(feature = "cluster")]
 async fn cluster(cmd: ClusterCommand) -> Result<ExitCode> {
     use vista::cluster;
-    cluster::init_logging();
+    cluster::init_logging(log::LevelFilter::Warn);
     match cmd {
         ClusterCommand::Scheduler { bind, external_host, executor_timeout } => {
             cluster::run_scheduler(&cluster::SchedulerOptions {
@@ -588,7 +588,7 @@ async fn sql_context(opts: &SessionOptions, cluster: Option<&str>) -> Result<Ses
         None => session::new_context(opts),
         #[cfg(feature = "cluster")]
         Some(url) => {
-            vista::cluster::init_logging();
+            vista::cluster::init_logging(log::LevelFilter::Off);
             vista::cluster::remote_context(&vista::cluster::scheduler_url(url)?, opts).await
         }
         #[cfg(not(feature = "cluster"))]

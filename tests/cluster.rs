@@ -463,4 +463,33 @@ fn losing_an_executor_mid_query() {
         .await;
         assert_eq!(got, want);
     });
+
+    // Losing the last executor: the job fails with one clear line once the grace period for
+    // executors to come back (--executor-timeout) has passed, and no output file appears.
+    let out2 = dir.path().join("never.parquet");
+    let sql2 = sql.replace(out.to_str().unwrap(), out2.to_str().unwrap());
+    let before = cluster.executors[0].log_text().matches("Execute task").count();
+    let client = Command::new(env!("CARGO_BIN_EXE_vista"))
+        .args(["sql", "--cluster", &cluster.url, "-c", &sql2])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("a task of the second query", 120, || {
+        cluster.executors[0].log_text().matches("Execute task").count() > before
+    });
+    cluster.executors[0].kill();
+    let run = client.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    eprintln!("without executors: exit {}, stderr: {err}", run.status);
+    assert!(!run.status.success());
+    assert!(err.contains("all executors were lost"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one-line error expected: {err}");
+    assert!(!out2.exists());
+    let tmp: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("never"))
+        .collect();
+    assert!(tmp.is_empty(), "left behind: {tmp:?}");
 }
