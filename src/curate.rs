@@ -206,11 +206,7 @@ pub async fn curate_async(opts: &CurateOptions) -> Result<CurateSummary> {
     }
     // No memory limit: DataFusion 55's hash joins cannot spill, so a limit turns a large job
     // into a failed one; memory grows with the candidates the final sort holds (docs/curate.md).
-    let ctx = session::new_context(&SessionOptions {
-        settings,
-        target_partitions: None,
-        memory_limit: None,
-    })?;
+    let ctx = session::new_context(&SessionOptions { settings, target_partitions: None })?;
     register_inputs(&ctx, &opts.input).await?;
     let params = params(opts, &task);
     script::run_script(&ctx, COMMON_SQL, &params, "curate_common.sql").await?.collect().await?;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use datafusion::prelude::SessionContext;
 use vista::engine::{self, Sink};
 use vista::output::Format;
 use vista::session::{self, SessionOptions};
@@ -45,6 +46,10 @@ enum Command {
     Generate(GenerateArgs),
     /// The main job on a built-in sample set: generate, predict, parse, score; print the scores.
     Demo(DemoArgs),
+    /// Run a Ballista scheduler or executor with every vista function (docs/cluster.md; needs a
+    /// binary built with `--features cluster`).
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Check a table file against a canonical schema (samples, images, predictions, scores).
     Check {
         /// A Parquet, CSV or NDJSON file (or a directory of them).
@@ -78,6 +83,51 @@ struct SqlArgs {
     /// Base directory for relative image paths (same as `SET vista.base_dir`).
     #[arg(long)]
     base_dir: Option<String>,
+    /// Run on a Ballista cluster: the scheduler's `df://host:port` (docs/cluster.md).
+    #[arg(long, value_name = "df://HOST:PORT")]
+    cluster: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// A scheduler: plans queries and hands their tasks to executors.
+    Scheduler {
+        /// Address to listen on.
+        #[arg(long, default_value = "0.0.0.0:50050")]
+        bind: std::net::SocketAddr,
+        /// Host name executors and clients use for this scheduler.
+        #[arg(long)]
+        external_host: Option<String>,
+        /// Seconds without a heartbeat before an executor is lost and its tasks rerun elsewhere.
+        #[arg(long, default_value_t = 60)]
+        executor_timeout: u64,
+    },
+    /// An executor: runs tasks (vista functions, the model) for a scheduler.
+    Executor {
+        /// The scheduler, `host:port`.
+        #[arg(long, default_value = "localhost:50050")]
+        scheduler: String,
+        /// Address of this executor's data (Arrow Flight) service.
+        #[arg(long, default_value = "0.0.0.0:50051")]
+        bind: std::net::SocketAddr,
+        /// Port of its task (gRPC) service; default: the bind port + 1.
+        #[arg(long)]
+        grpc_port: Option<u16>,
+        /// Host name the scheduler and other executors use for this executor (default: the
+        /// address its connection to the scheduler comes from).
+        #[arg(long)]
+        external_host: Option<String>,
+        /// Tasks run at once. Default: the CPU cores. A GPU executor: run one per device
+        /// (CUDA_VISIBLE_DEVICES) with 1, so tasks queue for the one model worker.
+        #[arg(long)]
+        concurrent_tasks: Option<usize>,
+        /// Directory for shuffle files (default: a temporary one, removed on exit).
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+        /// Seconds between heartbeats to the scheduler.
+        #[arg(long, default_value_t = 10)]
+        heartbeat_interval: u64,
+    },
 }
 
 #[derive(clap::Args)]
@@ -404,6 +454,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             .await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Cluster(cmd) => cluster(cmd).await,
         Command::Check { table, schema } => {
             let spec = vista::tables::load_schema(&schema)?;
             let ctx = session::new_context(&SessionOptions::default())?;
@@ -485,12 +536,73 @@ fn import(cmd: ImportCommand) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+#[cfg(not(feature = "cluster"))]
+const NO_CLUSTER: &str =
+    "this vista binary was built without the `cluster` feature (cargo build --features cluster)";
+
+#[cfg(feature = "cluster")]
+async fn cluster(cmd: ClusterCommand) -> Result<ExitCode> {
+    use vista::cluster;
+    cluster::init_logging(log::LevelFilter::Warn);
+    match cmd {
+        ClusterCommand::Scheduler { bind, external_host, executor_timeout } => {
+            cluster::run_scheduler(&cluster::SchedulerOptions {
+                bind,
+                external_host,
+                executor_timeout_s: executor_timeout,
+            })
+            .await?
+        }
+        ClusterCommand::Executor {
+            scheduler,
+            bind,
+            grpc_port,
+            external_host,
+            concurrent_tasks,
+            work_dir,
+            heartbeat_interval,
+        } => {
+            let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+            cluster::run_executor(&cluster::ExecutorOptions {
+                scheduler,
+                bind,
+                grpc_port,
+                external_host,
+                concurrent_tasks: concurrent_tasks.unwrap_or(cores).max(1),
+                work_dir,
+                heartbeat_interval_s: heartbeat_interval.max(1),
+            })
+            .await?
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "cluster"))]
+async fn cluster(_cmd: ClusterCommand) -> Result<ExitCode> {
+    bail!(NO_CLUSTER)
+}
+
+async fn sql_context(opts: &SessionOptions, cluster: Option<&str>) -> Result<SessionContext> {
+    match cluster {
+        None => session::new_context(opts),
+        #[cfg(feature = "cluster")]
+        Some(url) => {
+            vista::cluster::init_logging(log::LevelFilter::Off);
+            vista::cluster::remote_context(&vista::cluster::scheduler_url(url)?, opts).await
+        }
+        #[cfg(not(feature = "cluster"))]
+        Some(_) => bail!(NO_CLUSTER),
+    }
+}
+
 async fn sql(args: SqlArgs) -> Result<ExitCode> {
     let mut settings = args.settings.clone();
     if let Some(b) = &args.base_dir {
         settings.push(("vista.base_dir".into(), b.clone()));
     }
-    let ctx = session::new_context(&SessionOptions { settings, ..Default::default() })?;
+    let opts = SessionOptions { settings, ..Default::default() };
+    let ctx = sql_context(&opts, args.cluster.as_deref()).await?;
     for (name, path) in &args.tables {
         vista::tables::register(&ctx, name, path).await?;
     }
@@ -511,7 +623,7 @@ async fn sql(args: SqlArgs) -> Result<ExitCode> {
 }
 
 /// The interactive prompt: statements end with `;`, history in ~/.vista_history.
-async fn repl(ctx: &datafusion::prelude::SessionContext, sink: &Sink) -> Result<ExitCode> {
+async fn repl(ctx: &SessionContext, sink: &Sink) -> Result<ExitCode> {
     let mut rl = rustyline::DefaultEditor::new()?;
     let history = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".vista_history"));
     if let Some(h) = &history {

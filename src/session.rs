@@ -15,17 +15,23 @@ pub struct SessionOptions {
     pub settings: Vec<(String, String)>,
     /// Partitions per scan; `None` = DataFusion's default (the number of cores).
     pub target_partitions: Option<usize>,
-    /// Memory for sorts, joins and aggregates, in bytes; past it they spill to disk (the OS
-    /// temporary directory). `None` = unbounded, no spilling.
-    pub memory_limit: Option<usize>,
 }
 
 /// A context with DataFusion's functions, every vista function, `information_schema` (for
 /// `SHOW FUNCTIONS`) and URL tables (`SELECT * FROM 'x.parquet'`).
 pub fn new_context(opts: &SessionOptions) -> Result<SessionContext> {
-    let mut config = SessionConfig::new()
-        .with_information_schema(true)
-        .with_option_extension(VistaConfig::default());
+    let config = session_config(SessionConfig::new(), opts)?;
+    let ctx = SessionContext::new_with_config(config).enable_url_table();
+    register_functions(&ctx)?;
+    Ok(ctx)
+}
+
+/// `base` with vista's settings: the `vista.*` extension, `information_schema`, the optimizer
+/// choices vista's functions need, and `opts` (partitions, `--set` values). The cluster builds
+/// its scheduler, executor and client configurations with this too.
+pub fn session_config(base: SessionConfig, opts: &SessionOptions) -> Result<SessionConfig> {
+    let mut config =
+        base.with_information_schema(true).with_option_extension(VistaConfig::default());
     if let Some(n) = opts.target_partitions {
         config = config.with_target_partitions(n);
     }
@@ -40,15 +46,16 @@ pub fn new_context(opts: &SessionOptions) -> Result<SessionContext> {
             .set(&key, v)
             .with_context(|| format!("invalid setting {key} = '{v}'"))?;
     }
-    let mut runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new();
-    if let Some(limit) = opts.memory_limit {
-        runtime = runtime.with_memory_limit(limit, 1.0);
-    }
-    let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?).enable_url_table();
-    vista_udfs::register_all(&ctx)?;
+    Ok(config)
+}
+
+/// Registers every vista function (and `vista_generate` with this process's model loader) and
+/// the `vista_functions` table on `ctx`.
+pub fn register_functions(ctx: &SessionContext) -> Result<()> {
+    vista_udfs::register_all(ctx)?;
     ctx.register_udf(vista_udfs::generate::vista_generate_udf(model_loader()));
     ctx.register_table("vista_functions", std::sync::Arc::new(crate::functions::table()?))?;
-    Ok(ctx)
+    Ok(())
 }
 
 /// The process's model loader: the candle VistaLLM, loaded lazily from `vista.model` and shared

@@ -306,3 +306,15 @@ fn synth_output_matches_the_samples_schema() {
     );
     assert_eq!(per_task, "tasks,n\n10,20\n");
 }
+
+/// Without the `cluster` feature, the cluster commands say so in one line.
+#[cfg(not(feature = "cluster"))]
+#[test]
+fn cluster_commands_need_the_cluster_feature() {
+    let dir = tmp();
+    for args in [&["cluster", "scheduler"][..], &["sql", "--cluster", "df://h:1", "-c", "SELECT 1"]]
+    {
+        let err = fails(dir.path(), args);
+        assert!(err.contains("built without the `cluster` feature"), "{err}");
+    }
+}

@@ -1,12 +1,14 @@
 //! `SET vista.*` settings, readable by every function at execution time through
 //! `ScalarFunctionArgs::config_options`.
 
-use datafusion::common::config::{ConfigExtension, ConfigOptions};
+use std::any::Any;
+
+use datafusion::common::config::{ConfigEntry, ConfigExtension, ConfigOptions, ExtensionOptions};
 use datafusion::common::extensions_options;
 
 extensions_options! {
-    /// Settings of the vista functions (`SET vista.<name> = ...`).
-    pub struct VistaConfig {
+    /// The fields of [`VistaConfig`] (`SET vista.<name> = ...`).
+    pub struct VistaSettings {
         /// Directory that relative paths given to `read_bytes` resolve against.
         pub base_dir: String, default = String::new()
         /// What a function does with a row it cannot process: `fail` (stop, naming the row) or `null`.
@@ -34,6 +36,53 @@ extensions_options! {
     }
 }
 
+/// Settings of the vista functions (`SET vista.<name> = ...`): [`VistaSettings`] as a
+/// configuration extension whose entries carry their full name (`vista.base_dir`).
+///
+/// DataFusion's `extensions_options!` lists an extension's entries by bare field name
+/// (`base_dir`). Ballista sends a session's settings to its scheduler and executors as those
+/// entries and sets them back by name, so bare names would be dropped there (`could not find
+/// config namespace for key "base_dir"`) and every executor would run with the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct VistaConfig(pub VistaSettings);
+
+impl std::ops::Deref for VistaConfig {
+    type Target = VistaSettings;
+    fn deref(&self) -> &VistaSettings {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for VistaConfig {
+    fn deref_mut(&mut self) -> &mut VistaSettings {
+        &mut self.0
+    }
+}
+
+impl ExtensionOptions for VistaConfig {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+    fn cloned(&self) -> Box<dyn ExtensionOptions> {
+        Box::new(self.clone())
+    }
+    /// `key` without the prefix (as `ConfigOptions::set` passes it), or with it.
+    fn set(&mut self, key: &str, value: &str) -> datafusion::common::Result<()> {
+        let key = key.strip_prefix("vista.").unwrap_or(key);
+        self.0.set(key, value)
+    }
+    fn entries(&self) -> Vec<ConfigEntry> {
+        self.0
+            .entries()
+            .into_iter()
+            .map(|e| ConfigEntry { key: format!("{}.{}", Self::PREFIX, e.key), ..e })
+            .collect()
+    }
+}
+
 impl ConfigExtension for VistaConfig {
     const PREFIX: &'static str = "vista";
 }
@@ -42,5 +91,31 @@ impl VistaConfig {
     /// The settings in force for a function call (defaults when the session has none).
     pub fn from_options(options: &ConfigOptions) -> VistaConfig {
         options.extensions.get::<VistaConfig>().cloned().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A session's entries set on a fresh configuration reproduce its settings (what Ballista
+    /// does between client, scheduler and executors).
+    #[test]
+    fn entries_carry_the_prefix_and_round_trip() {
+        let mut a = ConfigOptions::new();
+        a.extensions.insert(VistaConfig::default());
+        a.set("vista.base_dir", "/data").unwrap();
+        a.set("vista.batch_size", "3").unwrap();
+        let entries = a.entries();
+        assert!(entries.iter().any(|e| e.key == "vista.base_dir"));
+        let mut b = ConfigOptions::new();
+        b.extensions.insert(VistaConfig::default());
+        for e in entries.into_iter().filter(|e| e.key.starts_with("vista.")) {
+            if let Some(v) = e.value {
+                b.set(&e.key, &v).unwrap();
+            }
+        }
+        let v = VistaConfig::from_options(&b);
+        assert_eq!((v.base_dir.as_str(), v.batch_size), ("/data", 3));
     }
 }
