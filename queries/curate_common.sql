@@ -2,10 +2,12 @@
 -- image de-duplication by perceptual hash, per-object flags, and contour sequences.
 --
 -- Inputs (schemas/): images, instances, categories. Parameters: $phash_distance, $min_area,
--- $points, $style.
+-- $points, $style, $seed, $negatives_per_image.
 -- Outputs: image (with duplicate_of), object (instances with their image's size and path and
--- a crowd/tiny flag), object_sequence (a view: contour sequence, target text and
--- reconstruction IoU per object; computed only by the tasks that read it).
+-- a crowd/tiny flag), absent_category (a view: $negatives_per_image categories each image
+-- lacks, the no-target expressions of GREC/GRES/VQA), object_sequence (a view: contour
+-- sequence, target text and reconstruction IoU per object). Views are computed only by the
+-- tasks that read them.
 
 -- pHash of every image; `$phash_distance` < 0 turns de-duplication off and reads no image.
 CREATE TABLE image_hash AS
@@ -47,6 +49,23 @@ SELECT o.instance_id, o.image_id, o.category_id, o.category, o.box, o.area, o.is
        CASE WHEN o.iscrowd THEN 'crowd' WHEN o.area < $min_area THEN 'tiny' END AS object_flag
 FROM instances o
 JOIN image i ON i.image_id = o.image_id;
+
+-- Categories an image lacks, a seeded choice of $negatives_per_image per image.
+CREATE VIEW absent_category AS
+SELECT image_id, category_id, category
+FROM (
+  SELECT i.image_id, c.category_id, c.name AS category,
+         ROW_NUMBER() OVER (
+           PARTITION BY i.image_id
+           ORDER BY stable_hash(i.image_id || ':' || CAST(c.category_id AS VARCHAR), $seed),
+                    c.category_id) AS pick
+  FROM image i
+  CROSS JOIN categories c
+  LEFT JOIN (SELECT DISTINCT image_id, category_id FROM object) p
+    ON p.image_id = i.image_id AND p.category_id = c.category_id
+  WHERE p.image_id IS NULL
+) a
+WHERE pick <= $negatives_per_image;
 
 -- The target text is what a model is trained to write, so the reconstruction IoU redraws the
 -- mask from that text (after its rounding or binning), not from the unrounded sequence.

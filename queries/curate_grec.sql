@@ -12,27 +12,11 @@ SELECT image_id, category_id, category,
 FROM object
 GROUP BY image_id, category_id, category;
 
--- Absent categories, a seeded choice per image.
-CREATE TABLE absent AS
-SELECT image_id, category_id, category
-FROM (
-  SELECT i.image_id, c.category_id, c.name AS category,
-         ROW_NUMBER() OVER (
-           PARTITION BY i.image_id
-           ORDER BY stable_hash(i.image_id || ':' || CAST(c.category_id AS VARCHAR), $seed),
-                    c.category_id) AS pick
-  FROM image i
-  CROSS JOIN categories c
-  LEFT JOIN target_group g ON g.image_id = i.image_id AND g.category_id = c.category_id
-  WHERE g.image_id IS NULL
-) a
-WHERE pick <= $negatives_per_image;
-
 CREATE TABLE expression AS
 SELECT image_id, category_id, category, boxes, has_crowd, has_tiny FROM target_group
 UNION ALL
 SELECT image_id, category_id, category, [] AS boxes, false AS has_crowd, false AS has_tiny
-FROM absent;
+FROM absent_category;
 
 CREATE VIEW sample AS
 SELECT 'coco-grec-' || e.image_id || '-' || CAST(e.category_id AS VARCHAR) AS sample_id,

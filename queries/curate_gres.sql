@@ -18,22 +18,6 @@ FROM object o
 JOIN object_sequence s ON s.instance_id = o.instance_id
 GROUP BY o.image_id, o.category_id, o.category;
 
--- Absent categories, a seeded choice per image.
-CREATE TABLE absent AS
-SELECT image_id, category_id, category
-FROM (
-  SELECT i.image_id, c.category_id, c.name AS category,
-         ROW_NUMBER() OVER (
-           PARTITION BY i.image_id
-           ORDER BY stable_hash(i.image_id || ':' || CAST(c.category_id AS VARCHAR), $seed),
-                    c.category_id) AS pick
-  FROM image i
-  CROSS JOIN categories c
-  LEFT JOIN target_group g ON g.image_id = i.image_id AND g.category_id = c.category_id
-  WHERE g.image_id IS NULL
-) a
-WHERE pick <= $negatives_per_image;
-
 CREATE TABLE expression AS
 SELECT image_id, category_id, category, boxes, masks, seqs, recon_iou, has_empty, has_crowd,
        has_tiny
@@ -42,7 +26,7 @@ UNION ALL
 SELECT image_id, category_id, category, [] AS boxes, [] AS masks, [] AS seqs,
        CAST(NULL AS DOUBLE) AS recon_iou, false AS has_empty, false AS has_crowd,
        false AS has_tiny
-FROM absent;
+FROM absent_category;
 
 CREATE VIEW sample AS
 SELECT 'coco-gres-' || e.image_id || '-' || CAST(e.category_id AS VARCHAR) AS sample_id,

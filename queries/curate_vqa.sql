@@ -13,21 +13,6 @@ SELECT image_id, category_id, category, COUNT(*) AS n,
 FROM object
 GROUP BY image_id, category_id, category;
 
-CREATE TABLE absent AS
-SELECT image_id, category_id, category
-FROM (
-  SELECT i.image_id, c.category_id, c.name AS category,
-         ROW_NUMBER() OVER (
-           PARTITION BY i.image_id
-           ORDER BY stable_hash(i.image_id || ':' || CAST(c.category_id AS VARCHAR), $seed),
-                    c.category_id) AS pick
-  FROM image i
-  CROSS JOIN categories c
-  LEFT JOIN present p ON p.image_id = i.image_id AND p.category_id = c.category_id
-  WHERE p.image_id IS NULL
-) a
-WHERE pick <= $negatives_per_image;
-
 CREATE TABLE question AS
 SELECT image_id, category_id, 'count' AS kind,
        'How many ' || category || ' objects are there?' AS question,
@@ -42,7 +27,7 @@ UNION ALL
 SELECT image_id, category_id, 'exists' AS kind,
        'Is there a ' || category || ' in the image?' AS question,
        'no' AS answer, false AS has_crowd, false AS has_tiny
-FROM absent;
+FROM absent_category;
 
 CREATE VIEW sample AS
 SELECT 'coco-vqa-' || q.kind || '-' || q.image_id || '-' || CAST(q.category_id AS VARCHAR)
