@@ -631,22 +631,27 @@ pub fn is_mask_list_type(dt: &DataType) -> bool {
 ///
 /// Rows are decoded lazily, one at a time as the iterator advances: a batch of large masks is
 /// never held decoded at once (a 640x480 mask is 300 KB; 8192 of them would be 2.5 GB).
-pub fn read_masks<'a>(func: &str, arr: &'a ArrayRef) -> Result<MaskRows<'a>> {
+pub fn read_masks(func: &str, arr: &ArrayRef) -> Result<MaskRows<'static>> {
     Ok(Box::new(read_rles(func, arr)?.map(|r| r.map(|m| m.map(|rle| rle.to_mask())))))
 }
 
 /// Reads a mask column as run lengths, without decoding bitmaps: area, box and IoU are
 /// computed on the runs (as pycocotools does), and contours on a crop to the object's box.
 /// Accepts what [`read_masks`] accepts; PNG masks and polygons are rasterised and encoded.
-pub fn read_rles<'a>(func: &str, arr: &'a ArrayRef) -> Result<RleRows<'a>> {
+/// The rows own their data (the array is shared, not borrowed), so a list column's values can
+/// be read by the rows of the list.
+pub fn read_rles(func: &str, arr: &ArrayRef) -> Result<RleRows<'static>> {
     match arr.data_type() {
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
-            let vals = crate::common::bytes_values(func, arr)?;
-            Ok(Box::new(
-                vals.into_iter().map(|v| {
-                    v.map(|png| Mask::from_png(png).map(|m| Rle::from_mask(&m))).transpose()
-                }),
-            ))
+            let png = cast(arr, &DataType::LargeBinary)?;
+            Ok(Box::new((0..png.len()).map(move |i| {
+                let b = png.as_binary::<i64>();
+                if b.is_null(i) {
+                    Ok(None)
+                } else {
+                    Mask::from_png(b.value(i)).map(|m| Some(Rle::from_mask(&m)))
+                }
+            })))
         }
         DataType::Struct(_) => read_struct_rles(func, arr.as_struct()),
         DataType::Null => Ok(Box::new((0..arr.len()).map(|_| Ok(None)))),
@@ -677,9 +682,8 @@ pub fn read_mask_lists<'a>(func: &str, arr: &'a ArrayRef) -> Result<MaskListRows
         DataType::LargeList(f) => cast(arr, &DataType::List(f.clone()))?.as_list::<i32>().clone(),
         other => return Err(exec_datafusion_err!("{func}: expected a list of masks, got {other}")),
     };
-    let values = list.values().clone();
     // The values are read in order; each row takes its slice of them.
-    let mut masks = read_struct_or_png(func, values)?;
+    let mut masks = read_masks(func, list.values())?;
     let offsets: Vec<usize> = list.value_offsets().iter().map(|o| *o as usize).collect();
     let nulls: Vec<bool> = (0..list.len()).map(|i| list.is_null(i)).collect();
     // A sliced list starts part-way into its values.
@@ -709,32 +713,6 @@ pub fn read_mask_lists<'a>(func: &str, arr: &'a ArrayRef) -> Result<MaskListRows
             None => Ok(Some(v)),
         }
     })))
-}
-
-/// [`read_masks`] over an owned array (the values of a list column).
-fn read_struct_or_png(func: &str, arr: ArrayRef) -> Result<MaskRows<'static>> {
-    let rles: RleRows<'static> = match arr.data_type() {
-        DataType::Struct(_) => read_struct_rles(func, arr.as_struct())?,
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
-            let n = arr.len();
-            let arr = cast(&arr, &DataType::LargeBinary)?;
-            Box::new((0..n).map(move |i| {
-                let b = arr.as_binary::<i64>();
-                if b.is_null(i) {
-                    Ok(None)
-                } else {
-                    Mask::from_png(b.value(i)).map(|m| Some(Rle::from_mask(&m)))
-                }
-            }))
-        }
-        DataType::Null => Box::new((0..arr.len()).map(|_| Ok(None))),
-        other => {
-            return Err(exec_datafusion_err!(
-                "{func}: a mask must be PNG bytes or a COCO RLE struct<size, counts>, got {other}"
-            ))
-        }
-    };
-    Ok(Box::new(rles.map(|r| r.map(|m| m.map(|rle| rle.to_mask())))))
 }
 
 fn read_struct_rles(func: &str, st: &StructArray) -> Result<RleRows<'static>> {
