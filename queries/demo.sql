@@ -46,6 +46,10 @@ caption AS (
     SELECT cider_d(COALESCE(answer, ''), ref_answers) AS c, COUNT(*) AS n
     FROM joined WHERE task = 'caption'
 ),
+region_caption AS (
+    SELECT cider_d(COALESCE(answer, ''), ref_answers) AS c, COUNT(*) AS n
+    FROM joined WHERE task = 'region_caption'
+),
 res AS (
     SELECT res_score(masks[1], gt_masks[1]) AS r FROM joined WHERE task = 'res'
 ),
@@ -82,6 +86,18 @@ UNION ALL
 SELECT 'nlvr', 'accuracy', AVG(CASE WHEN answer = lower(target) THEN 1.0 ELSE 0.0 END), COUNT(*),
        'exact match'
 FROM joined WHERE task = 'nlvr'
+UNION ALL
+SELECT 'pointqa', 'vqa_accuracy', AVG(COALESCE(vqa_accuracy(answer, ref_answers), 0.0)),
+       COUNT(*), 'vqa/current'
+FROM joined WHERE task = 'pointqa'
+UNION ALL
+SELECT 'region_caption', 'cider_d', c['score'], n, 'cider_d/ptb' FROM region_caption
+UNION ALL
+SELECT 'coseg', 'miou',
+       AVG((COALESCE(mask_iou(masks[1], gt_masks[1]), 0.0)
+            + COALESCE(mask_iou(masks[2], gt_masks[2]), 0.0)) / 2), COUNT(*),
+       'mean IoU of both images'
+FROM joined WHERE task = 'coseg'
 UNION ALL
 SELECT 'all', 'parsed', AVG(CASE WHEN parse_status = 'ok' THEN 1.0 ELSE 0.0 END), COUNT(*),
        'parse_status = ok'

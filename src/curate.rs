@@ -25,7 +25,7 @@ use crate::output;
 use crate::script::{self, Shard, ShardWriter};
 use crate::session::{self, SessionOptions};
 
-mod report;
+pub(crate) mod report;
 
 pub const COMMON_SQL: &str = include_str!("../queries/curate_common.sql");
 

@@ -17,3 +17,4 @@ pub mod script;
 pub mod session;
 pub mod synth;
 pub mod tables;
+pub mod train;

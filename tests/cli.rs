@@ -246,8 +246,18 @@ fn bad_input_is_one_line_and_names_the_problem() {
 #[test]
 fn demo_runs_the_main_job_and_writes_predictions_and_scores() {
     let d = tmp();
-    let printed = ok(d.path(), &["demo", "--dir", "demo", "--samples-per-task", "2"]);
+    let printed = ok(d.path(), &["demo", "--dir", "demo", "--samples-per-task", "2", "--report"]);
     assert!(printed.contains("gt_contour_iou@32_adaptive"), "{printed}");
+    assert!(printed.contains("random_weights"), "{printed}");
+    assert!(d.path().join("demo/floor/scores.parquet").is_file());
+    // The report: the score table and 2 samples per task, two pictures for two-image tasks.
+    let html = std::fs::read_to_string(d.path().join("demo/report.html")).unwrap();
+    assert!(html.contains("<td>rec</td><td>acc@0.5</td>"), "{html}");
+    assert_eq!(html.matches("<img ").count(), 2 * 8 + 2 * 2 * 2);
+    let pictures = std::fs::read_dir(d.path().join("demo/report")).unwrap().count();
+    assert_eq!(pictures, 24);
+    let first = image::open(d.path().join("demo/report/000_0.png")).unwrap();
+    assert_eq!(first.width(), 3 * 96);
     let (preds, kv) = read_parquet(&d.path().join("demo/run/predictions.parquet"));
     let rows: usize = preds.iter().map(|b| b.num_rows()).sum();
     assert_eq!(rows, 20, "2 samples for each of the 10 tasks");

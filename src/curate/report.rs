@@ -168,7 +168,7 @@ impl Tally {
     }
 }
 
-fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = output::AtomicFile::create(path)?;
     std::io::Write::write_all(f.file(), bytes)?;
     f.commit()
@@ -221,7 +221,7 @@ fn histogram_png(bins: &[(usize, usize); BINS], min_iou: f64) -> Vec<u8> {
 }
 
 /// Digits and '.' in a 3x5 pixel font, drawn at 2x.
-fn draw_text(img: &mut RgbImage, text: &str, x: u32, y: u32) {
+pub(crate) fn draw_text(img: &mut RgbImage, text: &str, x: u32, y: u32) {
     const GLYPHS: [(char, [u8; 5]); 11] = [
         ('0', [0b111, 0b101, 0b101, 0b101, 0b111]),
         ('1', [0b010, 0b110, 0b010, 0b010, 0b111]),

@@ -47,7 +47,7 @@ pub fn generate(llm: &Llama, rows: &[Tensor], opts: &DecodeOptions) -> Result<Ve
 }
 
 /// Left-pads rows into [n, max_len, hidden]; returns it with each row's padding.
-fn left_pad(rows: &[Tensor]) -> Result<(Tensor, Vec<usize>)> {
+pub(crate) fn left_pad(rows: &[Tensor]) -> Result<(Tensor, Vec<usize>)> {
     let lens: Vec<usize> = rows.iter().map(|r| r.dim(0)).collect::<Result<_>>()?;
     let width = lens.iter().copied().max().unwrap_or(0);
     let hidden = rows[0].dim(1)?;
@@ -63,7 +63,7 @@ fn left_pad(rows: &[Tensor]) -> Result<(Tensor, Vec<usize>)> {
     Ok((Tensor::stack(&padded, 0)?, lens.iter().map(|l| width - l).collect()))
 }
 
-fn prefill_positions(width: usize, pads: &[usize]) -> Vec<Vec<u32>> {
+pub(crate) fn prefill_positions(width: usize, pads: &[usize]) -> Vec<Vec<u32>> {
     pads.iter().map(|&p| (0..width).map(|j| j.saturating_sub(p) as u32).collect()).collect()
 }
 

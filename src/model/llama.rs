@@ -4,10 +4,10 @@
 //! rows and beams can reorder it.
 
 use candle_core::{DType, Device, Module, Result, Tensor, D};
-use candle_nn::{embedding, rms_norm, Embedding, RmsNorm, VarBuilder};
+use candle_nn::{embedding, Embedding, VarBuilder};
 
 use super::config::TextConfig;
-use super::nn::{linear_b, Linear};
+use super::nn::{linear_b, rms_norm, rope as apply_rope, softmax_last_dim, Linear, Norm};
 
 /// The magnitude of the additive mask for hidden positions: large enough that `exp` underflows
 /// to exactly 0, finite so that a fully hidden row (a padding query) stays a number.
@@ -58,8 +58,8 @@ impl Attention {
         let q = shape(self.q_proj.forward(xs)?, self.heads)?;
         let k = shape(self.k_proj.forward(xs)?, self.kv_heads)?;
         let v = shape(self.v_proj.forward(xs)?, self.kv_heads)?;
-        let q = candle_nn::rotary_emb::rope(&q, &rope.0, &rope.1)?;
-        let k = candle_nn::rotary_emb::rope(&k, &rope.0, &rope.1)?;
+        let q = apply_rope(&q, &rope.0, &rope.1)?;
+        let k = apply_rope(&k, &rope.0, &rope.1)?;
         let (k, v) = match cache.take() {
             Some((pk, pv)) => (Tensor::cat(&[&pk, &k], 2)?, Tensor::cat(&[&pv, &v], 2)?),
             None => (k, v),
@@ -69,7 +69,7 @@ impl Attention {
         let (k, v) = (repeat_kv(&k, rep)?, repeat_kv(&v, rep)?);
         let scale = (self.head_dim as f64).powf(-0.5);
         let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?;
-        let att = candle_nn::ops::softmax_last_dim(&att)?;
+        let att = softmax_last_dim(&att)?;
         let out = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, self.heads * self.head_dim))?;
         self.o_proj.forward(&out)
     }
@@ -106,9 +106,9 @@ impl Mlp {
 }
 
 struct Block {
-    input_layernorm: RmsNorm,
+    input_layernorm: Norm,
     self_attn: Attention,
-    post_attention_layernorm: RmsNorm,
+    post_attention_layernorm: Norm,
     mlp: Mlp,
 }
 
@@ -161,7 +161,7 @@ impl KvCache {
 pub struct Llama {
     embed_tokens: Embedding,
     blocks: Vec<Block>,
-    norm: RmsNorm,
+    norm: Norm,
     lm_head: Linear,
     inv_freq: Vec<f32>,
     head_dim: usize,
@@ -258,6 +258,23 @@ impl Llama {
         cache: &mut KvCache,
         all: bool,
     ) -> Result<Tensor> {
+        let xs = self.hidden_states(embeds, positions, key_pad, cache)?;
+        let t = xs.dim(1)?;
+        if all {
+            self.logits(&xs)
+        } else {
+            self.logits(&xs.narrow(1, t - 1, 1)?)?.squeeze(1)
+        }
+    }
+
+    /// The decoder's final (normed) hidden states [rows, t, hidden]; arguments as `forward`.
+    pub fn hidden_states(
+        &self,
+        embeds: &Tensor,
+        positions: &[Vec<u32>],
+        key_pad: &[usize],
+        cache: &mut KvCache,
+    ) -> Result<Tensor> {
         let (rows, t, _) = embeds.dims3()?;
         let dev = embeds.device();
         let dtype = embeds.dtype();
@@ -286,13 +303,12 @@ impl Llama {
             let h = (h + &xs)?;
             xs = (block.mlp.forward(&block.post_attention_layernorm.forward(&h)?)? + h)?;
         }
-        let xs = if all { xs } else { xs.narrow(1, t - 1, 1)? };
-        let logits = self.lm_head.forward(&self.norm.forward(&xs)?)?;
-        if all {
-            Ok(logits)
-        } else {
-            logits.squeeze(1)
-        }
+        self.norm.forward(&xs)
+    }
+
+    /// Vocabulary logits of hidden states [..., hidden].
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        self.lm_head.forward(hidden)
     }
 
     pub fn hidden_size(&self) -> usize {

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
 use tokenizers::Tokenizer;
 use vista_udfs::generate::{
     GenerateRequest, GenerateSettings, ModelLoader, ModelSpec, VisionLanguageModel,
@@ -134,12 +135,18 @@ impl VistaModel {
     pub fn load(dir: &Path, device: &str, dtype: &str) -> Result<Self, String> {
         let device = parse_device(device)?;
         let dtype = parse_dtype(dtype)?;
-        let config_path = dir.join("config.json");
-        let config_text = read(&config_path)?;
-        let config = Config::from_json(&config_text)?;
+        let config_text = read(&dir.join("config.json"))?;
         let files = weights::weight_files(dir)?;
         let fingerprint = weights::fingerprint(config_text.as_bytes(), &files)?;
         let vb = weights::var_builder(&files, dtype, &device)?;
+        Self::load_with(dir, vb, fingerprint)
+    }
+
+    /// A model directory's configuration, tokenizers and preprocessing with weights from `vb`
+    /// (training builds its parameters this way).
+    pub fn load_with(dir: &Path, vb: VarBuilder, fingerprint: String) -> Result<Self, String> {
+        let (device, dtype) = (vb.device().clone(), vb.dtype());
+        let config = Config::from_json(&read(&dir.join("config.json"))?)?;
         let net = InstructBlip::new(&config, vb).map_err(|e| format!("{}: {e}", dir.display()))?;
         let tok_path = dir.join("tokenizer.json");
         if !tok_path.is_file() {

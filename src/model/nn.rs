@@ -43,3 +43,101 @@ pub fn linear_b(in_dim: usize, out_dim: usize, bias: bool, vb: VarBuilder) -> Re
 pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
     linear_b(in_dim, out_dim, true, vb)
 }
+
+// candle_nn's fused softmax, norm and RoPE kernels have no backward pass. When an input is part
+// of an autograd graph (training), the same maths runs as plain tensor ops instead; inference
+// keeps the fused kernels. `tests/train.rs` checks both paths agree.
+
+/// Softmax over the last dimension.
+pub fn softmax_last_dim(xs: &Tensor) -> Result<Tensor> {
+    if xs.track_op() {
+        candle_nn::ops::softmax(xs, D::Minus1)
+    } else {
+        candle_nn::ops::softmax_last_dim(xs)
+    }
+}
+
+/// LayerNorm (`weight`, `bias`) or, without a bias and not centring, LLaMA's RMSNorm.
+#[derive(Debug, Clone)]
+pub struct Norm {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    eps: f32,
+}
+
+impl Module for Norm {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let graph = xs.track_op() || self.weight.track_op();
+        match (&self.bias, graph) {
+            (Some(b), false) => {
+                candle_nn::ops::layer_norm(&xs.contiguous()?, &self.weight, b, self.eps)
+            }
+            (Some(b), true) => candle_nn::ops::layer_norm_slow(xs, &self.weight, b, self.eps),
+            (None, false) => candle_nn::ops::rms_norm(&xs.contiguous()?, &self.weight, self.eps),
+            (None, true) => candle_nn::ops::rms_norm_slow(xs, &self.weight, self.eps),
+        }
+    }
+}
+
+pub fn layer_norm(size: usize, eps: f64, vb: VarBuilder) -> Result<Norm> {
+    Ok(Norm { weight: vb.get(size, "weight")?, bias: Some(vb.get(size, "bias")?), eps: eps as f32 })
+}
+
+pub fn rms_norm(size: usize, eps: f64, vb: VarBuilder) -> Result<Norm> {
+    Ok(Norm { weight: vb.get(size, "weight")?, bias: None, eps: eps as f32 })
+}
+
+/// Rotary embedding (the rotate-half layout) of x [b, heads, t, head_dim] with per-row tables
+/// cos/sin [b, t, head_dim / 2].
+pub fn rope(xs: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    if !xs.track_op() {
+        return candle_nn::rotary_emb::rope(xs, cos, sin);
+    }
+    let half = xs.dim(D::Minus1)? / 2;
+    let cos = Tensor::cat(&[cos, cos], D::Minus1)?.unsqueeze(1)?;
+    let sin = Tensor::cat(&[sin, sin], D::Minus1)?.unsqueeze(1)?;
+    let rotated = Tensor::cat(
+        &[&xs.narrow(D::Minus1, half, half)?.neg()?, &xs.narrow(D::Minus1, 0, half)?],
+        D::Minus1,
+    )?;
+    xs.broadcast_mul(&cos)? + rotated.broadcast_mul(&sin)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+    }
+
+    /// The autograd path (inputs in a graph) computes what the fused kernels compute, and
+    /// gradients flow through it.
+    #[test]
+    fn graph_ops_match_fused_kernels_and_backpropagate() {
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 1.0, (2, 3, 5, 8), &dev).unwrap();
+        let v = Var::from_tensor(&x).unwrap();
+        let (cos, sin) = (
+            Tensor::randn(0f32, 1.0, (2, 5, 4), &dev).unwrap(),
+            Tensor::randn(0f32, 1.0, (2, 5, 4), &dev).unwrap(),
+        );
+        let w = Tensor::randn(1f32, 0.1, 8, &dev).unwrap();
+        let b = Tensor::randn(0f32, 0.1, 8, &dev).unwrap();
+        let ln = Norm { weight: w.clone(), bias: Some(b), eps: 1e-6 };
+        let rms = Norm { weight: w, bias: None, eps: 1e-6 };
+        let pairs = [
+            (softmax_last_dim(&x).unwrap(), softmax_last_dim(v.as_tensor()).unwrap()),
+            (ln.forward(&x).unwrap(), ln.forward(v.as_tensor()).unwrap()),
+            (rms.forward(&x).unwrap(), rms.forward(v.as_tensor()).unwrap()),
+            (rope(&x, &cos, &sin).unwrap(), rope(v.as_tensor(), &cos, &sin).unwrap()),
+        ];
+        for (i, (fused, graph)) in pairs.iter().enumerate() {
+            assert!(!fused.track_op() && graph.track_op(), "op {i}");
+            assert!(max_diff(fused, graph) < 1e-5, "op {i}: {}", max_diff(fused, graph));
+            let grads = graph.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+            assert!(grads.get(v.as_tensor()).is_some(), "op {i} has no gradient");
+        }
+    }
+}

@@ -4,10 +4,10 @@
 //! are kept.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{embedding, layer_norm, Embedding, LayerNorm, VarBuilder};
+use candle_nn::{embedding, Embedding, VarBuilder};
 
 use super::config::QFormerConfig;
-use super::nn::{linear, Linear};
+use super::nn::{layer_norm, linear, softmax_last_dim, Linear, Norm};
 
 struct MultiHeadAttention {
     query: Linear,
@@ -44,7 +44,7 @@ impl MultiHeadAttention {
         if let Some(m) = mask {
             att = att.broadcast_add(m)?;
         }
-        let att = candle_nn::ops::softmax_last_dim(&att)?;
+        let att = softmax_last_dim(&att)?;
         att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))
     }
 }
@@ -53,7 +53,7 @@ impl MultiHeadAttention {
 struct AttentionBlock {
     attention: MultiHeadAttention,
     dense: Linear,
-    norm: LayerNorm,
+    norm: Norm,
 }
 
 impl AttentionBlock {
@@ -75,7 +75,7 @@ impl AttentionBlock {
 struct FeedForward {
     intermediate: Linear,
     output: Linear,
-    norm: LayerNorm,
+    norm: Norm,
 }
 
 impl FeedForward {
@@ -142,7 +142,7 @@ impl Layer {
 pub struct QFormer {
     word_embeddings: Embedding,
     position_embeddings: Tensor,
-    layernorm: LayerNorm,
+    layernorm: Norm,
     layers: Vec<Layer>,
 }
 

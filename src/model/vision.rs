@@ -1,10 +1,10 @@
 //! The EVA ViT-g/14 image encoder of InstructBLIP (`vision_model.*`), with its post-LayerNorm.
 
 use candle_core::{Module, Result, Tensor, D};
-use candle_nn::{layer_norm, Conv2d, Conv2dConfig, LayerNorm, VarBuilder};
+use candle_nn::{Conv2d, Conv2dConfig, VarBuilder};
 
 use super::config::VisionConfig;
-use super::nn::{linear, Linear};
+use super::nn::{layer_norm, linear, softmax_last_dim, Linear, Norm};
 
 struct Attention {
     qkv: Linear,
@@ -46,7 +46,7 @@ impl Attention {
         let k = qkv.get(1)?.contiguous()?;
         let v = qkv.get(2)?.contiguous()?;
         let att = (q.matmul(&k.t()?)? * self.scale)?;
-        let att = candle_nn::ops::softmax_last_dim(&att)?;
+        let att = softmax_last_dim(&att)?;
         let out = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))?;
         self.projection.forward(&out)
     }
@@ -54,10 +54,10 @@ impl Attention {
 
 struct Layer {
     self_attn: Attention,
-    layer_norm1: LayerNorm,
+    layer_norm1: Norm,
     fc1: Linear,
     fc2: Linear,
-    layer_norm2: LayerNorm,
+    layer_norm2: Norm,
 }
 
 impl Layer {
@@ -84,7 +84,7 @@ pub struct VisionModel {
     patch_embedding: Conv2d,
     position_embedding: Tensor,
     layers: Vec<Layer>,
-    post_layernorm: LayerNorm,
+    post_layernorm: Norm,
 }
 
 impl VisionModel {

@@ -1,0 +1,112 @@
+//! The loss curve: `loss.csv` (one row per optimiser step) and `loss.png`.
+
+use std::path::Path;
+
+use anyhow::Result;
+use image::{Rgb, RgbImage};
+
+use crate::curate::report::{draw_text, write_bytes};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    pub stage: u32,
+    pub step: usize,
+    pub loss: f64,
+    pub lr: f64,
+    pub grad_norm: f64,
+    pub seconds: f64,
+}
+
+pub const CSV_HEADER: &str = "stage,step,loss,lr,grad_norm,seconds";
+
+impl Point {
+    pub fn csv(&self) -> String {
+        format!(
+            "{},{},{:.6},{:.8},{:.5},{:.2}",
+            self.stage, self.step, self.loss, self.lr, self.grad_norm, self.seconds
+        )
+    }
+
+    pub fn parse(line: &str) -> Option<Point> {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() != 6 {
+            return None;
+        }
+        Some(Point {
+            stage: f[0].parse().ok()?,
+            step: f[1].parse().ok()?,
+            loss: f[2].parse().ok()?,
+            lr: f[3].parse().ok()?,
+            grad_norm: f[4].parse().ok()?,
+            seconds: f[5].parse().ok()?,
+        })
+    }
+}
+
+/// Reads the points of an existing `loss.csv` (a resumed run continues it).
+pub fn read_csv(path: &Path) -> Vec<Point> {
+    std::fs::read_to_string(path)
+        .map(|t| t.lines().skip(1).filter_map(Point::parse).collect())
+        .unwrap_or_default()
+}
+
+pub fn write_csv(path: &Path, points: &[Point]) -> Result<()> {
+    let mut text = String::from(CSV_HEADER);
+    text.push('\n');
+    for p in points {
+        text.push_str(&p.csv());
+        text.push('\n');
+    }
+    write_bytes(path, text.as_bytes())
+}
+
+/// Loss against global step: stage 1 blue, stage 2 orange, a 20-step running mean drawn dark
+/// over the raw points; the y axis runs from 0 to the largest loss, labelled top left.
+pub fn write_png(path: &Path, points: &[Point]) -> Result<()> {
+    let (w, h) = (720u32, 360u32);
+    let (left, right, top, bottom) = (50u32, 20u32, 20u32, 30u32);
+    let mut img = RgbImage::from_pixel(w, h, Rgb([255, 255, 255]));
+    let (pw, ph) = (w - left - right, h - top - bottom);
+    let max_loss = points.iter().map(|p| p.loss).fold(0.0f64, f64::max).max(1e-9);
+    let n = points.len().max(2);
+    let at = |i: usize, loss: f64| {
+        let x = left + (i as f64 / (n - 1) as f64 * (pw - 1) as f64).round() as u32;
+        let y = top + ph - 1 - ((loss / max_loss).clamp(0.0, 1.0) * (ph - 1) as f64).round() as u32;
+        (x, y)
+    };
+    for x in left..left + pw {
+        img.put_pixel(x, top + ph, Rgb([0, 0, 0]));
+    }
+    for y in top..=top + ph {
+        img.put_pixel(left - 1, y, Rgb([0, 0, 0]));
+    }
+    for (i, p) in points.iter().enumerate() {
+        let (x, y) = at(i, p.loss);
+        let c = if p.stage == 1 { [150, 180, 235] } else { [245, 190, 140] };
+        img.put_pixel(x, y, Rgb(c));
+    }
+    let mut prev: Option<(u32, u32)> = None;
+    for i in 0..points.len() {
+        let lo = i.saturating_sub(19);
+        let mean = points[lo..=i].iter().map(|p| p.loss).sum::<f64>() / (i - lo + 1) as f64;
+        let (x, y) = at(i, mean);
+        let c = if points[i].stage == 1 { [20, 60, 170] } else { [200, 90, 10] };
+        if let Some((px, py)) = prev {
+            let steps = px.abs_diff(x).max(py.abs_diff(y)).max(1);
+            for s in 0..=steps {
+                let t = s as f64 / steps as f64;
+                let xi = (px as f64 + (x as f64 - px as f64) * t).round() as u32;
+                let yi = (py as f64 + (y as f64 - py as f64) * t).round() as u32;
+                img.put_pixel(xi, yi, Rgb(c));
+            }
+        }
+        prev = Some((x, y));
+    }
+    draw_text(&mut img, &format!("{max_loss:.2}"), 2, top);
+    draw_text(&mut img, "0", left - 12, top + ph - 10);
+    draw_text(&mut img, &points.len().to_string(), w - right - 40, top + ph + 8);
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)?;
+    write_bytes(path, &out)
+}

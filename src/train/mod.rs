@@ -1,0 +1,778 @@
+//! `vista train`: VistaLLM's two-stage recipe on an instruction table (schemas/samples.json).
+//!
+//! - Stage 1 trains everything but the image encoder on single-image samples.
+//! - Stage 2 trains the image tokenizer (query tokens, Q-Former, projection) on multi-image
+//!   samples, with the language model frozen.
+//!
+//! The loss is the cross-entropy of the answer tokens only (the target text and `</s>`), averaged
+//! per sample so that a two-token VQA answer weighs as much as a 130-token mask. AdamW with
+//! warm-up and cosine decay per stage, gradient accumulation, global-norm clipping.
+//!
+//! The output directory is a Hugging Face InstructBLIP checkpoint that `vista_generate` loads
+//! (config.json, model.safetensors, both tokenizers, processor and generation configs), plus
+//! `loss.csv`, `loss.png`, `train_report.json` and `checkpoint/` (weights, optimiser moments and
+//! the trainer state) from which `--resume` continues. A fresh run learns its tokenizers from the
+//! training texts and initialises the weights from the seed; the data order is a function of the
+//! seed, the stage and the epoch, so a resumed run takes the same batches as an uninterrupted one.
+
+pub mod curve;
+pub mod optim;
+pub mod params;
+pub mod vocab;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+use candle_core::{DType, Device, Tensor, D};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde::{Deserialize, Serialize};
+
+use crate::model::generate::{left_pad, prefill_positions, SplitMix64};
+use crate::model::llama::KvCache;
+use crate::model::prompt::{Piece, Prompt, Template};
+use crate::model::VistaModel;
+use curve::Point;
+use optim::{schedule, AdamW, AdamWConfig};
+use params::{Builder, Params};
+
+/// Architecture presets for a fresh model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Size {
+    /// About 60k parameters: for tests.
+    Tiny,
+    /// About 2.5M parameters: the shipped demo model.
+    Small,
+}
+
+impl Size {
+    pub fn parse(s: &str) -> Result<Size> {
+        match s {
+            "tiny" => Ok(Size::Tiny),
+            "small" => Ok(Size::Small),
+            other => bail!("--size {other}: expected tiny or small"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainOptions {
+    /// Sample tables: Parquet files or directories of them (searched recursively).
+    pub samples: Vec<PathBuf>,
+    pub out: PathBuf,
+    /// Start from this checkpoint (its tokenizers and architecture) instead of a fresh model.
+    pub init: Option<PathBuf>,
+    pub size: Size,
+    /// Side of the model's square input images (fresh models).
+    pub image_size: usize,
+    pub seed: u64,
+    pub stage1_steps: usize,
+    pub stage2_steps: usize,
+    pub batch_size: usize,
+    pub grad_accum: usize,
+    pub lr: f64,
+    pub lr_stage2: f64,
+    pub warmup: usize,
+    pub weight_decay: f64,
+    /// Samples whose prompt and answer exceed this many decoder tokens are skipped (counted).
+    pub max_tokens: usize,
+    /// Also train the image encoder in stage 1 (the recipe freezes a *pretrained* encoder).
+    pub train_vision: bool,
+    pub checkpoint_every: usize,
+    /// BPE vocabulary size of a fresh decoder tokenizer (before the 1,014 task/bin tokens).
+    pub vocab_size: usize,
+    /// Stop after this many optimiser steps in this invocation, with a checkpoint written, so a
+    /// long run can be done in slices with `--resume` (0 = run to the end).
+    pub stop_after: usize,
+    pub quiet: bool,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            samples: Vec::new(),
+            out: PathBuf::from("model"),
+            init: None,
+            size: Size::Small,
+            image_size: 96,
+            seed: 0,
+            stage1_steps: 1000,
+            stage2_steps: 200,
+            batch_size: 16,
+            grad_accum: 1,
+            lr: 2e-3,
+            lr_stage2: 1e-3,
+            warmup: 50,
+            weight_decay: 0.01,
+            max_tokens: 400,
+            train_vision: false,
+            checkpoint_every: 100,
+            vocab_size: 800,
+            stop_after: 0,
+            quiet: false,
+        }
+    }
+}
+
+/// One training sample, as read from the table.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub task: String,
+    pub images: Vec<Arc<[u8]>>,
+    pub instruction: String,
+    pub target: String,
+}
+
+/// What `--resume` needs besides weights and moments.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct TrainerState {
+    stage: u32,
+    /// Optimiser steps completed in `stage`.
+    step: usize,
+    adam_t: u64,
+    /// The options that decide the result; a resume with different ones is refused.
+    fingerprint: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainSummary {
+    pub samples: usize,
+    pub skipped_too_long: usize,
+    pub stage1_samples: usize,
+    pub stage2_samples: usize,
+    pub parameters: usize,
+    pub stage1_trained_parameters: usize,
+    pub stage2_trained_parameters: usize,
+    pub steps: usize,
+    pub seconds: f64,
+    pub first_loss: Option<f64>,
+    pub final_loss_stage1: Option<f64>,
+    pub final_loss_stage2: Option<f64>,
+    /// `stop_after` ended this invocation; `--resume` continues.
+    pub stopped_early: bool,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading the sample table
+// ---------------------------------------------------------------------------------------------
+
+fn parquet_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    fn walk(p: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+        if p.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("cannot read '{}'", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
+            entries.sort();
+            for e in entries {
+                if e.is_dir() || e.extension().is_some_and(|x| x == "parquet") {
+                    walk(&e, out)?;
+                }
+            }
+        } else if p.is_file() {
+            out.push(p.to_path_buf());
+        } else {
+            bail!("--samples '{}': no such file or directory", p.display());
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        walk(p, &mut out)?;
+    }
+    if out.is_empty() {
+        bail!("--samples: no Parquet files found");
+    }
+    Ok(out)
+}
+
+fn strings(batch: &RecordBatch, col: &str, file: &Path) -> Result<Vec<Option<String>>> {
+    let a = batch
+        .column_by_name(col)
+        .ok_or_else(|| anyhow!("{}: no `{col}` column", file.display()))?;
+    let a = datafusion::arrow::compute::cast(a, &datafusion::arrow::datatypes::DataType::Utf8)
+        .with_context(|| format!("{}: column `{col}` is not text", file.display()))?;
+    let s = a.as_string::<i32>();
+    Ok((0..s.len()).map(|i| s.is_valid(i).then(|| s.value(i).to_string())).collect())
+}
+
+fn binary_at(a: &dyn Array, i: usize) -> Option<Arc<[u8]>> {
+    use datafusion::arrow::datatypes::DataType as T;
+    if a.is_null(i) {
+        return None;
+    }
+    let bytes: &[u8] = match a.data_type() {
+        T::Binary => a.as_binary::<i32>().value(i),
+        T::LargeBinary => a.as_binary::<i64>().value(i),
+        T::BinaryView => a.as_binary_view().value(i),
+        _ => return None,
+    };
+    Some(Arc::from(bytes))
+}
+
+/// Reads task, images (the `images` list, else `image`), instruction and target of every row.
+pub fn read_samples(paths: &[PathBuf]) -> Result<Vec<Sample>> {
+    let mut out = Vec::new();
+    for file in parquet_files(paths)? {
+        let f = std::fs::File::open(&file)
+            .with_context(|| format!("cannot open '{}'", file.display()))?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(f)
+            .with_context(|| format!("{}: not a Parquet file", file.display()))?
+            .build()?;
+        for batch in reader {
+            let batch = batch.with_context(|| format!("{}: cannot read", file.display()))?;
+            let task = strings(&batch, "task", &file)?;
+            let instruction = strings(&batch, "instruction", &file)?;
+            let target = strings(&batch, "target", &file)?;
+            let image = batch.column_by_name("image");
+            let images = batch.column_by_name("images");
+            for row in 0..batch.num_rows() {
+                let mut imgs = Vec::new();
+                if let Some(list) = images.filter(|c| c.is_valid(row)) {
+                    let list = list.as_list_opt::<i32>().ok_or_else(|| {
+                        anyhow!("{}: `images` must be a list of binary", file.display())
+                    })?;
+                    let values = list.value(row);
+                    for k in 0..values.len() {
+                        imgs.push(binary_at(values.as_ref(), k).ok_or_else(|| {
+                            anyhow!(
+                                "{}: row {row}: image {} is null or not binary",
+                                file.display(),
+                                k + 1
+                            )
+                        })?);
+                    }
+                } else if let Some(b) = image.and_then(|c| binary_at(c.as_ref(), row)) {
+                    imgs.push(b);
+                }
+                let field = |v: &Option<String>, name: &str| {
+                    v.clone()
+                        .ok_or_else(|| anyhow!("{}: row {row}: `{name}` is null", file.display()))
+                };
+                out.push(Sample {
+                    task: field(&task[row], "task")?,
+                    images: imgs,
+                    instruction: field(&instruction[row], "instruction")?,
+                    target: target[row].clone().unwrap_or_default(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// A fresh model directory
+// ---------------------------------------------------------------------------------------------
+
+/// config.json of a fresh model (InstructBLIP layout, LLaMA decoder).
+pub fn fresh_config(
+    size: Size,
+    image_size: usize,
+    text_vocab: usize,
+    qformer_vocab: usize,
+) -> serde_json::Value {
+    // (vision d, layers, heads, patch), (qformer d, layers, heads), queries, (text d, layers, heads, mlp)
+    let ((vd, vl, vh, patch), (qd, ql, qh), queries, (td, tl, th, ti)) = match size {
+        Size::Tiny => ((32, 1, 2, image_size / 2), (32, 1, 2), 4, (32, 1, 2, 64)),
+        Size::Small => ((128, 2, 4, image_size / 8), (128, 2, 4), 16, (128, 4, 4, 384)),
+    };
+    serde_json::json!({
+        "architectures": ["InstructBlipForConditionalGeneration"],
+        "model_type": "instructblip",
+        "dtype": "float32",
+        "image_token_index": null,
+        "initializer_factor": 1.0,
+        "initializer_range": params::INIT_STD,
+        "num_query_tokens": queries,
+        "use_decoder_only_language_model": true,
+        "vision_config": {
+            "model_type": "instructblip_vision_model",
+            "hidden_size": vd, "intermediate_size": 2 * vd, "num_hidden_layers": vl,
+            "num_attention_heads": vh, "image_size": image_size, "patch_size": patch,
+            "hidden_act": "gelu", "layer_norm_eps": 1e-6, "qkv_bias": true,
+            "attention_dropout": 0.0, "initializer_range": params::INIT_STD
+        },
+        "qformer_config": {
+            "model_type": "instructblip_qformer",
+            "vocab_size": qformer_vocab, "hidden_size": qd, "num_hidden_layers": ql,
+            "num_attention_heads": qh, "intermediate_size": 2 * qd, "hidden_act": "gelu",
+            "max_position_embeddings": 128, "layer_norm_eps": 1e-12, "pad_token_id": 0,
+            "cross_attention_frequency": 1, "encoder_hidden_size": vd,
+            "attention_probs_dropout_prob": 0.0, "hidden_dropout_prob": 0.0,
+            "initializer_range": params::INIT_STD
+        },
+        "text_config": {
+            "model_type": "llama",
+            "vocab_size": text_vocab, "hidden_size": td, "intermediate_size": ti,
+            "num_hidden_layers": tl, "num_attention_heads": th, "num_key_value_heads": th,
+            "head_dim": td / th, "hidden_act": "silu", "rms_norm_eps": 1e-6,
+            "max_position_embeddings": 1024, "rope_theta": 10000.0,
+            "tie_word_embeddings": false, "attention_bias": false, "mlp_bias": false,
+            "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0,
+            "initializer_range": params::INIT_STD
+        }
+    })
+}
+
+/// Writes config, tokenizers, processor and generation configs of a fresh model into `dir`.
+fn write_fresh_model_files(opts: &TrainOptions, samples: &[Sample], dir: &Path) -> Result<()> {
+    let mut texts: Vec<String> =
+        vec![crate::model::prompt::SYSTEM.to_string(), "USER: ASSISTANT:".into()];
+    for s in samples {
+        texts.push(s.instruction.clone());
+        texts.push(s.target.clone());
+    }
+    let tok = vocab::train_text_tokenizer(&texts, opts.vocab_size).map_err(anyhow::Error::msg)?;
+    let qtok = vocab::train_qformer_tokenizer(&texts, 1000).map_err(anyhow::Error::msg)?;
+    let mut config = fresh_config(
+        opts.size,
+        opts.image_size,
+        tok.get_vocab_size(true),
+        qtok.get_vocab_size(true),
+    );
+    config["image_token_index"] = serde_json::json!(tok.token_to_id("<image>"));
+    vocab::write_json(&dir.join("config.json"), &config).map_err(anyhow::Error::msg)?;
+    vocab::save_text_tokenizer(&tok, dir).map_err(anyhow::Error::msg)?;
+    vocab::save_qformer_tokenizer(&qtok, dir).map_err(anyhow::Error::msg)?;
+    let processor = serde_json::json!({
+        "image_processor": {
+            "do_convert_rgb": true, "do_normalize": true, "do_rescale": true, "do_resize": true,
+            "image_mean": [0.48145466, 0.4578275, 0.40821073],
+            "image_std": [0.26862954, 0.26130258, 0.27577711],
+            "image_processor_type": "BlipImageProcessor", "resample": 3,
+            "rescale_factor": 1.0 / 255.0,
+            "size": {"height": opts.image_size, "width": opts.image_size}
+        },
+        "num_query_tokens": config["num_query_tokens"],
+        "processor_class": "InstructBlipProcessor"
+    });
+    vocab::write_json(&dir.join("processor_config.json"), &processor)
+        .map_err(anyhow::Error::msg)?;
+    let generation = serde_json::json!({"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0});
+    vocab::write_json(&dir.join("generation_config.json"), &generation)
+        .map_err(anyhow::Error::msg)?;
+    Ok(())
+}
+
+/// Copies the non-weight files of a checkpoint (config, tokenizers, processor) into `dir`.
+pub fn copy_model_files(from: &Path, dir: &Path) -> Result<()> {
+    for name in [
+        "config.json",
+        "generation_config.json",
+        "processor_config.json",
+        "preprocessor_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "qformer_tokenizer/tokenizer.json",
+        "qformer_tokenizer/tokenizer_config.json",
+        "qformer_tokenizer/vocab.txt",
+    ] {
+        let src = from.join(name);
+        if src.is_file() {
+            let dst = dir.join(name);
+            if let Some(parent) = dst.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::copy(&src, &dst)
+                .with_context(|| format!("cannot copy '{}'", src.display()))?;
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batches
+// ---------------------------------------------------------------------------------------------
+
+/// A sample tokenized for the model: the prompt, the Q-Former ids and the answer ids (with EOS).
+struct Encoded {
+    prompt: Prompt,
+    qformer_ids: Vec<u32>,
+    answer: Vec<u32>,
+    images: Vec<Arc<[u8]>>,
+}
+
+fn encode(model: &VistaModel, s: &Sample) -> Result<Encoded, String> {
+    let prompt = model.prompt(Template::VicunaV1, &s.instruction, s.images.len())?;
+    let qformer_ids = model.qformer_ids(&prompt.qformer_text)?;
+    let mut answer = model
+        .tokenizer
+        .encode(s.target.as_str(), false)
+        .map_err(|e| format!("cannot tokenize the target: {e}"))?
+        .get_ids()
+        .to_vec();
+    answer.extend_from_slice(model.stop_ids());
+    Ok(Encoded { prompt, qformer_ids, answer, images: s.images.clone() })
+}
+
+/// The answer-token loss of a batch: mean over samples of each sample's mean token NLL.
+fn batch_loss(model: &VistaModel, batch: &[&Encoded]) -> candle_core::Result<Tensor> {
+    let dev = &model.device;
+    let mut pixels = Vec::new();
+    let mut qrows = Vec::new();
+    for e in batch {
+        for img in &e.images {
+            pixels.push(
+                model
+                    .preprocess
+                    .run(img, Template::VicunaV1.pads_to_square())
+                    .map_err(candle_core::Error::Msg)?,
+            );
+            qrows.push(e.qformer_ids.clone());
+        }
+    }
+    let image_tokens = if pixels.is_empty() {
+        None
+    } else {
+        let (qids, qmask) = model.qformer_batch(&qrows)?;
+        Some(model.net.image_tokens(&model.pixel_tensor(&pixels)?, &qids, &qmask)?)
+    };
+    let mut rows = Vec::with_capacity(batch.len());
+    let mut first = 0;
+    for e in batch {
+        let n = e.prompt.pieces.iter().filter(|p| matches!(p, Piece::Image(_))).count();
+        let toks = (0..n)
+            .map(|k| image_tokens.as_ref().expect("rows with images").get(first + k))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        first += n;
+        let prompt = model.prompt_embeds(&e.prompt, &toks)?;
+        let inputs = &e.answer[..e.answer.len() - 1];
+        rows.push(if inputs.is_empty() {
+            prompt
+        } else {
+            Tensor::cat(&[&prompt, &model.net.llm.embed(&Tensor::new(inputs, dev)?)?], 0)?
+        });
+    }
+    let (embeds, pads) = left_pad(&rows)?;
+    let (b, t, d) = embeds.dims3()?;
+    let positions = prefill_positions(t, &pads);
+    let hidden = model.net.llm.hidden_states(
+        &embeds,
+        &positions,
+        &pads,
+        &mut KvCache::new(model.net.llm.layers()),
+    )?;
+    let mut index = Vec::new();
+    let mut targets = Vec::new();
+    let mut weights = Vec::new();
+    for (r, e) in batch.iter().enumerate() {
+        let prompt_len = rows[r].dim(0)? + 1 - e.answer.len();
+        let start = r * t + pads[r] + prompt_len - 1;
+        for (i, &tok) in e.answer.iter().enumerate() {
+            index.push((start + i) as u32);
+            targets.push(tok);
+            weights.push(1.0 / (e.answer.len() as f32 * b as f32));
+        }
+    }
+    let n = index.len();
+    let picked = hidden.reshape((b * t, d))?.index_select(&Tensor::new(index, dev)?, 0)?;
+    let logp = candle_nn::ops::log_softmax(&model.net.llm.logits(&picked)?, D::Minus1)?;
+    let nll = logp.gather(&Tensor::from_vec(targets, (n, 1), dev)?, 1)?.neg()?.squeeze(1)?;
+    (nll * Tensor::new(weights, dev)?)?.sum_all()
+}
+
+/// Batches per group: a group of shuffled samples is sorted by length and cut into batches, so
+/// that a batch's rows need little padding (the padded length is what a step costs).
+const LENGTH_GROUP: usize = 8;
+
+/// Sample indices of micro-batch `micro` of optimiser step `step` of a stage. The batches of an
+/// epoch are a function of the seed, the stage and the epoch: a resumed run recomputes them.
+fn batch_indices(
+    pool: &[usize],
+    lengths: &[usize],
+    seed: u64,
+    stage: u32,
+    step: usize,
+    micro: usize,
+    opts: &TrainOptions,
+) -> Vec<usize> {
+    let bs = opts.batch_size.min(pool.len());
+    let per_epoch = pool.len() / bs;
+    let m = step * opts.grad_accum + micro;
+    let (epoch, at) = (m / per_epoch, m % per_epoch);
+    let mut order = pool.to_vec();
+    let mut rng =
+        SplitMix64(seed ^ (u64::from(stage) << 56) ^ (epoch as u64).wrapping_mul(0x9e37_79b9));
+    for i in (1..order.len()).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    order.truncate(per_epoch * bs);
+    let mut batches: Vec<Vec<usize>> = Vec::with_capacity(per_epoch);
+    for group in order.chunks_mut(bs * LENGTH_GROUP) {
+        group.sort_by_key(|&i| lengths[i]);
+        batches.extend(group.chunks(bs).map(<[usize]>::to_vec));
+    }
+    // Long and short batches alternate at random, not in runs.
+    for i in (1..batches.len()).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        batches.swap(i, j);
+    }
+    batches.swap_remove(at)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run
+// ---------------------------------------------------------------------------------------------
+
+fn fingerprint(opts: &TrainOptions) -> String {
+    // Everything but paths, the checkpoint interval and verbosity decides the weights.
+    let mut o = opts.clone();
+    o.out = PathBuf::new();
+    o.samples = Vec::new();
+    o.checkpoint_every = 0;
+    o.stop_after = 0;
+    o.quiet = false;
+    serde_json::to_string(&o).unwrap_or_default()
+}
+
+fn trains(stage: u32, train_vision: bool) -> impl Fn(&str) -> bool + Send + Sync + 'static {
+    move |name: &str| match stage {
+        1 => train_vision || !name.starts_with("vision_model."),
+        _ => {
+            name.starts_with("qformer.")
+                || name.starts_with("query_tokens")
+                || name.starts_with("language_projection.")
+        }
+    }
+}
+
+/// Builds the model of `dir` with `source` weights (or a seeded init) and the stage's vars.
+fn build(
+    dir: &Path,
+    source: Option<HashMap<String, Tensor>>,
+    seed: u64,
+    stage: u32,
+    train_vision: bool,
+) -> Result<(VistaModel, Params)> {
+    let (builder, handle) = Builder::new(source, seed, trains(stage, train_vision));
+    let model =
+        VistaModel::load_with(dir, builder.into_var_builder(&Device::Cpu), "training".into())
+            .map_err(anyhow::Error::msg)?;
+    Ok((model, handle.take()))
+}
+
+fn write_checkpoint(dir: &Path, params: &Params, opt: &AdamW, state: &TrainerState) -> Result<()> {
+    let tmp = dir.with_extension("tmp");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)?;
+    params.save(&tmp).map_err(anyhow::Error::msg)?;
+    opt.save(&tmp).map_err(anyhow::Error::msg)?;
+    std::fs::write(tmp.join("trainer_state.json"), serde_json::to_string_pretty(state)?)?;
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::rename(&tmp, dir)
+        .with_context(|| format!("cannot move the checkpoint to '{}'", dir.display()))?;
+    Ok(())
+}
+
+/// Runs (or resumes) training; returns what it did.
+pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
+    if opts.batch_size == 0 || opts.grad_accum == 0 {
+        bail!("--batch-size and --grad-accum must be at least 1");
+    }
+    let started = Instant::now();
+    let out = &opts.out;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create '{}'", out.display()))?;
+    let ckpt_dir = out.join("checkpoint");
+    let state: Option<TrainerState> = if resume {
+        let path = ckpt_dir.join("trainer_state.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("--resume: no checkpoint at '{}'", path.display()))?;
+        let st: TrainerState =
+            serde_json::from_str(&text).with_context(|| format!("{}: invalid", path.display()))?;
+        if st.fingerprint != fingerprint(opts) {
+            bail!(
+                "--resume: '{}' was written by a run with other options; resume with the same ones",
+                out.display()
+            );
+        }
+        Some(st)
+    } else {
+        None
+    };
+
+    let samples = read_samples(&opts.samples)?;
+    if samples.is_empty() {
+        bail!("--samples: the table has no rows");
+    }
+    if state.is_none() {
+        match &opts.init {
+            Some(init) => copy_model_files(init, out)?,
+            None => write_fresh_model_files(opts, &samples, out)?,
+        }
+    }
+    let source = match (&state, &opts.init) {
+        (Some(_), _) => {
+            Some(Builder::load_source(&ckpt_dir, &Device::Cpu).map_err(anyhow::Error::msg)?)
+        }
+        (None, Some(init)) => {
+            Some(Builder::load_source(init, &Device::Cpu).map_err(anyhow::Error::msg)?)
+        }
+        (None, None) => None,
+    };
+    let start_stage = state.as_ref().map_or(1, |s| s.stage);
+    let (mut model, mut params) = build(out, source, opts.seed, start_stage, opts.train_vision)?;
+
+    let mut encoded = Vec::with_capacity(samples.len());
+    let mut skipped = 0;
+    let q = model.num_query_tokens();
+    for (i, s) in samples.iter().enumerate() {
+        let e = encode(&model, s).map_err(|e| anyhow!("sample {} ({}): {e}", i + 1, s.task))?;
+        if e.prompt.len(q) + e.answer.len() > opts.max_tokens {
+            skipped += 1;
+            continue;
+        }
+        encoded.push(e);
+    }
+    let lengths: Vec<usize> = encoded.iter().map(|e| e.prompt.len(q) + e.answer.len()).collect();
+    let single: Vec<usize> = (0..encoded.len()).filter(|&i| encoded[i].images.len() <= 1).collect();
+    let multi: Vec<usize> = (0..encoded.len()).filter(|&i| encoded[i].images.len() > 1).collect();
+    let mut summary = TrainSummary {
+        samples: samples.len(),
+        skipped_too_long: skipped,
+        stage1_samples: single.len(),
+        stage2_samples: multi.len(),
+        parameters: params.total_count(),
+        stage1_trained_parameters: 0,
+        stage2_trained_parameters: 0,
+        steps: 0,
+        seconds: 0.0,
+        first_loss: None,
+        final_loss_stage1: None,
+        final_loss_stage2: None,
+        stopped_early: false,
+    };
+    drop(samples);
+    let csv_path = out.join("loss.csv");
+    let mut points: Vec<Point> = if resume { curve::read_csv(&csv_path) } else { Vec::new() };
+
+    for stage in [1u32, 2] {
+        let (steps, pool, peak) = match stage {
+            1 => (opts.stage1_steps, &single, opts.lr),
+            _ => (opts.stage2_steps, &multi, opts.lr_stage2),
+        };
+        if stage < start_stage {
+            continue;
+        }
+        if stage > start_stage {
+            let source = params.tensors();
+            (model, params) = build(out, Some(source), opts.seed, stage, opts.train_vision)?;
+        }
+        let trained = params.trained_count();
+        if stage == 1 {
+            summary.stage1_trained_parameters = trained;
+        } else {
+            summary.stage2_trained_parameters = trained;
+        }
+        if steps == 0 {
+            continue;
+        }
+        if pool.is_empty() {
+            eprintln!("vista train: stage {stage}: no samples for this stage; skipped");
+            continue;
+        }
+        let mut opt = AdamW::new(AdamWConfig {
+            lr: peak,
+            weight_decay: opts.weight_decay,
+            ..Default::default()
+        });
+        let mut first_step = 0;
+        if let Some(st) = state.as_ref().filter(|s| s.stage == stage) {
+            opt.load(&ckpt_dir, st.adam_t, &Device::Cpu).map_err(anyhow::Error::msg)?;
+            first_step = st.step;
+            points.retain(|p| p.stage < stage || p.step < first_step);
+        }
+        let warmup = opts.warmup.min(steps / 5).max(1);
+        let t0 = Instant::now();
+        for step in first_step..steps {
+            let lr = schedule(step, steps, warmup, peak, 0.1);
+            let mut grads: HashMap<String, Tensor> = HashMap::new();
+            let mut loss_sum = 0.0;
+            for micro in 0..opts.grad_accum {
+                let idx = batch_indices(pool, &lengths, opts.seed, stage, step, micro, opts);
+                let batch: Vec<&Encoded> = idx.iter().map(|&i| &encoded[i]).collect();
+                let loss = batch_loss(&model, &batch)?;
+                loss_sum += loss.to_scalar::<f32>()? as f64;
+                let store = loss.backward()?;
+                for (name, var) in &params.trained {
+                    if let Some(g) = store.get(var.as_tensor()) {
+                        let g = g.to_dtype(DType::F32)?;
+                        let sum = match grads.remove(name) {
+                            Some(prev) => (prev + g)?,
+                            None => g,
+                        };
+                        grads.insert(name.clone(), sum);
+                    }
+                }
+            }
+            let norm = opt.step(&params.trained, &grads, opts.grad_accum as f64, lr)?;
+            let loss = loss_sum / opts.grad_accum as f64;
+            if !loss.is_finite() {
+                bail!(
+                    "stage {stage} step {}: the loss is not finite ({loss}); lower --lr",
+                    step + 1
+                );
+            }
+            points.push(Point {
+                stage,
+                step,
+                loss,
+                lr,
+                grad_norm: norm,
+                seconds: t0.elapsed().as_secs_f64(),
+            });
+            summary.steps += 1;
+            let done = step + 1;
+            if !opts.quiet && (done % 10 == 0 || done == steps) {
+                eprintln!(
+                    "stage {stage} step {done}/{steps}  loss {loss:.4}  lr {lr:.2e}  |g| {norm:.3}  {:.1}s",
+                    t0.elapsed().as_secs_f64()
+                );
+            }
+            let stopping = opts.stop_after > 0 && summary.steps >= opts.stop_after;
+            if (opts.checkpoint_every > 0 && done % opts.checkpoint_every == 0)
+                || done == steps
+                || stopping
+            {
+                let st = TrainerState {
+                    stage,
+                    step: done,
+                    adam_t: opt.t,
+                    fingerprint: fingerprint(opts),
+                };
+                write_checkpoint(&ckpt_dir, &params, &opt, &st)?;
+                curve::write_csv(&csv_path, &points)?;
+            }
+            if stopping {
+                summary.stopped_early = true;
+                summary.seconds = started.elapsed().as_secs_f64();
+                return Ok(summary);
+            }
+        }
+    }
+
+    // The final weights next to the config: the directory is now a loadable checkpoint.
+    let tmp = out.join("model.safetensors.tmp");
+    candle_core::safetensors::save(&params.tensors(), &tmp)?;
+    std::fs::rename(&tmp, out.join("model.safetensors"))?;
+    curve::write_csv(&csv_path, &points)?;
+    curve::write_png(&out.join("loss.png"), &points)?;
+    let last = |stage: u32| {
+        let s: Vec<f64> = points.iter().filter(|p| p.stage == stage).map(|p| p.loss).collect();
+        let tail = &s[s.len().saturating_sub(20)..];
+        (!tail.is_empty()).then(|| tail.iter().sum::<f64>() / tail.len() as f64)
+    };
+    summary.first_loss = points.first().map(|p| p.loss);
+    summary.final_loss_stage1 = last(1);
+    summary.final_loss_stage2 = last(2);
+    summary.seconds = started.elapsed().as_secs_f64();
+    let report = serde_json::json!({ "options": opts, "summary": summary });
+    crate::output::write_json_atomic(&out.join("train_report.json"), &report)?;
+    Ok(summary)
+}
