@@ -64,7 +64,7 @@ SELECT 'coco-attcoseg-' || p.kind || '-' || p.a_image || '-' || p.b_image AS sam
                     seed => CAST($seed AS VARCHAR) || ':' || p.kind || ':' || p.a_image || ':'
                             || p.b_image,
                     region => NULL, n_points => $points, n_images => 2) AS instruction,
-       format_points([sa.seq, sb.seq], style => $style) AS target,
+       format_points([oa.seq, ob.seq], style => $style) AS target,
        [oa.box, ob.box] AS boxes,
        [oa.mask, ob.mask] AS masks,
        $split AS split,
@@ -73,17 +73,15 @@ SELECT 'coco-attcoseg-' || p.kind || '-' || p.a_image || '-' || p.b_image AS sam
        CASE WHEN oa.object_flag IS NOT NULL THEN oa.object_flag
             WHEN ob.object_flag IS NOT NULL THEN ob.object_flag
             WHEN s.n_shared > 1 THEN 'ambiguous'
-            WHEN sa.seq IS NULL OR sb.seq IS NULL THEN 'empty_mask'
-            WHEN LEAST(sa.recon_iou, sb.recon_iou) < $min_iou THEN 'low_iou'
+            WHEN oa.seq IS NULL OR ob.seq IS NULL THEN 'empty_mask'
+            WHEN LEAST(oa.recon_iou, ob.recon_iou) < $min_iou THEN 'low_iou'
             WHEN oa.duplicate_of IS NOT NULL OR ob.duplicate_of IS NOT NULL
               THEN 'duplicate_image' END AS pre_drop,
-       LEAST(sa.recon_iou, sb.recon_iou) AS recon_iou
+       LEAST(oa.recon_iou, ob.recon_iou) AS recon_iou
 FROM pair p
 JOIN shared s ON s.kind = p.kind AND s.a_image = p.a_image AND s.b_image = p.b_image
-JOIN object oa ON oa.instance_id = p.a_instance
-JOIN object ob ON ob.instance_id = p.b_instance
-JOIN object_sequence sa ON sa.instance_id = p.a_instance
-JOIN object_sequence sb ON sb.instance_id = p.b_instance;
+JOIN object_sequence oa ON oa.instance_id = p.a_instance
+JOIN object_sequence ob ON ob.instance_id = p.b_instance;
 
 -- Balance: at most $max_per_class kept pairs per attribute value, by a seeded shuffle.
 SELECT *,

@@ -6,7 +6,7 @@
 -- Outputs: image (with duplicate_of), object (instances with their image's size and path and
 -- a crowd/tiny flag), absent_category (a view: $negatives_per_image categories each image
 -- lacks, the no-target expressions of GREC/GRES/VQA), object_sequence (a view: contour
--- sequence, target text and reconstruction IoU per object). Views are computed only by the
+-- sequence, target text and reconstruction IoU with each object's columns). Views are computed only by the
 -- tasks that read them.
 
 -- pHash of every image; `$phash_distance` < 0 turns de-duplication off and reads no image.
@@ -67,22 +67,24 @@ FROM (
 ) a
 WHERE pick <= $negatives_per_image;
 
+-- Every object with its contour sequence, target text and reconstruction IoU. It carries the
+-- object's columns so that no task joins it back to `object`: a join on instance_id would hold
+-- one whole side (masks included) in a hash table, which cannot spill.
 -- The target text is what a model is trained to write, so the reconstruction IoU redraws the
 -- mask from that text (after its rounding or binning), not from the unrounded sequence.
 CREATE VIEW object_sequence AS
-SELECT instance_id, seq, target,
+SELECT t.*,
        mask_iou(
          polygon_to_mask(
            parse_polygons(target, space => 'pixel', width => width, height => height)['polygons'][1],
            width, height, space => 'pixel'),
          mask) AS recon_iou
 FROM (
-  SELECT instance_id, mask, width, height, seq,
-         format_points(seq, style => $style) AS target
+  SELECT s.*, format_points(seq, style => $style) AS target
   FROM (
-    SELECT instance_id, mask, width, height,
+    SELECT o.*,
            mask_to_sequence(mask, n => $points, method => 'adaptive', space => 'square',
                             on_error => 'null') AS seq
-    FROM object
+    FROM object o
   ) s
 ) t;

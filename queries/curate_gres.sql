@@ -9,13 +9,12 @@ CREATE TABLE target_group AS
 SELECT o.image_id, o.category_id, o.category,
        array_agg(o.box ORDER BY o.instance_id) AS boxes,
        array_agg(o.mask ORDER BY o.instance_id) AS masks,
-       array_agg(s.seq ORDER BY o.instance_id) AS seqs,
-       MIN(s.recon_iou) AS recon_iou,
-       bool_or(s.seq IS NULL) AS has_empty,
+       array_agg(o.seq ORDER BY o.instance_id) AS seqs,
+       MIN(o.recon_iou) AS recon_iou,
+       bool_or(o.seq IS NULL) AS has_empty,
        bool_or(o.object_flag = 'crowd') AS has_crowd,
        bool_or(o.object_flag = 'tiny') AS has_tiny
-FROM object o
-JOIN object_sequence s ON s.instance_id = o.instance_id
+FROM object_sequence o
 GROUP BY o.image_id, o.category_id, o.category;
 
 CREATE TABLE expression AS

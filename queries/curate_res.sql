@@ -10,22 +10,21 @@ SELECT 'coco-res-' || o.instance_id AS sample_id,
        vista_prompt('res', 'the ' || o.category, style => $style,
                     seed => CAST($seed AS VARCHAR) || ':' || o.instance_id, region => NULL,
                     n_points => $points) AS instruction,
-       s.target,
+       o.target,
        [o.box] AS boxes,
        [o.mask] AS masks,
        $split AS split,
        $source AS source,
        o.category AS class,
        CASE WHEN o.object_flag IS NOT NULL THEN o.object_flag
-            WHEN s.seq IS NULL THEN 'empty_mask'
-            WHEN s.recon_iou < $min_iou THEN 'low_iou'
+            WHEN o.seq IS NULL THEN 'empty_mask'
+            WHEN o.recon_iou < $min_iou THEN 'low_iou'
             WHEN o.duplicate_of IS NOT NULL THEN 'duplicate_image' END AS pre_drop,
-       s.recon_iou
+       o.recon_iou
 FROM (
-  SELECT o.*, COUNT(*) OVER (PARTITION BY image_id, category_id) AS same_category
-  FROM object o
+  SELECT s.*, COUNT(*) OVER (PARTITION BY image_id, category_id) AS same_category
+  FROM object_sequence s
 ) o
-JOIN object_sequence s ON s.instance_id = o.instance_id
 WHERE o.same_category = 1;
 
 -- Balance: at most $max_per_class kept samples per category, chosen by a seeded shuffle.

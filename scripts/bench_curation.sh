@@ -9,6 +9,9 @@
 # Prints rows/s and peak RSS of both at each N, and the ratio; memory should stay flat as N grows.
 #
 #   scripts/bench_curation.sh [N ...]        (default: 5000 10000 20000)
+#   MEMORY_LIMIT=128M scripts/bench_curation.sh 20000 80000 160000   (vista's --memory-limit;
+#                                                                    default: the CLI's 256M)
+#   NO_DAFT=1 ...                            (vista only)
 #
 # Needs: a release build (`cargo build --release`), python3 with numpy, pycocotools,
 # opencv-python-headless and daft (`pip install daft`).
@@ -34,9 +37,13 @@ for n in "${SIZES[@]}"; do
   read -r t_imp m_imp < <(measure "$VISTA" import coco-instances "$WORK/coco$n/instances.json" \
     --out "$WORK/imp$n" --quiet)
   read -r t_cur m_cur < <(measure "$VISTA" curate res --input "$WORK/imp$n" --out "$WORK/cur$n" \
-    --phash-distance -1 --points 32 --style decimal)
-  daft_json="$(python3 scripts/bench_curation_daft.py "$WORK/coco$n/instances.json" \
-    "$WORK/daft$n.parquet" --points 32 2>/dev/null | tail -1)"
+    --phash-distance -1 --points 32 --style decimal --memory-limit "${MEMORY_LIMIT:-256M}")
+  if [ -n "${NO_DAFT:-}" ]; then
+    daft_json='{"rows_per_s": NaN, "peak_rss_mb": NaN}'
+  else
+    daft_json="$(python3 scripts/bench_curation_daft.py "$WORK/coco$n/instances.json" \
+      "$WORK/daft$n.parquet" --points 32 2>/dev/null | tail -1)"
+  fi
   python3 - "$n" "$t_imp" "$m_imp" "$t_cur" "$m_cur" "$daft_json" <<'PY'
 import json, sys
 n, t_imp, m_imp, t_cur, m_cur = int(sys.argv[1]), *map(float, sys.argv[2:6])

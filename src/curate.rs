@@ -72,6 +72,9 @@ pub struct CurateOptions {
     pub shard_rows: usize,
     /// Where relative image paths are resolved (`vista.base_dir`).
     pub base_dir: Option<String>,
+    /// Memory the job's operators may hold before sorts and windows spill to disk (bytes).
+    /// Not part of what is made: shards are the same with any limit.
+    pub memory_limit: Option<usize>,
 }
 
 impl Default for CurateOptions {
@@ -91,9 +94,25 @@ impl Default for CurateOptions {
             split: "train".into(),
             shard_rows: 10_000,
             base_dir: None,
+            memory_limit: Some(DEFAULT_MEMORY_LIMIT),
         }
     }
 }
+
+/// One line naming the script; a memory error says which flag to change.
+fn job_error(name: &str, e: &datafusion::error::DataFusionError) -> anyhow::Error {
+    let text = crate::engine::one_line(&e.strip_backtrace());
+    if text.contains("Resources exhausted") {
+        anyhow::anyhow!(
+            "{name}: out of memory under --memory-limit (raise it, or 0 for none): {text}"
+        )
+    } else {
+        anyhow::anyhow!("{name}: {text}")
+    }
+}
+
+/// The default `memory_limit`: 256 MiB.
+pub const DEFAULT_MEMORY_LIMIT: usize = 256 << 20;
 
 /// What a curation run did (also `manifest.json`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -204,16 +223,27 @@ pub async fn curate_async(opts: &CurateOptions) -> Result<CurateSummary> {
     if let Some(b) = &opts.base_dir {
         settings.push(("vista.base_dir".to_string(), b.clone()));
     }
-    // No memory limit: DataFusion 55's hash joins cannot spill, so a limit turns a large job
-    // into a failed one; memory grows with the candidates the final sort holds (docs/curate.md).
-    let ctx = session::new_context(&SessionOptions { settings, target_partitions: None })?;
+    if let Some(limit) = opts.memory_limit {
+        // A sort sets this much aside to merge its spills; DataFusion's 10 MB default alone
+        // would exceed a small limit.
+        let merge = (limit / 16).clamp(64 << 10, 10 << 20);
+        settings.push((
+            "datafusion.execution.sort_spill_reservation_bytes".to_string(),
+            merge.to_string(),
+        ));
+    }
+    // Sorts and windows spill beyond the limit, so memory stays flat as the input grows; the
+    // queries keep hash joins to small build sides (a join cannot spill; docs/curate.md).
+    let ctx = session::new_context(&SessionOptions {
+        settings,
+        target_partitions: None,
+        memory_limit: opts.memory_limit,
+    })?;
     register_inputs(&ctx, &opts.input).await?;
     let params = params(opts, &task);
     script::run_script(&ctx, COMMON_SQL, &params, "curate_common.sql").await?.collect().await?;
     let df = script::run_script(&ctx, &task_sql, &params, &name).await?;
-    let mut stream = df.execute_stream().await.map_err(|e| {
-        anyhow::anyhow!("{name}: {}", crate::engine::one_line(&e.strip_backtrace()))
-    })?;
+    let mut stream = df.execute_stream().await.map_err(|e| job_error(&name, &e))?;
 
     let script_sha256 = sha256_text(&format!("{COMMON_SQL}\n{task_sql}"));
     let meta = output::provenance(
@@ -223,7 +253,11 @@ pub async fn curate_async(opts: &CurateOptions) -> Result<CurateSummary> {
             // directories gives byte-identical shards.
             (
                 "vista.curate".to_string(),
-                serde_json::to_string(&CurateOptions { out_dir: PathBuf::new(), ..opts.clone() })?,
+                serde_json::to_string(&CurateOptions {
+                    out_dir: PathBuf::new(),
+                    memory_limit: None,
+                    ..opts.clone()
+                })?,
             ),
             ("vista.curate.script_sha256".to_string(), script_sha256.clone()),
         ],
@@ -238,9 +272,7 @@ pub async fn curate_async(opts: &CurateOptions) -> Result<CurateSummary> {
     let mut tally = report::Tally::new(opts.min_iou);
     let mut row = 0usize;
     while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(|e| {
-            anyhow::anyhow!("{name}: {}", crate::engine::one_line(&e.strip_backtrace()))
-        })?;
+        let batch = batch.map_err(|e| job_error(&name, &e))?;
         let candidates = candidate_columns(&batch, &name)?;
         tally.add(&candidates)?;
         let kept = is_null(&candidates.dropped_by)?;

@@ -296,6 +296,31 @@ struct CurateArgs {
     /// Directory relative image paths are resolved against (vista.base_dir).
     #[arg(long)]
     base_dir: Option<String>,
+    /// Memory operators may hold before sorts and windows spill to disk: 256M, 2G, ...; 0 = no
+    /// limit.
+    #[arg(long, default_value = "256M", value_parser = parse_bytes)]
+    memory_limit: usize,
+}
+
+/// `512`, `64K`, `256M`, `2G` (powers of 1024).
+fn parse_bytes(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => (&t[..i], t[i..].trim().to_ascii_uppercase()),
+        None => (t, String::new()),
+    };
+    let scale: usize = match unit.trim_end_matches("IB").trim_end_matches('B') {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        _ => return Err(format!("'{s}': expected a size such as 256M or 2G")),
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| format!("'{s}': expected a size such as 256M or 2G"))
 }
 
 #[derive(clap::Args)]
@@ -542,6 +567,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 split: a.split,
                 shard_rows: a.shard_rows,
                 base_dir: a.base_dir,
+                memory_limit: (a.memory_limit > 0).then_some(a.memory_limit),
             };
             println!("{}", vista::curate::curate_async(&opts).await?);
             Ok(ExitCode::SUCCESS)

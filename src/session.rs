@@ -15,13 +15,27 @@ pub struct SessionOptions {
     pub settings: Vec<(String, String)>,
     /// Partitions per scan; `None` = DataFusion's default (the number of cores).
     pub target_partitions: Option<usize>,
+    /// Bytes of memory operators may hold; sorts, aggregations and windows spill to the
+    /// temporary directory beyond it (hash joins cannot spill and fail instead). `None`: no limit.
+    pub memory_limit: Option<usize>,
 }
 
 /// A context with DataFusion's functions, every vista function, `information_schema` (for
 /// `SHOW FUNCTIONS`) and URL tables (`SELECT * FROM 'x.parquet'`).
 pub fn new_context(opts: &SessionOptions) -> Result<SessionContext> {
     let config = session_config(SessionConfig::new(), opts)?;
-    let ctx = SessionContext::new_with_config(config).enable_url_table();
+    let ctx = match opts.memory_limit {
+        None => SessionContext::new_with_config(config),
+        Some(bytes) => {
+            // Fair shares: several sorts of one plan each get room to spill.
+            let pool = datafusion::execution::memory_pool::FairSpillPool::new(bytes);
+            let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+                .with_memory_pool(std::sync::Arc::new(pool))
+                .build_arc()?;
+            SessionContext::new_with_config_rt(config, runtime)
+        }
+    }
+    .enable_url_table();
     register_functions(&ctx)?;
     Ok(ctx)
 }

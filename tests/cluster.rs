@@ -327,6 +327,7 @@ fn settings() -> SessionOptions {
     SessionOptions {
         settings: s.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
         target_partitions: Some(4),
+        memory_limit: None,
     }
 }
 

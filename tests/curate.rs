@@ -509,3 +509,27 @@ async fn balancing_caps_every_class_and_bins_style_parses_back() {
     assert_eq!(ints(&b, "bins")[0], Some(s.kept as i64));
     assert_eq!(ints(&b, "bad")[0], Some(0));
 }
+
+/// Every job writes the same shards under a memory limit as without one (where the input
+/// outgrows the limit, sorts and windows spill: scripts/bench_curation.sh measures that); a
+/// limit too small to run in fails with one line that names the flag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_limit_does_not_change_the_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = import(tmp.path());
+    for task in ["res", "gres", "attcoseg"] {
+        let free = tmp.path().join(format!("{task}-free"));
+        let tight = tmp.path().join(format!("{task}-tight"));
+        let a = CurateOptions { memory_limit: None, ..options(&input, &free, task, 5) };
+        let b = CurateOptions { memory_limit: Some(12 << 20), ..options(&input, &tight, task, 5) };
+        let (sa, sb) = (curate_async(&a).await.unwrap(), curate_async(&b).await.unwrap());
+        assert_eq!(sa.shards, sb.shards, "{task}");
+        assert_eq!(shard_bytes(&free), shard_bytes(&tight), "{task}");
+    }
+    let small = CurateOptions {
+        memory_limit: Some(64 << 10),
+        ..options(&input, &tmp.path().join("small"), "res", 5)
+    };
+    let e = format!("{:#}", curate_async(&small).await.unwrap_err());
+    assert!(e.contains("--memory-limit") && !e.contains('\n'), "{e}");
+}

@@ -44,6 +44,7 @@ fn context() -> SessionContext {
     let opts = SessionOptions {
         settings: settings.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
         target_partitions: Some(2),
+        memory_limit: None,
     };
     let ctx = vista::session::new_context(&opts).unwrap();
     ctx.register_udf(vista_udfs::generate::vista_generate_udf(vista::model::loader()));

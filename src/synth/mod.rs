@@ -135,6 +135,7 @@ pub async fn synth_async(opts: &SynthOptions) -> Result<SynthSummary> {
         settings: settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         // One partition: the same plan, hence the same output, on every machine.
         target_partitions: Some(1),
+        memory_limit: None,
     })?;
     for (name, batch) in named {
         let table = MemTable::try_new(batch.schema(), vec![vec![batch.clone()]])?;
