@@ -22,10 +22,12 @@ SELECT 'coco-res-' || o.instance_id AS sample_id,
             WHEN o.duplicate_of IS NOT NULL THEN 'duplicate_image' END AS pre_drop,
        o.recon_iou
 FROM (
-  SELECT s.*, COUNT(*) OVER (PARTITION BY image_id, category_id) AS same_category
-  FROM object_sequence s
-) o
-WHERE o.same_category = 1;
+  -- Categories that occur once in their image. An aggregate joined back (its small result is
+  -- the build side), not a window: a window over the objects would hold every row, masks
+  -- included, until its partition ends, and cannot spill.
+  SELECT image_id, category_id FROM object GROUP BY image_id, category_id HAVING COUNT(*) = 1
+) u
+JOIN object_sequence o ON o.image_id = u.image_id AND o.category_id = u.category_id;
 
 -- Balance: at most $max_per_class kept samples per category, chosen by a seeded shuffle.
 SELECT *,

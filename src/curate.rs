@@ -231,6 +231,9 @@ pub async fn curate_async(opts: &CurateOptions) -> Result<CurateSummary> {
             "datafusion.execution.sort_spill_reservation_bytes".to_string(),
             merge.to_string(),
         ));
+        // Rows carry masks (kilobytes each): a sort must hold at least one whole batch of its
+        // share of the pool, so batches are kept to about a megabyte or two.
+        settings.push(("datafusion.execution.batch_size".to_string(), "512".to_string()));
     }
     // Sorts and windows spill beyond the limit, so memory stays flat as the input grows; the
     // queries keep hash joins to small build sides (a join cannot spill; docs/curate.md).

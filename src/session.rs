@@ -27,8 +27,10 @@ pub fn new_context(opts: &SessionOptions) -> Result<SessionContext> {
     let ctx = match opts.memory_limit {
         None => SessionContext::new_with_config(config),
         Some(bytes) => {
-            // Fair shares: several sorts of one plan each get room to spill.
-            let pool = datafusion::execution::memory_pool::FairSpillPool::new(bytes);
+            // First come, first served: a sort that cannot grow spills and gives its memory
+            // back. (A fair-share pool hands all of it to the sorts up front and leaves nothing
+            // for the merges above them, which cannot spill.)
+            let pool = datafusion::execution::memory_pool::GreedyMemoryPool::new(bytes);
             let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
                 .with_memory_pool(std::sync::Arc::new(pool))
                 .build_arc()?;
