@@ -388,6 +388,9 @@ struct TrainArgs {
     /// Peak learning rate of stage 2.
     #[arg(long, default_value_t = 1e-3)]
     lr_stage2: f64,
+    /// Fraction of stage 2's batches drawn from single-image samples (0 = multi-image only).
+    #[arg(long, default_value_t = 0.0)]
+    stage2_single: f64,
     /// Warm-up steps per stage (at most a fifth of the stage).
     #[arg(long, default_value_t = 50)]
     warmup: usize,
@@ -490,6 +493,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 grad_accum: args.grad_accum,
                 lr: args.lr,
                 lr_stage2: args.lr_stage2,
+                stage2_single: args.stage2_single,
                 warmup: args.warmup,
                 weight_decay: args.weight_decay,
                 max_tokens: args.max_tokens,

@@ -31,6 +31,7 @@ fn options(samples: &Path, out: &Path) -> TrainOptions {
         stage2_steps: 4,
         batch_size: 4,
         lr: 3e-3,
+        stage2_single: 0.5,
         warmup: 4,
         max_tokens: 300,
         vocab_size: 300,

@@ -76,6 +76,10 @@ pub struct TrainOptions {
     pub grad_accum: usize,
     pub lr: f64,
     pub lr_stage2: f64,
+    /// Fraction of stage 2's batches drawn from the single-image samples, so that retraining
+    /// the image tokenizer for several images does not undo what it learnt for one (0 = the
+    /// paper's stage 2, multi-image only).
+    pub stage2_single: f64,
     pub warmup: usize,
     pub weight_decay: f64,
     /// Samples whose prompt and answer exceed this many decoder tokens are skipped (counted).
@@ -106,6 +110,7 @@ impl Default for TrainOptions {
             grad_accum: 1,
             lr: 2e-3,
             lr_stage2: 1e-3,
+            stage2_single: 0.0,
             warmup: 50,
             weight_decay: 0.01,
             max_tokens: 400,
@@ -481,6 +486,21 @@ fn batch_loss(model: &VistaModel, batch: &[&Encoded]) -> candle_core::Result<Ten
 /// that a batch's rows need little padding (the padded length is what a step costs).
 const LENGTH_GROUP: usize = 8;
 
+/// The mean answer loss of `samples` under `model` (batches of `batch_size`); no gradients are
+/// kept when the model's weights are plain tensors.
+pub fn answer_loss(model: &VistaModel, samples: &[Sample], batch_size: usize) -> Result<f64> {
+    let encoded = samples
+        .iter()
+        .map(|s| encode(model, s).map_err(anyhow::Error::msg))
+        .collect::<Result<Vec<_>>>()?;
+    let mut total = 0.0;
+    for chunk in encoded.chunks(batch_size.max(1)) {
+        let refs: Vec<&Encoded> = chunk.iter().collect();
+        total += batch_loss(model, &refs)?.to_scalar::<f32>()? as f64 * chunk.len() as f64;
+    }
+    Ok(total / encoded.len().max(1) as f64)
+}
+
 /// Sample indices of micro-batch `micro` of optimiser step `step` of a stage. The batches of an
 /// epoch are a function of the seed, the stage and the epoch: a resumed run recomputes them.
 fn batch_indices(
@@ -695,7 +715,17 @@ pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
             let mut grads: HashMap<String, Tensor> = HashMap::new();
             let mut loss_sum = 0.0;
             for micro in 0..opts.grad_accum {
-                let idx = batch_indices(pool, &lengths, opts.seed, stage, step, micro, opts);
+                let m = (step * opts.grad_accum + micro) as u64;
+                let single_batch = stage == 2
+                    && !single.is_empty()
+                    && SplitMix64(opts.seed ^ 0x5eed ^ m.wrapping_mul(0x9e37_79b9)).next_f64()
+                        < opts.stage2_single;
+                let idx = if single_batch {
+                    // Its own order (stage 3 of the shuffle), independent of the multi-image one.
+                    batch_indices(&single, &lengths, opts.seed, 3, step, micro, opts)
+                } else {
+                    batch_indices(pool, &lengths, opts.seed, stage, step, micro, opts)
+                };
                 let batch: Vec<&Encoded> = idx.iter().map(|&i| &encoded[i]).collect();
                 let loss = batch_loss(&model, &batch)?;
                 loss_sum += loss.to_scalar::<f32>()? as f64;
@@ -775,4 +805,69 @@ pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
     let report = serde_json::json!({ "options": opts, "summary": summary });
     crate::output::write_json_atomic(&out.join("train_report.json"), &report)?;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every parameter a stage trains gets a gradient from the answer loss: the image pathway
+    /// (encoder, queries, Q-Former, projection) included.
+    #[test]
+    fn every_trained_parameter_gets_a_gradient() {
+        let tmp = tempfile::tempdir().unwrap();
+        let synth = crate::synth::SynthOptions {
+            seed: 2,
+            samples_per_task: 2,
+            image_size: 48,
+            out_dir: tmp.path().join("data"),
+            ..Default::default()
+        };
+        crate::synth::synth(&synth).unwrap();
+        let opts = TrainOptions {
+            samples: vec![tmp.path().join("data/samples")],
+            out: tmp.path().join("m"),
+            size: Size::Tiny,
+            image_size: 48,
+            vocab_size: 300,
+            train_vision: true,
+            ..TrainOptions::default()
+        };
+        let samples = read_samples(&opts.samples).unwrap();
+        std::fs::create_dir_all(&opts.out).unwrap();
+        write_fresh_model_files(&opts, &samples, &opts.out).unwrap();
+        for stage in [1u32, 2] {
+            let (model, params) = build(&opts.out, None, 3, stage, true).unwrap();
+            let batch: Vec<Encoded> = samples
+                .iter()
+                .filter(|s| (s.images.len() > 1) == (stage == 2))
+                .take(4)
+                .map(|s| encode(&model, s).unwrap())
+                .collect();
+            let refs: Vec<&Encoded> = batch.iter().collect();
+            let grads = batch_loss(&model, &refs).unwrap().backward().unwrap();
+            // The text tokens' feed-forward block of the Q-Former's last layer feeds nothing
+            // (only the query outputs leave the Q-Former): no gradient there, as in transformers.
+            let last = format!(
+                "qformer.encoder.layer.{}.",
+                model.config.qformer_config.num_hidden_layers - 1
+            );
+            let unused = |k: &str| {
+                k.strip_prefix(&last)
+                    .is_some_and(|r| r.starts_with("intermediate.") || r.starts_with("output."))
+            };
+            let missing: Vec<&String> = params
+                .trained
+                .iter()
+                .filter(|(k, _)| !unused(k))
+                .filter(|(_, v)| {
+                    grads.get(v.as_tensor()).is_none_or(|g| {
+                        g.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() == 0.0
+                    })
+                })
+                .map(|(k, _)| k)
+                .collect();
+            assert!(missing.is_empty(), "stage {stage}: no gradient for {missing:?}");
+        }
+    }
 }

@@ -110,17 +110,33 @@ impl Builder {
             return t.to_dtype(DType::F32);
         }
         let n = shape.elem_count();
-        // transformers' InstructBLIP init: biases 0, norm scales 1, everything else N(0, 0.02).
         let values: Vec<f32> = if name.ends_with("bias") {
             vec![0.0; n]
         } else if shape.rank() == 1 && name.ends_with("weight") {
             vec![1.0; n]
         } else {
+            let std = init_std(name, shape.dims());
             let mut st = self.state.lock().expect("parameter state");
-            (0..n).map(|_| (normal(&mut st.rng) * INIT_STD) as f32).collect()
+            (0..n).map(|_| (normal(&mut st.rng) * std) as f32).collect()
         };
         Tensor::from_vec(values, shape.clone(), dev)
     }
+}
+
+/// Standard deviation of a fresh weight: N(0, 0.02) for embeddings and query tokens, as
+/// transformers initialises InstructBLIP; 1/sqrt(fan_in) for linear and convolution weights.
+/// transformers' 0.02 suits models that start from pretrained parts: measured on a fresh small
+/// model, it leaves the Q-Former's cross-attention uniform and its outputs almost independent
+/// of the image (two different images change them by 0.4%), and training never learns to look.
+/// Fan-in scaling keeps every layer's output at unit scale, so the image reaches the decoder.
+fn init_std(name: &str, dims: &[usize]) -> f64 {
+    let embedding = (name.contains("embed") && !name.contains("patch_embedding"))
+        || name.ends_with("query_tokens");
+    if embedding || dims.len() < 2 {
+        return INIT_STD;
+    }
+    let fan_in: usize = dims[1..].iter().product();
+    1.0 / (fan_in.max(1) as f64).sqrt()
 }
 
 /// A standard normal draw (Box-Muller).
