@@ -1,5 +1,5 @@
 //! `vista demo --report`: `report.html` with the score table and, for the first samples of each
-//! task, the image(s) with the ground truth (green) and the prediction (red) drawn over them,
+//! task, the image(s) with the ground truth (cyan) and the prediction (orange) drawn over them,
 //! the instruction, the target and the model's raw answer. Pictures go to `report/*.png` next to
 //! the page, so the page stays small and opens from disk.
 
@@ -16,8 +16,10 @@ use image::{Rgb, RgbImage};
 const PER_TASK: usize = 2;
 /// Pictures are drawn at this multiple of the image size (nearest neighbour).
 const ZOOM: u32 = 3;
-const TRUTH: Rgb<u8> = Rgb([30, 170, 60]);
-const PREDICTED: Rgb<u8> = Rgb([220, 30, 30]);
+// Colours no synthetic object has, each line on a black halo so it shows on any background.
+const TRUTH: Rgb<u8> = Rgb([0, 230, 230]);
+const PREDICTED: Rgb<u8> = Rgb([255, 140, 0]);
+const HALO: Rgb<u8> = Rgb([0, 0, 0]);
 
 struct Shown {
     task: String,
@@ -140,7 +142,25 @@ fn line(img: &mut RgbImage, (x0, y0): (f64, f64), (x1, y1): (f64, f64), c: Rgb<u
     for s in 0..=steps {
         let t = s as f64 / steps as f64;
         let (x, y) = ((x0 + (x1 - x0) * t) * ZOOM as f64, (y0 + (y1 - y0) * t) * ZOOM as f64);
-        for (dx, dy) in [(0i64, 0i64), (1, 0), (0, 1)] {
+        let pen: &[(i64, i64)] = if c == HALO {
+            &[
+                (-1, -1),
+                (0, -1),
+                (1, -1),
+                (2, -1),
+                (-1, 0),
+                (2, 0),
+                (-1, 1),
+                (2, 1),
+                (-1, 2),
+                (0, 2),
+                (1, 2),
+                (2, 2),
+            ]
+        } else {
+            &[(0, 0), (1, 0), (0, 1), (1, 1)]
+        };
+        for &(dx, dy) in pen {
             let (px, py) = (x.round() as i64 + dx, y.round() as i64 + dy);
             if px >= 0 && py >= 0 && (px as u32) < img.width() && (py as u32) < img.height() {
                 img.put_pixel(px as u32, py as u32, c);
@@ -189,6 +209,7 @@ fn picture(s: &Shown, k: usize) -> Result<Vec<u8>> {
         } else {
             Shapes { boxes: shapes.boxes.clone(), polygons: Vec::new() }
         };
+        draw(&mut big, &boxes, &polygons, HALO);
         draw(&mut big, &boxes, &polygons, colour);
     }
     let mut out = Vec::new();
@@ -254,7 +275,7 @@ pub async fn write(
          td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}\
          .s{display:flex;gap:1.5em;margin:1em 0;border-top:1px solid #ddd;padding-top:1em}\
          code{white-space:pre-wrap;word-break:break-all;font-size:12px}\
-         .t{color:#1eaa3c}.p{color:#dc1e1e}</style></head><body><h1>vista demo</h1>",
+         .t{color:#009a9a}.p{color:#e07800}</style></head><body><h1>vista demo</h1>",
     );
     html.push_str("<h2>Scores (held-out synthetic set)</h2><table><tr><th>task</th><th>metric</th><th>model</th><th>random weights</th><th>n</th></tr>");
     for [task, metric, v, fv, n] in score_rows(ctx, scores, floor).await? {
@@ -268,7 +289,7 @@ pub async fn write(
             escape(&n)
         );
     }
-    html.push_str("</table><h2>Samples</h2><p><span class=\"t\">green: ground truth</span>, <span class=\"p\">red: prediction</span></p>");
+    html.push_str("</table><h2>Samples</h2><p><span class=\"t\">cyan: ground truth</span>, <span class=\"p\">orange: prediction</span></p>");
     for (i, s) in shown(ctx, samples, predictions).await?.iter().enumerate() {
         html.push_str("<div class=\"s\"><div>");
         for k in 0..s.images.len() {
