@@ -94,7 +94,7 @@ impl Default for CurateOptions {
             split: "train".into(),
             shard_rows: 10_000,
             base_dir: None,
-            memory_limit: Some(DEFAULT_MEMORY_LIMIT),
+            memory_limit: None,
         }
     }
 }
@@ -110,9 +110,6 @@ fn job_error(name: &str, e: &datafusion::error::DataFusionError) -> anyhow::Erro
         anyhow::anyhow!("{name}: {text}")
     }
 }
-
-/// The default `memory_limit`: 256 MiB.
-pub const DEFAULT_MEMORY_LIMIT: usize = 256 << 20;
 
 /// What a curation run did (also `manifest.json`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -235,8 +232,9 @@ pub async fn curate_async(opts: &CurateOptions) -> Result<CurateSummary> {
         // share of the pool, so batches are kept to about a megabyte or two.
         settings.push(("datafusion.execution.batch_size".to_string(), "512".to_string()));
     }
-    // Sorts and windows spill beyond the limit, so memory stays flat as the input grows; the
-    // queries keep hash joins to small build sides (a join cannot spill; docs/curate.md).
+    // With a limit, sorts spill beyond it and memory stays near it (the queries keep hash joins
+    // to small build sides: a join cannot spill); without one (the default) jobs run faster
+    // and memory grows with the candidates (docs/curate.md).
     let ctx = session::new_context(&SessionOptions {
         settings,
         target_partitions: None,
