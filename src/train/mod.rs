@@ -43,9 +43,9 @@ use params::{Builder, Params};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Size {
-    /// About 60k parameters: for tests.
+    /// Well under a million parameters (mostly the coordinate-token embeddings): for tests.
     Tiny,
-    /// About 2.5M parameters: the shipped demo model.
+    /// About 2.25M parameters: the shipped demo model.
     Small,
 }
 
