@@ -159,6 +159,14 @@ pub fn write_atomic(
     out.commit()
 }
 
+/// Bytes (CSV, PNG, HTML), atomically (see [`AtomicFile`]).
+pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = AtomicFile::create(path)?;
+    std::io::Write::write_all(f.file(), bytes)
+        .with_context(|| format!("writing '{}'", path.display()))?;
+    f.commit()
+}
+
 /// Pretty JSON, atomically (see [`AtomicFile`]): manifests and reports.
 pub fn write_json_atomic<T: serde::Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
     let mut f = AtomicFile::create(path)?;

@@ -356,6 +356,16 @@ fn vista_sql_on_a_cluster_equals_the_in_process_run() {
     }
 }
 
+/// A COPY of every polygon's `n`-point contour sequence, as decimal text, into `out`.
+fn sequences_to_file(input: &Path, out: &Path, n: usize) -> String {
+    format!(
+        "COPY (SELECT i, format_points(mask_to_sequence(polygon_to_mask(poly, 640, 480, \
+           space => 'pixel'), n => {n}), style => 'decimal') AS t FROM '{}/') TO '{}'",
+        input.display(),
+        out.display()
+    )
+}
+
 /// `vista sql --cluster` end to end: vista's own atomic `COPY ... TO file` on the client.
 #[test]
 fn the_cli_runs_sql_on_a_cluster() {
@@ -365,12 +375,7 @@ fn the_cli_runs_sql_on_a_cluster() {
     let input = dir.path().join("quads");
     runtime().block_on(write_polygons(&input, 2, 10));
     let out = dir.path().join("seq.parquet");
-    let sql = format!(
-        "COPY (SELECT i, format_points(mask_to_sequence(polygon_to_mask(poly, 640, 480, \
-           space => 'pixel'), n => 8), style => 'decimal') AS t FROM '{}/') TO '{}'",
-        input.display(),
-        out.display()
-    );
+    let sql = sequences_to_file(&input, &out, 8);
     let run = Command::new(env!("CARGO_BIN_EXE_vista"))
         .args(["sql", "--cluster", &cluster.url, "-c", &sql])
         .output()
@@ -389,12 +394,7 @@ fn losing_an_executor_mid_query() {
     let input = dir.path().join("quads");
     runtime().block_on(write_polygons(&input, 8, 1000));
     let out = dir.path().join("long.parquet");
-    let sql = format!(
-        "COPY (SELECT i, format_points(mask_to_sequence(polygon_to_mask(poly, 640, 480, \
-           space => 'pixel'), n => 32), style => 'decimal') AS t FROM '{}/') TO '{}'",
-        input.display(),
-        out.display()
-    );
+    let sql = sequences_to_file(&input, &out, 32);
     let mut client = Command::new(env!("CARGO_BIN_EXE_vista"))
         .args(["sql", "--cluster", &cluster.url, "-c", &sql])
         .stdout(Stdio::piped())

@@ -144,10 +144,10 @@ impl Tally {
         for b in &bins {
             hist_csv.push_str(&format!("{:.2},{:.2},{},{}\n", b.from, b.to, b.kept, b.dropped));
         }
-        write_bytes(&dir.join("counts.csv"), counts_csv.as_bytes())?;
-        write_bytes(&dir.join("iou_histogram.csv"), hist_csv.as_bytes())?;
+        output::write_bytes_atomic(&dir.join("counts.csv"), counts_csv.as_bytes())?;
+        output::write_bytes_atomic(&dir.join("iou_histogram.csv"), hist_csv.as_bytes())?;
         let png = histogram_png(&self.histogram, self.min_iou);
-        write_bytes(&dir.join("iou_histogram.png"), &png)?;
+        output::write_bytes_atomic(&dir.join("iou_histogram.png"), &png)?;
         output::write_parquet_atomic(
             &dir.join("dropped.parquet"),
             &self.dropped_rows,
@@ -166,12 +166,6 @@ impl Tally {
         };
         output::write_json_atomic(&dir.join("report.json"), &report)
     }
-}
-
-pub(crate) fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = output::AtomicFile::create(path)?;
-    std::io::Write::write_all(f.file(), bytes)?;
-    f.commit()
 }
 
 /// The histogram as a bar chart: kept candidates green, dropped ones red on top, the `min_iou`

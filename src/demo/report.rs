@@ -311,5 +311,5 @@ pub async fn write(
         );
     }
     html.push_str("</body></html>\n");
-    crate::curate::report::write_bytes(page, html.as_bytes())
+    crate::output::write_bytes_atomic(page, html.as_bytes())
 }

@@ -5,7 +5,8 @@ use std::path::Path;
 use anyhow::Result;
 use image::{Rgb, RgbImage};
 
-use crate::curate::report::{draw_text, write_bytes};
+use crate::curate::report::draw_text;
+use crate::output::write_bytes_atomic;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Point {
@@ -57,7 +58,7 @@ pub fn write_csv(path: &Path, points: &[Point]) -> Result<()> {
         text.push_str(&p.csv());
         text.push('\n');
     }
-    write_bytes(path, text.as_bytes())
+    write_bytes_atomic(path, text.as_bytes())
 }
 
 /// Loss against global step: stage 1 blue, stage 2 orange, a 20-step running mean drawn dark
@@ -108,5 +109,5 @@ pub fn write_png(path: &Path, points: &[Point]) -> Result<()> {
     let mut out = Vec::new();
     image::DynamicImage::ImageRgb8(img)
         .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)?;
-    write_bytes(path, &out)
+    write_bytes_atomic(path, &out)
 }

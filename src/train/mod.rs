@@ -642,15 +642,17 @@ pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
     let mut encoded = Vec::with_capacity(samples.len());
     let mut skipped = 0;
     let q = model.num_query_tokens();
+    let mut lengths = Vec::with_capacity(samples.len());
     for (i, s) in samples.iter().enumerate() {
         let e = encode(&model, s).map_err(|e| anyhow!("sample {} ({}): {e}", i + 1, s.task))?;
-        if e.prompt.len(q) + e.answer.len() > opts.max_tokens {
+        let len = e.prompt.len(q) + e.answer.len();
+        if len > opts.max_tokens {
             skipped += 1;
             continue;
         }
         encoded.push(e);
+        lengths.push(len);
     }
-    let lengths: Vec<usize> = encoded.iter().map(|e| e.prompt.len(q) + e.answer.len()).collect();
     let single: Vec<usize> = (0..encoded.len()).filter(|&i| encoded[i].images.len() <= 1).collect();
     let multi: Vec<usize> = (0..encoded.len()).filter(|&i| encoded[i].images.len() > 1).collect();
     let mut summary = TrainSummary {
@@ -788,9 +790,7 @@ pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
     }
 
     // The final weights next to the config: the directory is now a loadable checkpoint.
-    let tmp = out.join("model.safetensors.tmp");
-    candle_core::safetensors::save(&params.tensors(), &tmp)?;
-    std::fs::rename(&tmp, out.join("model.safetensors"))?;
+    params.save(out).map_err(anyhow::Error::msg)?;
     curve::write_csv(&csv_path, &points)?;
     curve::write_png(&out.join("loss.png"), &points)?;
     let last = |stage: u32| {

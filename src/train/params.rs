@@ -39,11 +39,14 @@ impl Params {
         self.trained_count() + self.frozen.values().map(|t| t.elem_count()).sum::<usize>()
     }
 
-    /// Writes `model.safetensors` (every tensor) into `dir`.
+    /// Writes `model.safetensors` (every tensor) into `dir`, under a temporary name first, so
+    /// that a killed run never leaves a truncated file that looks like a model.
     pub fn save(&self, dir: &Path) -> Result<(), String> {
         let path = dir.join("model.safetensors");
-        candle_core::safetensors::save(&self.tensors(), &path)
-            .map_err(|e| format!("{}: {e}", path.display()))
+        let tmp = dir.join("model.safetensors.tmp");
+        candle_core::safetensors::save(&self.tensors(), &tmp)
+            .map_err(|e| format!("{}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))
     }
 }
 

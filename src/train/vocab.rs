@@ -214,9 +214,10 @@ pub fn save_qformer_tokenizer(tok: &Tokenizer, dir: &Path) -> Result<(), String>
     write_json(&sub.join("tokenizer_config.json"), &config)
 }
 
+/// Pretty JSON with a final newline (the layout of the shipped model's files), atomically.
 pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
-    std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))
+    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())? + "\n";
+    crate::output::write_bytes_atomic(path, text.as_bytes()).map_err(|e| format!("{e:#}"))
 }
 
 #[cfg(test)]
