@@ -9,8 +9,8 @@
 # Prints rows/s and peak RSS of both at each N, and the ratio; memory should stay flat as N grows.
 #
 #   scripts/bench_curation.sh [N ...]        (default: 5000 10000 20000)
-#   MEMORY_LIMIT=256M scripts/bench_curation.sh 20000 80000   (vista's --memory-limit;
-#                                                            default 0: none)
+#   MEMORY_LIMIT=0 scripts/bench_curation.sh 20000 80000   (vista's --memory-limit; default
+#                                                          256M, the CLI's; 0 = none)
 #   NO_DAFT=1 ...                            (vista only)
 #
 # Needs: a release build (`cargo build --release`), python3 with numpy, pycocotools,
@@ -37,7 +37,7 @@ for n in "${SIZES[@]}"; do
   read -r t_imp m_imp < <(measure "$VISTA" import coco-instances "$WORK/coco$n/instances.json" \
     --out "$WORK/imp$n" --quiet)
   read -r t_cur m_cur < <(measure "$VISTA" curate res --input "$WORK/imp$n" --out "$WORK/cur$n" \
-    --phash-distance -1 --points 32 --style decimal --memory-limit "${MEMORY_LIMIT:-0}")
+    --phash-distance -1 --points 32 --style decimal --memory-limit "${MEMORY_LIMIT:-256M}")
   if [ -n "${NO_DAFT:-}" ]; then
     daft_json='{"rows_per_s": NaN, "peak_rss_mb": NaN}'
   else

@@ -77,6 +77,11 @@ pub struct CurateOptions {
     pub memory_limit: Option<usize>,
 }
 
+/// The memory limit of a job that names none (`vista curate --memory-limit`'s default): large
+/// enough that sets up to ~100k masks never spill, small enough that bigger ones run in flat
+/// memory (docs/curate.md has the measurements).
+pub const DEFAULT_MEMORY_LIMIT: usize = 256 << 20;
+
 impl Default for CurateOptions {
     fn default() -> Self {
         CurateOptions {
@@ -94,7 +99,7 @@ impl Default for CurateOptions {
             split: "train".into(),
             shard_rows: 10_000,
             base_dir: None,
-            memory_limit: None,
+            memory_limit: Some(DEFAULT_MEMORY_LIMIT),
         }
     }
 }
@@ -216,6 +221,11 @@ pub async fn curate_async(opts: &CurateOptions) -> Result<CurateSummary> {
     let mut settings = vec![
         // The samples layout stores text as Utf8.
         ("datafusion.sql_parser.map_string_types_to_utf8view".to_string(), "false".to_string()),
+        // A string view read from Parquet points into its whole decoded page: every batch of
+        // masks would hold (and be charged for) its row group's RLE text, tens of megabytes,
+        // so a sort under --memory-limit could not take even one batch. Plain strings own
+        // their bytes.
+        ("datafusion.execution.parquet.schema_force_view_types".to_string(), "false".to_string()),
     ];
     if let Some(b) = &opts.base_dir {
         settings.push(("vista.base_dir".to_string(), b.clone()));

@@ -296,9 +296,9 @@ struct CurateArgs {
     /// Directory relative image paths are resolved against (vista.base_dir).
     #[arg(long)]
     base_dir: Option<String>,
-    /// Memory operators may hold before sorts spill to disk: 256M, 2G, ...; 0 (the default) =
-    /// no limit, fastest. A limit runs slower (smaller batches, spills).
-    #[arg(long, default_value = "0", value_parser = parse_bytes)]
+    /// Memory the job's operators may hold before sorts spill to the temporary directory:
+    /// 256M, 2G, ...; 0 = no limit (memory then grows with the candidates, ~2.5 KB each).
+    #[arg(long, default_value = "256M", value_parser = parse_bytes)]
     memory_limit: usize,
 }
 

@@ -18,6 +18,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::ParamValues;
+use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::prelude::{DataFrame, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement};
 use serde::Serialize;
@@ -74,15 +75,31 @@ pub struct Shard {
     pub sha256: String,
 }
 
-/// Cuts a stream of batches into shards of `shard_rows` rows.
+/// Rows handed to the Parquet writer per call. The writer checks page sizes at points that
+/// depend on how its input is cut, so the input is re-cut into fixed chunks: the same rows give
+/// the same bytes whatever batch size the query ran with.
+const WRITE_CHUNK_ROWS: usize = 1024;
+
+/// Cuts a stream of batches into shards of `shard_rows` rows, streaming each into its file:
+/// memory holds one chunk of rows and the open shard's encoded pages, not the shard's rows.
 pub struct ShardWriter {
     dir: PathBuf,
     shard_rows: usize,
     schema: SchemaRef,
     metadata: Vec<(String, String)>,
+    /// Rows of the open shard not yet given to its writer (fewer than a chunk, or the tail).
     pending: Vec<RecordBatch>,
     pending_rows: usize,
+    open: Option<OpenShard>,
     shards: Vec<Shard>,
+}
+
+struct OpenShard {
+    file: String,
+    /// Writes through a second handle of `out`'s file, closed before `out` is committed.
+    writer: ArrowWriter<std::fs::File>,
+    out: output::AtomicFile,
+    rows: usize,
 }
 
 impl ShardWriter {
@@ -99,41 +116,89 @@ impl ShardWriter {
             metadata,
             pending: Vec::new(),
             pending_rows: 0,
+            open: None,
             shards: Vec::new(),
         }
     }
 
-    pub fn push(&mut self, batch: RecordBatch) -> Result<()> {
-        self.pending_rows += batch.num_rows();
-        self.pending.push(batch);
-        while self.pending_rows >= self.shard_rows {
-            self.flush(self.shard_rows)?;
+    pub fn push(&mut self, mut batch: RecordBatch) -> Result<()> {
+        while batch.num_rows() > 0 {
+            let in_shard = self.open.as_ref().map_or(0, |o| o.rows) + self.pending_rows;
+            let take = (self.shard_rows - in_shard).min(batch.num_rows());
+            self.pending.push(batch.slice(0, take));
+            self.pending_rows += take;
+            batch = batch.slice(take, batch.num_rows() - take);
+            if in_shard + take == self.shard_rows {
+                self.write_pending(true)?;
+                self.close_shard()?;
+            } else if self.pending_rows >= WRITE_CHUNK_ROWS {
+                self.write_pending(false)?;
+            }
         }
         Ok(())
     }
 
-    fn flush(&mut self, take: usize) -> Result<()> {
-        let all = concat_batches(&self.schema, &self.pending)?;
+    /// Gives the pending rows to the open shard's writer in whole chunks, and the remainder too
+    /// when `all` (the shard's end).
+    fn write_pending(&mut self, all: bool) -> Result<()> {
+        if self.open.is_none() {
+            self.open_shard()?;
+        }
+        let rows = concat_batches(&self.schema, &self.pending)?;
+        let whole = if all {
+            rows.num_rows()
+        } else {
+            rows.num_rows() / WRITE_CHUNK_ROWS * WRITE_CHUNK_ROWS
+        };
+        let open = self.open.as_mut().expect("opened above");
+        let mut at = 0;
+        while at < whole {
+            let n = WRITE_CHUNK_ROWS.min(whole - at);
+            open.writer
+                .write(&rows.slice(at, n))
+                .with_context(|| format!("writing shard '{}'", open.file))?;
+            at += n;
+        }
+        open.rows += whole;
+        self.pending_rows = rows.num_rows() - whole;
+        self.pending = if self.pending_rows > 0 {
+            // A copy, so the chunk just written is freed.
+            vec![concat_batches(&self.schema, &[rows.slice(whole, self.pending_rows)])?]
+        } else {
+            Vec::new()
+        };
+        Ok(())
+    }
+
+    fn open_shard(&mut self) -> Result<()> {
         let file = format!("part-{:05}.parquet", self.shards.len());
-        let path = self.dir.join(&file);
-        output::write_parquet_atomic(
-            &path,
-            &[all.slice(0, take)],
+        let mut out = output::AtomicFile::create(&self.dir.join(&file))?;
+        let handle = out.file().try_clone()?;
+        let writer = ArrowWriter::try_new(
+            handle,
             self.schema.clone(),
-            &self.metadata,
+            Some(output::parquet_properties(&self.metadata)?),
         )?;
-        self.shards.push(Shard { file, rows: take, sha256: sha256_file(&path)? });
-        self.pending = vec![all.slice(take, all.num_rows() - take)];
-        self.pending_rows -= take;
+        self.open = Some(OpenShard { file, writer, out, rows: 0 });
+        Ok(())
+    }
+
+    fn close_shard(&mut self) -> Result<()> {
+        let Some(open) = self.open.take() else { return Ok(()) };
+        open.writer.close().with_context(|| format!("writing shard '{}'", open.file))?;
+        open.out.commit()?;
+        let path = self.dir.join(&open.file);
+        self.shards.push(Shard { file: open.file, rows: open.rows, sha256: sha256_file(&path)? });
         Ok(())
     }
 
     /// Writes the last, short shard (an empty result gets one empty shard, so readers see the
     /// schema) and removes shards a previous, larger run left behind.
     pub fn finish(mut self) -> Result<Vec<Shard>> {
-        if self.pending_rows > 0 || self.shards.is_empty() {
-            self.flush(self.pending_rows)?;
+        if self.pending_rows > 0 || (self.open.is_none() && self.shards.is_empty()) {
+            self.write_pending(true)?;
         }
+        self.close_shard()?;
         remove_stale_shards(&self.dir, self.shards.len())?;
         Ok(self.shards)
     }
@@ -168,4 +233,82 @@ fn remove_stale_shards(dir: &Path, written: usize) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    fn rows(from: i64, to: i64) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("i", DataType::Int64, false),
+            Field::new("s", DataType::Utf8, false),
+        ]));
+        let text: Vec<String> =
+            (from..to).map(|i| format!("row {} {}", i, "x".repeat((i % 97) as usize))).collect();
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from_iter_values(from..to)),
+                Arc::new(StringArray::from(text)),
+            ],
+        )
+        .unwrap()
+    }
+
+    /// Writes rows 0..total cut into batches of `cut` rows; returns the shards.
+    fn write(dir: &Path, total: i64, cut: i64, shard_rows: usize) -> Vec<Shard> {
+        let mut w = ShardWriter::new(dir, shard_rows, rows(0, 0).schema(), vec![]);
+        let mut at = 0;
+        while at < total {
+            w.push(rows(at, (at + cut).min(total))).unwrap();
+            at += cut;
+        }
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn shards_do_not_depend_on_how_the_input_is_batched() {
+        let tmp = tempfile::tempdir().unwrap();
+        let one = write(&tmp.path().join("one"), 5000, 5000, 2300);
+        let small = write(&tmp.path().join("small"), 5000, 7, 2300);
+        let odd = write(&tmp.path().join("odd"), 5000, 1500, 2300);
+        assert_eq!(one.iter().map(|s| s.rows).collect::<Vec<_>>(), [2300, 2300, 400]);
+        assert_eq!(one, small);
+        assert_eq!(one, odd);
+        // The rows are all there, in order.
+        let file = std::fs::File::open(tmp.path().join("small/part-00001.parquet")).unwrap();
+        let reader =
+            datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 4096)
+                .unwrap();
+        let read: Vec<i64> = reader
+            .flat_map(|b| {
+                b.unwrap()
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .unwrap()
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        assert_eq!(read, (2300..4600).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn an_empty_result_is_one_empty_shard_and_a_shorter_rerun_removes_stale_shards() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert_eq!(write(tmp.path(), 3000, 1000, 1000).len(), 3);
+        let empty = write(tmp.path(), 0, 1, 1000);
+        assert_eq!(empty.len(), 1);
+        assert_eq!(empty[0].rows, 0);
+        let names: Vec<_> =
+            std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["part-00000.parquet"]);
+    }
 }
