@@ -193,16 +193,58 @@ impl Mask {
         let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
         for x in 0..self.width {
             let col = &self.bits[x * h..(x + 1) * h];
-            if let Some(first) = col.iter().position(|&b| b != 0) {
-                let last = h - 1 - col.iter().rev().position(|&b| b != 0).unwrap_or(0);
-                x0 = x0.min(x);
-                x1 = x;
-                y0 = y0.min(first);
-                y1 = y1.max(last);
+            // Most columns are empty or already inside [y0, y1]: test whole blocks branch-free
+            // (vector code) and look for the exact ends only where they can widen the box.
+            if !any_nonzero(col) {
+                continue;
+            }
+            x0 = x0.min(x);
+            x1 = x;
+            // Before the first column y0 is usize::MAX and `above` is the whole column.
+            if let Some(first) = first_nonzero(&col[..y0.min(h)]) {
+                y0 = first;
+            }
+            // y1 starts at 0, so row 0 is never searched below; it needs no search: a
+            // foreground pixel there is already inside [y0, y1] = [0, 0].
+            let below = y1 + 1;
+            if below < h {
+                if let Some(last) = last_nonzero(&col[below..]) {
+                    y1 = below + last;
+                }
             }
         }
         (x0 != usize::MAX).then_some((x0, y0, x1, y1))
     }
+}
+
+fn any_nonzero(s: &[u8]) -> bool {
+    let mut blocks = s.chunks_exact(32);
+    let hit = blocks.by_ref().any(|b| b.iter().fold(0, |acc, &u| acc | u) != 0);
+    hit || blocks.remainder().iter().any(|&u| u != 0)
+}
+
+/// The first non-zero byte, finding its block branch-free first.
+fn first_nonzero(s: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    for block in s.chunks_exact(32) {
+        if block.iter().fold(0, |acc, &u| acc | u) != 0 {
+            break;
+        }
+        i += 32;
+    }
+    s[i..].iter().position(|&u| u != 0).map(|k| i + k)
+}
+
+/// The last non-zero byte, finding its block branch-free first.
+fn last_nonzero(s: &[u8]) -> Option<usize> {
+    let mut end = s.len();
+    for block in s.rchunks_exact(32) {
+        if block.iter().fold(0, |acc, &u| acc | u) != 0 {
+            break;
+        }
+        end -= 32;
+    }
+    s[..end].iter().rposition(|&u| u != 0)
 }
 
 /// A mask as COCO run lengths: column-major runs over `height * width` pixels, background

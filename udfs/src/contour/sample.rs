@@ -204,12 +204,14 @@ fn greedy_removal(points: &[(i32, i32)], base: &[usize], n: usize) -> Vec<usize>
     let cost =
         |i: usize, prev: &[usize], next: &[usize]| cross(pt(prev[i]), pt(i), pt(next[i])).abs();
     let mut current: Vec<i64> = (0..m).map(|i| cost(i, &prev, &next)).collect();
-    // Min-heap on (cost, index); stale entries are skipped when their cost no longer matches.
-    let mut heap: BinaryHeap<Reverse<(i64, usize)>> =
-        (0..m).map(|i| Reverse((current[i], i))).collect();
+    // Stale entries are skipped when their cost no longer matches.
+    let mut queue = CostQueue::new();
+    for (i, &c) in current.iter().enumerate() {
+        queue.push(c, i);
+    }
     let mut left = m;
     while left > n {
-        let Some(Reverse((c, i))) = heap.pop() else { break };
+        let Some((c, i)) = queue.pop() else { break };
         if !alive[i] || c != current[i] {
             continue;
         }
@@ -220,10 +222,53 @@ fn greedy_removal(points: &[(i32, i32)], base: &[usize], n: usize) -> Vec<usize>
         prev[q] = p;
         for j in [p, q] {
             current[j] = cost(j, &prev, &next);
-            heap.push(Reverse((current[j], j)));
+            queue.push(current[j], j);
         }
     }
     (0..m).filter(|&i| alive[i]).map(|i| base[i]).collect()
+}
+
+/// The min-priority queue of the greedy removal. Nearly every removal on a pixel contour costs a
+/// few units (staircase steps cost 1), so small costs get a bucket each (constant time, instead
+/// of a heap's logarithmic sift that took most of the sampling time) and only large ones go to
+/// a heap. Among equal costs the order is unspecified.
+struct CostQueue {
+    buckets: [Vec<usize>; SMALL_COSTS],
+    /// No bucket below this one holds an entry.
+    lowest: usize,
+    large: BinaryHeap<Reverse<(i64, usize)>>,
+}
+
+const SMALL_COSTS: usize = 64;
+
+impl CostQueue {
+    fn new() -> Self {
+        CostQueue {
+            buckets: std::array::from_fn(|_| Vec::new()),
+            lowest: SMALL_COSTS,
+            large: BinaryHeap::new(),
+        }
+    }
+
+    fn push(&mut self, cost: i64, i: usize) {
+        match usize::try_from(cost) {
+            Ok(c) if c < SMALL_COSTS => {
+                self.buckets[c].push(i);
+                self.lowest = self.lowest.min(c);
+            }
+            _ => self.large.push(Reverse((cost, i))),
+        }
+    }
+
+    fn pop(&mut self) -> Option<(i64, usize)> {
+        while self.lowest < SMALL_COSTS {
+            if let Some(i) = self.buckets[self.lowest].pop() {
+                return Some((self.lowest as i64, i));
+            }
+            self.lowest += 1;
+        }
+        self.large.pop().map(|Reverse(e)| e)
+    }
 }
 
 fn vistallm(points: &[(i32, i32)], n: usize) -> Vec<usize> {
