@@ -35,6 +35,14 @@ const DY: [i32; 8] = [0, -1, -1, -1, 0, 1, 1, 1];
 /// clockwise from up-left) gives OpenCV's point list exactly. Holes are the same closed walks
 /// as OpenCV's (`RETR_CCOMP`/`RETR_TREE`), started at their top-left pixel.
 pub fn contours(mask: &Mask, components: Components, holes: bool) -> Vec<Contour> {
+    if components == Components::Largest && !holes {
+        return largest_outer(mask).into_iter().collect();
+    }
+    all_contours(mask, components, holes)
+}
+
+/// [`contours`] by a full Suzuki-Abe scan of a label image (every border, holes included).
+fn all_contours(mask: &Mask, components: Components, holes: bool) -> Vec<Contour> {
     let borders = follow_borders(mask);
     // Outer borders whose parent is the frame (RETR_EXTERNAL), in OpenCV's order: last found
     // first, i.e. by start pixel (y, x) descending.
@@ -287,66 +295,274 @@ fn follow(f: &mut [i32], stride: i32, x0: i32, y0: i32, from: usize, nbd: i32) -
     points
 }
 
-/// Foreground pixels of the 8-connected component of each seed. Works on column runs:
-/// runs of neighbouring columns that touch (8-connectivity: overlap after widening by one) are
-/// joined with union-find, so the cost follows the number of runs, not of pixels.
-fn component_pixels(mask: &Mask, seeds: &[(i32, i32)]) -> Vec<u64> {
-    let (w, h) = (mask.width, mask.height);
-    let mut runs: Vec<(u32, u32)> = Vec::new(); // [start, end) in y
-    let mut first = Vec::with_capacity(w + 1); // first run of each column
-    for x in 0..w {
-        first.push(runs.len());
-        let col = &mask.bits[x * h..(x + 1) * h];
-        let mut y = 0;
-        while let Some(k) = col[y..].iter().position(|&b| b != 0) {
-            let s = y + k;
-            let e = s + col[s..].iter().position(|&b| b == 0).unwrap_or(h - s);
-            runs.push((s as u32, e as u32));
-            y = e;
+/// The outer contour of the largest component, as `all_contours(mask, Largest, false)` gives it,
+/// without a label image or a scan of every border: components, their sizes and whether a hole
+/// of another component encloses them come from column runs, and only the chosen border is
+/// followed, on the bitmap itself.
+fn largest_outer(mask: &Mask) -> Option<Contour> {
+    let mut runs = ColumnRuns::new(mask);
+    let outside = runs.outside_components();
+    let size = runs.sizes();
+    // Per component root: its first run in scan order and its top-left pixel (min (y, x)).
+    let mut first: Vec<Option<usize>> = vec![None; runs.runs.len()];
+    let mut top_left: Vec<(u32, u32)> = vec![(u32::MAX, u32::MAX); runs.runs.len()];
+    for x in 0..mask.width {
+        for k in runs.first[x]..runs.first[x + 1] {
+            let r = runs.root(k);
+            first[r].get_or_insert(k);
+            top_left[r] = top_left[r].min((runs.runs[k].0, x as u32));
         }
     }
-    first.push(runs.len());
-    let mut parent: Vec<usize> = (0..runs.len()).collect();
-    fn root(parent: &mut [usize], mut i: usize) -> usize {
-        while parent[i] != i {
-            parent[i] = parent[parent[i]];
-            i = parent[i];
+    // The largest component that no hole encloses (RETR_EXTERNAL); ties go to the one OpenCV
+    // lists first, the one whose top-left pixel comes last in raster order.
+    let best = (0..runs.runs.len())
+        .filter(|&r| first[r].is_some_and(|k| outside[k]))
+        .max_by_key(|&r| (size[r], top_left[r]))?;
+    let k = first[best].expect("filtered on it");
+    // That run's first pixel starts the component's outer border in the transposed scan.
+    let x = runs.column_of(k);
+    let mirrored: Vec<(i32, i32)> = follow_outer(mask, runs.runs[k].0 as i32, x as i32)
+        .into_iter()
+        .map(|(tx, ty)| (ty, tx))
+        .collect();
+    let (y0, x0) = top_left[best];
+    Some(Contour { points: opencv_walk(mask, &mirrored, (x0 as i32, y0 as i32)), hole: false })
+}
+
+/// Suzuki-Abe border following of one outer border in the transposed view of the mask (row y
+/// of the view is column y of the mask), from `(x0, y0)` whose left neighbour is background:
+/// the walk `follow` makes, testing the bitmap instead of a label image (labels never steer an
+/// outer border's walk). Points in the view's coordinates.
+fn follow_outer(mask: &Mask, x0: i32, y0: i32) -> Vec<(i32, i32)> {
+    let (tw, th) = (mask.height as i32, mask.width as i32);
+    let fg = |x: i32, y: i32, s: usize| {
+        let (x, y) = (x + DX[s & 7], y + DY[s & 7]);
+        x >= 0 && y >= 0 && x < tw && y < th && mask.bits[(y * tw + x) as usize] != 0
+    };
+    let from = 4;
+    let mut s = from;
+    let mut found = false;
+    for _ in 0..8 {
+        s = (s + 7) & 7;
+        if fg(x0, y0, s) {
+            found = true;
+            break;
+        }
+        if s == from {
+            break;
+        }
+    }
+    if !found {
+        return vec![(x0, y0)];
+    }
+    let (x1, y1) = (x0 + DX[s], y0 + DY[s]);
+    let (mut x3, mut y3) = (x0, y0);
+    let mut points = Vec::new();
+    loop {
+        let mut t = s + 1;
+        while !fg(x3, y3, t) {
+            t += 1;
+        }
+        s = t & 7;
+        points.push((x3, y3));
+        let (x4, y4) = (x3 + DX[s], y3 + DY[s]);
+        if (x4, y4) == (x0, y0) && (x3, y3) == (x1, y1) {
+            break;
+        }
+        (x3, y3) = (x4, y4);
+        s = (s + 4) & 7;
+    }
+    points
+}
+
+/// The foreground runs of each column, joined into 8-connected components with union-find, so
+/// that the cost follows the number of runs, not of pixels.
+struct ColumnRuns {
+    /// `[start, end)` in y, column by column.
+    runs: Vec<(u32, u32)>,
+    /// Index of the first run of each column, and the total at the end.
+    first: Vec<usize>,
+    parent: Vec<usize>,
+    height: u32,
+}
+
+impl ColumnRuns {
+    fn new(mask: &Mask) -> ColumnRuns {
+        let (w, h) = (mask.width, mask.height);
+        let mut runs: Vec<(u32, u32)> = Vec::new();
+        let mut first = Vec::with_capacity(w + 1);
+        for x in 0..w {
+            first.push(runs.len());
+            let col = &mask.bits[x * h..(x + 1) * h];
+            let mut y = 0;
+            while let Some(k) = first_nonzero(&col[y..]) {
+                let s = y + k;
+                let e = s + first_zero(&col[s..]).unwrap_or(h - s);
+                runs.push((s as u32, e as u32));
+                y = e;
+            }
+        }
+        first.push(runs.len());
+        let mut me =
+            ColumnRuns { parent: (0..runs.len()).collect(), runs, first, height: h as u32 };
+        for x in 1..w {
+            let (mut a, a_end) = (me.first[x - 1], me.first[x]);
+            let (mut b, b_end) = (me.first[x], me.first[x + 1]);
+            while a < a_end && b < b_end {
+                let (ra, rb) = (me.runs[a], me.runs[b]);
+                // 8-connected: touching diagonally is enough.
+                if ra.0 <= rb.1 && rb.0 <= ra.1 {
+                    me.union(a, b);
+                }
+                if ra.1 < rb.1 {
+                    a += 1;
+                } else {
+                    b += 1;
+                }
+            }
+        }
+        me
+    }
+
+    fn root(&mut self, mut i: usize) -> usize {
+        while self.parent[i] != i {
+            self.parent[i] = self.parent[self.parent[i]];
+            i = self.parent[i];
         }
         i
     }
-    for x in 1..w {
-        let (mut a, a_end) = (first[x - 1], first[x]);
-        let (mut b, b_end) = (first[x], first[x + 1]);
-        while a < a_end && b < b_end {
-            let (ra, rb) = (runs[a], runs[b]);
-            if ra.0 <= rb.1 && rb.0 <= ra.1 {
-                let (pa, pb) = (root(&mut parent, a), root(&mut parent, b));
-                parent[pa.max(pb)] = pa.min(pb);
+
+    fn union(&mut self, a: usize, b: usize) {
+        let (pa, pb) = (self.root(a), self.root(b));
+        self.parent[pa.max(pb)] = pa.min(pb);
+    }
+
+    fn column_of(&self, k: usize) -> usize {
+        self.first.partition_point(|&f| f <= k) - 1
+    }
+
+    /// Pixels per component, at each root's index.
+    fn sizes(&mut self) -> Vec<u64> {
+        let mut size = vec![0u64; self.runs.len()];
+        for i in 0..self.runs.len() {
+            let r = self.root(i);
+            size[r] += (self.runs[i].1 - self.runs[i].0) as u64;
+        }
+        size
+    }
+
+    /// For each run, whether its component's surrounding background is the outside of the
+    /// image (RETR_EXTERNAL keeps exactly those components; the others lie in a hole of
+    /// another). The background is joined with 4-connectivity, the dual of the foreground's 8;
+    /// a component's surrounding background is the one just above its first run (in scan
+    /// order), which nothing of the component can enclose.
+    fn outside_components(&mut self) -> Vec<bool> {
+        let h = self.height;
+        let w = self.first.len() - 1;
+        // Background runs: the gaps between foreground runs, column by column.
+        let mut gaps: Vec<(u32, u32)> = Vec::new();
+        let mut gap_first = Vec::with_capacity(w + 1);
+        for x in 0..w {
+            gap_first.push(gaps.len());
+            let mut y = 0;
+            for &(s, e) in &self.runs[self.first[x]..self.first[x + 1]] {
+                if s > y {
+                    gaps.push((y, s));
+                }
+                y = e;
             }
-            if ra.1 < rb.1 {
-                a += 1;
-            } else {
-                b += 1;
+            if y < h {
+                gaps.push((y, h));
             }
         }
+        gap_first.push(gaps.len());
+        let mut parent: Vec<usize> = (0..gaps.len()).collect();
+        fn root(parent: &mut [usize], mut i: usize) -> usize {
+            while parent[i] != i {
+                parent[i] = parent[parent[i]];
+                i = parent[i];
+            }
+            i
+        }
+        for x in 1..w {
+            let (mut a, a_end) = (gap_first[x - 1], gap_first[x]);
+            let (mut b, b_end) = (gap_first[x], gap_first[x + 1]);
+            while a < a_end && b < b_end {
+                let (ga, gb) = (gaps[a], gaps[b]);
+                // 4-connected: the runs must share a row.
+                if ga.0 < gb.1 && gb.0 < ga.1 {
+                    let (pa, pb) = (root(&mut parent, a), root(&mut parent, b));
+                    parent[pa.max(pb)] = pa.min(pb);
+                }
+                if ga.1 < gb.1 {
+                    a += 1;
+                } else {
+                    b += 1;
+                }
+            }
+        }
+        // Gaps on the image's edge touch the outside.
+        let mut outside = vec![false; gaps.len()];
+        for (i, &(s, e)) in gaps.iter().enumerate() {
+            let x = gap_first.partition_point(|&f| f <= i) - 1;
+            if s == 0 || e == h || x == 0 || x == w - 1 {
+                let r = root(&mut parent, i);
+                outside[r] = true;
+            }
+        }
+        // Each run's component: outside when the gap above its component's first run is (a
+        // first run at y = 0 borders the frame).
+        let mut result = vec![false; self.runs.len()];
+        let mut decided: Vec<Option<bool>> = vec![None; self.runs.len()];
+        for x in 0..w {
+            for k in self.first[x]..self.first[x + 1] {
+                let r = self.root(k);
+                let out = *decided[r].get_or_insert_with(|| {
+                    let s = self.runs[k].0;
+                    if s == 0 {
+                        return true;
+                    }
+                    // The gap ending at s in this column.
+                    let g = (gap_first[x]..gap_first[x + 1])
+                        .find(|&g| gaps[g].1 == s)
+                        .expect("a run starting below 0 follows a gap");
+                    outside[root(&mut parent, g)]
+                });
+                result[k] = out;
+            }
+        }
+        result
     }
-    let mut size = vec![0u64; runs.len()];
-    for (i, run) in runs.iter().enumerate() {
-        let r = root(&mut parent, i);
-        size[r] += (run.1 - run.0) as u64;
-    }
+}
+
+/// Foreground pixels of the 8-connected component of each seed.
+fn component_pixels(mask: &Mask, seeds: &[(i32, i32)]) -> Vec<u64> {
+    let mut runs = ColumnRuns::new(mask);
+    let size = runs.sizes();
     seeds
         .iter()
         .map(|&(x, y)| {
-            let col = &runs[first[x as usize]..first[x as usize + 1]];
-            let k = col.partition_point(|r| r.1 as i32 <= y);
-            if k < col.len() && col[k].0 as i32 <= y {
-                size[root(&mut parent, first[x as usize] + k)]
+            let (lo, hi) = (runs.first[x as usize], runs.first[x as usize + 1]);
+            let k = lo + runs.runs[lo..hi].partition_point(|r| r.1 as i32 <= y);
+            if k < hi && runs.runs[k].0 as i32 <= y {
+                size[runs.root(k)]
             } else {
                 0
             }
         })
         .collect()
+}
+
+/// The first zero byte of `s` (blocks of 16 tested branch-free, as `first_nonzero`).
+fn first_zero(s: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    for block in s.chunks_exact(16) {
+        if block.iter().fold(0u8, |acc, &u| acc | (u == 0) as u8) != 0 {
+            break;
+        }
+        i += 16;
+    }
+    s[i..].iter().position(|&u| u == 0).map(|k| i + k)
 }
 
 #[cfg(test)]
@@ -406,6 +622,76 @@ mod tests {
         // (5,5) and (1,5) both have 8 pixels: the tie keeps the one OpenCV lists first.
         assert_eq!(largest[0].points[0], (5, 5));
         assert_eq!(component_pixels(&m, &[(1, 5), (1, 1)]), vec![8, 4]);
+    }
+
+    /// The run-based path for the largest outer contour gives what the full scan gives, on
+    /// random masks dense with components, holes, components inside holes and diagonal touches.
+    #[test]
+    fn largest_outer_equals_the_full_scan() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut nested = 0;
+        for case in 0..4000 {
+            let (w, h) = (1 + (next() % 14) as usize, 1 + (next() % 14) as usize);
+            let density = 30 + next() % 50;
+            let mut m = Mask::empty(w, h);
+            for x in 0..w {
+                for y in 0..h {
+                    m.set(x, y, next() % 100 < density);
+                }
+            }
+            // Half the cases get rectangular rings drawn over the noise: whatever noise is
+            // inside a ring and does not touch it lies in a hole.
+            if case % 2 == 0 {
+                for _ in 0..1 + next() % 3 {
+                    let (x0, y0) = ((next() as usize) % w, (next() as usize) % h);
+                    let (x1, y1) =
+                        (x0 + (next() as usize) % (w - x0), y0 + (next() as usize) % (h - y0));
+                    for x in x0..=x1 {
+                        for y in y0..=y1 {
+                            let edge = x == x0 || x == x1 || y == y0 || y == y1;
+                            let gap = x == x0 + 1 || x + 1 == x1 || y == y0 + 1 || y + 1 == y1;
+                            if edge || gap {
+                                m.set(x, y, edge);
+                            }
+                        }
+                    }
+                }
+            }
+            let fast = contours(&m, Components::Largest, false);
+            let full = all_contours(&m, Components::Largest, false);
+            assert_eq!(fast, full, "case {case}: {w}x{h} {:?}", m.bits);
+            let all = all_contours(&m, Components::All, false).len();
+            let any = follow_borders(&m).iter().filter(|b| !b.hole).count();
+            nested += (any > all) as usize;
+        }
+        // The cases include components that lie in a hole of another.
+        assert!(nested > 40, "{nested}");
+    }
+
+    #[test]
+    fn a_larger_component_inside_a_hole_is_not_external() {
+        // A one-pixel ring (52 pixels) around an 8x8 block (64 pixels): RETR_EXTERNAL lists
+        // only the ring, so the ring is the largest outer contour.
+        let mut m = Mask::empty(14, 14);
+        for i in 0..14 {
+            for (x, y) in [(i, 0), (i, 13), (0, i), (13, i)] {
+                m.set(x, y, true);
+            }
+        }
+        for x in 3..11 {
+            for y in 3..11 {
+                m.set(x, y, true);
+            }
+        }
+        let c = contours(&m, Components::Largest, false);
+        assert_eq!(c, all_contours(&m, Components::Largest, false));
+        assert_eq!((c[0].points[0], c[0].points.len()), ((0, 0), 52));
     }
 
     #[test]
