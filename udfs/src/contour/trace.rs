@@ -301,24 +301,30 @@ fn follow(f: &mut [i32], stride: i32, x0: i32, y0: i32, from: usize, nbd: i32) -
 /// followed, on the bitmap itself.
 fn largest_outer(mask: &Mask) -> Option<Contour> {
     let mut runs = ColumnRuns::new(mask);
-    let outside = runs.outside_components();
-    let size = runs.sizes();
-    // Per component root: its first run in scan order and its top-left pixel (min (y, x)).
-    let mut first: Vec<Option<usize>> = vec![None; runs.runs.len()];
-    let mut top_left: Vec<(u32, u32)> = vec![(u32::MAX, u32::MAX); runs.runs.len()];
+    let n = runs.runs.len();
+    // Per component (indexed by its root): pixels, first run in scan order, top-left pixel.
+    let mut size = vec![0u64; n];
+    let mut first: Vec<usize> = vec![usize::MAX; n];
+    let mut top_left: Vec<(u32, u32)> = vec![(u32::MAX, u32::MAX); n];
+    let mut roots = Vec::new();
     for x in 0..mask.width {
         for k in runs.first[x]..runs.first[x + 1] {
             let r = runs.root(k);
-            first[r].get_or_insert(k);
-            top_left[r] = top_left[r].min((runs.runs[k].0, x as u32));
+            let (s, e) = runs.runs[k];
+            size[r] += (e - s) as u64;
+            if first[r] == usize::MAX {
+                first[r] = k;
+                roots.push(r);
+            }
+            top_left[r] = top_left[r].min((s, x as u32));
         }
     }
     // The largest component that no hole encloses (RETR_EXTERNAL); ties go to the one OpenCV
     // lists first, the one whose top-left pixel comes last in raster order.
-    let best = (0..runs.runs.len())
-        .filter(|&r| first[r].is_some_and(|k| outside[k]))
-        .max_by_key(|&r| (size[r], top_left[r]))?;
-    let k = first[best].expect("filtered on it");
+    let outside = if roots.len() > 1 { runs.outside(&first, &roots) } else { vec![true; n] };
+    let best =
+        roots.iter().copied().filter(|&r| outside[r]).max_by_key(|&r| (size[r], top_left[r]))?;
+    let k = first[best];
     // That run's first pixel starts the component's outer border in the transposed scan.
     let x = runs.column_of(k);
     let mirrored: Vec<(i32, i32)> = follow_outer(mask, runs.runs[k].0 as i32, x as i32)
@@ -451,16 +457,16 @@ impl ColumnRuns {
         size
     }
 
-    /// For each run, whether its component's surrounding background is the outside of the
-    /// image (RETR_EXTERNAL keeps exactly those components; the others lie in a hole of
-    /// another). The background is joined with 4-connectivity, the dual of the foreground's 8;
-    /// a component's surrounding background is the one just above its first run (in scan
-    /// order), which nothing of the component can enclose.
-    fn outside_components(&mut self) -> Vec<bool> {
+    /// For each component (by root, with `first[root]` its first run in scan order), whether
+    /// its surrounding background is the outside of the image: RETR_EXTERNAL keeps exactly
+    /// those components, the others lie in a hole of another. The background is joined with
+    /// 4-connectivity, the dual of the foreground's 8; a component's surrounding background is
+    /// the one just above its first run, which nothing of the component can enclose.
+    fn outside(&mut self, first: &[usize], roots: &[usize]) -> Vec<bool> {
         let h = self.height;
         let w = self.first.len() - 1;
         // Background runs: the gaps between foreground runs, column by column.
-        let mut gaps: Vec<(u32, u32)> = Vec::new();
+        let mut gaps: Vec<(u32, u32)> = Vec::with_capacity(self.runs.len() + w);
         let mut gap_first = Vec::with_capacity(w + 1);
         for x in 0..w {
             gap_first.push(gaps.len());
@@ -476,11 +482,11 @@ impl ColumnRuns {
             }
         }
         gap_first.push(gaps.len());
-        let mut parent: Vec<usize> = (0..gaps.len()).collect();
-        fn root(parent: &mut [usize], mut i: usize) -> usize {
-            while parent[i] != i {
-                parent[i] = parent[parent[i]];
-                i = parent[i];
+        let mut parent: Vec<u32> = (0..gaps.len() as u32).collect();
+        fn root(parent: &mut [u32], mut i: usize) -> usize {
+            while parent[i] as usize != i {
+                parent[i] = parent[parent[i] as usize];
+                i = parent[i] as usize;
             }
             i
         }
@@ -492,7 +498,7 @@ impl ColumnRuns {
                 // 4-connected: the runs must share a row.
                 if ga.0 < gb.1 && gb.0 < ga.1 {
                     let (pa, pb) = (root(&mut parent, a), root(&mut parent, b));
-                    parent[pa.max(pb)] = pa.min(pb);
+                    parent[pa.max(pb)] = pa.min(pb) as u32;
                 }
                 if ga.1 < gb.1 {
                     a += 1;
@@ -501,35 +507,30 @@ impl ColumnRuns {
                 }
             }
         }
-        // Gaps on the image's edge touch the outside.
-        let mut outside = vec![false; gaps.len()];
-        for (i, &(s, e)) in gaps.iter().enumerate() {
-            let x = gap_first.partition_point(|&f| f <= i) - 1;
-            if s == 0 || e == h || x == 0 || x == w - 1 {
-                let r = root(&mut parent, i);
-                outside[r] = true;
+        // Gaps on the image's edge touch the outside: every gap of the first and last column,
+        // and a column's gaps that start at its top or end at its bottom.
+        let mut open = vec![false; gaps.len()];
+        for x in 0..w {
+            let (lo, hi) = (gap_first[x], gap_first[x + 1]);
+            for g in lo..hi {
+                if x == 0 || x == w - 1 || gaps[g].0 == 0 || gaps[g].1 == h {
+                    let r = root(&mut parent, g);
+                    open[r] = true;
+                }
             }
         }
-        // Each run's component: outside when the gap above its component's first run is (a
-        // first run at y = 0 borders the frame).
         let mut result = vec![false; self.runs.len()];
-        let mut decided: Vec<Option<bool>> = vec![None; self.runs.len()];
-        for x in 0..w {
-            for k in self.first[x]..self.first[x + 1] {
-                let r = self.root(k);
-                let out = *decided[r].get_or_insert_with(|| {
-                    let s = self.runs[k].0;
-                    if s == 0 {
-                        return true;
-                    }
-                    // The gap ending at s in this column.
-                    let g = (gap_first[x]..gap_first[x + 1])
-                        .find(|&g| gaps[g].1 == s)
-                        .expect("a run starting below 0 follows a gap");
-                    outside[root(&mut parent, g)]
-                });
-                result[k] = out;
-            }
+        for &r in roots {
+            let k = first[r];
+            let s = self.runs[k].0;
+            result[r] = s == 0 || {
+                // Gaps and runs alternate down a column: the gap just above run k.
+                let x = self.column_of(k);
+                let leading = (self.runs[self.first[x]].0 > 0) as usize;
+                let g = gap_first[x] + (k - self.first[x]) + leading - 1;
+                debug_assert_eq!(gaps[g].1, s);
+                open[root(&mut parent, g)]
+            };
         }
         result
     }
