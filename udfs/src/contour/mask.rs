@@ -483,14 +483,36 @@ pub fn encode_counts(counts: &[u64]) -> String {
 fn poly_counts(xy: &[f64], h: usize, w: usize) -> Vec<u64> {
     let scale = 5.0f64;
     let k = xy.len() / 2;
-    let mut x: Vec<i64> = (0..k).map(|j| (scale * xy[2 * j] + 0.5) as i64).collect();
-    let mut y: Vec<i64> = (0..k).map(|j| (scale * xy[2 * j + 1] + 0.5) as i64).collect();
-    x.push(x[0]);
-    y.push(y[0]);
-    let mut u: Vec<i64> = Vec::new();
-    let mut v: Vec<i64> = Vec::new();
+    let corner = |j: usize| {
+        let j = j % k;
+        ((scale * xy[2 * j] + 0.5) as i64, (scale * xy[2 * j + 1] + 0.5) as i64)
+    };
+    // pycocotools walks every point of the upsampled outline and records a boundary where x
+    // changes; the points are streamed here instead of stored (u, v in its code).
+    let mut a: Vec<u64> = Vec::new();
+    let mut prev: Option<(i64, i64)> = None;
+    let mut visit = |u: i64, v: i64| {
+        if let Some((pu, pv)) = prev.replace((u, v)) {
+            if u == pu {
+                return;
+            }
+            let xu = if u < pu { u } else { u - 1 };
+            // (xu + 0.5) / 5 - 0.5 is a whole number exactly when xu = 2 (mod 5): skip the
+            // other four in five before any floating point (the test below still decides).
+            if (xu - 2).rem_euclid(5) != 0 {
+                return;
+            }
+            let xd = (xu as f64 + 0.5) / scale - 0.5;
+            if xd.floor() != xd || xd < 0.0 || xd > (w as f64 - 1.0) {
+                return;
+            }
+            let yd = (if v < pv { v } else { pv }) as f64;
+            let yd = ((yd + 0.5) / scale - 0.5).clamp(0.0, h as f64).ceil();
+            a.push(xd as u64 * h as u64 + yd as u64);
+        }
+    };
     for j in 0..k {
-        let (mut xs, mut xe, mut ys, mut ye) = (x[j], x[j + 1], y[j], y[j + 1]);
+        let ((mut xs, mut ys), (mut xe, mut ye)) = (corner(j), corner(j + 1));
         let dx = (xe - xs).abs();
         let dy = (ys - ye).abs();
         let flip = (dx >= dy && xs > xe) || (dx < dy && ys > ye);
@@ -502,30 +524,14 @@ fn poly_counts(xy: &[f64], h: usize, w: usize) -> Vec<u64> {
         if dx >= dy {
             for d in 0..=dx {
                 let t = if flip { dx - d } else { d };
-                u.push(t + xs);
-                v.push((ys as f64 + s * t as f64 + 0.5) as i64);
+                visit(t + xs, (ys as f64 + s * t as f64 + 0.5) as i64);
             }
         } else {
             for d in 0..=dy {
                 let t = if flip { dy - d } else { d };
-                v.push(t + ys);
-                u.push((xs as f64 + s * t as f64 + 0.5) as i64);
+                visit((xs as f64 + s * t as f64 + 0.5) as i64, t + ys);
             }
         }
-    }
-    let mut a: Vec<u64> = Vec::new();
-    for j in 1..u.len() {
-        if u[j] == u[j - 1] {
-            continue;
-        }
-        let xd = (if u[j] < u[j - 1] { u[j] } else { u[j] - 1 }) as f64;
-        let xd = (xd + 0.5) / scale - 0.5;
-        if xd.floor() != xd || xd < 0.0 || xd > (w as f64 - 1.0) {
-            continue;
-        }
-        let yd = (if v[j] < v[j - 1] { v[j] } else { v[j - 1] }) as f64;
-        let yd = ((yd + 0.5) / scale - 0.5).clamp(0.0, h as f64).ceil();
-        a.push(xd as u64 * h as u64 + yd as u64);
     }
     a.push((h * w) as u64);
     a.sort_unstable();

@@ -401,9 +401,8 @@ impl ColumnRuns {
             first.push(runs.len());
             let col = &mask.bits[x * h..(x + 1) * h];
             let mut y = 0;
-            while let Some(k) = first_nonzero(&col[y..]) {
-                let s = y + k;
-                let e = s + first_zero(&col[s..]).unwrap_or(h - s);
+            while let Some(s) = next_nonzero(col, y) {
+                let e = next_zero(col, s).unwrap_or(h);
                 runs.push((s as u32, e as u32));
                 y = e;
             }
@@ -554,12 +553,41 @@ fn component_pixels(mask: &Mask, seeds: &[(i32, i32)]) -> Vec<u64> {
         .collect()
 }
 
-/// The first zero byte of `s` (blocks of 16 tested branch-free, as `first_nonzero`).
-fn first_zero(s: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    for block in s.chunks_exact(16) {
-        if block.iter().fold(0u8, |acc, &u| acc | (u == 0) as u8) != 0 {
-            break;
+// Run ends are found eight bytes at a time: the first non-zero byte of a word is its lowest set
+// bit / 8 (little-endian), and the first zero byte is the lowest byte flagged by the classic
+// "has a zero byte" expression (exact for the lowest one, whatever the other bytes hold).
+const BYTE_ONES: u64 = 0x0101_0101_0101_0101;
+const BYTE_HIGHS: u64 = 0x8080_8080_8080_8080;
+
+fn word_at(s: &[u8], i: usize) -> u64 {
+    u64::from_le_bytes(s[i..i + 8].try_into().expect("eight bytes"))
+}
+
+/// The first non-zero byte of `s` at or after `i`.
+fn next_nonzero(s: &[u8], mut i: usize) -> Option<usize> {
+    while i + 16 <= s.len() {
+        let (a, b) = (word_at(s, i), word_at(s, i + 8));
+        if a != 0 {
+            return Some(i + (a.trailing_zeros() / 8) as usize);
+        }
+        if b != 0 {
+            return Some(i + 8 + (b.trailing_zeros() / 8) as usize);
+        }
+        i += 16;
+    }
+    s[i..].iter().position(|&u| u != 0).map(|k| i + k)
+}
+
+/// The first zero byte of `s` at or after `i`.
+fn next_zero(s: &[u8], mut i: usize) -> Option<usize> {
+    let zeros = |w: u64| w.wrapping_sub(BYTE_ONES) & !w & BYTE_HIGHS;
+    while i + 16 <= s.len() {
+        let (a, b) = (zeros(word_at(s, i)), zeros(word_at(s, i + 8)));
+        if a != 0 {
+            return Some(i + (a.trailing_zeros() / 8) as usize);
+        }
+        if b != 0 {
+            return Some(i + 8 + (b.trailing_zeros() / 8) as usize);
         }
         i += 16;
     }
