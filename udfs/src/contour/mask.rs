@@ -344,8 +344,13 @@ impl Rle {
     /// `frPyObjects` + `merge`, without a bitmap: each polygon's runs come from `rleFrPoly` and
     /// the union merges runs. Polygons with fewer than 3 points add nothing.
     pub fn from_polygons(height: usize, width: usize, polygons: &[Vec<f64>]) -> Rle {
+        let drawn: Vec<&Vec<f64>> = polygons.iter().filter(|p| p.len() >= 6).collect();
+        if let [one] = drawn[..] {
+            // One polygon's counts are already canonical: no union to take.
+            return Rle { height, width, counts: poly_counts(one, height, width) };
+        }
         let mut runs: Vec<(u64, u64)> = Vec::new();
-        for p in polygons.iter().filter(|p| p.len() >= 6) {
+        for p in drawn {
             let counts = poly_counts(p, height, width);
             let r = Rle { height, width, counts };
             runs.extend(r.runs());
@@ -488,27 +493,28 @@ fn poly_counts(xy: &[f64], h: usize, w: usize) -> Vec<u64> {
         ((scale * xy[2 * j] + 0.5) as i64, (scale * xy[2 * j + 1] + 0.5) as i64)
     };
     // pycocotools walks every point of the upsampled outline and records a boundary where x
-    // changes; the points are streamed here instead of stored (u, v in its code).
+    // changes; the points are streamed here instead of stored (u, v in its code). A boundary
+    // between two points is recorded only when the smaller x, xu, makes (xu + 0.5) / 5 - 0.5 a
+    // whole number, which is exactly when xu = 2 (mod 5); the float test below still decides.
     let mut a: Vec<u64> = Vec::new();
+    let (hf, wf) = (h as f64, w as f64);
+    let emit = |a: &mut Vec<u64>, xu: i64, v_low: i64| {
+        if (xu - 2).rem_euclid(5) != 0 {
+            return;
+        }
+        let xd = (xu as f64 + 0.5) / scale - 0.5;
+        if xd.floor() != xd || xd < 0.0 || xd > wf - 1.0 {
+            return;
+        }
+        let yd = ((v_low as f64 + 0.5) / scale - 0.5).clamp(0.0, hf).ceil();
+        a.push(xd as u64 * h as u64 + yd as u64);
+    };
     let mut prev: Option<(i64, i64)> = None;
-    let mut visit = |u: i64, v: i64| {
+    let visit = |a: &mut Vec<u64>, prev: &mut Option<(i64, i64)>, u: i64, v: i64| {
         if let Some((pu, pv)) = prev.replace((u, v)) {
-            if u == pu {
-                return;
+            if u != pu {
+                emit(a, if u < pu { u } else { u - 1 }, v.min(pv));
             }
-            let xu = if u < pu { u } else { u - 1 };
-            // (xu + 0.5) / 5 - 0.5 is a whole number exactly when xu = 2 (mod 5): skip the
-            // other four in five before any floating point (the test below still decides).
-            if (xu - 2).rem_euclid(5) != 0 {
-                return;
-            }
-            let xd = (xu as f64 + 0.5) / scale - 0.5;
-            if xd.floor() != xd || xd < 0.0 || xd > (w as f64 - 1.0) {
-                return;
-            }
-            let yd = (if v < pv { v } else { pv }) as f64;
-            let yd = ((yd + 0.5) / scale - 0.5).clamp(0.0, h as f64).ceil();
-            a.push(xd as u64 * h as u64 + yd as u64);
         }
     };
     for j in 0..k {
@@ -522,14 +528,30 @@ fn poly_counts(xy: &[f64], h: usize, w: usize) -> Vec<u64> {
         }
         let s = if dx >= dy { (ye - ys) as f64 / dx as f64 } else { (xe - xs) as f64 / dy as f64 };
         if dx >= dy {
-            for d in 0..=dx {
-                let t = if flip { dx - d } else { d };
-                visit(t + xs, (ys as f64 + s * t as f64 + 0.5) as i64);
+            // x moves by one every step: only one step in five can record a boundary, and
+            // which ones is known in advance (the order of `a` does not matter: it is sorted).
+            let t_of = |d: i64| if flip { dx - d } else { d };
+            let v_of = |t: i64| (ys as f64 + s * t as f64 + 0.5) as i64;
+            visit(&mut a, &mut prev, xs + t_of(0), v_of(t_of(0)));
+            // Between steps d - 1 and d the smaller x is xs + (flip ? dx - d : d - 1).
+            let offset = if flip { xs + dx - 2 } else { 3 - xs };
+            let mut d = offset.rem_euclid(5);
+            if d == 0 {
+                d = 5;
+            }
+            while d <= dx {
+                let (t0, t1) = (t_of(d - 1), t_of(d));
+                emit(&mut a, xs + t0.min(t1), v_of(t0).min(v_of(t1)));
+                d += 5;
+            }
+            // The edge's last point is what the next edge's first point is compared with.
+            if dx > 0 {
+                prev = Some((xs + t_of(dx), v_of(t_of(dx))));
             }
         } else {
             for d in 0..=dy {
                 let t = if flip { dy - d } else { d };
-                visit((xs as f64 + s * t as f64 + 0.5) as i64, t + ys);
+                visit(&mut a, &mut prev, (xs as f64 + s * t as f64 + 0.5) as i64, t + ys);
             }
         }
     }
@@ -894,6 +916,113 @@ pub fn list_of_f64_lists(arr: &ArrayRef) -> std::result::Result<Vec<Vec<f64>>, S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// pycocotools' `rleFrPoly` transcribed step by step (every outline point stored), kept as
+    /// the reference the streaming `poly_counts` must equal.
+    fn poly_counts_stored(xy: &[f64], h: usize, w: usize) -> Vec<u64> {
+        let scale = 5.0f64;
+        let k = xy.len() / 2;
+        let mut x: Vec<i64> = (0..k).map(|j| (scale * xy[2 * j] + 0.5) as i64).collect();
+        let mut y: Vec<i64> = (0..k).map(|j| (scale * xy[2 * j + 1] + 0.5) as i64).collect();
+        x.push(x[0]);
+        y.push(y[0]);
+        let mut u: Vec<i64> = Vec::new();
+        let mut v: Vec<i64> = Vec::new();
+        for j in 0..k {
+            let (mut xs, mut xe, mut ys, mut ye) = (x[j], x[j + 1], y[j], y[j + 1]);
+            let dx = (xe - xs).abs();
+            let dy = (ys - ye).abs();
+            let flip = (dx >= dy && xs > xe) || (dx < dy && ys > ye);
+            if flip {
+                std::mem::swap(&mut xs, &mut xe);
+                std::mem::swap(&mut ys, &mut ye);
+            }
+            let s =
+                if dx >= dy { (ye - ys) as f64 / dx as f64 } else { (xe - xs) as f64 / dy as f64 };
+            if dx >= dy {
+                for d in 0..=dx {
+                    let t = if flip { dx - d } else { d };
+                    u.push(t + xs);
+                    v.push((ys as f64 + s * t as f64 + 0.5) as i64);
+                }
+            } else {
+                for d in 0..=dy {
+                    let t = if flip { dy - d } else { d };
+                    v.push(t + ys);
+                    u.push((xs as f64 + s * t as f64 + 0.5) as i64);
+                }
+            }
+        }
+        let mut a: Vec<u64> = Vec::new();
+        for j in 1..u.len() {
+            if u[j] == u[j - 1] {
+                continue;
+            }
+            let xd = (if u[j] < u[j - 1] { u[j] } else { u[j] - 1 }) as f64;
+            let xd = (xd + 0.5) / scale - 0.5;
+            if xd.floor() != xd || xd < 0.0 || xd > (w as f64 - 1.0) {
+                continue;
+            }
+            let yd = (if v[j] < v[j - 1] { v[j] } else { v[j - 1] }) as f64;
+            let yd = ((yd + 0.5) / scale - 0.5).clamp(0.0, h as f64).ceil();
+            a.push(xd as u64 * h as u64 + yd as u64);
+        }
+        a.push((h * w) as u64);
+        a.sort_unstable();
+        let mut prev = 0u64;
+        for t in a.iter_mut() {
+            let cur = *t;
+            *t -= prev;
+            prev = cur;
+        }
+        let mut b: Vec<u64> = vec![a[0]];
+        let mut j = 1;
+        while j < a.len() {
+            if a[j] > 0 {
+                b.push(a[j]);
+                j += 1;
+            } else {
+                j += 1;
+                if j < a.len() {
+                    *b.last_mut().expect("b starts non-empty") += a[j];
+                    j += 1;
+                }
+            }
+        }
+        b
+    }
+
+    #[test]
+    fn streamed_polygon_rasterising_equals_the_stored_transcription() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for case in 0..3000 {
+            let (w, h) = (1 + (next() % 60) as usize, 1 + (next() % 60) as usize);
+            let k = 3 + (next() % 12) as usize;
+            // Coordinates a little outside the image too, with fractions, repeats and
+            // axis-parallel edges.
+            let xy: Vec<f64> = (0..2 * k)
+                .map(|i| {
+                    let side = if i % 2 == 0 { w } else { h } as f64;
+                    match next() % 8 {
+                        0 => 0.0,
+                        1 => side,
+                        _ => (next() % 10_000) as f64 / 10_000.0 * (side + 4.0) - 2.0,
+                    }
+                })
+                .collect();
+            assert_eq!(
+                poly_counts(&xy, h, w),
+                poly_counts_stored(&xy, h, w),
+                "case {case}: {w}x{h} {xy:?}"
+            );
+        }
+    }
 
     #[test]
     fn counts_round_trip_through_the_string_codec() {
