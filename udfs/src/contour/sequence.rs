@@ -86,11 +86,10 @@ fn seq_type() -> DataType {
 }
 
 /// The sampled contour of one mask in `space`; an empty mask is an error.
-/// Traced on the mask's crop to the object's box (the same contour, shifted back), so the cost
-/// follows the object's size, not the image's.
+/// Traced on the mask itself: the tracer reads column runs (a word at a time) and the one
+/// border it follows, so a copy of the object's box would cost more than it saves.
 pub fn mask_sequence(m: &Mask, n: usize, method: Method, space: Space) -> Result<Vec<f64>, String> {
-    let (crop, x0, y0) = m.crop().ok_or_else(empty_mask)?;
-    crop_sequence(&crop, x0, y0, n, method, space, m.width, m.height)
+    crop_sequence(m, 0, 0, n, method, space, m.width, m.height)
 }
 
 /// [`mask_sequence`] of a run-length mask: only the object's box is ever decoded.
