@@ -364,10 +364,21 @@ fn follow_outer(mask: &Mask, x0: i32, y0: i32) -> Vec<(i32, i32)> {
     let (x1, y1) = (x0 + DX[s], y0 + DY[s]);
     let (mut x3, mut y3) = (x0, y0);
     let mut points = Vec::new();
+    // Away from the image's edge every neighbour exists: test it by offset, unchecked by
+    // coordinates (most of a border's pixels).
+    let off: [isize; 8] = std::array::from_fn(|s| (DX[s] + DY[s] * tw) as isize);
+    let bits = &mask.bits[..];
     loop {
         let mut t = s + 1;
-        while !fg(x3, y3, t) {
-            t += 1;
+        if x3 > 0 && y3 > 0 && x3 < tw - 1 && y3 < th - 1 {
+            let i3 = (y3 * tw + x3) as usize;
+            while bits[i3.wrapping_add_signed(off[t & 7])] == 0 {
+                t += 1;
+            }
+        } else {
+            while !fg(x3, y3, t) {
+                t += 1;
+            }
         }
         s = t & 7;
         points.push((x3, y3));
