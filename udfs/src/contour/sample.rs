@@ -197,35 +197,37 @@ fn greedy_removal(points: &[(i32, i32)], base: &[usize], n: usize) -> Vec<usize>
     if m <= n {
         return base.to_vec();
     }
-    let pt = |j: usize| points[base[j]];
-    let mut prev: Vec<usize> = (0..m).map(|i| (i + m - 1) % m).collect();
-    let mut next: Vec<usize> = (0..m).map(|i| (i + 1) % m).collect();
-    let mut alive = vec![true; m];
-    let cost =
-        |i: usize, prev: &[usize], next: &[usize]| cross(pt(prev[i]), pt(i), pt(next[i])).abs();
-    let mut current: Vec<i64> = (0..m).map(|i| cost(i, &prev, &next)).collect();
+    // Dense copies: the loop below touches these for every removal.
+    let pt: Vec<(i32, i32)> = base.iter().map(|&b| points[b]).collect();
+    let mut prev: Vec<u32> = (0..m).map(|i| ((i + m - 1) % m) as u32).collect();
+    let mut next: Vec<u32> = (0..m).map(|i| ((i + 1) % m) as u32).collect();
+    // The current cost of each point; -1 once removed.
+    let mut current: Vec<i64> =
+        (0..m).map(|i| cross(pt[prev[i] as usize], pt[i], pt[next[i] as usize]).abs()).collect();
     // Stale entries are skipped when their cost no longer matches.
-    let mut queue = CostQueue::new();
+    let mut queue = CostQueue::new(m);
     for (i, &c) in current.iter().enumerate() {
-        queue.push(c, i);
+        queue.push(c, i as u32);
     }
     let mut left = m;
     while left > n {
         let Some((c, i)) = queue.pop() else { break };
-        if !alive[i] || c != current[i] {
+        let i = i as usize;
+        if c != current[i] {
             continue;
         }
-        alive[i] = false;
+        current[i] = -1;
         left -= 1;
         let (p, q) = (prev[i], next[i]);
-        next[p] = q;
-        prev[q] = p;
-        for j in [p, q] {
-            current[j] = cost(j, &prev, &next);
-            queue.push(current[j], j);
+        next[p as usize] = q;
+        prev[q as usize] = p;
+        for j in [p as usize, q as usize] {
+            let c = cross(pt[prev[j] as usize], pt[j], pt[next[j] as usize]).abs();
+            current[j] = c;
+            queue.push(c, j as u32);
         }
     }
-    (0..m).filter(|&i| alive[i]).map(|i| base[i]).collect()
+    (0..m).filter(|&i| current[i] >= 0).map(|i| base[i]).collect()
 }
 
 /// The min-priority queue of the greedy removal. Nearly every removal on a pixel contour costs a
@@ -233,24 +235,26 @@ fn greedy_removal(points: &[(i32, i32)], base: &[usize], n: usize) -> Vec<usize>
 /// of a heap's logarithmic sift that took most of the sampling time) and only large ones go to
 /// a heap. Among equal costs the order is unspecified.
 struct CostQueue {
-    buckets: [Vec<usize>; SMALL_COSTS],
+    buckets: [Vec<u32>; SMALL_COSTS],
     /// No bucket below this one holds an entry.
     lowest: usize,
-    large: BinaryHeap<Reverse<(i64, usize)>>,
+    large: BinaryHeap<Reverse<(i64, u32)>>,
 }
 
 const SMALL_COSTS: usize = 64;
 
 impl CostQueue {
-    fn new() -> Self {
-        CostQueue {
-            buckets: std::array::from_fn(|_| Vec::new()),
-            lowest: SMALL_COSTS,
-            large: BinaryHeap::new(),
+    /// A queue for about `m` entries at a time.
+    fn new(m: usize) -> Self {
+        let mut buckets: [Vec<u32>; SMALL_COSTS] = std::array::from_fn(|_| Vec::new());
+        // Pixel contours start with most points at the smallest costs.
+        for b in buckets.iter_mut().take(4) {
+            b.reserve(m / 2);
         }
+        CostQueue { buckets, lowest: SMALL_COSTS, large: BinaryHeap::new() }
     }
 
-    fn push(&mut self, cost: i64, i: usize) {
+    fn push(&mut self, cost: i64, i: u32) {
         match usize::try_from(cost) {
             Ok(c) if c < SMALL_COSTS => {
                 self.buckets[c].push(i);
@@ -260,7 +264,7 @@ impl CostQueue {
         }
     }
 
-    fn pop(&mut self) -> Option<(i64, usize)> {
+    fn pop(&mut self) -> Option<(i64, u32)> {
         while self.lowest < SMALL_COSTS {
             if let Some(i) = self.buckets[self.lowest].pop() {
                 return Some((self.lowest as i64, i));
