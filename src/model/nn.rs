@@ -2,7 +2,7 @@
 //! runs a batched matmul with a broadcast weight, i.e. one small GEMM (or, while decoding, one
 //! GEMV) per row, which reads the weight once per row.
 
-use candle_core::{Module, Result, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Result, Shape, Tensor, D};
 use candle_nn::VarBuilder;
 
 #[derive(Debug, Clone)]
@@ -57,6 +57,67 @@ pub fn softmax_last_dim(xs: &Tensor) -> Result<Tensor> {
     }
 }
 
+/// GELU with the exact erf (the BERT Q-Former's and the ViT's `gelu`). candle's CPU kernel calls
+/// a scalar `erf` per element: 10.4 ms for a 2056x1536 activation against PyTorch's 0.86 ms (2
+/// threads). On CPU in f32, outside autograd graphs, a rational approximation of erf runs
+/// instead, branch-free so the compiler vectorises it, in parallel chunks.
+pub fn gelu_erf(xs: &Tensor) -> Result<Tensor> {
+    if xs.track_op() || xs.dtype() != DType::F32 || !xs.device().is_cpu() {
+        return xs.gelu_erf();
+    }
+    xs.contiguous()?.apply_op1_no_bwd(&FastGeluErf)
+}
+
+struct FastGeluErf;
+
+impl CustomOp1 for FastGeluErf {
+    fn name(&self) -> &'static str {
+        "gelu-erf-f32"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        use rayon::prelude::*;
+        let CpuStorage::F32(values) = storage else {
+            candle_core::bail!("gelu-erf-f32: expects f32")
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("gelu-erf-f32: expects a contiguous tensor")
+        };
+        let src = &values[start..end];
+        let mut out = vec![0f32; src.len()];
+        out.par_chunks_mut(1 << 14).zip(src.par_chunks(1 << 14)).for_each(|(o, x)| {
+            for (o, &x) in o.iter_mut().zip(x) {
+                *o = 0.5 * x * (1.0 + erf_f32(x * std::f32::consts::FRAC_1_SQRT_2));
+            }
+        });
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+}
+
+/// erf for f32 as a ratio of odd and even polynomials on [-4, 4] (erf is +-1 to f32 precision
+/// beyond): the coefficients Eigen and XNNPACK use; max abs error 4.2e-7 against `math.erf`,
+/// measured on 200,001 points of [-6, 6].
+fn erf_f32(x: f32) -> f32 {
+    let x = x.clamp(-4.0, 4.0);
+    let x2 = x * x;
+    let mut p = -2.726_142_3e-10f32;
+    for c in [
+        2.770_681_4e-8,
+        -2.101_024e-6,
+        -5.692_506_4e-5,
+        -7.349_906_3e-4,
+        -2.954_600e-3,
+        -1.609_603_3e-2,
+    ] {
+        p = p * x2 + c;
+    }
+    let mut q = -1.456_607_2e-5f32;
+    for c in [-2.133_740_6e-4, -1.682_827e-3, -7.373_329_2e-3, -1.426_474e-2] {
+        q = q * x2 + c;
+    }
+    x * p / q
+}
+
 /// LayerNorm (`weight`, `bias`) or, without a bias and not centring, LLaMA's RMSNorm.
 #[derive(Debug, Clone)]
 pub struct Norm {
@@ -108,6 +169,17 @@ mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
+    #[test]
+    fn fast_gelu_matches_candle_s_exact_erf() {
+        let x = (Tensor::arange(-80_000f32, 80_000f32, &Device::Cpu).unwrap() / 8_000.0).unwrap();
+        let fast = gelu_erf(&x).unwrap();
+        let exact = x.gelu_erf().unwrap();
+        assert!(max_diff(&fast, &exact) < 2e-6, "{}", max_diff(&fast, &exact));
+        // A strided view is made contiguous first.
+        let m = x.reshape((400, 400)).unwrap().t().unwrap();
+        assert!(max_diff(&gelu_erf(&m).unwrap(), &m.gelu_erf().unwrap()) < 2e-6);
+    }
+
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
         (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
     }
@@ -132,6 +204,7 @@ mod tests {
             (ln.forward(&x).unwrap(), ln.forward(v.as_tensor()).unwrap()),
             (rms.forward(&x).unwrap(), rms.forward(v.as_tensor()).unwrap()),
             (rope(&x, &cos, &sin).unwrap(), rope(v.as_tensor(), &cos, &sin).unwrap()),
+            (gelu_erf(&x).unwrap(), gelu_erf(v.as_tensor()).unwrap()),
         ];
         for (i, (fused, graph)) in pairs.iter().enumerate() {
             assert!(!fused.track_op() && graph.track_op(), "op {i}");

@@ -89,7 +89,7 @@ impl FeedForward {
     }
 
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let h = self.intermediate.forward(xs)?.gelu_erf()?;
+        let h = super::nn::gelu_erf(&self.intermediate.forward(xs)?)?;
         self.norm.forward(&(self.output.forward(&h)? + xs)?)
     }
 }
