@@ -522,8 +522,8 @@ impl ColumnRuns {
         let mut open = vec![false; gaps.len()];
         for x in 0..w {
             let (lo, hi) = (gap_first[x], gap_first[x + 1]);
-            for g in lo..hi {
-                if x == 0 || x == w - 1 || gaps[g].0 == 0 || gaps[g].1 == h {
+            for (g, &(s, e)) in gaps.iter().enumerate().take(hi).skip(lo) {
+                if x == 0 || x == w - 1 || s == 0 || e == h {
                     let r = root(&mut parent, g);
                     open[r] = true;
                 }
