@@ -42,3 +42,14 @@ pub fn parse_example(example: &str) -> Option<(String, String)> {
     }
     Some((query, table.trim_end().to_string()))
 }
+
+/// A seeded xorshift64 stream for randomised tests (no dependency, same numbers everywhere).
+pub fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+    let mut state = seed;
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}

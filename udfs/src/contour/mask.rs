@@ -575,6 +575,12 @@ fn poly_counts(xy: &[f64], h: usize, w: usize) -> Vec<u64> {
             prev = Some((u_of(t_of(dy)), t_of(dy) + ys));
         }
     }
+    boundaries_to_counts(a, h, w)
+}
+
+/// pycocotools' last step of `rleFrPoly`: the column-major positions where the fill toggles,
+/// sorted, as run lengths (a zero-length run merges its neighbours).
+fn boundaries_to_counts(mut a: Vec<u64>, h: usize, w: usize) -> Vec<u64> {
     a.push((h * w) as u64);
     a.sort_unstable();
     let mut prev = 0u64;
@@ -987,40 +993,12 @@ mod tests {
             let yd = ((yd + 0.5) / scale - 0.5).clamp(0.0, h as f64).ceil();
             a.push(xd as u64 * h as u64 + yd as u64);
         }
-        a.push((h * w) as u64);
-        a.sort_unstable();
-        let mut prev = 0u64;
-        for t in a.iter_mut() {
-            let cur = *t;
-            *t -= prev;
-            prev = cur;
-        }
-        let mut b: Vec<u64> = vec![a[0]];
-        let mut j = 1;
-        while j < a.len() {
-            if a[j] > 0 {
-                b.push(a[j]);
-                j += 1;
-            } else {
-                j += 1;
-                if j < a.len() {
-                    *b.last_mut().expect("b starts non-empty") += a[j];
-                    j += 1;
-                }
-            }
-        }
-        b
+        boundaries_to_counts(a, h, w)
     }
 
     #[test]
     fn streamed_polygon_rasterising_equals_the_stored_transcription() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::test_util::xorshift(0x2545_f491_4f6c_dd1du64);
         for case in 0..5000 {
             // Mostly small images; every tenth up to 700 pixels (long edges).
             let side = if case % 10 == 0 { 700 } else { 60 };

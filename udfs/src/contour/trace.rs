@@ -175,7 +175,7 @@ fn scan(w: i32, h: i32, f: &mut [i32], bits: &[u8]) -> Vec<Border> {
             // skip them (only run ends can start a border or carry a label).
             if v == 0 {
                 let b = (y * w) as usize + (i - base);
-                match first_nonzero(&bits[b + 1..b + (end - i)]) {
+                match next_nonzero(&bits[b + 1..b + (end - i)], 0) {
                     Some(k) => i += k + 1,
                     None => break,
                 }
@@ -228,18 +228,6 @@ fn first_not(s: &[i32], v: i32) -> Option<usize> {
         i += 16;
     }
     s[i..].iter().position(|&u| u != v).map(|k| i + k)
-}
-
-/// The first non-zero byte of `s` (blocks of 16 tested branch-free, as `first_not`).
-fn first_nonzero(s: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    for block in s.chunks_exact(16) {
-        if block.iter().fold(0, |acc, &u| acc | u) != 0 {
-            break;
-        }
-        i += 16;
-    }
-    s[i..].iter().position(|&u| u != 0).map(|k| i + k)
 }
 
 /// Follows one border from `(x0, y0)`, `from` being the direction of the background pixel that
@@ -668,13 +656,7 @@ mod tests {
     /// random masks dense with components, holes, components inside holes and diagonal touches.
     #[test]
     fn largest_outer_equals_the_full_scan() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::test_util::xorshift(0x9e37_79b9_7f4a_7c15u64);
         let mut nested = 0;
         for case in 0..4000 {
             let (w, h) = (1 + (next() % 14) as usize, 1 + (next() % 14) as usize);
