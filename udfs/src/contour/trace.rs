@@ -1,7 +1,9 @@
 //! Border following (Suzuki & Abe 1985) with 8-connectivity, reproducing OpenCV's
 //! `findContours(..., RETR_EXTERNAL, CHAIN_APPROX_NONE)`: the same start pixel, direction and
 //! point list for every outer contour, in OpenCV's output order (last found first). Holes of
-//! the outer components are traced too, so they can be exposed on request.
+//! the outer components are traced too, so they can be exposed on request. The largest outer
+//! contour alone (what a sequence needs) takes a shorter road: components from column runs, and
+//! only that one border followed (`largest_outer`).
 
 use super::mask::Mask;
 
