@@ -242,9 +242,9 @@ pub async fn curate_async(opts: &CurateOptions) -> Result<CurateSummary> {
         // share of the pool, so batches are kept to about a megabyte or two.
         settings.push(("datafusion.execution.batch_size".to_string(), "512".to_string()));
     }
-    // With a limit, sorts spill beyond it and memory stays near it (the queries keep hash joins
-    // to small build sides: a join cannot spill); without one (the default) jobs run faster
-    // and memory grows with the candidates (docs/curate.md).
+    // With a limit (the default), sorts spill beyond it and memory stays near it (the queries
+    // keep hash joins to small build sides: a join cannot spill); without one jobs run a little
+    // faster and memory grows with the candidates (docs/curate.md).
     let ctx = session::new_context(&SessionOptions {
         settings,
         target_partitions: None,

@@ -193,15 +193,15 @@ impl Mask {
         let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
         for x in 0..self.width {
             let col = &self.bits[x * h..(x + 1) * h];
-            // Most columns are empty or already inside [y0, y1]: test whole blocks branch-free
-            // (vector code) and look for the exact ends only where they can widen the box.
-            if !any_nonzero(col) {
+            // Most columns are empty or already inside [y0, y1]: skip empty ones a word at a time
+            // and look for the exact ends only where they can widen the box.
+            if next_nonzero(col, 0).is_none() {
                 continue;
             }
             x0 = x0.min(x);
             x1 = x;
-            // Before the first column y0 is usize::MAX and `above` is the whole column.
-            if let Some(first) = first_nonzero(&col[..y0.min(h)]) {
+            // Before the first non-empty column y0 is usize::MAX: the whole column is searched.
+            if let Some(first) = next_nonzero(&col[..y0.min(h)], 0) {
                 y0 = first;
             }
             // y1 starts at 0, so row 0 is never searched below; it needs no search: a
@@ -217,22 +217,45 @@ impl Mask {
     }
 }
 
-fn any_nonzero(s: &[u8]) -> bool {
-    let mut blocks = s.chunks_exact(32);
-    let hit = blocks.by_ref().any(|b| b.iter().fold(0, |acc, &u| acc | u) != 0);
-    hit || blocks.remainder().iter().any(|&u| u != 0)
+// Column scans (the box, the tracer's runs) go eight bytes at a time: the first non-zero byte
+// of a word is its lowest set bit / 8 (little-endian), and the first zero byte is the lowest byte flagged by the classic
+// "has a zero byte" expression (exact for the lowest one, whatever the other bytes hold).
+const BYTE_ONES: u64 = 0x0101_0101_0101_0101;
+const BYTE_HIGHS: u64 = 0x8080_8080_8080_8080;
+
+fn word_at(s: &[u8], i: usize) -> u64 {
+    u64::from_le_bytes(s[i..i + 8].try_into().expect("eight bytes"))
 }
 
-/// The first non-zero byte, finding its block branch-free first.
-fn first_nonzero(s: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    for block in s.chunks_exact(32) {
-        if block.iter().fold(0, |acc, &u| acc | u) != 0 {
-            break;
+/// The first non-zero byte of `s` at or after `i`.
+pub(super) fn next_nonzero(s: &[u8], mut i: usize) -> Option<usize> {
+    while i + 16 <= s.len() {
+        let (a, b) = (word_at(s, i), word_at(s, i + 8));
+        if a != 0 {
+            return Some(i + (a.trailing_zeros() / 8) as usize);
         }
-        i += 32;
+        if b != 0 {
+            return Some(i + 8 + (b.trailing_zeros() / 8) as usize);
+        }
+        i += 16;
     }
     s[i..].iter().position(|&u| u != 0).map(|k| i + k)
+}
+
+/// The first zero byte of `s` at or after `i`.
+pub(super) fn next_zero(s: &[u8], mut i: usize) -> Option<usize> {
+    let zeros = |w: u64| w.wrapping_sub(BYTE_ONES) & !w & BYTE_HIGHS;
+    while i + 16 <= s.len() {
+        let (a, b) = (zeros(word_at(s, i)), zeros(word_at(s, i + 8)));
+        if a != 0 {
+            return Some(i + (a.trailing_zeros() / 8) as usize);
+        }
+        if b != 0 {
+            return Some(i + 8 + (b.trailing_zeros() / 8) as usize);
+        }
+        i += 16;
+    }
+    s[i..].iter().position(|&u| u == 0).map(|k| i + k)
 }
 
 /// The last non-zero byte, finding its block branch-free first.

@@ -5,7 +5,7 @@
 //! contour alone (what a sequence needs) takes a shorter road: components from column runs, and
 //! only that one border followed (`largest_outer`).
 
-use super::mask::Mask;
+use super::mask::{next_nonzero, next_zero, Mask};
 
 /// One traced border: pixel coordinates of its boundary pixels, in border-following order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -552,47 +552,6 @@ fn component_pixels(mask: &Mask, seeds: &[(i32, i32)]) -> Vec<u64> {
             }
         })
         .collect()
-}
-
-// Run ends are found eight bytes at a time: the first non-zero byte of a word is its lowest set
-// bit / 8 (little-endian), and the first zero byte is the lowest byte flagged by the classic
-// "has a zero byte" expression (exact for the lowest one, whatever the other bytes hold).
-const BYTE_ONES: u64 = 0x0101_0101_0101_0101;
-const BYTE_HIGHS: u64 = 0x8080_8080_8080_8080;
-
-fn word_at(s: &[u8], i: usize) -> u64 {
-    u64::from_le_bytes(s[i..i + 8].try_into().expect("eight bytes"))
-}
-
-/// The first non-zero byte of `s` at or after `i`.
-fn next_nonzero(s: &[u8], mut i: usize) -> Option<usize> {
-    while i + 16 <= s.len() {
-        let (a, b) = (word_at(s, i), word_at(s, i + 8));
-        if a != 0 {
-            return Some(i + (a.trailing_zeros() / 8) as usize);
-        }
-        if b != 0 {
-            return Some(i + 8 + (b.trailing_zeros() / 8) as usize);
-        }
-        i += 16;
-    }
-    s[i..].iter().position(|&u| u != 0).map(|k| i + k)
-}
-
-/// The first zero byte of `s` at or after `i`.
-fn next_zero(s: &[u8], mut i: usize) -> Option<usize> {
-    let zeros = |w: u64| w.wrapping_sub(BYTE_ONES) & !w & BYTE_HIGHS;
-    while i + 16 <= s.len() {
-        let (a, b) = (zeros(word_at(s, i)), zeros(word_at(s, i + 8)));
-        if a != 0 {
-            return Some(i + (a.trailing_zeros() / 8) as usize);
-        }
-        if b != 0 {
-            return Some(i + 8 + (b.trailing_zeros() / 8) as usize);
-        }
-        i += 16;
-    }
-    s[i..].iter().position(|&u| u == 0).map(|k| i + k)
 }
 
 #[cfg(test)]
