@@ -6,6 +6,8 @@
                                                   # LLaMA 8x512), saved like the real ones
     python3 scripts/bench_model.py run DIR [--device cpu|cuda] [--dtype f32|bf16] \
         [--batches 1,8] [--new 32] [--threads N]
+    python3 scripts/bench_model.py phases DIR [--threads N]   # vision, Q-Former, prefill and
+                                                  # one decoding step at batch 8, separately
 
 `run` times InstructBlipForConditionalGeneration.generate (greedy, exactly --new tokens) on
 the VistaLLM prompt for batches of the benchmark images, preprocessing included, and prints
@@ -108,6 +110,45 @@ def run(d, device, dtype, batches, new, threads):
                           "images_per_s": round(b / s, 3), "threads": threads}))
 
 
+def phases(d, threads):
+    """The steps of tests/model.rs `bench_phases`, timed the same way (one warm-up, then the
+    mean of several runs): where the time of `run` goes."""
+    import copy
+
+    from transformers import InstructBlipForConditionalGeneration
+
+    torch.set_num_threads(threads)
+    model = InstructBlipForConditionalGeneration.from_pretrained(d).eval()
+    b, s = 8, model.config.vision_config.image_size
+
+    def time_it(name, reps, f):
+        f()
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            f()
+        ms = (time.perf_counter() - t0) * 1e3 / reps
+        print(json.dumps({"impl": "transformers", "phase": name, "ms": round(ms, 2)}))
+
+    with torch.inference_mode():
+        pixels = torch.randn(b, 3, s, s)
+        time_it("vision", 3, lambda: model.vision_model(pixels))
+        feats = model.vision_model(pixels)[0]
+        ids = torch.full((b, 12), 5, dtype=torch.long)
+        queries = model.query_tokens.expand(b, -1, -1)
+        image_mask = torch.ones(feats.shape[:2], dtype=torch.long)
+        time_it("qformer", 5, lambda: model.qformer(
+            input_ids=ids, attention_mask=torch.ones_like(ids), query_embeds=queries,
+            encoder_hidden_states=feats, encoder_attention_mask=image_mask))
+        lm = model.language_model
+        embeds = torch.randn(b, 80, model.config.text_config.hidden_size)
+        time_it("prefill", 3, lambda: lm(inputs_embeds=embeds, use_cache=True))
+        past = lm(inputs_embeds=embeds, use_cache=True).past_key_values
+        step = torch.randn(b, 1, embeds.shape[-1])
+        pos = torch.full((b, 1), 80, dtype=torch.long)
+        time_it("decode_step", 20, lambda: lm(inputs_embeds=step, position_ids=pos,
+                                              past_key_values=copy.deepcopy(past), use_cache=True))
+
+
 def main():
     if len(sys.argv) < 3:
         print(__doc__)
@@ -116,6 +157,8 @@ def main():
     opts = dict(zip(sys.argv[3::2], sys.argv[4::2]))
     if cmd == "make":
         make(d)
+    elif cmd == "phases":
+        phases(d, int(opts.get("--threads", os.environ.get("RAYON_NUM_THREADS", "2"))))
     elif cmd == "run":
         run(d, opts.get("--device", "cpu"), opts.get("--dtype", "f32"),
             [int(x) for x in opts.get("--batches", "1,8").split(",")], int(opts.get("--new", "32")),

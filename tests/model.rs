@@ -459,6 +459,53 @@ fn bench_generate() {
     }
 }
 
+/// Where the time of `bench_generate` goes (`scripts/bench_model.sh phases`; the same steps
+/// in transformers: `scripts/bench_model.py phases`): the vision encoder on 8 images, the
+/// Q-Former, a prefill of 8 x 80 tokens and one decoding step of 8 rows after it.
+#[test]
+#[ignore]
+fn bench_phases() {
+    let dir = PathBuf::from(std::env::var("VISTA_BENCH_MODEL").expect("VISTA_BENCH_MODEL"));
+    let model = VistaModel::load(&dir, "cpu", "f32").unwrap();
+    let (b, s) = (8, model.preprocess.size);
+    let time = |name: &str, reps: usize, f: &mut dyn FnMut()| {
+        f();
+        let t = std::time::Instant::now();
+        for _ in 0..reps {
+            f();
+        }
+        let ms = t.elapsed().as_secs_f64() * 1e3 / reps as f64;
+        println!("{{\"impl\": \"vista\", \"phase\": \"{name}\", \"ms\": {ms:.2}}}");
+    };
+    let pixels = Tensor::randn(0f32, 1., (b, 3, s, s), &Device::Cpu).unwrap();
+    let net = &model.net;
+    time("vision", 3, &mut || {
+        net.vision.forward(&pixels).unwrap();
+    });
+    let feats = net.vision.forward(&pixels).unwrap();
+    let ids = Tensor::new(&[[5u32; 12]; 8], &Device::Cpu).unwrap();
+    let mask = Tensor::ones((b, 12), DType::F32, &Device::Cpu).unwrap();
+    time("qformer", 5, &mut || {
+        net.query_outputs(&feats, &ids, &mask).unwrap();
+    });
+    let hidden = model.config.text_config.hidden_size;
+    let embeds = Tensor::randn(0f32, 1., (b, 80, hidden), &Device::Cpu).unwrap();
+    let positions: Vec<Vec<u32>> = (0..b).map(|_| (0..80).collect()).collect();
+    let pads = vec![0; b];
+    let prefill = |cache: &mut KvCache| {
+        net.llm.forward(&embeds, &positions, &pads, cache, false).unwrap();
+    };
+    time("prefill", 3, &mut || prefill(&mut KvCache::new(net.llm.layers())));
+    let mut cache = KvCache::new(net.llm.layers());
+    prefill(&mut cache);
+    let step = Tensor::randn(0f32, 1., (b, 1, hidden), &Device::Cpu).unwrap();
+    let step_pos: Vec<Vec<u32>> = (0..b).map(|_| vec![80]).collect();
+    time("decode_step", 20, &mut || {
+        let mut c = cache.clone();
+        net.llm.forward(&step, &step_pos, &pads, &mut c, false).unwrap();
+    });
+}
+
 /// 16-bit grey is scaled (not clipped) to 8 bits; CMYK JPEGs decode to the RGB PIL reads
 /// (mean per channel within 2 levels: the JPEG decoders differ slightly).
 #[test]

@@ -7,6 +7,7 @@ use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::{embedding, Embedding, VarBuilder};
 
 use super::config::TextConfig;
+use super::cpu_attention;
 use super::nn::{linear_b, rms_norm, rope as apply_rope, softmax_last_dim, Linear, Norm};
 
 /// The magnitude of the additive mask for hidden positions: large enough that `exp` underflows
@@ -65,9 +66,19 @@ impl Attention {
             None => (k, v),
         };
         *cache = Some((k.clone(), v.clone()));
+        let scale = (self.head_dim as f64).powf(-0.5);
+        let token_major = |x: &Tensor| x.transpose(1, 2);
+        if let Some(out) = cpu_attention::attention(
+            &token_major(&q)?,
+            &token_major(&k)?,
+            &token_major(&v)?,
+            Some(mask),
+            scale,
+        )? {
+            return self.o_proj.forward(&out);
+        }
         let rep = self.heads / self.kv_heads;
         let (k, v) = (repeat_kv(&k, rep)?, repeat_kv(&v, rep)?);
-        let scale = (self.head_dim as f64).powf(-0.5);
         let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?;
         let att = softmax_last_dim(&att)?;
         let out = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, self.heads * self.head_dim))?;

@@ -4,6 +4,7 @@
 //! [`vista_udfs::generate::VisionLanguageModel`].
 
 pub mod config;
+pub mod cpu_attention;
 pub mod generate;
 pub mod instructblip;
 pub mod llama;
@@ -11,6 +12,7 @@ pub mod nn;
 pub mod preprocess;
 pub mod prompt;
 pub mod qformer;
+pub mod small_matmul;
 pub mod vision;
 pub mod weights;
 

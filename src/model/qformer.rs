@@ -7,6 +7,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::{embedding, Embedding, VarBuilder};
 
 use super::config::QFormerConfig;
+use super::cpu_attention;
 use super::nn::{layer_norm, linear, softmax_last_dim, Linear, Norm};
 
 struct MultiHeadAttention {
@@ -37,9 +38,17 @@ impl MultiHeadAttention {
     /// `mask`: additive, broadcastable to [b, heads, t, s].
     fn forward(&self, xs: &Tensor, kv: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let (b, t, d) = xs.dims3()?;
-        let q = self.split(&self.query.forward(xs)?)?;
-        let k = self.split(&self.key.forward(kv)?)?;
-        let v = self.split(&self.value.forward(kv)?)?;
+        let (q, k, v) = (self.query.forward(xs)?, self.key.forward(kv)?, self.value.forward(kv)?);
+        let heads = |x: &Tensor| {
+            let (b, t, d) = x.dims3()?;
+            x.reshape((b, t, self.heads, d / self.heads))
+        };
+        if let Some(out) =
+            cpu_attention::attention(&heads(&q)?, &heads(&k)?, &heads(&v)?, mask, self.scale)?
+        {
+            return Ok(out);
+        }
+        let (q, k, v) = (self.split(&q)?, self.split(&k)?, self.split(&v)?);
         let mut att = (q.matmul(&k.t()?)? * self.scale)?;
         if let Some(m) = mask {
             att = att.broadcast_add(m)?;

@@ -4,6 +4,7 @@ use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{Conv2d, Conv2dConfig, VarBuilder};
 
 use super::config::VisionConfig;
+use super::cpu_attention;
 use super::nn::{layer_norm, linear, softmax_last_dim, Linear, Norm};
 
 struct Attention {
@@ -40,8 +41,14 @@ impl Attention {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let (b, t, d) = xs.dims3()?;
         let hd = d / self.heads;
-        let qkv =
-            self.qkv.forward(xs)?.reshape((b, t, 3, self.heads, hd))?.permute((2, 0, 3, 1, 4))?;
+        let qkv = self.qkv.forward(xs)?.reshape((b, t, 3, self.heads, hd))?;
+        let part = |i| qkv.narrow(2, i, 1)?.squeeze(2);
+        if let Some(out) =
+            cpu_attention::attention(&part(0)?, &part(1)?, &part(2)?, None, self.scale)?
+        {
+            return self.projection.forward(&out);
+        }
+        let qkv = qkv.permute((2, 0, 3, 1, 4))?;
         let q = qkv.get(0)?.contiguous()?;
         let k = qkv.get(1)?.contiguous()?;
         let v = qkv.get(2)?.contiguous()?;
