@@ -180,19 +180,8 @@ fn softmax_in_place(row: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU has AVX-512F.
-        return unsafe { softmax_avx512(row) };
+        return unsafe { avx512::softmax(row) };
     }
-    softmax_portable(row)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn softmax_avx512(row: &mut [f32]) {
-    softmax_portable(row)
-}
-
-#[inline(always)]
-fn softmax_portable(row: &mut [f32]) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0f32;
     for x in row.iter_mut() {
@@ -205,27 +194,82 @@ fn softmax_portable(row: &mut [f32]) {
     }
 }
 
-/// e^x for x <= 0 (what softmax feeds it): 2^n · p(r) with n = round(x · log2 e) and a degree-6
-/// polynomial on |r| <= ln2/2 (Cephes' `expf` coefficients), 1-2 ulp; branch-free so the loop
-/// vectorises. Below -87.3 the result is 0 (`expf` gives subnormals there), so masked scores
-/// get exactly zero weight.
-#[inline(always)]
+// e^x for x <= 0 (what softmax feeds it): 2^n · p(r) with n = round(x · log2 e) and a degree-6
+// polynomial on |r| <= ln2/2 (Cephes' `expf` coefficients), 1-2 ulp. Below -87.3 the result is
+// 0 (`expf` gives subnormals there), so masked scores get exactly zero weight.
+const EXP_MIN: f32 = -87.3;
+const EXP_LN2_HI: f32 = 0.693_359_4;
+const EXP_LN2_LO: f32 = -2.121_944_4e-4;
+const EXP_POLY: [f32; 6] =
+    [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5e-1];
+
 fn exp_f32(x: f32) -> f32 {
-    let tiny = x < -87.3;
-    let x = x.max(-87.3);
-    // Round to nearest by the 1.5 · 2^23 trick: no libm call, so it vectorises.
-    let n = (x * std::f32::consts::LOG2_E + 12_582_912.0) - 12_582_912.0;
-    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
-    let mut p = 1.987_569_1e-4f32;
-    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5e-1] {
-        p = p * r + c;
+    if x < EXP_MIN {
+        return 0.0;
     }
-    let e = p * r * r + r + 1.0;
-    let y = f32::from_bits(((n as i32 + 127) << 23) as u32) * e;
-    if tiny {
-        0.0
-    } else {
-        y
+    let n = (x * std::f32::consts::LOG2_E).round();
+    let r = x - n * EXP_LN2_HI - n * EXP_LN2_LO;
+    let p = EXP_POLY[1..].iter().fold(EXP_POLY[0], |p, &c| p * r + c);
+    f32::from_bits(((n as i32 + 127) << 23) as u32) * (p * r * r + r + 1.0)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::*;
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn softmax(row: &mut [f32]) {
+        let n = row.len();
+        let p = row.as_mut_ptr();
+        let tail: __mmask16 = ((1u32 << (n % 16)) - 1) as u16;
+        let full = n - n % 16;
+        let mut maxv = _mm512_set1_ps(f32::NEG_INFINITY);
+        for i in (0..full).step_by(16) {
+            maxv = _mm512_max_ps(maxv, _mm512_loadu_ps(p.add(i)));
+        }
+        maxv = _mm512_mask_max_ps(maxv, tail, maxv, _mm512_maskz_loadu_ps(tail, p.add(full)));
+        let max = _mm512_set1_ps(_mm512_reduce_max_ps(maxv));
+        let mut sum = _mm512_setzero_ps();
+        for i in (0..full).step_by(16) {
+            let e = exp(_mm512_sub_ps(_mm512_loadu_ps(p.add(i)), max));
+            _mm512_storeu_ps(p.add(i), e);
+            sum = _mm512_add_ps(sum, e);
+        }
+        if tail != 0 {
+            let e = exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, p.add(full)), max));
+            _mm512_mask_storeu_ps(p.add(full), tail, e);
+            sum = _mm512_mask_add_ps(sum, tail, sum, e);
+        }
+        let inv = _mm512_set1_ps(1.0 / _mm512_reduce_add_ps(sum));
+        for i in (0..full).step_by(16) {
+            _mm512_storeu_ps(p.add(i), _mm512_mul_ps(_mm512_loadu_ps(p.add(i)), inv));
+        }
+        if tail != 0 {
+            let v = _mm512_maskz_loadu_ps(tail, p.add(full));
+            _mm512_mask_storeu_ps(p.add(full), tail, _mm512_mul_ps(v, inv));
+        }
+    }
+
+    /// `exp_f32` on 16 lanes.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn exp(x: __m512) -> __m512 {
+        let tiny = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, _mm512_set1_ps(EXP_MIN));
+        let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+            _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
+        );
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2_HI), x);
+        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2_LO), r);
+        let mut poly = _mm512_set1_ps(EXP_POLY[0]);
+        for &c in &EXP_POLY[1..] {
+            poly = _mm512_fmadd_ps(poly, r, _mm512_set1_ps(c));
+        }
+        let e = _mm512_add_ps(_mm512_fmadd_ps(poly, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0));
+        let two_n = _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(
+            _mm512_cvtps_epi32(n),
+            _mm512_set1_epi32(127),
+        )));
+        _mm512_maskz_mul_ps(!tiny, two_n, e)
     }
 }
 
@@ -293,18 +337,69 @@ mod tests {
         }
     }
 
+    /// Both versions of exp, against libm's: relative error under 4e-7, and exactly 0 where
+    /// the result would be subnormal.
     #[test]
     fn exp_is_close_to_libm_down_to_underflow() {
-        let mut worst = 0f32;
-        for i in 0..=200_000 {
-            let x = -100.0 * i as f32 / 200_000.0;
-            let (got, want) = (exp_f32(x), x.exp());
-            if want > 1e-37 {
-                worst = worst.max((got - want).abs() / want);
-            } else {
-                assert!(got < 1e-36, "{x}");
-            }
+        let mut versions: Vec<(&str, Box<dyn Fn(f32) -> f32>)> =
+            vec![("scalar", Box::new(exp_f32))];
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx512f") {
+            versions.push((
+                "avx512",
+                Box::new(|x| {
+                    use std::arch::x86_64::*;
+                    let mut out = [0f32; 16];
+                    // SAFETY: the CPU has AVX-512F.
+                    unsafe { _mm512_storeu_ps(out.as_mut_ptr(), avx512::exp(_mm512_set1_ps(x))) };
+                    out[0]
+                }),
+            ));
         }
-        assert!(worst < 4e-7, "relative error {worst}");
+        for (name, exp) in versions {
+            let mut worst = 0f32;
+            for i in 0..=200_000 {
+                let x = -100.0 * i as f32 / 200_000.0;
+                let (got, want) = (exp(x), x.exp());
+                if want > 1e-37 {
+                    worst = worst.max((got - want).abs() / want);
+                } else {
+                    assert!(got < 1e-36, "{name} {x}");
+                }
+            }
+            assert!(worst < 4e-7, "{name}: relative error {worst}");
+        }
+    }
+}
+#[cfg(test)]
+mod tmp_bench {
+    use super::*;
+    use candle_core::Device;
+    #[test]
+    #[ignore]
+    fn tmp_bench_attention() {
+        let dev = Device::Cpu;
+        let qkv = Tensor::randn(0f32, 1., (8, 257, 3, 6, 64), &dev).unwrap();
+        let part = |i| qkv.narrow(2, i, 1).unwrap().squeeze(2).unwrap();
+        let (q, k, v) = (part(0), part(1), part(2));
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            for _ in 0..10 {
+                attention(&q, &k, &v, None, 0.125).unwrap().unwrap();
+            }
+            eprintln!("attention {:?}", t.elapsed() / 10);
+        }
+        let big = Tensor::randn(0f32, 1., (2056, 1536), &dev).unwrap();
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            crate::model::nn::gelu_erf(&big).unwrap();
+            eprintln!("gelu {:?}", t.elapsed());
+        }
+        let mut row = vec![0.5f32; 257 * 257 * 48];
+        let t = std::time::Instant::now();
+        for r in row.chunks_exact_mut(257) {
+            softmax_in_place(r);
+        }
+        eprintln!("softmax {:?}", t.elapsed());
     }
 }
