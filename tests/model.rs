@@ -468,14 +468,21 @@ fn bench_phases() {
     let dir = PathBuf::from(std::env::var("VISTA_BENCH_MODEL").expect("VISTA_BENCH_MODEL"));
     let model = VistaModel::load(&dir, "cpu", "f32").unwrap();
     let (b, s) = (8, model.preprocess.size);
+    // VISTA_BENCH_PHASES=vision,prefill runs only those (e.g. under a profiler).
+    let only = std::env::var("VISTA_BENCH_PHASES").ok();
+    let print = |name: &str, ms: f64| {
+        println!("{{\"impl\": \"vista\", \"phase\": \"{name}\", \"ms\": {ms:.2}}}");
+    };
     let time = |name: &str, reps: usize, f: &mut dyn FnMut()| {
+        if only.as_ref().is_some_and(|o| !o.split(',').any(|p| p == name)) {
+            return;
+        }
         f();
         let t = std::time::Instant::now();
         for _ in 0..reps {
             f();
         }
-        let ms = t.elapsed().as_secs_f64() * 1e3 / reps as f64;
-        println!("{{\"impl\": \"vista\", \"phase\": \"{name}\", \"ms\": {ms:.2}}}");
+        print(name, t.elapsed().as_secs_f64() * 1e3 / reps as f64);
     };
     let pixels = Tensor::randn(0f32, 1., (b, 3, s, s), &Device::Cpu).unwrap();
     let net = &model.net;
@@ -496,14 +503,23 @@ fn bench_phases() {
         net.llm.forward(&embeds, &positions, &pads, cache, false).unwrap();
     };
     time("prefill", 3, &mut || prefill(&mut KvCache::new(net.llm.layers())));
-    let mut cache = KvCache::new(net.llm.layers());
-    prefill(&mut cache);
-    let step = Tensor::randn(0f32, 1., (b, 1, hidden), &Device::Cpu).unwrap();
-    let step_pos: Vec<Vec<u32>> = (0..b).map(|_| vec![80]).collect();
-    time("decode_step", 20, &mut || {
-        let mut c = cache.clone();
-        net.llm.forward(&step, &step_pos, &pads, &mut c, false).unwrap();
-    });
+    // 20 successive steps after the prefill, the cache growing from 80 to 100 positions (the
+    // second of two runs).
+    if only.as_ref().is_none_or(|o| o.split(',').any(|p| p == "decode_step")) {
+        let step = Tensor::randn(0f32, 1., (b, 1, hidden), &Device::Cpu).unwrap();
+        let mut decode_ms = 0.0;
+        for _ in 0..2 {
+            let mut cache = KvCache::new(net.llm.layers());
+            prefill(&mut cache);
+            let t = std::time::Instant::now();
+            for p in 80..100u32 {
+                let pos: Vec<Vec<u32>> = (0..b).map(|_| vec![p]).collect();
+                net.llm.forward(&step, &pos, &pads, &mut cache, false).unwrap();
+            }
+            decode_ms = t.elapsed().as_secs_f64() * 1e3 / 20.0;
+        }
+        print("decode_step", decode_ms);
+    }
 }
 
 /// 16-bit grey is scaled (not clipped) to 8 bits; CMYK JPEGs decode to the RGB PIL reads

@@ -218,3 +218,35 @@ mod tests {
         }
     }
 }
+#[cfg(test)]
+mod tmp_bench {
+    use super::*;
+    #[test]
+    #[ignore]
+    fn tmp_bench_small() {
+        for &(m, k, n) in &[
+            (8usize, 512usize, 1376usize),
+            (8, 1376, 512),
+            (8, 512, 512),
+            (1, 512, 1376),
+            (16, 512, 1376),
+            (32, 512, 1376),
+        ] {
+            let x = vec![0.1f32; m * k];
+            let w = vec![0.2f32; n * k];
+            let mut y = vec![0f32; m * n];
+            let reps = 2000;
+            matmul(&x, &w, m, n, k, &mut y);
+            let t = std::time::Instant::now();
+            for _ in 0..reps {
+                matmul(&x, &w, m, n, k, &mut y);
+            }
+            let s = t.elapsed().as_secs_f64() / reps as f64;
+            eprintln!(
+                "{m}x{k}x{n}: {:.1} us {:.1} GFLOP/s",
+                s * 1e6,
+                2.0 * (m * k * n) as f64 / s / 1e9
+            );
+        }
+    }
+}
