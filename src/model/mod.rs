@@ -366,7 +366,7 @@ impl VistaModel {
                 .collect::<candle_core::Result<Vec<_>>>()?;
             generate::generate(&self.net.llm, &rows, opts)
         };
-        match run() {
+        match self.device.with_context(run) {
             Ok(outs) => {
                 for (r, ids) in ready.iter().zip(outs) {
                     results[r.row] = Ok(ids);
