@@ -371,35 +371,3 @@ mod tests {
         }
     }
 }
-#[cfg(test)]
-mod tmp_bench {
-    use super::*;
-    use candle_core::Device;
-    #[test]
-    #[ignore]
-    fn tmp_bench_attention() {
-        let dev = Device::Cpu;
-        let qkv = Tensor::randn(0f32, 1., (8, 257, 3, 6, 64), &dev).unwrap();
-        let part = |i| qkv.narrow(2, i, 1).unwrap().squeeze(2).unwrap();
-        let (q, k, v) = (part(0), part(1), part(2));
-        for _ in 0..3 {
-            let t = std::time::Instant::now();
-            for _ in 0..10 {
-                attention(&q, &k, &v, None, 0.125).unwrap().unwrap();
-            }
-            eprintln!("attention {:?}", t.elapsed() / 10);
-        }
-        let big = Tensor::randn(0f32, 1., (2056, 1536), &dev).unwrap();
-        for _ in 0..3 {
-            let t = std::time::Instant::now();
-            crate::model::nn::gelu_erf(&big).unwrap();
-            eprintln!("gelu {:?}", t.elapsed());
-        }
-        let mut row = vec![0.5f32; 257 * 257 * 48];
-        let t = std::time::Instant::now();
-        for r in row.chunks_exact_mut(257) {
-            softmax_in_place(r);
-        }
-        eprintln!("softmax {:?}", t.elapsed());
-    }
-}

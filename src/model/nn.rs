@@ -5,7 +5,7 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Result, Shape, Tensor, D};
 use candle_nn::VarBuilder;
 
-use super::small_matmul;
+use super::cpu_linear;
 
 #[derive(Debug, Clone)]
 pub struct Linear {
@@ -25,30 +25,20 @@ impl Module for Linear {
         let inner = xs.dim(D::Minus1)?;
         let rows = xs.elem_count() / inner.max(1);
         let xs = xs.reshape((rows, inner))?;
-        let ys = if rows <= small_matmul::MAX_ROWS && small_matmul_applies(&xs, &self.weight) {
-            xs.contiguous()?.apply_op2_no_bwd(&self.weight, &small_matmul::SmallMatmul)?
-        } else {
-            xs.matmul(&self.weight.t()?)?
-        };
-        let ys = match &self.bias {
-            Some(b) => ys.broadcast_add(b)?,
-            None => ys,
+        let ys = match cpu_linear::forward(&xs, &self.weight, self.bias.as_ref())? {
+            Some(ys) => ys,
+            None => {
+                let ys = xs.matmul(&self.weight.t()?)?;
+                match &self.bias {
+                    Some(b) => ys.broadcast_add(b)?,
+                    None => ys,
+                }
+            }
         };
         let mut shape = dims;
         *shape.last_mut().expect("at least one dimension") = self.weight.dim(0)?;
         ys.reshape(shape)
     }
-}
-
-/// Inference in f32 on a CPU with AVX-512, the weight in its checkpoint layout.
-fn small_matmul_applies(xs: &Tensor, weight: &Tensor) -> bool {
-    !xs.track_op()
-        && !weight.track_op()
-        && xs.dtype() == DType::F32
-        && weight.dtype() == DType::F32
-        && xs.device().is_cpu()
-        && weight.is_contiguous()
-        && small_matmul::available()
 }
 
 pub fn linear_b(in_dim: usize, out_dim: usize, bias: bool, vb: VarBuilder) -> Result<Linear> {
