@@ -136,17 +136,18 @@ fn configured_token(dir: &Path, key: &str) -> Option<String> {
 /// Every op of a CPU forward pass allocates its output (2-13 MB for the benchmark model's ViT at
 /// 8 images) and frees its input. By default glibc returns such blocks to the kernel (`mmap`, or
 /// trimming the heap top past 128 KB) and the next op faults them back in, zeroed: ~8% of a
-/// batch-8 generation went to page faults. Blocks up to 32 MB now come from the heap, which
-/// keeps up to 64 MB free at its top: generation 0.97-1.01 -> 0.89-0.92 s, peak RSS +5 MB
-/// (`scripts/bench_model.sh`). Process-wide, set once; other allocators are left alone.
+/// batch-8 generation went to page faults. Blocks up to 16 MB now come from the heap, which
+/// keeps up to 32 MB free at its top: batch-8 generation 0.97-1.01 -> 0.82-0.86 s; peak RSS
+/// moved within its run-to-run noise (`scripts/bench_model.sh`). Process-wide, set once; other
+/// allocators are left alone.
 fn keep_activation_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         static ONCE: std::sync::Once = std::sync::Once::new();
         // SAFETY: mallopt only changes glibc's allocation thresholds.
         ONCE.call_once(|| unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-            libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 16 << 20);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, 32 << 20);
         });
     }
 }
@@ -253,11 +254,16 @@ impl VistaModel {
         prompt::build(template, instruction, images, &self.tokenizer)
     }
 
-    /// Stacks preprocessed images into [n, 3, S, S] on the model's device and dtype.
-    pub fn pixel_tensor(&self, images: &[Vec<f32>]) -> candle_core::Result<Tensor> {
+    /// Stacks preprocessed images into [n, 3, S, S] on the model's device and dtype, freeing
+    /// each image once copied (at most one image beside the batch).
+    pub fn pixel_tensor(&self, images: Vec<Vec<f32>>) -> candle_core::Result<Tensor> {
         let s = self.preprocess.size;
-        let flat: Vec<f32> = images.iter().flatten().copied().collect();
-        Tensor::from_vec(flat, (images.len(), 3, s, s), &self.device)?.to_dtype(self.dtype)
+        let n = images.len();
+        let mut flat = Vec::with_capacity(images.iter().map(Vec::len).sum());
+        for image in images {
+            flat.extend_from_slice(&image);
+        }
+        Tensor::from_vec(flat, (n, 3, s, s), &self.device)?.to_dtype(self.dtype)
     }
 
     /// Right-pads Q-Former ids into (ids [n, L], mask [n, L]).
@@ -371,7 +377,7 @@ impl VistaModel {
                 None
             } else {
                 let (qids, qmask) = self.qformer_batch(&qformer_rows)?;
-                Some(self.net.image_tokens(&self.pixel_tensor(&pixels)?, &qids, &qmask)?)
+                Some(self.net.image_tokens(&self.pixel_tensor(pixels)?, &qids, &qmask)?)
             };
             let rows = ready
                 .iter()

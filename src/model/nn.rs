@@ -2,7 +2,9 @@
 //! runs a batched matmul with a broadcast weight, i.e. one small GEMM (or, while decoding, one
 //! GEMV) per row, which reads the weight once per row.
 
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Module, Result, Shape, Tensor, D};
+use candle_core::{
+    CpuStorage, CustomOp1, DType, InplaceOp1, Layout, Module, Result, Shape, Tensor, D,
+};
 use candle_nn::VarBuilder;
 
 use super::cpu_linear;
@@ -75,7 +77,34 @@ pub fn gelu_erf(xs: &Tensor) -> Result<Tensor> {
     xs.contiguous()?.apply_op1_no_bwd(&FastGeluErf)
 }
 
+/// `gelu_erf` writing over its input where the fast path applies (saves an allocation the size
+/// of the MLP's widest activation). `xs` must be the only handle on its storage: a fresh op
+/// output that nothing else refers to.
+pub fn gelu_erf_in_place(xs: Tensor) -> Result<Tensor> {
+    if xs.track_op() || xs.dtype() != DType::F32 || !xs.device().is_cpu() || !xs.is_contiguous() {
+        return gelu_erf(&xs);
+    }
+    xs.inplace_op1(&FastGeluErf)?;
+    Ok(xs)
+}
+
 struct FastGeluErf;
+
+impl FastGeluErf {
+    fn run(values: &mut [f32]) {
+        use rayon::prelude::*;
+        values.par_chunks_mut(1 << 14).for_each(|chunk| {
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F.
+                return unsafe { avx512::gelu_in_place(chunk) };
+            }
+            for x in chunk {
+                *x = gelu_f32(*x);
+            }
+        });
+    }
+}
 
 impl CustomOp1 for FastGeluErf {
     fn name(&self) -> &'static str {
@@ -83,26 +112,32 @@ impl CustomOp1 for FastGeluErf {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        use rayon::prelude::*;
         let CpuStorage::F32(values) = storage else {
             candle_core::bail!("gelu-erf-f32: expects f32")
         };
         let Some((start, end)) = layout.contiguous_offsets() else {
             candle_core::bail!("gelu-erf-f32: expects a contiguous tensor")
         };
-        let src = &values[start..end];
-        let mut out = vec![0f32; src.len()];
-        out.par_chunks_mut(1 << 14).zip(src.par_chunks(1 << 14)).for_each(|(o, x)| {
-            #[cfg(target_arch = "x86_64")]
-            if std::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU has AVX-512F.
-                return unsafe { avx512::gelu(x, o) };
-            }
-            for (o, &x) in o.iter_mut().zip(x) {
-                *o = gelu_f32(x);
-            }
-        });
+        let mut out = values[start..end].to_vec();
+        Self::run(&mut out);
         Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+}
+
+impl InplaceOp1 for FastGeluErf {
+    fn name(&self) -> &'static str {
+        "gelu-erf-f32-in-place"
+    }
+
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> Result<()> {
+        let CpuStorage::F32(values) = storage else {
+            candle_core::bail!("gelu-erf-f32: expects f32")
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("gelu-erf-f32: expects a contiguous tensor")
+        };
+        Self::run(&mut values[start..end]);
+        Ok(())
     }
 }
 
@@ -141,9 +176,10 @@ mod avx512 {
     /// `gelu_f32` on 16 lanes at a time (the scalar loop does not vectorise: `clamp` keeps NaN
     /// semantics the compiler will not drop).
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn gelu(xs: &[f32], out: &mut [f32]) {
-        let n = xs.len().min(out.len());
-        let (src, dst) = (xs.as_ptr(), out.as_mut_ptr());
+    pub unsafe fn gelu_in_place(values: &mut [f32]) {
+        let n = values.len();
+        let dst = values.as_mut_ptr();
+        let src = dst as *const f32;
         let mut i = 0;
         while i < n {
             let mask: __mmask16 = if n - i >= 16 { 0xffff } else { ((1u32 << (n - i)) - 1) as u16 };
@@ -224,6 +260,8 @@ mod tests {
         let fast = gelu_erf(&x).unwrap();
         let exact = x.gelu_erf().unwrap();
         assert!(max_diff(&fast, &exact) < 2e-6, "{}", max_diff(&fast, &exact));
+        let in_place = gelu_erf_in_place(x.copy().unwrap()).unwrap();
+        assert_eq!(max_diff(&in_place, &fast), 0.0);
         // The scalar fallback of CPUs without AVX-512 too.
         let scalar: Vec<f32> = x.to_vec1::<f32>().unwrap().into_iter().map(gelu_f32).collect();
         assert!(max_diff(&Tensor::new(scalar, &Device::Cpu).unwrap(), &exact) < 2e-6);

@@ -98,7 +98,7 @@ impl FeedForward {
     }
 
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let h = super::nn::gelu_erf(&self.intermediate.forward(xs)?)?;
+        let h = super::nn::gelu_erf_in_place(self.intermediate.forward(xs)?)?;
         self.norm.forward(&(self.output.forward(&h)? + xs)?)
     }
 }

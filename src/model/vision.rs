@@ -81,9 +81,9 @@ impl Layer {
 
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let h = (self.self_attn.forward(&self.layer_norm1.forward(xs)?)? + xs)?;
-        let m = self
-            .fc2
-            .forward(&super::nn::gelu_erf(&self.fc1.forward(&self.layer_norm2.forward(&h)?)?)?)?;
+        let m = self.fc2.forward(&super::nn::gelu_erf_in_place(
+            self.fc1.forward(&self.layer_norm2.forward(&h)?)?,
+        )?)?;
         m + h
     }
 }

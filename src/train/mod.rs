@@ -436,7 +436,7 @@ fn batch_loss(model: &VistaModel, batch: &[&Encoded]) -> candle_core::Result<Ten
         None
     } else {
         let (qids, qmask) = model.qformer_batch(&qrows)?;
-        Some(model.net.image_tokens(&model.pixel_tensor(&pixels)?, &qids, &qmask)?)
+        Some(model.net.image_tokens(&model.pixel_tensor(pixels)?, &qids, &qmask)?)
     };
     let mut rows = Vec::with_capacity(batch.len());
     let mut first = 0;
