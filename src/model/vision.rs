@@ -1,7 +1,7 @@
 //! The EVA ViT-g/14 image encoder of InstructBLIP (`vision_model.*`), with its post-LayerNorm.
 
 use candle_core::{Module, Result, Tensor, D};
-use candle_nn::{Conv2d, Conv2dConfig, VarBuilder};
+use candle_nn::VarBuilder;
 
 use super::config::VisionConfig;
 use super::cpu_attention;
@@ -90,7 +90,8 @@ impl Layer {
 
 pub struct VisionModel {
     class_embedding: Tensor,
-    patch_embedding: Conv2d,
+    patch_embedding: Linear,
+    patch_size: usize,
     position_embedding: Tensor,
     layers: Vec<Layer>,
     post_layernorm: Norm,
@@ -101,12 +102,12 @@ impl VisionModel {
         let d = cfg.hidden_size;
         let emb = vb.pp("embeddings");
         let side = cfg.image_size / cfg.patch_size;
-        let conv_cfg = Conv2dConfig { stride: cfg.patch_size, ..Default::default() };
-        let pe = emb.pp("patch_embedding");
-        let patch_embedding = Conv2d::new(
-            pe.get((d, 3, cfg.patch_size, cfg.patch_size), "weight")?,
+        let (p, pe) = (cfg.patch_size, emb.pp("patch_embedding"));
+        // The stride-p, p x p convolution is a linear map of each patch's 3·p·p pixels in
+        // (channel, row, column) order: the conv weight's own order.
+        let patch_embedding = Linear::new(
+            pe.get((d, 3, p, p), "weight")?.reshape((d, 3 * p * p))?,
             Some(pe.get(d, "bias")?),
-            conv_cfg,
         );
         let layers = (0..cfg.num_hidden_layers)
             .map(|i| Layer::new(cfg, vb.pp("encoder").pp("layers").pp(i)))
@@ -114,6 +115,7 @@ impl VisionModel {
         Ok(VisionModel {
             class_embedding: emb.get((1, 1, d), "class_embedding")?,
             patch_embedding,
+            patch_size: p,
             position_embedding: emb.get((1, side * side + 1, d), "position_embedding")?,
             layers,
             post_layernorm: layer_norm(d, cfg.layer_norm_eps, vb.pp("post_layernorm"))?,
@@ -122,9 +124,19 @@ impl VisionModel {
 
     /// pixel_values [n, 3, S, S] -> post-LayerNorm features [n, 1 + patches, hidden].
     pub fn forward(&self, pixel_values: &Tensor) -> Result<Tensor> {
-        let n = pixel_values.dim(0)?;
-        let patches =
-            self.patch_embedding.forward(pixel_values)?.flatten_from(2)?.transpose(1, 2)?;
+        let (n, c, h, w) = pixel_values.dims4()?;
+        let p = self.patch_size;
+        let (rows, cols) = (h / p, w / p);
+        // Pixels past the last whole patch are dropped, as the convolution drops them.
+        let patches = pixel_values
+            .narrow(2, 0, rows * p)?
+            .narrow(3, 0, cols * p)?
+            .contiguous()?
+            .reshape((n, c, rows, p, cols, p))?
+            .permute((0, 2, 4, 1, 3, 5))?
+            .contiguous()?
+            .reshape((n, rows * cols, c * p * p))?;
+        let patches = self.patch_embedding.forward(&patches)?;
         let d = patches.dim(D::Minus1)?;
         let cls = self.class_embedding.expand((n, 1, d))?;
         let mut xs = Tensor::cat(&[&cls, &patches], 1)?.broadcast_add(&self.position_embedding)?;
