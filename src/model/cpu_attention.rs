@@ -341,8 +341,8 @@ mod tests {
     /// the result would be subnormal.
     #[test]
     fn exp_is_close_to_libm_down_to_underflow() {
-        let mut versions: Vec<(&str, Box<dyn Fn(f32) -> f32>)> =
-            vec![("scalar", Box::new(exp_f32))];
+        type Exp = Box<dyn Fn(f32) -> f32>;
+        let mut versions: Vec<(&str, Exp)> = vec![("scalar", Box::new(exp_f32))];
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx512f") {
             versions.push((

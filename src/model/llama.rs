@@ -219,10 +219,8 @@ impl KvCache {
 
     /// Keeps (and reorders to) the given rows.
     pub fn select_rows(&mut self, rows: &Tensor) -> Result<()> {
-        for layer in self.layers.iter_mut() {
-            if let Some(kv) = layer {
-                *kv = kv.rows(rows)?;
-            }
+        for kv in self.layers.iter_mut().flatten() {
+            *kv = kv.rows(rows)?;
         }
         Ok(())
     }
@@ -232,10 +230,8 @@ impl KvCache {
         if n == 0 {
             return Ok(());
         }
-        for layer in self.layers.iter_mut() {
-            if let Some(kv) = layer {
-                *kv = kv.without_front(n)?;
-            }
+        for kv in self.layers.iter_mut().flatten() {
+            *kv = kv.without_front(n)?;
         }
         Ok(())
     }
