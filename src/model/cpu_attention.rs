@@ -214,7 +214,7 @@ fn exp_f32(x: f32) -> f32 {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx512 {
+pub(super) mod avx512 {
     use super::*;
     use std::arch::x86_64::*;
 

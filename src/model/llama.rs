@@ -113,8 +113,8 @@ impl Mlp {
     }
 
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let g = candle_nn::ops::silu(&self.gate_proj.forward(xs)?)?;
-        self.down_proj.forward(&(g * self.up_proj.forward(xs)?)?)
+        let g = self.gate_proj.forward(xs)?;
+        self.down_proj.forward(&super::nn::swiglu_in_place(g, &self.up_proj.forward(xs)?)?)
     }
 }
 

@@ -3,7 +3,7 @@
 //! GEMV) per row, which reads the weight once per row.
 
 use candle_core::{
-    CpuStorage, CustomOp1, DType, InplaceOp1, Layout, Module, Result, Shape, Tensor, D,
+    CpuStorage, CustomOp1, DType, InplaceOp1, InplaceOp2, Layout, Module, Result, Shape, Tensor, D,
 };
 use candle_nn::VarBuilder;
 
@@ -141,6 +141,69 @@ impl InplaceOp1 for FastGeluErf {
     }
 }
 
+/// LLaMA's gated MLP activation `silu(gate) * up`, written over `gate` on CPUs with AVX-512
+/// (candle's `silu` calls a scalar `expf` per element and the product is one more pass: ~30 ms
+/// of a 150 ms batch-8 prefill). `gate` must be the only handle on its storage (a fresh op
+/// output); elsewhere, candle's ops.
+pub fn swiglu_in_place(gate: Tensor, up: &Tensor) -> Result<Tensor> {
+    let fast = [&gate, up].iter().all(|t| {
+        !t.track_op() && t.dtype() == DType::F32 && t.device().is_cpu() && t.is_contiguous()
+    }) && gate.dims() == up.dims()
+        && avx512_available();
+    if !fast {
+        return candle_nn::ops::silu(&gate)? * up;
+    }
+    gate.inplace_op2(up, &SwiGlu)?;
+    Ok(gate)
+}
+
+fn avx512_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+struct SwiGlu;
+
+impl InplaceOp2 for SwiGlu {
+    fn name(&self) -> &'static str {
+        "swiglu-f32-in-place"
+    }
+
+    fn cpu_fwd(
+        &self,
+        gate: &mut CpuStorage,
+        gl: &Layout,
+        up: &CpuStorage,
+        ul: &Layout,
+    ) -> Result<()> {
+        use rayon::prelude::*;
+        let (CpuStorage::F32(g), CpuStorage::F32(u)) = (gate, up) else {
+            candle_core::bail!("swiglu-f32: expects f32")
+        };
+        let (Some((g0, g1)), Some((u0, u1))) = (gl.contiguous_offsets(), ul.contiguous_offsets())
+        else {
+            candle_core::bail!("swiglu-f32: expects contiguous tensors")
+        };
+        let (g, u) = (&mut g[g0..g1], &u[u0..u1]);
+        g.par_chunks_mut(1 << 14).zip(u.par_chunks(1 << 14)).for_each(|(g, u)| {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: swiglu_in_place only comes here on a CPU with AVX-512F.
+            unsafe {
+                avx512::swiglu_in_place(g, u)
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = (g, u);
+        });
+        Ok(())
+    }
+}
+
 fn gelu_f32(x: f32) -> f32 {
     0.5 * x * (1.0 + erf_f32(x * std::f32::consts::FRAC_1_SQRT_2))
 }
@@ -172,6 +235,26 @@ fn erf_f32(x: f32) -> f32 {
 mod avx512 {
     use super::{ERF_P, ERF_Q};
     use std::arch::x86_64::*;
+
+    /// `g = g / (1 + e^-g) * u`, 16 lanes at a time. e^-g is capped at e^88 (finite), where
+    /// silu is 0 to f32 precision anyway.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn swiglu_in_place(g: &mut [f32], u: &[f32]) {
+        let n = g.len().min(u.len());
+        let (gp, up) = (g.as_mut_ptr(), u.as_ptr());
+        let mut i = 0;
+        while i < n {
+            let mask: __mmask16 = if n - i >= 16 { 0xffff } else { ((1u32 << (n - i)) - 1) as u16 };
+            let x = _mm512_maskz_loadu_ps(mask, gp.add(i));
+            let neg = _mm512_min_ps(_mm512_sub_ps(_mm512_setzero_ps(), x), _mm512_set1_ps(88.0));
+            let denom =
+                _mm512_add_ps(_mm512_set1_ps(1.0), crate::model::cpu_attention::avx512::exp(neg));
+            let silu = _mm512_div_ps(x, denom);
+            let out = _mm512_mul_ps(silu, _mm512_maskz_loadu_ps(mask, up.add(i)));
+            _mm512_mask_storeu_ps(gp.add(i), mask, out);
+            i += 16;
+        }
+    }
 
     /// `gelu_f32` on 16 lanes at a time (the scalar loop does not vectorise: `clamp` keeps NaN
     /// semantics the compiler will not drop).
@@ -268,6 +351,18 @@ mod tests {
         // A strided view is made contiguous first.
         let m = x.reshape((400, 400)).unwrap().t().unwrap();
         assert!(max_diff(&gelu_erf(&m).unwrap(), &m.gelu_erf().unwrap()) < 2e-6);
+    }
+
+    /// The fused gated activation against candle's silu and product, over magnitudes where
+    /// e^-x overflows.
+    #[test]
+    fn swiglu_matches_candle_s_silu_times_up() {
+        let dev = Device::Cpu;
+        let gate = (Tensor::arange(-4_000f32, 4_001f32, &dev).unwrap() / 40.0).unwrap();
+        let up = Tensor::randn(0f32, 1., gate.dims(), &dev).unwrap();
+        let want = (candle_nn::ops::silu(&gate).unwrap() * &up).unwrap();
+        let got = swiglu_in_place(gate.copy().unwrap(), &up).unwrap();
+        assert!(max_diff(&got, &want) < 1e-5, "{}", max_diff(&got, &want));
     }
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
