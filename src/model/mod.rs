@@ -152,6 +152,16 @@ fn keep_activation_memory() {
     }
 }
 
+/// Hands the heap's free memory back to the kernel after a batch: within a batch it is kept
+/// (`keep_activation_memory`), between batches it would only add to the next batch's peak.
+fn release_activation_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 impl VistaModel {
     pub fn load(dir: &Path, device: &str, dtype: &str) -> Result<Self, String> {
         let device = parse_device(device)?;
@@ -404,6 +414,9 @@ impl VistaModel {
                     results[r.row] = Err(format!("model error: {e}"));
                 }
             }
+        }
+        if self.device.is_cpu() {
+            release_activation_memory();
         }
         results
     }
