@@ -459,9 +459,9 @@ fn bench_generate() {
     }
 }
 
-/// Where the time of `bench_generate` goes (`scripts/bench_model.sh phases`; the same steps
-/// in transformers: `scripts/bench_model.py phases`): the vision encoder on 8 images, the
-/// Q-Former, a prefill of 8 x 80 tokens and one decoding step of 8 rows after it.
+/// Where the time of `bench_generate` goes (the same steps in transformers:
+/// `scripts/bench_model.py phases`): the vision encoder on 8 images, the Q-Former, a prefill of
+/// 8 x 80 tokens and 20 decoding steps of 8 rows after it (docs/model.md has the command).
 #[test]
 #[ignore]
 fn bench_phases() {
@@ -470,11 +470,12 @@ fn bench_phases() {
     let (b, s) = (8, model.preprocess.size);
     // VISTA_BENCH_PHASES=vision,prefill runs only those (e.g. under a profiler).
     let only = std::env::var("VISTA_BENCH_PHASES").ok();
+    let wanted = |name: &str| only.as_ref().is_none_or(|o| o.split(',').any(|p| p == name));
     let print = |name: &str, ms: f64| {
         println!("{{\"impl\": \"vista\", \"phase\": \"{name}\", \"ms\": {ms:.2}}}");
     };
     let time = |name: &str, reps: usize, f: &mut (dyn FnMut() + Send)| {
-        if only.as_ref().is_some_and(|o| !o.split(',').any(|p| p == name)) {
+        if !wanted(name) {
             return;
         }
         // In candle's thread pool, as generation runs.
@@ -492,12 +493,14 @@ fn bench_phases() {
     time("vision", 3, &mut || {
         net.vision.forward(&pixels).unwrap();
     });
-    let feats = net.vision.forward(&pixels).unwrap();
-    let ids = Tensor::new(&[[5u32; 12]; 8], &Device::Cpu).unwrap();
-    let mask = Tensor::ones((b, 12), DType::F32, &Device::Cpu).unwrap();
-    time("qformer", 5, &mut || {
-        net.query_outputs(&feats, &ids, &mask).unwrap();
-    });
+    if wanted("qformer") {
+        let feats = net.vision.forward(&pixels).unwrap();
+        let ids = Tensor::new(&[[5u32; 12]; 8], &Device::Cpu).unwrap();
+        let mask = Tensor::ones((b, 12), DType::F32, &Device::Cpu).unwrap();
+        time("qformer", 5, &mut || {
+            net.query_outputs(&feats, &ids, &mask).unwrap();
+        });
+    }
     let hidden = model.config.text_config.hidden_size;
     let embeds = Tensor::randn(0f32, 1., (b, 80, hidden), &Device::Cpu).unwrap();
     let positions: Vec<Vec<u32>> = (0..b).map(|_| (0..80).collect()).collect();
@@ -508,7 +511,7 @@ fn bench_phases() {
     time("prefill", 3, &mut || prefill(&mut KvCache::new(net.llm.layers())));
     // 20 successive steps after the prefill, the cache growing from 80 to 100 positions (the
     // second of two runs).
-    if only.as_ref().is_none_or(|o| o.split(',').any(|p| p == "decode_step")) {
+    if wanted("decode_step") {
         let step = Tensor::randn(0f32, 1., (b, 1, hidden), &Device::Cpu).unwrap();
         let mut decode_ms = 0.0;
         Device::Cpu.with_context(|| {

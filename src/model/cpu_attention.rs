@@ -8,9 +8,11 @@
 //! (any strides) and write the output in place, with the mask and a vectorised softmax applied
 //! to a score tile that stays in cache.
 
-use candle_core::{DType, Result, Storage, Tensor};
+use candle_core::{Result, Tensor};
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
+
+use super::cpu_f32;
 
 /// softmax(q·kᵀ · scale + bias) · v, or `None` where this path does not apply (not CPU f32, or
 /// part of an autograd graph): the caller then runs the same maths as tensor ops.
@@ -25,12 +27,7 @@ pub fn attention(
     bias: Option<&Tensor>,
     scale: f64,
 ) -> Result<Option<Tensor>> {
-    let tensors = [Some(q), Some(k), Some(v), bias];
-    if tensors
-        .iter()
-        .flatten()
-        .any(|t| t.track_op() || t.dtype() != DType::F32 || !t.device().is_cpu())
-    {
+    if ![Some(q), Some(k), Some(v), bias].into_iter().flatten().all(cpu_f32::applies) {
         return Ok(None);
     }
     let (b, tq, h, d) = q.dims4()?;
@@ -72,18 +69,16 @@ pub fn attention(
     let (qg, ql) = q.storage_and_layout();
     let (kg, kl) = k.storage_and_layout();
     let (vg, vl) = v.storage_and_layout();
-    let (Storage::Cpu(qc), Storage::Cpu(kc), Storage::Cpu(vc)) = (&*qg, &*kg, &*vg) else {
+    let (Some(qd), Some(kd), Some(vd)) =
+        (cpu_f32::data(&qg, ql)?, cpu_f32::data(&kg, kl)?, cpu_f32::data(&vg, vl)?)
+    else {
         return Ok(None);
     };
-    let (qd, kd, vd) = (qc.as_slice::<f32>()?, kc.as_slice::<f32>()?, vc.as_slice::<f32>()?);
-    let qd = &qd[ql.start_offset()..];
-    let kd = &kd[kl.start_offset()..];
-    let vd = &vd[vl.start_offset()..];
     let bias_guard = bias.map(|m| m.storage_and_layout());
-    let bias_data: Option<&[f32]> = match &bias_guard {
-        Some((g, l)) => match &**g {
-            Storage::Cpu(c) => Some(&c.as_slice::<f32>()?[l.start_offset()..]),
-            _ => return Ok(None),
+    let bias_data = match &bias_guard {
+        Some((g, l)) => match cpu_f32::data(g, l)? {
+            Some(m) => Some(m),
+            None => return Ok(None),
         },
         None => None,
     };
@@ -178,14 +173,14 @@ impl SendPtr {
 /// Softmax of one row: subtract the maximum, exponentiate, normalise (candle's order).
 fn softmax_in_place(row: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx512f") {
+    if cpu_f32::has_avx512() {
         // SAFETY: the CPU has AVX-512F.
         return unsafe { avx512::softmax(row) };
     }
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0f32;
     for x in row.iter_mut() {
-        *x = exp_f32(*x - max);
+        *x = cpu_f32::exp(*x - max);
         sum += *x;
     }
     let inv = 1.0 / sum;
@@ -194,29 +189,9 @@ fn softmax_in_place(row: &mut [f32]) {
     }
 }
 
-// e^x for x <= 88 (softmax feeds x <= 0; nn::swiglu_in_place caps its argument at 88): 2^n · p(r)
-// with n = round(x · log2 e) and a degree-6 polynomial on |r| <= ln2/2 (Cephes' `expf`
-// coefficients), 1-2 ulp. Below -87.3 the result is 0 (`expf` gives subnormals there), so masked
-// scores get exactly zero weight.
-const EXP_MIN: f32 = -87.3;
-const EXP_LN2_HI: f32 = 0.693_359_4;
-const EXP_LN2_LO: f32 = -2.121_944_4e-4;
-const EXP_POLY: [f32; 6] =
-    [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5e-1];
-
-fn exp_f32(x: f32) -> f32 {
-    if x < EXP_MIN {
-        return 0.0;
-    }
-    let n = (x * std::f32::consts::LOG2_E).round();
-    let r = x - n * EXP_LN2_HI - n * EXP_LN2_LO;
-    let p = EXP_POLY[1..].iter().fold(EXP_POLY[0], |p, &c| p * r + c);
-    f32::from_bits(((n as i32 + 127) << 23) as u32) * (p * r * r + r + 1.0)
-}
-
 #[cfg(target_arch = "x86_64")]
-pub(super) mod avx512 {
-    use super::*;
+mod avx512 {
+    use crate::model::cpu_f32::avx512::exp;
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx512f")]
@@ -250,27 +225,6 @@ pub(super) mod avx512 {
             let v = _mm512_maskz_loadu_ps(tail, p.add(full));
             _mm512_mask_storeu_ps(p.add(full), tail, _mm512_mul_ps(v, inv));
         }
-    }
-
-    /// `exp_f32` on 16 lanes.
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn exp(x: __m512) -> __m512 {
-        let tiny = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, _mm512_set1_ps(EXP_MIN));
-        let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-            _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
-        );
-        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2_HI), x);
-        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_LN2_LO), r);
-        let mut poly = _mm512_set1_ps(EXP_POLY[0]);
-        for &c in &EXP_POLY[1..] {
-            poly = _mm512_fmadd_ps(poly, r, _mm512_set1_ps(c));
-        }
-        let e = _mm512_add_ps(_mm512_fmadd_ps(poly, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0));
-        let two_n = _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(
-            _mm512_cvtps_epi32(n),
-            _mm512_set1_epi32(127),
-        )));
-        _mm512_maskz_mul_ps(!tiny, two_n, e)
     }
 }
 
@@ -335,40 +289,6 @@ mod tests {
             let diff =
                 (got - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
             assert!(diff < 1e-5, "{b} {tq} {tk} {h} {hkv} {d} mask {mask}: {diff}");
-        }
-    }
-
-    /// Both versions of exp, against libm's on [-100, 88]: relative error under 4e-7, and
-    /// exactly 0 where the result would be subnormal.
-    #[test]
-    fn exp_is_close_to_libm_down_to_underflow() {
-        type Exp = Box<dyn Fn(f32) -> f32>;
-        let mut versions: Vec<(&str, Exp)> = vec![("scalar", Box::new(exp_f32))];
-        #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx512f") {
-            versions.push((
-                "avx512",
-                Box::new(|x| {
-                    use std::arch::x86_64::*;
-                    let mut out = [0f32; 16];
-                    // SAFETY: the CPU has AVX-512F.
-                    unsafe { _mm512_storeu_ps(out.as_mut_ptr(), avx512::exp(_mm512_set1_ps(x))) };
-                    out[0]
-                }),
-            ));
-        }
-        for (name, exp) in versions {
-            let mut worst = 0f32;
-            for i in 0..=376_000 {
-                let x = -100.0 + 188.0 * i as f32 / 376_000.0;
-                let (got, want) = (exp(x), x.exp());
-                if want > 1e-37 {
-                    worst = worst.max((got - want).abs() / want);
-                } else {
-                    assert!(got < 1e-36, "{name} {x}");
-                }
-            }
-            assert!(worst < 4e-7, "{name}: relative error {worst}");
         }
     }
 }

@@ -13,9 +13,11 @@
 //! order depends only on `in`, never on how many rows are in the batch, so a row's result is
 //! bit-identical alone or batched.
 
-use candle_core::{DType, Result, Storage, Tensor};
+use candle_core::{Result, Tensor};
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
+
+use super::cpu_f32;
 
 /// Up to this many rows the dot-product kernel beats `gemm` (8x512x1376: 75 against 360 µs;
 /// 32 rows: 248 µs, 182 GFLOP/s).
@@ -24,10 +26,11 @@ const MAX_DOT_ROWS: usize = 32;
 /// `x [rows, in] · w [out, in]ᵀ + bias [out]`, or `None` where this path does not apply (not
 /// CPU f32, or part of an autograd graph): the caller then uses candle's ops.
 pub fn forward(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Option<Tensor>> {
-    let tensors = [Some(x), Some(w), bias];
-    if tensors.iter().flatten().any(|t| {
-        t.track_op() || t.dtype() != DType::F32 || !t.device().is_cpu() || !t.is_contiguous()
-    }) {
+    if ![Some(x), Some(w), bias]
+        .into_iter()
+        .flatten()
+        .all(|t| cpu_f32::applies(t) && t.is_contiguous())
+    {
         return Ok(None);
     }
     let (m, k) = x.dims2()?;
@@ -39,17 +42,18 @@ pub fn forward(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Option<T
             w.dims()
         )
     }
-    let dot = m <= MAX_DOT_ROWS && dot_kernel_available();
+    let dot = m <= MAX_DOT_ROWS && cpu_f32::has_avx512();
     let (xg, xl) = x.storage_and_layout();
     let (wg, wl) = w.storage_and_layout();
     let bg = bias.map(|b| b.storage_and_layout());
-    let (Storage::Cpu(xc), Storage::Cpu(wc)) = (&*xg, &*wg) else { return Ok(None) };
-    let xs = &xc.as_slice::<f32>()?[xl.start_offset()..][..m * k];
-    let ws = &wc.as_slice::<f32>()?[wl.start_offset()..][..n * k];
-    let bs: Option<&[f32]> = match &bg {
-        Some((g, l)) => match &**g {
-            Storage::Cpu(c) => Some(&c.as_slice::<f32>()?[l.start_offset()..][..n]),
-            _ => return Ok(None),
+    let (Some(xs), Some(ws)) = (cpu_f32::data(&xg, xl)?, cpu_f32::data(&wg, wl)?) else {
+        return Ok(None);
+    };
+    let (xs, ws) = (&xs[..m * k], &ws[..n * k]);
+    let bs = match &bg {
+        Some((g, l)) => match cpu_f32::data(g, l)? {
+            Some(b) => Some(&b[..n]),
+            None => return Ok(None),
         },
         None => None,
     };
@@ -93,17 +97,6 @@ pub fn forward(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Option<T
     Tensor::from_vec(y, (m, n), x.device()).map(Some)
 }
 
-fn dot_kernel_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 /// Output columns per parallel task: small enough to balance two to a few dozen threads, large
 /// enough that the task overhead stays under ~2% of a 512-wide dot-product block.
 const COLUMNS_PER_TASK: usize = 64;
@@ -136,7 +129,7 @@ fn dot_product(x: &[f32], w: &[f32], m: usize, n: usize, k: usize, y: &mut [f32]
 /// `tile [m, cols] = x [m, k] · w [cols, k]ᵀ`.
 fn columns(x: &[f32], w: &[f32], m: usize, cols: usize, k: usize, tile: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx512f") {
+    if cpu_f32::has_avx512() {
         // SAFETY: the CPU has AVX-512F (checked above).
         unsafe { avx512::columns(x, w, m, cols, k, tile) };
         return;

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod cpu_attention;
+pub mod cpu_f32;
 pub mod cpu_linear;
 pub mod generate;
 pub mod instructblip;

@@ -3,11 +3,11 @@
 //! GEMV) per row, which reads the weight once per row.
 
 use candle_core::{
-    CpuStorage, CustomOp1, DType, InplaceOp1, InplaceOp2, Layout, Module, Result, Shape, Tensor, D,
+    CpuStorage, CustomOp1, InplaceOp1, InplaceOp2, Layout, Module, Result, Shape, Tensor, D,
 };
 use candle_nn::VarBuilder;
 
-use super::cpu_linear;
+use super::{cpu_f32, cpu_linear};
 
 #[derive(Debug, Clone)]
 pub struct Linear {
@@ -72,7 +72,7 @@ pub fn softmax_last_dim(xs: &Tensor) -> Result<Tensor> {
 /// instead, in parallel chunks, with AVX-512 intrinsics where the CPU has them (scalar
 /// elsewhere: the portable loop does not vectorise).
 pub fn gelu_erf(xs: &Tensor) -> Result<Tensor> {
-    if xs.track_op() || xs.dtype() != DType::F32 || !xs.device().is_cpu() {
+    if !cpu_f32::applies(xs) {
         return xs.gelu_erf();
     }
     xs.contiguous()?.apply_op1_no_bwd(&FastGeluErf)
@@ -82,7 +82,7 @@ pub fn gelu_erf(xs: &Tensor) -> Result<Tensor> {
 /// of the MLP's widest activation). `xs` must be the only handle on its storage: a fresh op
 /// output that nothing else refers to.
 pub fn gelu_erf_in_place(xs: Tensor) -> Result<Tensor> {
-    if xs.track_op() || xs.dtype() != DType::F32 || !xs.device().is_cpu() || !xs.is_contiguous() {
+    if !cpu_f32::applies(&xs) || !xs.is_contiguous() {
         return gelu_erf(&xs);
     }
     xs.inplace_op1(&FastGeluErf)?;
@@ -96,7 +96,7 @@ impl FastGeluErf {
         use rayon::prelude::*;
         values.par_chunks_mut(1 << 14).for_each(|chunk| {
             #[cfg(target_arch = "x86_64")]
-            if std::is_x86_feature_detected!("avx512f") {
+            if cpu_f32::has_avx512() {
                 // SAFETY: the CPU has AVX-512F.
                 return unsafe { avx512::gelu_in_place(chunk) };
             }
@@ -147,26 +147,14 @@ impl InplaceOp1 for FastGeluErf {
 /// of a 150 ms batch-8 prefill). `gate` must be the only handle on its storage (a fresh op
 /// output); elsewhere, candle's ops.
 pub fn swiglu_in_place(gate: Tensor, up: &Tensor) -> Result<Tensor> {
-    let fast = [&gate, up].iter().all(|t| {
-        !t.track_op() && t.dtype() == DType::F32 && t.device().is_cpu() && t.is_contiguous()
-    }) && gate.dims() == up.dims()
-        && avx512_available();
+    let fast = [&gate, up].iter().all(|t| cpu_f32::applies(t) && t.is_contiguous())
+        && gate.dims() == up.dims()
+        && cpu_f32::has_avx512();
     if !fast {
         return candle_nn::ops::silu(&gate)? * up;
     }
     gate.inplace_op2(up, &SwiGlu)?;
     Ok(gate)
-}
-
-fn avx512_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
 }
 
 struct SwiGlu;
@@ -248,8 +236,7 @@ mod avx512 {
             let mask: __mmask16 = if n - i >= 16 { 0xffff } else { ((1u32 << (n - i)) - 1) as u16 };
             let x = _mm512_maskz_loadu_ps(mask, gp.add(i));
             let neg = _mm512_min_ps(_mm512_sub_ps(_mm512_setzero_ps(), x), _mm512_set1_ps(88.0));
-            let denom =
-                _mm512_add_ps(_mm512_set1_ps(1.0), crate::model::cpu_attention::avx512::exp(neg));
+            let denom = _mm512_add_ps(_mm512_set1_ps(1.0), crate::model::cpu_f32::avx512::exp(neg));
             let silu = _mm512_div_ps(x, denom);
             let out = _mm512_mul_ps(silu, _mm512_maskz_loadu_ps(mask, up.add(i)));
             _mm512_mask_storeu_ps(gp.add(i), mask, out);
