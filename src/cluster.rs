@@ -12,7 +12,7 @@
 //!   both build theirs with the `vista` extension ([`cluster_config`]).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
@@ -71,11 +71,16 @@ pub fn scheduler_session(config: SessionConfig) -> datafusion::common::Result<Se
 
 /// The executors' function registry: Ballista's (DataFusion's scalar, nested, aggregate and
 /// window functions) and every vista function; task plans resolve functions by name here.
-pub fn executor_registry() -> BallistaFunctionRegistry {
+///
+/// An executor is shared by every client of its scheduler, and clients choose their own
+/// settings: its `read_bytes` is confined to `root`, which no setting can widen.
+pub fn executor_registry(root: &Path) -> BallistaFunctionRegistry {
     let mut registry = BallistaFunctionRegistry::default();
     for f in ballista_scalar_functions().into_iter().chain(vista_scalars()) {
         registry.scalar_functions.insert(f.name().to_string(), f);
     }
+    let confined = ScalarUDF::new_from_impl(vista_udfs::image::ReadBytesFunc::with_root(root));
+    registry.scalar_functions.insert(confined.name().to_string(), Arc::new(confined));
     for f in ballista_aggregate_functions().into_iter().chain(vista_aggregates()) {
         registry.aggregate_functions.insert(f.name().to_string(), f);
     }
@@ -151,6 +156,8 @@ pub struct ExecutorOptions {
     /// Shuffle files; default a fresh directory under the system temp dir, removed on exit.
     pub work_dir: Option<PathBuf>,
     pub heartbeat_interval_s: u64,
+    /// The directory `read_bytes` is confined to on this executor.
+    pub root: PathBuf,
 }
 
 /// Runs an executor until the process is stopped (SIGTERM, Ctrl-C or the scheduler).
@@ -179,7 +186,7 @@ pub async fn run_executor(opts: &ExecutorOptions) -> Result<()> {
         vcores: opts.concurrent_tasks,
         work_dir: Some(work_dir.to_string_lossy().into_owned()),
         executor_heartbeat_interval_seconds: opts.heartbeat_interval_s,
-        override_function_registry: Some(Arc::new(executor_registry())),
+        override_function_registry: Some(Arc::new(executor_registry(&opts.root))),
         override_config_producer: Some(Arc::new(cluster_config)),
         ..ExecutorProcessConfig::default()
     };
@@ -263,7 +270,7 @@ mod tests {
 
     #[test]
     fn every_vista_function_resolves_on_executors() {
-        let r = executor_registry();
+        let r = executor_registry(Path::new("."));
         for name in vista_udfs::function_names() {
             assert!(
                 r.scalar_functions.contains_key(&name) || r.aggregate_functions.contains_key(&name),

@@ -81,6 +81,10 @@ async fn run_statement(
                 CopyToSource::Query(q) => q.to_string(),
             };
             let plan = plan_sql(ctx, &source_sql).await?;
+            crate::confine::check_plan(ctx, &plan)?;
+            if let Some(base) = crate::confine::base_dir(ctx) {
+                crate::confine::check_location(&base, &path.to_string_lossy())?;
+            }
             let rows = write_plan(ctx, plan, &path, format, text, sink.progress).await?;
             writeln!(stdout, "{rows} rows written to {}", path.display())?;
             return Ok(());
@@ -90,9 +94,21 @@ async fn run_statement(
         Some(sql) => plan_sql(ctx, &sql).await?,
         None => ctx.state().statement_to_plan(stmt).await.map_err(dferr)?,
     };
+    crate::confine::check_plan(ctx, &plan)?;
     match out_file {
         Some(path) => {
-            let format = Format::from_path(path).unwrap_or(Format::Parquet);
+            if path.is_dir() {
+                anyhow::bail!("--out '{}' is a directory; name a file", path.display());
+            }
+            let format = match (Format::from_path(path), sink.format) {
+                (Some(f), _) => f,
+                (None, Format::Table) => anyhow::bail!(
+                    "--out '{}': cannot tell the format from the file name (use .parquet, .csv, \
+                     .json, .ndjson or .jsonl, or --format)",
+                    path.display()
+                ),
+                (None, f) => f,
+            };
             let rows = write_plan(ctx, plan, path, format, text, sink.progress).await?;
             eprintln!("{rows} rows written to {}", path.display());
         }

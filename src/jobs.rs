@@ -55,6 +55,9 @@ pub struct JobOptions {
     pub chunk_rows: usize,
     /// Progress line on stderr (only when stderr is a terminal).
     pub progress: bool,
+    /// Move committed chunks that cannot be read to `OUT/dropped/` and recompute their rows,
+    /// instead of stopping at the first one.
+    pub drop_unreadable: bool,
 }
 
 impl JobOptions {
@@ -65,6 +68,7 @@ impl JobOptions {
             resume: false,
             chunk_rows: 256,
             progress: true,
+            drop_unreadable: false,
         }
     }
 }
@@ -181,6 +185,9 @@ struct Manifest {
     fingerprint: String,
     parts: FingerprintParts,
     total: usize,
+    /// The highest chunk number committed so far.
+    #[serde(default)]
+    next_seq: usize,
     chunks: Vec<ChunkEntry>,
 }
 
@@ -201,6 +208,10 @@ struct Chunk {
 /// Runs (or resumes) a job on `ctx`, which must have vista's functions registered.
 /// `loader` fingerprints the model named by `vista.model` (sharing the loaded model with
 /// `vista_generate`); `None` skips the model part of the fingerprint.
+///
+/// One job at a time may use an output directory: a second one is refused while the first
+/// holds the directory's lock (released by the system when its process ends, however it ends).
+/// A job that fails before committing anything leaves no output directory behind it.
 pub async fn run_job(
     ctx: &SessionContext,
     sql: &str,
@@ -209,16 +220,39 @@ pub async fn run_job(
 ) -> Result<JobSummary> {
     ensure!(opts.chunk_rows > 0, "chunk_rows must be at least 1");
     let job = parse_job_sql(sql)?;
+    let created = !opts.out_dir.exists();
+    std::fs::create_dir_all(&opts.out_dir)
+        .with_context(|| format!("cannot create '{}'", opts.out_dir.display()))?;
+    let result = match crate::dir_lock::DirLock::acquire(&opts.out_dir) {
+        Ok(_lock) => run_locked(ctx, sql, &job, loader, opts).await,
+        Err(e) => return Err(e),
+    };
+    if result.is_err() && created && !has_chunks(&opts.out_dir) {
+        let _ = std::fs::remove_dir_all(&opts.out_dir);
+    }
+    result
+}
+
+async fn run_locked(
+    ctx: &SessionContext,
+    sql: &str,
+    job: &JobSql,
+    loader: Option<&ModelLoader>,
+    opts: &JobOptions,
+) -> Result<JobSummary> {
+    let base_dir = VistaConfig::from_options(ctx.state().config_options()).base_dir.clone();
     for s in &job.settings {
         ctx.sql(s).await.map_err(df)?.collect().await.map_err(df)?;
     }
-    let parts = fingerprint_parts(ctx, &job, loader).await?;
+    check_base_dir_not_widened(ctx, &base_dir)?;
+    let parts = fingerprint_parts(ctx, job, loader).await?;
     let fingerprint = parts.digest();
+    output::remove_stale_temporaries(&opts.out_dir);
     let chunk_dir = opts.out_dir.join("chunks");
     std::fs::create_dir_all(&chunk_dir)
         .with_context(|| format!("cannot create '{}'", chunk_dir.display()))?;
 
-    let chunks = read_chunks(&chunk_dir)?;
+    let chunks = read_chunks(&opts.out_dir, opts.drop_unreadable)?;
     if !chunks.is_empty() && !opts.resume {
         bail!(
             "'{}' already holds {} committed chunks; pass --resume to continue that job, or use a new output directory",
@@ -243,16 +277,32 @@ pub async fn run_job(
         });
     }
     let resumed = done.len();
-    let mut next_seq = chunks.len();
+    // A name is never reused, even when a chunk in the middle is gone: the next number follows
+    // the highest committed one and the highest the manifest has seen.
+    let mut next_seq = chunks
+        .iter()
+        .filter_map(|c| chunk_seq(&c.file))
+        .chain(read_manifest(&opts.out_dir).map(|m| m.next_seq))
+        .map(|n| n + 1)
+        .max()
+        .unwrap_or(0);
     drop(chunks);
 
     crate::tables::register(ctx, ALL_SAMPLES, &opts.samples).await?;
     let total = count_rows(ctx, ALL_SAMPLES).await?;
-    let mut manifest =
-        Manifest { fingerprint: fingerprint.clone(), parts: parts.clone(), total, chunks: entries };
+    let mut manifest = Manifest {
+        fingerprint: fingerprint.clone(),
+        parts: parts.clone(),
+        total,
+        next_seq: next_seq.saturating_sub(1),
+        chunks: entries,
+    };
     write_manifest(&opts.out_dir, &manifest)?;
 
-    let meta = output::provenance(Some(sql), &[(FINGERPRINT_KEY.to_string(), fingerprint.clone())]);
+    let mut extra = vec![(FINGERPRINT_KEY.to_string(), fingerprint.clone())];
+    let config = VistaConfig::from_options(ctx.state().config_options());
+    extra.extend(vista_udfs::limits::Limits::from_config(&config).metadata());
+    let meta = output::provenance(Some(sql), &extra);
     let mut progress = ProgressLine::new(opts.progress, total, resumed);
     // Encoded images in flight stay bounded: the scan hands over at most one chunk of samples
     // per record batch (the default 8192 rows of images could be gigabytes).
@@ -310,6 +360,7 @@ pub async fn run_job(
         let (schema, batches) = predict_chunk(ctx, &job.predictions, &chunk).await?;
         let file = format!("chunk-{next_seq:06}.parquet");
         output::write_parquet_atomic(&chunk_dir.join(&file), &batches, schema, &meta)?;
+        manifest.next_seq = next_seq;
         next_seq += 1;
         computed += chunk.num_rows();
         manifest.chunks.push(ChunkEntry { file, rows: chunk.num_rows() });
@@ -319,13 +370,20 @@ pub async fn run_job(
     progress.finish();
     drop(stream);
 
-    // Merge the committed chunks (this run's and earlier runs') and score them.
-    let chunks = read_chunks(&chunk_dir)?;
+    // Merge the committed chunks (this run's and earlier runs') and score them, after checking
+    // that each belongs to this job, is the one the manifest lists, and holds only samples of
+    // the samples table, each once.
+    let chunks = read_chunks(&opts.out_dir, false)?;
+    verify_chunks(&chunks, &manifest, &fingerprint)?;
     let merged = merge_chunks(&chunks)?;
     let mut failed = 0;
     let mut ids = HashSet::new();
     for b in &merged.1 {
         for id in sample_ids(b, "predictions")? {
+            ensure!(
+                seen.contains(&id),
+                "committed chunks hold sample_id '{id}', which is not in the samples table"
+            );
             if !ids.insert(id.clone()) {
                 bail!("committed chunks hold sample_id '{id}' twice");
             }
@@ -394,9 +452,10 @@ async fn fingerprint_parts(
         device: c.device.clone(),
         dtype: c.dtype.clone(),
         prompt_template: g.prompt_template.clone(),
+        // The image limit decides which rows fail, so it is part of the finished rows.
         generation: format!(
-            "max_new_tokens={} num_beams={} temperature={} top_p={} seed={}",
-            g.max_new_tokens, g.num_beams, g.temperature, g.top_p, g.seed
+            "max_new_tokens={} num_beams={} temperature={} top_p={} seed={} max_image_pixels={}",
+            g.max_new_tokens, g.num_beams, g.temperature, g.top_p, g.seed, g.max_image_pixels
         ),
         sql: std::iter::once(job.predictions.as_str())
             .chain(job.settings.iter().map(String::as_str))
@@ -405,11 +464,35 @@ async fn fingerprint_parts(
     })
 }
 
-fn mismatch(out: &Path, chunk: &Chunk, parts: &FingerprintParts) -> String {
-    let old = std::fs::read_to_string(out.join("manifest.json"))
+/// A job file may narrow `vista.base_dir` (a subdirectory) but not widen it: the directory a
+/// job's caller confined it to stays its limit.
+fn check_base_dir_not_widened(ctx: &SessionContext, before: &str) -> Result<()> {
+    if before.is_empty() {
+        return Ok(());
+    }
+    let after = VistaConfig::from_options(ctx.state().config_options()).base_dir.clone();
+    if after == before {
+        return Ok(());
+    }
+    let inside = match (Path::new(before).canonicalize(), Path::new(&after).canonicalize()) {
+        (Ok(b), Ok(a)) => !after.is_empty() && a.starts_with(b),
+        _ => false,
+    };
+    ensure!(
+        inside,
+        "job SQL: SET vista.base_dir = '{after}' leaves the base directory '{before}' the job was started with"
+    );
+    Ok(())
+}
+
+fn read_manifest(out: &Path) -> Option<Manifest> {
+    std::fs::read_to_string(out.join("manifest.json"))
         .ok()
         .and_then(|t| serde_json::from_str::<Manifest>(&t).ok())
-        .map(|m| m.parts);
+}
+
+fn mismatch(out: &Path, chunk: &Chunk, parts: &FingerprintParts) -> String {
+    let old = read_manifest(out).map(|m| m.parts);
     let what = match old {
         Some(old) => {
             let mut diffs = Vec::new();
@@ -447,12 +530,20 @@ async fn predict_chunk(
     let table = MemTable::try_new(chunk.schema(), vec![vec![chunk.clone()]])?;
     ctx.register_table("samples", Arc::new(table))?;
     let frame = ctx.sql(query).await.map_err(df)?;
+    crate::confine::check_plan(ctx, frame.logical_plan())?;
     let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-    let batches =
-        frame.collect().await.map_err(|e| anyhow::anyhow!("predictions: {}", df_text(e)))?;
+    let want: Vec<String> = sample_ids(chunk, "samples")?;
+    let batches = frame.collect().await.map_err(|e| {
+        let (first, last) =
+            (want.first().map_or("", |s| s.as_str()), want.last().map_or("", |s| s.as_str()));
+        anyhow::anyhow!(
+            "predictions, in the chunk of {} samples from sample_id '{first}' to '{last}': {}",
+            want.len(),
+            df_text(e)
+        )
+    })?;
     let _ = ctx.deregister_table("samples")?;
 
-    let want: Vec<String> = sample_ids(chunk, "samples")?;
     let want: HashSet<&String> = want.iter().collect();
     let mut got = HashSet::new();
     for b in &batches {
@@ -495,39 +586,105 @@ fn chunk_ids(c: &Chunk) -> Result<Vec<String>> {
     Ok(ids)
 }
 
-/// Committed chunks in commit order. Temporary files of a killed run are removed.
-fn read_chunks(dir: &Path) -> Result<Vec<Chunk>> {
+/// The number in a chunk's name (`chunk-000042.parquet` -> 42).
+fn chunk_seq(file: &str) -> Option<usize> {
+    file.strip_prefix("chunk-")?.strip_suffix(".parquet")?.parse().ok()
+}
+
+fn has_chunks(out: &Path) -> bool {
+    std::fs::read_dir(out.join("chunks"))
+        .map(|d| {
+            d.filter_map(|e| e.ok()).any(|e| chunk_seq(&e.file_name().to_string_lossy()).is_some())
+        })
+        .unwrap_or(false)
+}
+
+/// Committed chunks of `OUT/chunks/` in commit order. Temporary files of a killed run are
+/// removed. A chunk that cannot be read stops the job naming it, or with `drop_unreadable` is
+/// moved to `OUT/dropped/` so that its rows are computed again.
+fn read_chunks(out: &Path, drop_unreadable: bool) -> Result<Vec<Chunk>> {
+    let dir = out.join("chunks");
     let mut names = Vec::new();
     for entry in
-        std::fs::read_dir(dir).with_context(|| format!("cannot list '{}'", dir.display()))?
+        std::fs::read_dir(&dir).with_context(|| format!("cannot list '{}'", dir.display()))?
     {
         let name = entry?.file_name().to_string_lossy().to_string();
         if name.starts_with('.') && name.ends_with(".tmp") {
             let _ = std::fs::remove_file(dir.join(&name));
-        } else if name.starts_with("chunk-") && name.ends_with(".parquet") {
+        } else if chunk_seq(&name).is_some() {
             names.push(name);
         }
     }
     names.sort();
-    names
-        .into_iter()
-        .map(|file| {
-            let path = dir.join(&file);
-            let f = std::fs::File::open(&path)
-                .with_context(|| format!("cannot open '{}'", path.display()))?;
-            let builder = ParquetRecordBatchReaderBuilder::try_new(f)
-                .with_context(|| format!("'{}' is not a readable Parquet chunk", path.display()))?;
-            let fingerprint = builder
-                .metadata()
-                .file_metadata()
-                .key_value_metadata()
-                .and_then(|kv| kv.iter().find(|k| k.key == FINGERPRINT_KEY))
-                .and_then(|k| k.value.clone());
-            let schema = builder.schema().clone();
-            let batches = builder.build()?.collect::<std::result::Result<Vec<_>, _>>()?;
-            Ok(Chunk { file, fingerprint, batches, schema })
-        })
-        .collect()
+    let mut chunks = Vec::with_capacity(names.len());
+    for file in names {
+        let path = dir.join(&file);
+        match read_chunk(&path) {
+            Ok((fingerprint, schema, batches)) => {
+                chunks.push(Chunk { file, fingerprint, batches, schema })
+            }
+            Err(e) if drop_unreadable => {
+                let dropped = out.join("dropped");
+                std::fs::create_dir_all(&dropped)?;
+                std::fs::rename(&path, dropped.join(&file))
+                    .with_context(|| format!("cannot move '{}' aside", path.display()))?;
+                eprintln!("dropped unreadable chunk {file} ({e:#}); its rows are computed again");
+            }
+            Err(e) => bail!(
+                "{e:#}; rerun with --resume --drop-unreadable to move it to '{}' and compute its rows again",
+                out.join("dropped").display()
+            ),
+        }
+    }
+    Ok(chunks)
+}
+
+fn read_chunk(path: &Path) -> Result<(Option<String>, SchemaRef, Vec<RecordBatch>)> {
+    let unreadable = || format!("'{}' is not a readable Parquet chunk", path.display());
+    let f =
+        std::fs::File::open(path).with_context(|| format!("cannot open '{}'", path.display()))?;
+    crate::tables::check_parquet_footer(&f, path)?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(f).with_context(unreadable)?;
+    let fingerprint = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|k| k.key == FINGERPRINT_KEY))
+        .and_then(|k| k.value.clone());
+    let schema = builder.schema().clone();
+    let batches = builder
+        .build()
+        .with_context(unreadable)?
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .with_context(unreadable)?;
+    Ok((fingerprint, schema, batches))
+}
+
+/// Every chunk carries this job's fingerprint and is the chunk the manifest lists, with the
+/// same number of rows.
+fn verify_chunks(chunks: &[Chunk], manifest: &Manifest, fingerprint: &str) -> Result<()> {
+    for c in chunks {
+        ensure!(
+            c.fingerprint.as_deref() == Some(fingerprint),
+            "chunk {} belongs to a different job (fingerprint {}, this job {fingerprint}); \
+             another process wrote into this output directory",
+            c.file,
+            c.fingerprint.as_deref().unwrap_or("none")
+        );
+        let rows: usize = c.batches.iter().map(|b| b.num_rows()).sum();
+        match manifest.chunks.iter().find(|e| e.file == c.file) {
+            Some(e) if e.rows == rows => {}
+            Some(e) => bail!("chunk {} holds {rows} rows, the manifest {}", c.file, e.rows),
+            None => bail!("chunk {} is not in the manifest; another process wrote it", c.file),
+        }
+    }
+    ensure!(
+        chunks.len() == manifest.chunks.len(),
+        "the manifest lists {} chunks, {} are on disk",
+        manifest.chunks.len(),
+        chunks.len()
+    );
+    Ok(())
 }
 
 fn merge_chunks(chunks: &[Chunk]) -> Result<(SchemaRef, Vec<RecordBatch>)> {

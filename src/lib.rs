@@ -3,8 +3,10 @@
 
 #[cfg(feature = "cluster")]
 pub mod cluster;
+pub mod confine;
 pub mod curate;
 pub mod demo;
+pub mod dir_lock;
 pub mod engine;
 pub mod functions;
 pub mod import;

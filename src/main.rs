@@ -129,6 +129,10 @@ enum ClusterCommand {
         /// Seconds between heartbeats to the scheduler.
         #[arg(long, default_value_t = 10)]
         heartbeat_interval: u64,
+        /// The directory `read_bytes` may read from, whatever a client sets (`vista.base_dir`
+        /// can narrow it, never leave it). Default: the executor's working directory.
+        #[arg(long)]
+        root: Option<PathBuf>,
     },
 }
 
@@ -148,6 +152,10 @@ struct RunArgs {
     /// Samples per committed chunk.
     #[arg(long, default_value_t = 256)]
     chunk_rows: usize,
+    /// With --resume: move committed chunks that cannot be read to OUT/dropped/ and compute
+    /// their rows again.
+    #[arg(long, requires = "resume")]
+    drop_unreadable: bool,
     /// A setting: `--set model=DIR` (`vista.` is implied).
     #[arg(long = "set", value_parser = parse_pair)]
     settings: Vec<(String, String)>,
@@ -445,22 +453,63 @@ fn parse_pair(s: &str) -> Result<(String, String), String> {
     Ok((k.trim().to_string(), v.trim().to_string()))
 }
 
+/// Stack of the thread that parses, plans and drives queries. Planning and dropping an
+/// expression recurse once per nesting level, and a generated query can hold a flat chain of
+/// thousands of terms (`a + b + c + ...` nests to the left); the memory is reserved, not used,
+/// until that depth is reached.
+const MAIN_STACK_BYTES: usize = 1 << 30;
+/// Stack of the runtime's workers, which evaluate the same expressions.
+const WORKER_STACK_BYTES: usize = 256 << 20;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    install_panic_hook();
+    let worker = std::thread::Builder::new().name("vista-main".into()).stack_size(MAIN_STACK_BYTES);
+    let joined = worker.spawn(move || {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_stack_size(WORKER_STACK_BYTES)
+                .build()
+                .context("cannot start the runtime")?;
+            runtime.block_on(run(cli))
+        }))
+    });
+    let result = match joined.map(|h| h.join()) {
+        Ok(Ok(Ok(r))) => r,
+        Ok(Ok(Err(_))) | Ok(Err(_)) => Err(anyhow::anyhow!("internal error: {}", panic_message())),
+        Err(e) => Err(anyhow::anyhow!("cannot start the main thread: {e}")),
     };
-    match runtime.block_on(run(cli)) {
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {}", engine::one_line(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The first panic of the process, as one line, for the error `main` prints. A panic in a
+/// dependency (a reader meeting a corrupt file) ends the command with that line and a non-zero
+/// status instead of a multi-line report; committed output stays as it is.
+static PANIC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_string());
+        let at =
+            info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        let _ = PANIC.set(format!("{}{at}", engine::one_line(&msg)));
+    }));
+}
+
+fn panic_message() -> String {
+    PANIC.get().cloned().unwrap_or_else(|| "a thread panicked".to_string())
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
@@ -577,14 +626,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Generate(a) => {
-            let settings = vista_udfs::generate::GenerateSettings {
-                max_new_tokens: a.max_new_tokens,
-                num_beams: a.num_beams,
-                temperature: a.temperature,
-                top_p: a.top_p,
-                seed: a.seed,
-                prompt_template: a.template,
-            };
+            // The same checks as `SET vista.*` (a beam width of 0, a top_p of 2 are refused).
+            let mut config = vista_udfs::VistaConfig::default();
+            config.max_new_tokens = a.max_new_tokens;
+            config.num_beams = a.num_beams;
+            config.temperature = a.temperature;
+            config.top_p = a.top_p;
+            config.seed = a.seed;
+            config.prompt_template = a.template;
+            let settings = vista_udfs::generate::settings(&config)
+                .map_err(|e| anyhow::anyhow!("{}", e.strip_backtrace()))?;
             let text = tokio::task::spawn_blocking(move || {
                 vista::model::generate_cli(
                     &a.model, &a.device, &a.dtype, &a.images, &a.prompt, &settings,
@@ -640,6 +691,7 @@ async fn run_job(args: RunArgs) -> Result<ExitCode> {
     let mut opts = vista::jobs::JobOptions::new(args.samples, args.out);
     opts.resume = args.resume;
     opts.chunk_rows = args.chunk_rows;
+    opts.drop_unreadable = args.drop_unreadable;
     let loader = session::model_loader();
     let summary = vista::jobs::run_job(&ctx, &sql, Some(&loader), &opts).await?;
     eprintln!("{summary}");
@@ -712,8 +764,13 @@ async fn cluster(cmd: ClusterCommand) -> Result<ExitCode> {
             concurrent_tasks,
             work_dir,
             heartbeat_interval,
+            root,
         } => {
             let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+            let root = match root {
+                Some(r) => r,
+                None => std::env::current_dir()?,
+            };
             cluster::run_executor(&cluster::ExecutorOptions {
                 scheduler,
                 bind,
@@ -722,6 +779,7 @@ async fn cluster(cmd: ClusterCommand) -> Result<ExitCode> {
                 concurrent_tasks: concurrent_tasks.unwrap_or(cores).max(1),
                 work_dir,
                 heartbeat_interval_s: heartbeat_interval.max(1),
+                root,
             })
             .await?
         }

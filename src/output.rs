@@ -62,7 +62,13 @@ pub struct AtomicFile {
 
 impl AtomicFile {
     pub fn create(path: &Path) -> Result<AtomicFile> {
+        if path.is_dir() {
+            bail!("output path '{}' is a directory; name a file", path.display());
+        }
         let tmp = temp_path(path)?;
+        if let Some(dir) = tmp.parent() {
+            remove_stale_temporaries_of(dir, path.file_name().and_then(|n| n.to_str()));
+        }
         let file =
             File::create(&tmp).with_context(|| format!("cannot create '{}'", tmp.display()))?;
         Ok(AtomicFile { path: path.to_path_buf(), tmp, file: Some(file) })
@@ -78,9 +84,12 @@ impl AtomicFile {
         file.flush()?;
         file.sync_all()?;
         drop(file);
-        std::fs::rename(&self.tmp, &self.path).with_context(|| {
-            format!("cannot move '{}' to '{}'", self.tmp.display(), self.path.display())
-        })?;
+        if let Err(e) = std::fs::rename(&self.tmp, &self.path) {
+            let _ = std::fs::remove_file(&self.tmp);
+            return Err(e).with_context(|| {
+                format!("cannot move '{}' to '{}'", self.tmp.display(), self.path.display())
+            });
+        }
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             // The rename is durable only once the directory entry is.
             if let Ok(d) = File::open(dir) {
@@ -97,6 +106,39 @@ impl Drop for AtomicFile {
             let _ = std::fs::remove_file(&self.tmp);
         }
     }
+}
+
+/// Removes the temporary files (`.NAME.PID.tmp`) that killed writers left in `dir`: those of
+/// processes that no longer run. A live process's file is another writer's work in progress.
+pub fn remove_stale_temporaries(dir: &Path) {
+    remove_stale_temporaries_of(dir, None);
+}
+
+/// [`remove_stale_temporaries`], limited to the temporaries of the file `name` when given.
+fn remove_stale_temporaries_of(dir: &Path, name: Option<&str>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.filter_map(|e| e.ok()) {
+        let file = entry.file_name().to_string_lossy().to_string();
+        let Some((stem, pid)) = temp_parts(&file) else { continue };
+        if name.is_some_and(|n| n != stem) || pid == std::process::id() || process_runs(pid) {
+            continue;
+        }
+        let _ = std::fs::remove_file(entry.path());
+    }
+}
+
+/// `.NAME.PID.tmp` -> (NAME, PID).
+fn temp_parts(file: &str) -> Option<(&str, u32)> {
+    let inner = file.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (stem, pid) = inner.rsplit_once('.')?;
+    Some((stem, pid.parse().ok()?))
+}
+
+fn process_runs(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+    // Signal 0 checks existence only; EPERM means it exists under another user.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 fn temp_path(path: &Path) -> Result<PathBuf> {
@@ -337,6 +379,32 @@ mod tests {
         assert_eq!(get("vista.sql").as_deref(), Some("SELECT 1"));
         assert_eq!(get("k").as_deref(), Some("v"));
         assert_eq!(get("vista.version").as_deref(), Some(env!("CARGO_PKG_VERSION")));
+    }
+
+    #[test]
+    fn temporaries_of_dead_writers_are_removed_by_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.parquet");
+        // pid_max is at most 2^22 on Linux: this process cannot exist.
+        let dead = dir.path().join(".x.parquet.4194305.tmp");
+        let live = dir.path().join(format!(".y.parquet.{}.tmp", std::process::id()));
+        let other = dir.path().join(".y.parquet.4194305.tmp");
+        for p in [&dead, &live, &other] {
+            std::fs::write(p, b"partial").unwrap();
+        }
+        write_bytes_atomic(&path, b"done").unwrap();
+        assert!(!dead.exists(), "a dead writer's temporary of the same file is removed");
+        assert!(live.exists() && other.exists(), "other files' temporaries are left alone");
+        remove_stale_temporaries(dir.path());
+        assert!(!other.exists() && live.exists());
+    }
+
+    #[test]
+    fn a_directory_is_not_an_output_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = write_bytes_atomic(dir.path(), b"x").unwrap_err().to_string();
+        assert!(e.contains("is a directory"), "{e}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no temporary file left");
     }
 
     #[test]

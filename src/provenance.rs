@@ -36,6 +36,10 @@ pub fn of_plan(ctx: &SessionContext, plan: &LogicalPlan) -> Vec<(String, String)
             kv.push((format!("vista.variant.{name}"), variant));
         }
     }
+    if !used.is_empty() {
+        let c = VistaConfig::from_options(ctx.state().config_options());
+        kv.extend(vista_udfs::limits::Limits::from_config(&c).metadata());
+    }
     if used.contains_key("vista_generate") {
         let c = VistaConfig::from_options(ctx.state().config_options());
         for (k, v) in [

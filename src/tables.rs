@@ -16,6 +16,13 @@ pub async fn register(ctx: &SessionContext, name: &str, path: &str) -> Result<()
     let ext = file_format(p).with_context(|| {
         format!("table '{name}': cannot tell the format of '{path}' (expected .parquet, .csv, .json or .ndjson)")
     })?;
+    if ext == "parquet" {
+        for file in files_of(p, "parquet")? {
+            let f = std::fs::File::open(&file)
+                .with_context(|| format!("table '{name}': cannot open '{}'", file.display()))?;
+            check_parquet_footer(&f, &file).with_context(|| format!("table '{name}'"))?;
+        }
+    }
     let res = match ext {
         "parquet" => ctx.register_parquet(name, path, ParquetReadOptions::default()).await,
         "csv" => ctx.register_csv(name, path, CsvReadOptions::new()).await,
@@ -31,6 +38,49 @@ pub async fn register(ctx: &SessionContext, name: &str, path: &str) -> Result<()
         _ => unreachable!(),
     };
     res.with_context(|| format!("table '{name}': cannot read '{path}'"))
+}
+
+/// `p` itself, or the files of directory `p` whose extension is `ext`.
+fn files_of(p: &Path, ext: &str) -> Result<Vec<std::path::PathBuf>> {
+    if !p.is_dir() {
+        return Ok(vec![p.to_path_buf()]);
+    }
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(p).with_context(|| format!("cannot list '{}'", p.display()))? {
+        let path = e?.path();
+        if path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case(ext)) {
+            files.push(path);
+        }
+    }
+    Ok(files)
+}
+
+/// Checks a Parquet file's frame before a reader trusts it: at least the two `PAR1` magics and
+/// the footer length, and a footer that fits in the file. An empty file is not an empty table,
+/// and a footer length past the start of the file is a truncated or corrupt file (a reader that
+/// trusts it computes a range before the file's start).
+pub fn check_parquet_footer(file: &std::fs::File, path: &Path) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let shown = path.display();
+    let len = file.metadata().with_context(|| format!("cannot read '{shown}'"))?.len();
+    if len < 12 {
+        bail!("'{shown}' is not a Parquet file: {len} bytes, fewer than its frame needs (12)");
+    }
+    let mut tail = [0u8; 8];
+    let mut f = file;
+    f.seek(SeekFrom::End(-8))?;
+    f.read_exact(&mut tail)?;
+    f.seek(SeekFrom::Start(0))?;
+    if &tail[4..] != b"PAR1" {
+        bail!("'{shown}' is not a Parquet file: it does not end with the PAR1 magic");
+    }
+    let footer = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+    if footer + 12 > len {
+        bail!(
+            "'{shown}' is a corrupt Parquet file: its footer claims {footer} bytes, the file holds {len}"
+        );
+    }
+    Ok(())
 }
 
 /// Whether a JSON file holds one array of objects rather than one object per line.

@@ -123,6 +123,8 @@ fn start_cluster(dir: &Path, n: usize, tasks: usize) -> Cluster {
                     tasks.to_string(),
                     "--heartbeat-interval".into(),
                     "1".into(),
+                    "--root".into(),
+                    root().to_string_lossy().into_owned(),
                 ],
             );
             // Ports are picked before binding: wait for this one before picking the next.

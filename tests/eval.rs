@@ -320,6 +320,7 @@ fn job(
         resume,
         chunk_rows,
         progress: false,
+        drop_unreadable: false,
     };
     let loader = vista::model::loader();
     runtime()

@@ -94,6 +94,9 @@ pub struct TextConfig {
     pub attention_bias: bool,
     #[serde(default)]
     pub mlp_bias: bool,
+    /// The context the decoder was trained for; a longer prompt is refused per row.
+    #[serde(default = "d::t_context")]
+    pub max_position_embeddings: usize,
 }
 
 impl TextConfig {
@@ -256,6 +259,10 @@ mod d {
     }
     pub fn t_vocab() -> usize {
         32000
+    }
+    /// transformers' `LlamaConfig` default.
+    pub fn t_context() -> usize {
+        2048
     }
     pub fn t_hidden() -> usize {
         4096

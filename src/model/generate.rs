@@ -19,6 +19,8 @@ pub struct DecodeOptions {
     pub stop: Vec<u32>,
     /// Beam search score = sum of log-probabilities / length^length_penalty.
     pub length_penalty: f64,
+    /// Most pixels an input image, or a buffer made from it (square padding), may hold.
+    pub max_image_pixels: u64,
 }
 
 impl Default for DecodeOptions {
@@ -31,6 +33,7 @@ impl Default for DecodeOptions {
             seed: 0,
             stop: Vec::new(),
             length_penalty: 1.0,
+            max_image_pixels: vista_udfs::limits::DEFAULT_MAX_IMAGE_PIXELS,
         }
     }
 }

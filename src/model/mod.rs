@@ -172,7 +172,7 @@ impl VistaModel {
         }
         let config_text = read(&dir.join("config.json"))?;
         let files = weights::weight_files(dir)?;
-        let fingerprint = weights::fingerprint(config_text.as_bytes(), &files)?;
+        let fingerprint = weights::fingerprint(dir, config_text.as_bytes(), &files)?;
         let vb = weights::var_builder(&files, dtype, &device)?;
         Self::load_with(dir, vb, fingerprint)
     }
@@ -265,6 +265,43 @@ impl VistaModel {
         prompt::build(template, instruction, images, &self.tokenizer)
     }
 
+    /// Refuses an instruction that cannot fit the decoder's context before tokenizing it: a
+    /// token is at least one byte of text, so more bytes than `CONTEXT_BYTES_PER_TOKEN` times
+    /// the context would only be tokenized to be refused.
+    fn check_instruction_length(&self, instruction: &str) -> Result<(), String> {
+        const CONTEXT_BYTES_PER_TOKEN: usize = 64;
+        let context = self.config.text_config.max_position_embeddings;
+        if instruction.len() > context.saturating_mul(CONTEXT_BYTES_PER_TOKEN) {
+            return Err(format!(
+                "instruction of {} bytes cannot fit the model's context of {context} tokens",
+                instruction.len()
+            ));
+        }
+        Ok(())
+    }
+
+    /// A prompt (text tokens and image query tokens) must fit the decoder's context
+    /// (`max_position_embeddings`): attention over a longer one allocates memory quadratic in
+    /// its length, and the model was never trained on such positions.
+    fn check_prompt_length(&self, prompt: &Prompt) -> Result<(), String> {
+        let context = self.config.text_config.max_position_embeddings;
+        let len: usize = prompt
+            .pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Tokens(t) => t.len(),
+                Piece::Image(_) => self.num_query_tokens(),
+            })
+            .sum();
+        if len > context {
+            return Err(format!(
+                "prompt of {len} tokens exceeds the model's context of {context} tokens \
+                 (text_config.max_position_embeddings)"
+            ));
+        }
+        Ok(())
+    }
+
     /// Stacks preprocessed images into [n, 3, S, S] on the model's device and dtype, freeing
     /// each image once copied (at most one image beside the batch).
     pub fn pixel_tensor(&self, images: Vec<Vec<f32>>) -> candle_core::Result<Tensor> {
@@ -336,6 +373,7 @@ impl VistaModel {
             seed: settings.seed,
             stop: self.stop_ids.clone(),
             length_penalty: 1.0,
+            max_image_pixels: settings.max_image_pixels,
         }
     }
 
@@ -357,7 +395,9 @@ impl VistaModel {
         let mut qformer_rows: Vec<Vec<u32>> = Vec::new();
         for (row, req) in batch.iter().enumerate() {
             let prepared = (|| {
+                self.check_instruction_length(&req.instruction)?;
                 let prompt = self.prompt(template, &req.instruction, req.images.len())?;
+                self.check_prompt_length(&prompt)?;
                 let qids = self.qformer_ids(&prompt.qformer_text)?;
                 let imgs = req
                     .images
@@ -365,7 +405,7 @@ impl VistaModel {
                     .enumerate()
                     .map(|(k, bytes)| {
                         self.preprocess
-                            .run(bytes, template.pads_to_square())
+                            .run(bytes, template.pads_to_square(), opts.max_image_pixels)
                             .map_err(|e| format!("image {}: {e}", k + 1))
                     })
                     .collect::<Result<Vec<_>, String>>()?;

@@ -74,10 +74,20 @@ impl Preprocess {
         Ok(pre)
     }
 
-    /// Encoded bytes -> normalised CHW floats [3 * size * size].
-    pub fn run(&self, bytes: &[u8], pad_square: bool) -> Result<Vec<f32>, String> {
-        let img = decode_rgb(bytes)?;
-        let img = if pad_square { expand_to_square(&img) } else { img };
+    /// Encoded bytes -> normalised CHW floats [3 * size * size]. The decoded image and its
+    /// square padding may each hold at most `max_pixels` pixels (a 1 x 100000 PNG is 370 bytes
+    /// on disk and 30 GB once padded).
+    pub fn run(&self, bytes: &[u8], pad_square: bool, max_pixels: u64) -> Result<Vec<f32>, String> {
+        let img = decode_rgb_within(bytes, max_pixels)?;
+        let img = if pad_square {
+            let side = u64::from(img.width().max(img.height()));
+            let limits =
+                vista_udfs::limits::Limits { max_image_pixels: max_pixels, ..Default::default() };
+            limits.check_image("square-padded image", side, side)?;
+            expand_to_square(&img)
+        } else {
+            img
+        };
         let img = resize_bicubic(&img, self.size, self.size);
         Ok(self.normalize(&img))
     }
@@ -98,7 +108,13 @@ impl Preprocess {
 /// Decodes any supported format and mode to 8-bit RGB; transparency is composited onto white
 /// exactly as PIL's `alpha_composite` does (transformers' `convert_to_rgb`).
 pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, String> {
-    let img = image::load_from_memory(bytes).map_err(|e| format!("cannot decode image: {e}"))?;
+    decode_rgb_within(bytes, vista_udfs::limits::DEFAULT_MAX_IMAGE_PIXELS)
+}
+
+/// [`decode_rgb`] refusing images of more than `max_pixels` pixels before decoding them.
+pub fn decode_rgb_within(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, String> {
+    let img = vista_udfs::image::pixels::decode(bytes, max_pixels)
+        .map_err(|e| format!("cannot decode image: {e}"))?;
     if img.width() == 0 || img.height() == 0 {
         return Err("image has no pixels".into());
     }

@@ -158,39 +158,156 @@ pub fn var_builder(
     Ok(VarBuilder::from_backend(Box::new(Checked::open(files)?), dtype, device.clone()))
 }
 
-/// Hashes config.json and every shard's safetensors header (names, dtypes, shapes, offsets):
-/// cheap, and changes whenever the architecture or the stored tensors' layout change.
-pub fn fingerprint(config_json: &[u8], files: &[PathBuf]) -> Result<String, String> {
-    let mut h = Fnv::new();
-    h.write(config_json);
+/// Identifies a checkpoint by every byte that decides its answers: `config.json`, the SHA-256
+/// of each weight shard (as the Hugging Face Hub shows it) and the tokenizer files beside them.
+/// Two checkpoints that differ in one weight differ here, so a job never resumes with another
+/// model's chunks. Shard digests are cached by (path, size, modification time) in
+/// [`digest_cache_path`], so a resume does not read 14 GB again.
+pub fn fingerprint(dir: &Path, config_json: &[u8], files: &[PathBuf]) -> Result<String, String> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"config.json\0");
+    h.update(config_json);
+    let mut cache = DigestCache::load();
     for f in files {
-        use std::io::Read;
-        let mut file = std::fs::File::open(f).map_err(|e| format!("{}: {e}", f.display()))?;
-        let mut len = [0u8; 8];
-        file.read_exact(&mut len).map_err(|e| format!("{}: {e}", f.display()))?;
-        let n = u64::from_le_bytes(len).min(100 << 20) as usize;
-        let mut header = vec![0u8; n];
-        file.read_exact(&mut header).map_err(|e| format!("{}: {e}", f.display()))?;
-        h.write(&header);
-        // Values too, but cheaply: the file size and the first KiB of data.
-        let mut data = vec![0u8; 1024];
-        let got = file.read(&mut data).unwrap_or(0);
-        h.write(&data[..got]);
-        h.write(&std::fs::metadata(f).map(|m| m.len()).unwrap_or(0).to_le_bytes());
+        let digest = cache.digest(f)?;
+        h.update(f.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default());
+        h.update(b"\0");
+        h.update(digest.as_bytes());
     }
-    Ok(format!("instructblip-{:016x}", h.0))
+    cache.save();
+    for name in TOKENIZER_FILES {
+        if let Ok(bytes) = std::fs::read(dir.join(name)) {
+            h.update(name.as_bytes());
+            h.update(b"\0");
+            h.update(Sha256::digest(&bytes));
+        }
+    }
+    let d = h.finalize();
+    Ok(format!("instructblip-{}", hex(&d[..8])))
 }
 
-struct Fnv(u64);
+/// Files besides the weights whose bytes change what a model writes.
+const TOKENIZER_FILES: &[&str] = &[
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "generation_config.json",
+    "preprocessor_config.json",
+    "processor_config.json",
+    "qformer_tokenizer/tokenizer.json",
+    "qformer_tokenizer/tokenizer_config.json",
+];
 
-impl Fnv {
-    fn new() -> Self {
-        Fnv(0xcbf29ce484222325)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x100000001b3);
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The SHA-256 of one file, streamed.
+pub fn sha256_file(path: &Path) -> Result<String, String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| format!("{}: {e}", path.display()))?;
+        if n == 0 {
+            break;
         }
+        h.update(&buf[..n]);
+    }
+    Ok(hex(&h.finalize()))
+}
+
+/// `$XDG_CACHE_HOME/vista/weight-digests.json` (or `~/.cache/...`): shard digests by file.
+pub fn digest_cache_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("vista").join("weight-digests.json"))
+}
+
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct DigestCache {
+    /// "canonical path" -> (size, mtime in ns, sha256 hex).
+    files: std::collections::BTreeMap<String, (u64, u128, String)>,
+    #[serde(skip)]
+    dirty: bool,
+}
+
+impl DigestCache {
+    fn load() -> DigestCache {
+        digest_cache_path()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    }
+
+    fn digest(&mut self, path: &Path) -> Result<String, String> {
+        let key = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        let key = key.to_string_lossy().to_string();
+        let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        if let Some((size, t, d)) = self.files.get(&key) {
+            if *size == meta.len() && *t == mtime {
+                return Ok(d.clone());
+            }
+        }
+        let d = sha256_file(path)?;
+        self.files.insert(key, (meta.len(), mtime, d.clone()));
+        self.dirty = true;
+        Ok(d)
+    }
+
+    /// Best effort: a cache that cannot be written only costs a rehash next time.
+    fn save(&self) {
+        if !self.dirty {
+            return;
+        }
+        let Some(path) = digest_cache_path() else { return };
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+        if let Ok(text) = serde_json::to_string(self) {
+            if std::fs::write(&tmp, text).is_ok() {
+                let _ = std::fs::rename(&tmp, &path);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two checkpoints that differ in one weight byte (anywhere in the file) differ; the cache
+    /// notices a file rewritten in place.
+    #[test]
+    fn every_weight_byte_is_in_the_fingerprint() {
+        let dir = tempfile::tempdir().unwrap();
+        std::env::set_var("XDG_CACHE_HOME", dir.path().join("cache"));
+        let w = dir.path().join("model.safetensors");
+        let mut bytes = vec![0u8; 4096];
+        std::fs::write(&w, &bytes).unwrap();
+        let a = fingerprint(dir.path(), b"{}", std::slice::from_ref(&w)).unwrap();
+        assert_eq!(a, fingerprint(dir.path(), b"{}", std::slice::from_ref(&w)).unwrap());
+        bytes[3000] = 1;
+        std::fs::write(&w, &bytes).unwrap();
+        // Same size; the modification time may not have moved within the clock's resolution.
+        let t = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+        std::fs::File::options().write(true).open(&w).unwrap().set_modified(t).unwrap();
+        let b = fingerprint(dir.path(), b"{}", std::slice::from_ref(&w)).unwrap();
+        assert_ne!(a, b);
+        std::fs::write(&w, b"abc").unwrap();
+        assert_eq!(
+            sha256_file(&w).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

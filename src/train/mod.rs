@@ -426,7 +426,11 @@ fn batch_loss(model: &VistaModel, batch: &[&Encoded]) -> candle_core::Result<Ten
             pixels.push(
                 model
                     .preprocess
-                    .run(img, Template::VicunaV1.pads_to_square())
+                    .run(
+                        img,
+                        Template::VicunaV1.pads_to_square(),
+                        vista_udfs::limits::DEFAULT_MAX_IMAGE_PIXELS,
+                    )
                     .map_err(candle_core::Error::Msg)?,
             );
             qrows.push(e.qformer_ids.clone());

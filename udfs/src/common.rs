@@ -248,9 +248,11 @@ fn report_fields(value: DataType) -> Fields {
     Fields::from(vec![Field::new("value", value, true), Field::new("error", DataType::Utf8, true)])
 }
 
-/// An error naming the function and the row (1-based within the batch the function saw).
+/// An error naming the function and the row: 1-based within the batch the function received,
+/// which is the row of the input only when the input is one batch. (DataFusion hands a function
+/// batches without their position in the input; `vista run` names the chunk's sample ids.)
 pub fn row_error(func: &str, row: usize, msg: impl std::fmt::Display) -> DataFusionError {
-    exec_datafusion_err!("{func}: row {}: {msg}", row + 1)
+    exec_datafusion_err!("{func}: row {} of its batch: {msg}", row + 1)
 }
 
 /// Applies the policy to a computed column whose failed rows are NULL and described in `errors`.

@@ -33,6 +33,12 @@ extensions_options! {
         pub seed: u64, default = 0
         /// Prompt template: `vicuna_v1` or `raw`.
         pub prompt_template: String, default = "vicuna_v1".to_string()
+        /// Most pixels a decoded image, or any buffer derived from it (square padding), may
+        /// hold; a larger image is a row error. The default is PIL's decompression-bomb error
+        /// threshold (2 x `Image.MAX_IMAGE_PIXELS`).
+        pub max_image_pixels: u64, default = crate::limits::DEFAULT_MAX_IMAGE_PIXELS
+        /// Most bytes `read_bytes` reads from one file; a larger file is a row error.
+        pub max_file_bytes: u64, default = crate::limits::DEFAULT_MAX_FILE_BYTES
     }
 }
 

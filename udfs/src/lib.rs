@@ -7,6 +7,7 @@ pub mod config;
 pub mod contour;
 pub mod generate;
 pub mod image;
+pub mod limits;
 pub mod metrics;
 pub mod text;
 
@@ -51,6 +52,8 @@ pub fn function_names() -> Vec<String> {
     names
 }
 
+#[cfg(test)]
+mod parser_properties;
 #[cfg(test)]
 pub(crate) mod test_util;
 

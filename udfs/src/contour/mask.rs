@@ -50,6 +50,9 @@ impl Mask {
     /// Decodes a PNG (any colour type or bit depth): a pixel is foreground when any of its colour
     /// channels is non-zero (alpha is ignored). Palette images are read by colour, not index.
     pub fn from_png(bytes: &[u8]) -> std::result::Result<Mask, String> {
+        let (w, h) = crate::image::dimensions(bytes)
+            .map_err(|e| format!("not a readable PNG mask ({} bytes): {e}", bytes.len()))?;
+        crate::limits::check_mask("PNG mask", w.into(), h.into())?;
         let img = image::ImageReader::with_format(Cursor::new(bytes), image::ImageFormat::Png)
             .decode()
             .map_err(|e| format!("not a readable PNG mask ({} bytes): {e}", bytes.len()))?;
@@ -839,17 +842,23 @@ fn read_struct_rles(func: &str, st: &StructArray) -> Result<RleRows<'static>> {
     let size = st.column_by_name("size").ok_or_else(|| {
         exec_datafusion_err!("{func}: an RLE mask struct needs a `size` field [h, w]")
     })?;
-    let size = cast(size, &DataType::new_list(DataType::Int64, true))
+    // Sizes are read as floats so that a fractional size (a float column from a JSON file) is
+    // refused instead of truncated; every integer a mask side can hold is exact in f64.
+    let size = cast(size, &DataType::new_list(DataType::Float64, true))
         .map_err(|e| exec_datafusion_err!("{func}: RLE `size` must be a list of integers: {e}"))?;
     let size = size.as_list::<i32>();
+    let whole = |x: f64| (x.fract() == 0.0 && x.abs() < 9.0e15).then_some(x as i64);
     let sizes: Vec<Option<(i64, i64)>> = (0..st.len())
         .map(|i| {
             if size.is_null(i) {
                 return None;
             }
             let v = size.value(i);
-            let v = v.as_primitive::<Int64Type>();
-            (v.len() == 2 && v.null_count() == 0).then(|| (v.value(0), v.value(1)))
+            let v = v.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+            if v.len() != 2 || v.null_count() != 0 {
+                return None;
+            }
+            Some((whole(v.value(0))?, whole(v.value(1))?))
         })
         .collect();
     enum Counts {
@@ -905,10 +914,11 @@ fn read_struct_rles(func: &str, st: &StructArray) -> Result<RleRows<'static>> {
         if sizes[i].is_none() && null_counts {
             return Ok(None);
         }
-        let (h, w) = sizes[i].ok_or("RLE `size` must be [height, width]")?;
-        if h < 0 || w < 0 || h.saturating_mul(w) > (1 << 31) {
+        let (h, w) = sizes[i].ok_or("RLE `size` must be [height, width] of whole numbers")?;
+        if h < 0 || w < 0 {
             return Err(format!("RLE size [{h}, {w}] is not a valid [height, width]"));
         }
+        crate::limits::check_mask("RLE mask", w as u64, h as u64)?;
         let (h, w) = (h as usize, w as usize);
         match &counts {
             Counts::Text(t) => {
@@ -935,8 +945,8 @@ fn read_struct_rles(func: &str, st: &StructArray) -> Result<RleRows<'static>> {
                     return Err("`polygons` is NULL".into());
                 }
                 let polys = list_of_f64_lists(&l.value(i))?;
-                if polys.iter().flatten().any(|v| !v.is_finite()) {
-                    return Err("polygon coordinates must be finite".into());
+                for p in &polys {
+                    crate::limits::check_coordinates(p, w as f64, h as f64)?;
                 }
                 Ok(Some(Rle::from_mask(&Mask::from_polygons(h, w, &polys))))
             }

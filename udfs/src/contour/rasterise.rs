@@ -120,6 +120,9 @@ pub fn polygon_mask(
         return Err(format!("coordinate {} is {}", i + 1, points[i]));
     }
     let px = space.convert(Space::Pixel, points, width as f64, height as f64);
+    // Rasterising walks every scanline a polygon spans: a coordinate of 1e9 would take seconds,
+    // one of 1e300 forever.
+    crate::limits::check_coordinates(&px, width as f64, height as f64)?;
     Ok(Rle::from_polygons(height, width, &[px]))
 }
 
@@ -180,9 +183,10 @@ impl ScalarUDFImpl for PolygonToMaskFunc {
                 return Err("width and height must not be NULL".into());
             }
             let (w, h) = (widths.value(row), heights.value(row));
-            if w <= 0 || h <= 0 || w.saturating_mul(h) > 1 << 31 {
+            if w <= 0 || h <= 0 {
                 return Err(format!("invalid mask size {w} x {h} (width x height)"));
             }
+            crate::limits::check_mask("mask", w as u64, h as u64)?;
             Ok((w as usize, h as usize))
         };
         let nested = nesting(arrays[0].data_type()) == Some(2);

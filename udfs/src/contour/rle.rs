@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::array::{ArrayRef, Int64Builder, ListBuilder};
+use datafusion::arrow::array::{ArrayRef, BinaryArray, Int64Builder, ListBuilder};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{plan_err, Result, ScalarValue};
 use datafusion::logical_expr::{
@@ -12,7 +12,6 @@ use datafusion::logical_expr::{
 
 use super::mask::{self, Mask};
 use super::options;
-use super::rasterise::png_array;
 use crate::common::{self, Arg, OnError, Params};
 use crate::config::VistaConfig;
 
@@ -199,23 +198,44 @@ impl ScalarUDFImpl for RleDecodeFunc {
         let to = decode_to(func, common::const_arg(&args.args, 1))?;
         let scalar = common::all_scalar(&args.args);
         let arr = args.args[0].to_array(args.number_rows)?;
-        let (values, errors) = common::map_rows(mask::read_masks(func, &arr)?, |_, r| r);
-        let result: ArrayRef = match to {
-            DecodeTo::Png => png_array(values.iter().map(Option::as_ref)),
+        // Each mask is encoded as soon as it is decoded: a batch never holds its bitmaps at once
+        // (8192 masks of 512x512 would be 2 GB).
+        let rows = mask::read_rles(func, &arr)?;
+        let result: ArrayRef;
+        let errors;
+        match to {
+            DecodeTo::Png => {
+                let (values, e) = common::map_rows(rows, |_, r| {
+                    let Some(rle) = r? else { return Ok(None) };
+                    if rle.width == 0 || rle.height == 0 {
+                        return Err(format!(
+                            "a {}x{} mask has no pixels and no PNG form (width x height)",
+                            rle.width, rle.height
+                        ));
+                    }
+                    crate::limits::check_mask("mask", rle.width as u64, rle.height as u64)?;
+                    Ok(Some(rle.to_mask().to_png()))
+                });
+                result = Arc::new(BinaryArray::from_iter(values));
+                errors = e;
+            }
             DecodeTo::Counts => {
+                let (values, e) =
+                    common::map_rows(rows, |_, r| Ok(r?.map(|rle| Mask::counts(&rle.to_mask()))));
                 let mut b = ListBuilder::new(Int64Builder::new());
                 for v in &values {
                     match v {
-                        Some(m) => {
-                            b.values().extend(Mask::counts(m).into_iter().map(|c| Some(c as i64)));
+                        Some(c) => {
+                            b.values().extend(c.iter().map(|&c| Some(c as i64)));
                             b.append(true);
                         }
                         None => b.append(false),
                     }
                 }
-                Arc::new(b.finish())
+                result = Arc::new(b.finish());
+                errors = e;
             }
-        };
+        }
         common::shrink(common::finish(func, policy, result, errors)?, scalar)
     }
     fn documentation(&self) -> Option<&Documentation> {

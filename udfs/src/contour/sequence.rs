@@ -258,7 +258,10 @@ mod tests {
         let err =
             run(&c, "SELECT mask_to_sequence(named_struct('size', [4, 5], 'counts', 'd0')) AS s")
                 .unwrap_err();
-        assert!(err.to_string().contains("mask_to_sequence: row 1: mask is empty"), "{err}");
+        assert!(
+            err.to_string().contains("mask_to_sequence: row 1 of its batch: mask is empty"),
+            "{err}"
+        );
         let out = run(
             &c,
             "SELECT mask_to_sequence(named_struct('size', [4, 5], 'counts', 'd0'), 32, 'adaptive', 'norm', 'report') AS s",
@@ -267,13 +270,22 @@ mod tests {
         assert!(out.contains("mask is empty"), "{out}");
         let err = run(&c, "SELECT mask_area(named_struct('size', [4, 5], 'counts', '5220')) AS s")
             .unwrap_err();
-        assert!(err.to_string().contains("mask_area: row 1: RLE counts sum to 11"), "{err}");
+        assert!(
+            err.to_string().contains("mask_area: row 1 of its batch: RLE counts sum to 11"),
+            "{err}"
+        );
         let err = run(&c, "SELECT mask_iou(named_struct('size', [4, 5], 'counts', '52207'), named_struct('size', [5, 4], 'counts', '52207')) AS s").unwrap_err();
-        assert!(err.to_string().contains("mask_iou: row 1: masks differ in size"), "{err}");
+        assert!(
+            err.to_string().contains("mask_iou: row 1 of its batch: masks differ in size"),
+            "{err}"
+        );
         let err =
             run(&c, "SELECT polygon_to_mask([0.1, 'NaN'::double, 0.5, 0.5, 0.2, 0.9], 5, 4) AS s")
                 .unwrap_err();
-        assert!(err.to_string().contains("polygon_to_mask: row 1: coordinate 2 is NaN"), "{err}");
+        assert!(
+            err.to_string().contains("polygon_to_mask: row 1 of its batch: coordinate 2 is NaN"),
+            "{err}"
+        );
         let out =
             run(&c, "SELECT mask_area(polygon_to_mask([0.1, 0.1, 0.9, 0.9], 5, 4)) AS a").unwrap();
         assert!(out.contains("| 0 |"), "{out}");

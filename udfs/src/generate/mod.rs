@@ -21,6 +21,8 @@ pub struct GenerateSettings {
     pub seed: u64,
     /// `vicuna_v1` or `raw`.
     pub prompt_template: String,
+    /// Most pixels an input image, or a buffer made from it, may hold (`vista.max_image_pixels`).
+    pub max_image_pixels: u64,
 }
 
 impl Default for GenerateSettings {
@@ -32,6 +34,7 @@ impl Default for GenerateSettings {
             top_p: 1.0,
             seed: 0,
             prompt_template: "vicuna_v1".to_string(),
+            max_image_pixels: crate::limits::DEFAULT_MAX_IMAGE_PIXELS,
         }
     }
 }

@@ -162,7 +162,7 @@ fn on_error_fail_null_report_and_detail() {
     let parts = vec![vec![("a", &b"good"[..], "q"), ("b", b"bad!", "q"), ("c", b"good2", "q")]];
     let ctx = ctx_with(loader, &dir, parts);
     let err = test_util::run(&ctx, "SELECT vista_generate(img, q) FROM t").unwrap_err();
-    assert!(err.to_string().contains("vista_generate: row 2: corrupt image"), "{err}");
+    assert!(err.to_string().contains("vista_generate: row 2 of its batch: corrupt image"), "{err}");
 
     let out = test_util::run(
         &ctx,
@@ -201,7 +201,7 @@ fn on_error_fail_null_report_and_detail() {
          SELECT vista_generate(img, q, output => 'detail') FROM t",
     )
     .unwrap_err();
-    assert!(err.to_string().contains("row 2: corrupt image"), "{err}");
+    assert!(err.to_string().contains("row 2 of its batch: corrupt image"), "{err}");
 }
 
 #[test]

@@ -36,7 +36,8 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
          `vista.num_beams`, `vista.temperature`, `vista.top_p`, `vista.seed` and \
          `vista.prompt_template`. `output => 'detail'` returns struct<text, error, latency_ms, \
          batch_rows> (latency = model time of the row's micro-batch divided by its rows). A NULL \
-         image or instruction gives NULL without running the model.",
+         image or instruction gives NULL without running the model (in `detail`, with an error \
+         saying which, so that a job counts the row as failed).",
         "vista_generate(image, instruction [, output => 'text' | 'detail' [, on_error => 'fail' | 'null' | 'report']])",
     )
     .with_argument("image", "Encoded image bytes (binary), or a list<binary> of images for multi-image prompts.")
@@ -264,7 +265,9 @@ impl AsyncScalarUDFImpl for VistaGenerateFunc {
         let mut errors = Vec::with_capacity(rows);
         let mut latency = Vec::with_capacity(rows);
         let mut batch_rows = Vec::with_capacity(rows);
+        let mut unseen = Vec::with_capacity(rows);
         for (req, outcome) in requests.into_iter().zip(outcomes) {
+            unseen.push(matches!((&req, &outcome), (Ok(None), None)));
             let (text, error) = match (req, &outcome) {
                 (Err(e), _) => (None, Some(e)),
                 (Ok(_), Some(o)) => match &o.text {
@@ -287,6 +290,17 @@ impl AsyncScalarUDFImpl for VistaGenerateFunc {
                 errors.iter().enumerate().find_map(|(i, e)| e.as_ref().map(|m| (i, m)))
             {
                 return Err(common::row_error(NAME, row, msg));
+            }
+        }
+        // In detail, a row the model never saw says why: an image that `read_bytes(...,
+        // on_error => 'null')` could not read arrives as NULL, and a job must count it as failed.
+        for (row, e) in errors.iter_mut().enumerate() {
+            if unseen[row] {
+                *e = Some(if arrays[0].is_null(row) {
+                    "the image is NULL (no model call)".to_string()
+                } else {
+                    "the instruction is NULL (no model call)".to_string()
+                });
             }
         }
         let columns: Vec<ArrayRef> = vec![
@@ -400,6 +414,7 @@ pub fn settings(config: &VistaConfig) -> Result<GenerateSettings> {
         top_p: config.top_p,
         seed: config.seed,
         prompt_template: config.prompt_template.clone(),
+        max_image_pixels: config.max_image_pixels,
     })
 }
 

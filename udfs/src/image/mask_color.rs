@@ -177,7 +177,7 @@ impl ScalarUDFImpl for MaskColorFunc {
         let (values, errors) = common::map_rows(images.into_iter().zip(masks), |_, (img, m)| {
             let m = m.map_err(|e| format!("mask: {e}"))?;
             let (Some(bytes), Some(m)) = (img, m) else { return Ok(None) };
-            let rgb = super::pixels::decode(bytes)?.to_rgb8();
+            let rgb = super::pixels::decode(bytes, config.max_image_pixels)?.to_rgb8();
             Ok(mean_rgb(&rgb, &m)?.map(|[r, g, b]| color_name(r, g, b)))
         });
         let array: ArrayRef = Arc::new(StringArray::from(values));
@@ -320,7 +320,10 @@ mod tests {
         };
         let f = MaskColorFunc::new();
         let e = invoke(&f, vec![images(), masks()], 4).unwrap_err().to_string();
-        assert!(e.contains("mask_color: row 4: the mask is 30x40 but the image is 40x30"), "{e}");
+        assert!(
+            e.contains("mask_color: row 4 of its batch: the mask is 30x40 but the image is 40x30"),
+            "{e}"
+        );
         let null = ColumnarValue::Scalar(ScalarValue::Utf8(Some("null".into())));
         let out = invoke(&f, vec![images(), masks(), null], 4).unwrap().to_array(4).unwrap();
         assert_eq!(out.null_count(), 4);
@@ -337,6 +340,6 @@ mod tests {
         let images = binary(vec![Some(encode(&img, ImageFormat::Png)), Some(b"junk".to_vec())]);
         let masks = binary(vec![Some(b"nope".to_vec()), Some(m.to_png())]);
         let e = invoke(&MaskColorFunc::new(), vec![images, masks], 2).unwrap_err().to_string();
-        assert!(e.contains("mask_color: row 1: mask: not a readable PNG mask"), "{e}");
+        assert!(e.contains("mask_color: row 1 of its batch: mask: not a readable PNG mask"), "{e}");
     }
 }

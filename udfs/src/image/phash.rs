@@ -109,8 +109,8 @@ pub fn phash_luma(gray: &GrayImage) -> u64 {
 }
 
 /// The pHash of encoded image bytes.
-pub fn phash(bytes: &[u8]) -> std::result::Result<u64, String> {
-    let img = super::pixels::decode(bytes)?;
+pub fn phash(bytes: &[u8], max_pixels: u64) -> std::result::Result<u64, String> {
+    let img = super::pixels::decode(bytes, max_pixels)?;
     Ok(phash_luma(&super::pixels::luma_pil(&img)))
 }
 
@@ -160,7 +160,7 @@ impl ScalarUDFImpl for ImagePhashFunc {
         let (values, errors) = common::map_rows(images, |_, img| {
             let Some(bytes) = img else { return Ok(None) };
             // The u64's bits as an i64 (two's complement), so hashes round-trip through SQL.
-            phash(bytes).map(|h| Some(h as i64))
+            phash(bytes, config.max_image_pixels).map(|h| Some(h as i64))
         });
         let array: ArrayRef = Arc::new(Int64Array::from(values));
         common::shrink(common::finish(self.name(), policy, array, errors)?, scalar)
@@ -246,25 +246,25 @@ mod tests {
     #[test]
     fn flat_and_symmetric_pictures_hash_as_imagehash() {
         let flat = RgbImage::from_pixel(50, 40, Rgb([120, 30, 200]));
-        assert_eq!(phash(&encode(&flat, ImageFormat::Png)).unwrap(), 0x8000000000000000);
+        assert_eq!(phash(&encode(&flat, ImageFormat::Png), u64::MAX).unwrap(), 0x8000000000000000);
         let black = RgbImage::new(64, 64);
-        assert_eq!(phash(&encode(&black, ImageFormat::Png)).unwrap(), 0);
+        assert_eq!(phash(&encode(&black, ImageFormat::Png), u64::MAX).unwrap(), 0);
         let rect = RgbImage::from_fn(64, 64, |x, y| {
             let on = (16..48).contains(&x) && (8..56).contains(&y);
             Rgb(if on { [255; 3] } else { [0; 3] })
         });
-        assert_eq!(phash(&encode(&rect, ImageFormat::Png)).unwrap(), 0x8200200028002800);
+        assert_eq!(phash(&encode(&rect, ImageFormat::Png), u64::MAX).unwrap(), 0x8200200028002800);
     }
 
     #[test]
     fn re_encoded_and_resized_copies_hash_close() {
         let img = scene(256, 192, 0);
-        let png = phash(&encode(&img, ImageFormat::Png)).unwrap();
-        let jpg = phash(&jpeg(&img, 90)).unwrap();
+        let png = phash(&encode(&img, ImageFormat::Png), u64::MAX).unwrap();
+        let jpg = phash(&jpeg(&img, 90), u64::MAX).unwrap();
         let small = image::imageops::resize(&img, 160, 120, FilterType::Triangle);
-        let small = phash(&encode(&small, ImageFormat::Png)).unwrap();
+        let small = phash(&encode(&small, ImageFormat::Png), u64::MAX).unwrap();
         let big = image::imageops::resize(&img, 400, 300, FilterType::CatmullRom);
-        let big = phash(&jpeg(&big, 90)).unwrap();
+        let big = phash(&jpeg(&big, 90), u64::MAX).unwrap();
         for (what, h) in [("jpeg q90", jpg), ("160x120", small), ("400x300 jpeg", big)] {
             assert!(dist(png, h) <= 6, "{what}: {} bits apart", dist(png, h));
         }
@@ -272,15 +272,15 @@ mod tests {
 
     #[test]
     fn different_pictures_hash_far_apart() {
-        let a = phash(&encode(&scene(256, 192, 0), ImageFormat::Png)).unwrap();
-        let b = phash(&encode(&scene(256, 192, 1), ImageFormat::Png)).unwrap();
+        let a = phash(&encode(&scene(256, 192, 0), ImageFormat::Png), u64::MAX).unwrap();
+        let b = phash(&encode(&scene(256, 192, 1), ImageFormat::Png), u64::MAX).unwrap();
         assert!(dist(a, b) > 16, "only {} bits apart", dist(a, b));
     }
 
     #[test]
     fn a_hash_has_32_bits_set_unless_values_tie() {
         // Bits above the median of 64 distinct values: exactly half.
-        let h = phash(&encode(&scene(256, 192, 0), ImageFormat::Png)).unwrap();
+        let h = phash(&encode(&scene(256, 192, 0), ImageFormat::Png), u64::MAX).unwrap();
         assert_eq!(h.count_ones(), 32);
     }
 
@@ -295,15 +295,15 @@ mod tests {
         let mut out = Cursor::new(Vec::new());
         DynamicImage::ImageLuma8(grey).write_to(&mut out, ImageFormat::Png).unwrap();
         assert_eq!(
-            phash(&out.into_inner()).unwrap(),
-            phash(&encode(&grey_rgb, ImageFormat::Png)).unwrap()
+            phash(&out.into_inner(), u64::MAX).unwrap(),
+            phash(&encode(&grey_rgb, ImageFormat::Png), u64::MAX).unwrap()
         );
     }
 
     #[test]
     fn invoke_hashes_rows_and_applies_on_error() {
         let png = encode(&scene(96, 64, 0), ImageFormat::Png);
-        let want = phash(&png).unwrap() as i64;
+        let want = phash(&png, u64::MAX).unwrap() as i64;
         let col = || {
             let rows: Vec<Option<&[u8]>> = vec![Some(&png), None, Some(b"junk")];
             ColumnarValue::Array(Arc::new(BinaryArray::from(rows)))
@@ -311,7 +311,10 @@ mod tests {
         let f = ImagePhashFunc::new();
 
         let e = invoke(&f, vec![col()], 3).unwrap_err().to_string();
-        assert!(e.contains("image_phash: row 3: not a readable image (4 bytes)"), "{e}");
+        assert!(
+            e.contains("image_phash: row 3 of its batch: not a readable image (4 bytes)"),
+            "{e}"
+        );
 
         let null = ColumnarValue::Scalar(ScalarValue::Utf8(Some("null".into())));
         let out = invoke(&f, vec![col(), null], 3).unwrap().to_array(3).unwrap();
@@ -331,7 +334,7 @@ mod tests {
     #[test]
     fn a_scalar_image_gives_a_scalar_hash() {
         let png = encode(&scene(40, 30, 1), ImageFormat::Png);
-        let want = phash(&png).unwrap() as i64;
+        let want = phash(&png, u64::MAX).unwrap() as i64;
         let out = invoke(
             &ImagePhashFunc::new(),
             vec![ColumnarValue::Scalar(ScalarValue::Binary(Some(png)))],

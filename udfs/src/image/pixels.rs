@@ -2,13 +2,42 @@
 
 use image::{DynamicImage, GrayImage};
 
-/// Decodes encoded image bytes (any format the crate reads, guessed from the magic number).
-pub fn decode(bytes: &[u8]) -> Result<DynamicImage, String> {
-    image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| e.to_string())?
-        .decode()
-        .map_err(|e| format!("not a readable image ({} bytes): {e}", bytes.len()))
+use crate::limits::Limits;
+
+/// Decodes encoded image bytes (any format the crate reads, guessed from the magic number). The
+/// header's size is checked against `max_pixels` before any pixel is decoded, and a JPEG whose
+/// data ends before its end-of-image marker is refused (the decoder would fill the missing part
+/// with grey and report success).
+pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<DynamicImage, String> {
+    let reader = || {
+        image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| e.to_string())
+    };
+    let unreadable =
+        |e: image::ImageError| format!("not a readable image ({} bytes): {e}", bytes.len());
+    let (w, h) = reader()?.into_dimensions().map_err(unreadable)?;
+    Limits { max_image_pixels: max_pixels, ..Limits::default() }.check_image(
+        "image",
+        w.into(),
+        h.into(),
+    )?;
+    let reader = reader()?;
+    if reader.format() == Some(image::ImageFormat::Jpeg) && !jpeg_is_complete(bytes) {
+        return Err(format!("truncated JPEG ({} bytes): no end-of-image marker", bytes.len()));
+    }
+    reader.decode().map_err(unreadable)
+}
+
+/// Whether a JPEG's entropy-coded data is followed by an end-of-image marker (FF D9). Searching
+/// after the first start-of-scan (FF DA) skips thumbnails in the EXIF segment, which carry their
+/// own marker; inside scan data an FF byte is always followed by 00 or a restart marker, so any
+/// FF D9 there is the real end.
+pub fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let Some(sos) = bytes.windows(2).position(|w| w == [0xFF, 0xDA]) else {
+        return false;
+    };
+    bytes[sos..].windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
 /// 8-bit greyscale as PIL's `convert("L")`: ITU-R 601-2 luma `L = R*299/1000 + G*587/1000 +
@@ -47,7 +76,36 @@ mod tests {
 
     #[test]
     fn undecodable_bytes_name_their_length() {
-        let e = decode(b"not an image").unwrap_err();
+        let e = decode(b"not an image", u64::MAX).unwrap_err();
         assert!(e.contains("12 bytes") || e.contains("format"), "{e}");
+    }
+
+    #[test]
+    fn images_over_the_pixel_limit_are_refused_from_the_header() {
+        let mut png = Vec::new();
+        image::DynamicImage::ImageLuma8(image::GrayImage::new(3, 40))
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        assert!(decode(&png, 120).is_ok());
+        assert_eq!(
+            decode(&png, 119).unwrap_err(),
+            "image of 3x40 (120 pixels) exceeds vista.max_image_pixels = 119"
+        );
+    }
+
+    #[test]
+    fn a_truncated_jpeg_is_an_error() {
+        let img =
+            image::RgbImage::from_fn(32, 32, |x, y| image::Rgb([x as u8 * 8, y as u8 * 8, 0]));
+        let mut jpg = Vec::new();
+        image::DynamicImage::ImageRgb8(img)
+            .write_to(&mut std::io::Cursor::new(&mut jpg), image::ImageFormat::Jpeg)
+            .unwrap();
+        assert!(decode(&jpg, u64::MAX).is_ok());
+        let cut = &jpg[..jpg.len() - 40];
+        assert_eq!(
+            decode(cut, u64::MAX).unwrap_err(),
+            format!("truncated JPEG ({} bytes): no end-of-image marker", cut.len())
+        );
     }
 }

@@ -11,13 +11,16 @@ use datafusion::logical_expr::{
 
 use crate::common::{self, Arg, OnError, Params};
 use crate::config::VistaConfig;
+use crate::limits::{Limits, MAX_BINARY_BATCH_BYTES};
 
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
         super::SECTION,
-        "Reads a whole file as bytes. Relative paths resolve against `SET vista.base_dir` \
-         (default: the working directory). A missing or unreadable file fails the query naming the \
-         path, or gives NULL under `on_error => 'null'` (`'report'` adds the reason).",
+        "Reads a whole regular file as bytes. With `SET vista.base_dir`, paths resolve inside \
+         it: relative paths are joined onto it, and a path that leaves it (absolute, `..`, a \
+         symlink) is refused. Files over `vista.max_file_bytes` and non-regular files (devices, \
+         pipes) are refused. A missing or unreadable file fails the query naming the path, or \
+         gives NULL under `on_error => 'null'` (`'report'` adds the reason).",
         "read_bytes(path [, on_error => 'fail' | 'null' | 'report'])",
     )
     .with_argument("path", "File path (text).")
@@ -33,6 +36,8 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
 pub struct ReadBytesFunc {
     signature: Signature,
     params: Params,
+    /// A directory no read may leave, whatever the session sets (a shared executor's root).
+    root: Option<PathBuf>,
 }
 
 impl Default for ReadBytesFunc {
@@ -45,18 +50,77 @@ impl ReadBytesFunc {
     pub fn new() -> Self {
         let params = Params::new(1, &[("path", Arg::Text), ("on_error", Arg::Text)]);
         // Volatile: a file may change between queries, so the planner must not fold it.
-        Self { signature: params.signature(Volatility::Volatile), params }
+        Self { signature: params.signature(Volatility::Volatile), params, root: None }
+    }
+
+    /// A `read_bytes` confined to `root`: `vista.base_dir` may narrow it (a relative base
+    /// directory is taken inside the root) but never leave it.
+    pub fn with_root(root: impl Into<PathBuf>) -> Self {
+        Self { root: Some(root.into()), ..Self::new() }
+    }
+
+    /// The directory paths resolve against and may not leave, if any.
+    fn confinement(&self, base_dir: &str) -> Result<Option<String>, String> {
+        let Some(root) = &self.root else {
+            return Ok((!base_dir.is_empty()).then(|| base_dir.to_string()));
+        };
+        let root_s = root.to_string_lossy().to_string();
+        if base_dir.is_empty() {
+            return Ok(Some(root_s));
+        }
+        resolve_path(&root_s, base_dir).map(|p| Some(p.to_string_lossy().to_string()))
     }
 }
 
-/// `path` as given when absolute, else joined onto the base directory.
-pub fn resolve_path(base_dir: &str, path: &str) -> PathBuf {
+/// The file a path names. Without a base directory, the path as given. With one (`SET
+/// vista.base_dir`), the path joined onto it and resolved (`..`, symlinks) must stay inside it:
+/// an absolute path or an escape through `..` or a link is refused.
+pub fn resolve_path(base_dir: &str, path: &str) -> Result<PathBuf, String> {
     let p = Path::new(path);
-    if p.is_absolute() || base_dir.is_empty() {
-        p.to_path_buf()
-    } else {
-        Path::new(base_dir).join(p)
+    if base_dir.is_empty() {
+        return Ok(p.to_path_buf());
     }
+    let base = Path::new(base_dir)
+        .canonicalize()
+        .map_err(|e| format!("base directory '{base_dir}' cannot be resolved: {e}"))?;
+    let joined = base.join(p);
+    let full =
+        joined.canonicalize().map_err(|e| format!("cannot read '{}': {e}", joined.display()))?;
+    if !full.starts_with(&base) {
+        return Err(format!(
+            "'{path}' resolves to '{}', outside the base directory '{}'",
+            full.display(),
+            base.display()
+        ));
+    }
+    Ok(full)
+}
+
+/// Reads a regular file of at most `max_bytes`. Devices and pipes are refused before they are
+/// opened (reading `/dev/zero` never ends; opening a FIFO blocks until a writer comes).
+pub fn read_limited(path: &Path, max_bytes: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read '{shown}': {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("cannot read '{shown}': not a regular file"));
+    }
+    if meta.len() > max_bytes {
+        return Err(format!(
+            "'{shown}' holds {} bytes, more than vista.max_file_bytes = {max_bytes}",
+            meta.len()
+        ));
+    }
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read '{shown}': {e}"))?;
+    // The file may grow between the check and the read: never take more than the limit.
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max_bytes + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read '{shown}': {e}"))?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(format!("'{shown}' grew past vista.max_file_bytes = {max_bytes} while read"));
+    }
+    Ok(bytes)
 }
 
 impl ScalarUDFImpl for ReadBytesFunc {
@@ -86,13 +150,29 @@ impl ScalarUDFImpl for ReadBytesFunc {
         let scalar = common::all_scalar(&args.args);
         let arrays = common::to_arrays(&args.args[..1], args.number_rows)?;
         let paths = common::str_values(self.name(), &arrays[0])?;
+        let limits = Limits::from_config(&config);
+        // One Binary column's offsets are 32-bit: a row that would push the batch past them is
+        // a row error (a smaller `datafusion.execution.batch_size` keeps such files apart).
+        let mut batch_bytes = 0u64;
+        let base = self.confinement(&config.base_dir);
         let (values, errors) = common::map_rows(paths, |_, path| match path {
             None => Ok(None),
             Some(p) => {
-                let full = resolve_path(&config.base_dir, p);
-                std::fs::read(&full)
-                    .map(Some)
-                    .map_err(|e| format!("cannot read '{}': {e}", full.display()))
+                let full = match base.clone()? {
+                    Some(b) => resolve_path(&b, p)?,
+                    None => PathBuf::from(p),
+                };
+                let bytes = read_limited(&full, limits.max_file_bytes)?;
+                batch_bytes += bytes.len() as u64;
+                if batch_bytes > MAX_BINARY_BATCH_BYTES {
+                    batch_bytes -= bytes.len() as u64;
+                    return Err(format!(
+                        "'{}' does not fit in this batch: one batch of read_bytes holds at most \
+                         2 GiB (lower datafusion.execution.batch_size)",
+                        full.display()
+                    ));
+                }
+                Ok(Some(bytes))
             }
         });
         let array: ArrayRef = Arc::new(BinaryArray::from_iter(values));
@@ -100,5 +180,70 @@ impl ScalarUDFImpl for ReadBytesFunc {
     }
     fn documentation(&self) -> Option<&Documentation> {
         Some(&DOC)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn confined(dir: &Path) -> String {
+        dir.to_string_lossy().to_string()
+    }
+
+    #[test]
+    fn paths_resolve_inside_the_base_directory_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().join("images");
+        std::fs::create_dir_all(base.join("a")).unwrap();
+        std::fs::write(base.join("a/x.png"), b"x").unwrap();
+        std::fs::write(tmp.path().join("secret"), b"s").unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("secret"), base.join("link")).unwrap();
+        let b = confined(&base);
+        assert!(resolve_path(&b, "a/x.png").unwrap().ends_with("images/a/x.png"));
+        assert!(resolve_path(&b, "a/../a/x.png").is_ok(), "`..` that stays inside is fine");
+        for escape in ["../secret", "link", "/etc/passwd", "a/../../secret"] {
+            let e = resolve_path(&b, escape).unwrap_err();
+            assert!(e.contains("outside the base directory"), "{escape}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_root_confines_whatever_the_session_sets() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("sub")).unwrap();
+        let f = ReadBytesFunc::with_root(tmp.path());
+        let root = tmp.path().canonicalize().unwrap();
+        assert_eq!(f.confinement("").unwrap(), Some(confined(&root)));
+        assert_eq!(f.confinement("sub").unwrap(), Some(confined(&root.join("sub"))));
+        assert!(f.confinement("/").unwrap_err().contains("outside the base directory"));
+        assert!(f.confinement("..").unwrap_err().contains("outside the base directory"));
+    }
+
+    #[test]
+    fn only_regular_files_within_the_size_limit_are_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("f.bin");
+        std::fs::write(&file, vec![7u8; 100]).unwrap();
+        assert_eq!(read_limited(&file, 100).unwrap().len(), 100);
+        assert_eq!(
+            read_limited(&file, 99).unwrap_err(),
+            format!("'{}' holds 100 bytes, more than vista.max_file_bytes = 99", file.display())
+        );
+        assert!(read_limited(Path::new("/dev/zero"), u64::MAX)
+            .unwrap_err()
+            .ends_with("not a regular file"));
+        assert!(read_limited(tmp.path(), u64::MAX).unwrap_err().ends_with("not a regular file"));
+        let fifo = tmp.path().join("pipe");
+        let c = std::ffi::CString::new(fifo.to_string_lossy().as_bytes()).unwrap();
+        // Reading a FIFO with no writer would block forever: it is refused before opening.
+        if unsafe { libc_mkfifo(c.as_ptr(), 0o600) } == 0 {
+            assert!(read_limited(&fifo, u64::MAX).unwrap_err().ends_with("not a regular file"));
+        }
+    }
+
+    extern "C" {
+        #[link_name = "mkfifo"]
+        fn libc_mkfifo(path: *const std::ffi::c_char, mode: u32) -> i32;
     }
 }

@@ -303,11 +303,21 @@ impl Accumulator for CaptionAccumulator {
                 _ => {
                     let which = id.as_ref().map_or(String::new(), |id| format!(" (id {id})"));
                     return exec_err!(
-                        "{name}: row {}{which}: refs is NULL or empty; a caption cannot be scored without references",
+                        "{name}: row {} of its batch{which}: refs is NULL or empty; a caption cannot be scored without references",
                         row + 1
                     );
                 }
             };
+            // A NULL reference is a gap in the data, not an empty caption: scoring it as "" would
+            // lower every n-gram statistic of the row without a word.
+            if let Some(k) = refs.iter().position(Option::is_none) {
+                let which = id.as_ref().map_or(String::new(), |id| format!(" (id {id})"));
+                return exec_err!(
+                    "{name}: row {} of its batch{which}: reference {} is NULL",
+                    row + 1,
+                    k + 1
+                );
+            }
             let refs: Vec<String> = refs.iter().map(|r| tok(r.unwrap_or(""))).collect();
             self.push(pred.map_or(String::new(), tok), refs, id);
         }

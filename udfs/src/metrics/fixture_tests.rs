@@ -222,7 +222,7 @@ fn caption_aggregate_rejects_missing_references_naming_the_row() {
     )
     .unwrap_err()
     .to_string();
-    assert!(err.contains("cider_d: row 2 (id 2): refs is NULL or empty"), "{err}");
+    assert!(err.contains("cider_d: row 2 of its batch (id 2): refs is NULL or empty"), "{err}");
     // a NULL prediction is an empty caption: it scores 0 and stays in the mean
     let out = run(&ctx, "SELECT rouge_l(p, r)['score'] AS s FROM (VALUES (CAST(NULL AS VARCHAR), ['a dog']), ('a dog', ['a dog'])) AS t(p, r)");
     close(
@@ -272,7 +272,7 @@ fn vqa_accuracy_in_sql() {
     )
     .unwrap_err()
     .to_string();
-    assert!(err.contains("vqa_accuracy: row 2: answers is NULL or empty"), "{err}");
+    assert!(err.contains("vqa_accuracy: row 2 of its batch: answers is NULL or empty"), "{err}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -393,7 +393,10 @@ fn inverted_or_nan_boxes_are_errors_naming_the_row() {
     )
     .unwrap_err()
     .to_string();
-    assert!(err.contains("box_iou: row 2: pred: box [2, 0, 1, 1] has x1 < x0"), "{err}");
+    assert!(
+        err.contains("box_iou: row 2 of its batch: pred: box [2, 0, 1, 1] has x1 < x0"),
+        "{err}"
+    );
     let out =
         crate::test_util::run(&ctx, "SELECT box_giou(CAST(NULL AS DOUBLE[]), [0, 0, 1, 1]) AS v")
             .unwrap();
@@ -505,7 +508,7 @@ fn masks_of_different_sizes_are_an_error_naming_the_row() {
     )
     .unwrap_err()
     .to_string();
-    assert!(err.contains("miou: row 2: masks differ in size"), "{err}");
+    assert!(err.contains("miou: row 2 of its batch: masks differ in size"), "{err}");
 }
 
 /// NULL predictions count as wrong and stay in the denominators.

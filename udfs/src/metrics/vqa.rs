@@ -366,6 +366,9 @@ impl ScalarUDFImpl for VqaAccuracyFunc {
                         )
                     }
                 };
+                if let Some(k) = answers.iter().position(Option::is_none) {
+                    return Err(format!("answer {} of the human answers is NULL", k + 1));
+                }
                 let answers: Vec<&str> = answers.iter().map(|a| a.unwrap_or("")).collect();
                 Ok(Some(match pred {
                     None => 0.0,

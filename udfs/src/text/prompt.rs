@@ -506,7 +506,10 @@ mod tests {
         assert!(render("ocr", Style::Decimal, &p(0)).unwrap_err().contains("unknown task 'ocr'"));
         let c = ctx();
         let err = run(&c, "SELECT vista_prompt('rec', 'x', style => 'words')").unwrap_err();
-        assert!(err.to_string().contains("vista_prompt: row 1: style must be"), "{err}");
+        assert!(
+            err.to_string().contains("vista_prompt: row 1 of its batch: style must be"),
+            "{err}"
+        );
     }
 
     #[test]
