@@ -217,15 +217,13 @@ async fn make_tables(dir: &Path) -> Vec<(&'static str, PathBuf)> {
         std::fs::read_dir(root().join("tests/fixtures/coco/images"))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .map(|name| serde_json::json!({"path": name}))
+            .map(|name| serde_json::json!({"path": format!("coco/images/{name}")}))
             .collect();
     images.sort_by_key(|v| v["path"].as_str().unwrap().to_string());
     let model_images: Vec<serde_json::Value> =
         ["grey_23x50.png", "rgb_40x30.png", "rgba_33x33.png"]
             .iter()
-            .map(
-                |p| serde_json::json!({"path": root().join("tests/fixtures/model/images").join(p)}),
-            )
+            .map(|p| serde_json::json!({"path": format!("model/images/{p}")}))
             .collect();
 
     for (name, rows, files) in [
@@ -319,7 +317,8 @@ fn assert_same(got: &str, want: &str, q: &str) {
 
 fn settings() -> SessionOptions {
     let s = [
-        ("vista.base_dir", root().join("tests/fixtures/coco/images").display().to_string()),
+        // Every image path is relative to it: read_bytes stays inside the base directory.
+        ("vista.base_dir", root().join("tests/fixtures").display().to_string()),
         (
             "vista.model",
             root().join("tests/fixtures/model/tiny_xattn1_mha_coords").display().to_string(),
