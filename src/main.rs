@@ -628,12 +628,17 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Generate(a) => {
             // The same checks as `SET vista.*` (a beam width of 0, a top_p of 2 are refused).
             let mut config = vista_udfs::VistaConfig::default();
-            config.max_new_tokens = a.max_new_tokens;
-            config.num_beams = a.num_beams;
-            config.temperature = a.temperature;
-            config.top_p = a.top_p;
-            config.seed = a.seed;
-            config.prompt_template = a.template;
+            for (k, v) in [
+                ("max_new_tokens", a.max_new_tokens.to_string()),
+                ("num_beams", a.num_beams.to_string()),
+                ("temperature", a.temperature.to_string()),
+                ("top_p", a.top_p.to_string()),
+                ("seed", a.seed.to_string()),
+                ("prompt_template", a.template.clone()),
+            ] {
+                datafusion::config::ExtensionOptions::set(&mut config, k, &v)
+                    .map_err(|e| anyhow::anyhow!("{}", e.strip_backtrace()))?;
+            }
             let settings = vista_udfs::generate::settings(&config)
                 .map_err(|e| anyhow::anyhow!("{}", e.strip_backtrace()))?;
             let text = tokio::task::spawn_blocking(move || {
