@@ -9,7 +9,6 @@
 //! upsampled 5x, then the crossing of every pixel column) puts it inside. [`Mask::from_polygons`]
 //! ports that rule exactly, so its RLE equals `pycocotools.mask.frPyObjects` + `merge`.
 
-use std::io::Cursor;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -50,9 +49,17 @@ impl Mask {
     /// Decodes a PNG (any colour type or bit depth): a pixel is foreground when any of its colour
     /// channels is non-zero (alpha is ignored). Palette images are read by colour, not index.
     pub fn from_png(bytes: &[u8]) -> std::result::Result<Mask, String> {
-        let img = image::ImageReader::with_format(Cursor::new(bytes), image::ImageFormat::Png)
-            .decode()
-            .map_err(|e| format!("not a readable PNG mask ({} bytes): {e}", bytes.len()))?;
+        super::png_mask::decode(bytes)
+    }
+
+    /// [`Mask::from_png`] through the `image` crate's RGBA conversion: the reference the fast
+    /// decoder is tested against.
+    #[cfg(test)]
+    pub(crate) fn from_png_by_image(bytes: &[u8]) -> std::result::Result<Mask, String> {
+        let img =
+            image::ImageReader::with_format(std::io::Cursor::new(bytes), image::ImageFormat::Png)
+                .decode()
+                .map_err(|e| format!("not a readable PNG mask ({} bytes): {e}", bytes.len()))?;
         let (w, h) = (img.width() as usize, img.height() as usize);
         let mut m = Mask::empty(w, h);
         match img {

@@ -8,9 +8,10 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
+use super::boundary;
 use super::mask::{self, Mask, Rle};
 use super::options;
-use super::sample::{self, Method};
+use super::sample::{self, Contour, Method};
 use super::space::Space;
 use super::trace::{self, Components};
 use crate::common::{self, Arg, OnError, Params};
@@ -75,6 +76,7 @@ impl MaskToSequenceFunc {
                 ("method", Arg::Text),
                 ("space", Arg::Text),
                 ("on_error", Arg::Text),
+                ("contour", Arg::Text),
             ],
         );
         Self { signature: params.signature(Volatility::Immutable), params }
@@ -88,14 +90,37 @@ fn seq_type() -> DataType {
 /// The sampled contour of one mask in `space`; an empty mask is an error.
 /// Traced on the mask itself: the tracer reads column runs (a word at a time) and the one
 /// border it follows, so a copy of the object's box would cost more than it saves.
-pub fn mask_sequence(m: &Mask, n: usize, method: Method, space: Space) -> Result<Vec<f64>, String> {
-    crop_sequence(m, 0, 0, n, method, space, m.width, m.height)
+pub fn mask_sequence(
+    m: &Mask,
+    n: usize,
+    method: Method,
+    contour: Contour,
+    space: Space,
+) -> Result<Vec<f64>, String> {
+    crop_sequence(m, 0, 0, n, method, contour, space, m.width, m.height)
 }
 
 /// [`mask_sequence`] of a run-length mask: only the object's box is ever decoded.
-pub fn rle_sequence(r: &Rle, n: usize, method: Method, space: Space) -> Result<Vec<f64>, String> {
+pub fn rle_sequence(
+    r: &Rle,
+    n: usize,
+    method: Method,
+    contour: Contour,
+    space: Space,
+) -> Result<Vec<f64>, String> {
     let (crop, x0, y0) = r.crop().ok_or_else(empty_mask)?;
-    crop_sequence(&crop, x0, y0, n, method, space, r.width, r.height)
+    crop_sequence(&crop, x0, y0, n, method, contour, space, r.width, r.height)
+}
+
+/// The contour points a sequence samples, in the mask's pixel frame: the boundary's corners
+/// (one per unit step) or OpenCV's boundary pixels. `None` for an empty mask.
+pub fn contour_points(m: &Mask, contour: Contour) -> Option<Vec<(i32, i32)>> {
+    match contour {
+        Contour::Boundary => boundary::largest_boundary(m),
+        Contour::Centres => {
+            trace::contours(m, Components::Largest, false).into_iter().next().map(|c| c.points)
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -105,15 +130,17 @@ fn crop_sequence(
     y0: usize,
     n: usize,
     method: Method,
+    contour: Contour,
     space: Space,
     width: usize,
     height: usize,
 ) -> Result<Vec<f64>, String> {
-    let contours = trace::contours(crop, Components::Largest, false);
-    let c = contours.first().ok_or_else(empty_mask)?;
+    let mut points = contour_points(crop, contour).ok_or_else(empty_mask)?;
     let (dx, dy) = (x0 as i32, y0 as i32);
-    let points: Vec<(i32, i32)> = c.points.iter().map(|&(x, y)| (x + dx, y + dy)).collect();
-    Ok(contour_sequence(&points, n, method, space, width, height))
+    for p in &mut points {
+        *p = (p.0 + dx, p.1 + dy);
+    }
+    Ok(contour_sequence(&points, n, method, contour, space, width, height))
 }
 
 fn empty_mask() -> String {
@@ -124,13 +151,14 @@ fn contour_sequence(
     points: &[(i32, i32)],
     n: usize,
     method: Method,
+    contour: Contour,
     space: Space,
     width: usize,
     height: usize,
 ) -> Vec<f64> {
     let (w, h) = (width as f64, height as f64);
     let mut out = Vec::with_capacity(2 * n.min(points.len()));
-    for (x, y) in sample::sequence_points(points, n, method, width, height) {
+    for (x, y) in sample::sequence_points(points, n, method, contour, width, height) {
         let (x, y) = space.from_pixel(x, y, w, h);
         out.push(x);
         out.push(y);
@@ -170,6 +198,7 @@ impl ScalarUDFImpl for MaskToSequenceFunc {
         let n = n as usize;
         let method = options::method(func, &args.args, 2)?;
         let space = options::space(func, &args.args, 3, Space::Norm)?;
+        let contour = options::contour(func, &args.args, 5)?;
         let scalar = common::all_scalar(&args.args);
         let arr = args.args[0].to_array(args.number_rows)?;
         let result: ArrayRef;
@@ -182,7 +211,7 @@ impl ScalarUDFImpl for MaskToSequenceFunc {
                     .iter()
                     .enumerate()
                     .map(|(k, m)| {
-                        mask_sequence(m, n, method, space)
+                        mask_sequence(m, n, method, contour, space)
                             .map_err(|e| format!("mask {} of the list: {e}", k + 1))
                     })
                     .collect::<Result<Vec<_>, _>>()
@@ -207,7 +236,7 @@ impl ScalarUDFImpl for MaskToSequenceFunc {
             let rows = mask::read_rles(func, &arr)?;
             let (values, errs) = common::map_rows(rows, |_, r| {
                 let Some(m) = r? else { return Ok(None) };
-                rle_sequence(&m, n, method, space).map(Some)
+                rle_sequence(&m, n, method, contour, space).map(Some)
             });
             let mut b = ListBuilder::new(Float64Builder::new());
             for v in values {
@@ -232,8 +261,8 @@ impl ScalarUDFImpl for MaskToSequenceFunc {
 /// Reconstruction IoU of the issue: `mask_iou(m, polygon_to_mask(mask_to_sequence(m, n), w, h))`,
 /// through `norm` space as the SQL functions do. `n = None` uses the whole contour (the ceiling
 /// of contour sampling). An empty mask gives 0.
-pub fn reconstruction_iou(m: &Mask, n: Option<usize>, method: Method) -> f64 {
-    let Ok(seq) = mask_sequence(m, n.unwrap_or(usize::MAX), method, Space::Norm) else {
+pub fn reconstruction_iou(m: &Mask, n: Option<usize>, method: Method, contour: Contour) -> f64 {
+    let Ok(seq) = mask_sequence(m, n.unwrap_or(usize::MAX), method, contour, Space::Norm) else {
         return 0.0;
     };
     let back = super::rasterise::polygon_mask(&seq, m.width, m.height, Space::Norm)
