@@ -21,34 +21,44 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
         super::SECTION,
         "A mask as a sequence of at most `n` points of its outer contour, `[x0, y0, ..., x_{n-1}, \
-         y_{n-1}]` (VistaLLM's mask representation). The contour is the largest component's \
-         outer border (OpenCV `findContours`, `RETR_EXTERNAL`, `CHAIN_APPROX_NONE`, starting at \
-         its top-left pixel); holes and other components are not represented. `adaptive` \
-         (default) keeps the points that carry the shape (greedy removal of the point whose \
-         triangle with its neighbours has the least area, then each edge moved onto the secant \
-         through its arc at 1/4 and 3/4, so vertices may lie up to half an edge off the contour); \
-         `uniform` takes `n` contour points evenly spaced along the contour; `vistallm` ports \
-         the authors' code (40 pre-sampled points, distance-to-chord score). Pixel `(x, y)` has \
-         its centre at `(x, y)`; output in `space` (`norm`: divided by width/height; `square`: \
-         VistaLLM's padded square; `pixel`). Padding rule: a contour \
-         with fewer than `n` points comes back whole (fewer than `n` points, never padded). An \
-         empty mask is a row error ('mask is empty'): NULL under `on_error => 'null'`. A list of \
-         masks (GRES) gives a list of sequences.",
-        "mask_to_sequence(mask [, n => 32, method => 'adaptive' | 'uniform' | 'vistallm', \
-         space => 'norm' | 'pixel' | 'square', on_error => 'fail' | 'null' | 'report'])",
+         y_{n-1}]` (VistaLLM's mask representation). The contour (default `contour => \
+         'boundary'`) is the outer boundary of the largest 8-connected component along pixel \
+         edges: pixel `(x, y)` is the square `[x, x+1] x [y, y+1]` (COCO's frame), the vertices \
+         are pixel corners, and the whole boundary fills back through `polygon_to_mask` to \
+         exactly the component with its holes filled; a boundary with at most `n` corners comes \
+         back whole. `contour => 'centres'` samples OpenCV's contour instead (`findContours` \
+         `RETR_EXTERNAL`, `CHAIN_APPROX_NONE`: the boundary pixels' own indices, which \
+         `polygon_to_mask` reads as their top-left corners). Methods: `adaptive` (default) is \
+         greedy least-area removal (Visvalingam-Whyatt: drop the point whose triangle with its \
+         neighbours has the least area until `n` remain), then an edge refit (each edge onto the \
+         line through its arc at 1/4 and 3/4, vertices at the crossings) and, on the boundary, \
+         a local search that moves vertices while the IoU of the filled polygon with the filled \
+         component rises; vertices may lie off the contour. `uniform`: `n` contour points evenly \
+         spaced along the contour (arc length on the boundary). `vistallm`: the authors' code \
+         (40 pre-sampled points, distance-to-chord score). `angle`: the paper's wording taken \
+         literally (turning angle at every contour point, the `n` largest in contour order). \
+         Holes and other components are not represented. Output in `space` (`norm`: divided by \
+         width/height; `square`: VistaLLM's padded square; `pixel`). Never padded: fewer than \
+         `n` points come back when the contour has fewer. An empty mask is a row error ('mask is \
+         empty'): NULL under `on_error => 'null'`. A list of masks (GRES) gives a list of \
+         sequences.",
+        "mask_to_sequence(mask [, n => 32, method => 'adaptive' | 'uniform' | 'vistallm' | 'angle', \
+         space => 'norm' | 'pixel' | 'square', on_error => 'fail' | 'null' | 'report', \
+         contour => 'boundary' | 'centres'])",
     )
     .with_argument("mask", "PNG bytes, a COCO RLE struct<size, counts>, struct<size, polygons>, or a list of these.")
     .with_argument("n", "Number of points (at least 3), default 32.")
-    .with_argument("method", "'adaptive' (default), 'uniform' or 'vistallm'.")
+    .with_argument("method", "'adaptive' (default), 'uniform', 'vistallm' or 'angle'.")
     .with_argument("space", "Coordinate space of the output: 'norm' (default), 'pixel' or 'square'.")
     .with_argument("on_error", "Per-row error policy: 'fail' (default), 'null' or 'report'.")
+    .with_argument("contour", "'boundary' (default: pixel edges) or 'centres' (OpenCV's contour through boundary pixels). Optional arguments are trailing only: pass the four before it, positionally or by name.")
     .with_sql_example(
-        "```sql\n> SELECT mask_to_sequence(named_struct('size', [4, 5], 'counts', '52207'), n => 4, method => 'uniform', space => 'pixel') AS seq;\n\
-+------------------------------------------+\n\
-| seq                                      |\n\
-+------------------------------------------+\n\
-| [1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0, 1.0] |\n\
-+------------------------------------------+\n```",
+        "```sql\n> SELECT mask_to_sequence(named_struct('size', [4, 5], 'counts', '52207'), n => 4, method => 'adaptive', space => 'pixel') AS seq, mask_to_sequence(named_struct('size', [4, 5], 'counts', '52207'), 4, 'adaptive', 'pixel', 'fail', 'centres') AS centres;\n\
++------------------------------------------+------------------------------------------+\n\
+| seq                                      | centres                                  |\n\
++------------------------------------------+------------------------------------------+\n\
+| [1.0, 1.0, 1.0, 3.0, 3.0, 3.0, 3.0, 1.0] | [1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0, 1.0] |\n\
++------------------------------------------+------------------------------------------+\n```",
     )
     .build()
 });
@@ -277,13 +287,30 @@ mod tests {
     #[test]
     fn sql_sequence_round_trip_and_errors_name_the_row() {
         let c = ctx();
+        // The boundary fills back to the mask; OpenCV's contour of a 2x2 square to one pixel.
         let out = run(
             &c,
-            "SELECT mask_iou(m, polygon_to_mask(mask_to_sequence(m, n => 8), 5, 4)) AS iou \
+            "SELECT mask_iou(m, polygon_to_mask(mask_to_sequence(m, n => 8), 5, 4)) AS iou, \
+             mask_iou(m, polygon_to_mask(mask_to_sequence(m, 8, 'adaptive', 'norm', 'fail', 'centres'), 5, 4)) AS c \
              FROM (SELECT named_struct('size', [4, 5], 'counts', '52207') AS m)",
         )
         .unwrap();
-        assert!(out.contains("| 0.25 |"), "{out}");
+        assert!(out.contains("| 1.0 | 0.25 |"), "{out}");
+        for (method, want) in [("angle", "1.0"), ("vistallm", "1.0"), ("uniform", "1.0")] {
+            let out = run(
+                &c,
+                &format!(
+                    "SELECT mask_iou(m, polygon_to_mask(mask_to_sequence(m, 8, '{method}'), 5, 4)) AS iou \
+                     FROM (SELECT named_struct('size', [4, 5], 'counts', '52207') AS m)"
+                ),
+            )
+            .unwrap();
+            assert!(out.contains(&format!("| {want} |")), "{method}: {out}");
+        }
+        let err = run(&c, "SELECT mask_to_sequence(named_struct('size', [4, 5], 'counts', '52207'), n => 8, method => 'uniform', space => 'norm', on_error => 'fail', contour => 'edges') AS s").unwrap_err();
+        assert!(err.to_string().contains("contour must be 'boundary' or 'centres'"), "{err}");
+        let err = run(&c, "SELECT mask_to_sequence(named_struct('size', [4, 5], 'counts', '52207'), n => 8, method => 'top') AS s").unwrap_err();
+        assert!(err.to_string().contains("'vistallm' or 'angle', got 'top'"), "{err}");
         let err =
             run(&c, "SELECT mask_to_sequence(named_struct('size', [4, 5], 'counts', 'd0')) AS s")
                 .unwrap_err();
@@ -318,6 +345,6 @@ mod tests {
              named_struct('size', [4, 5], 'counts', '0d0')], 32, 'adaptive', 'pixel'), 5, 4, space => 'pixel') AS m)",
         )
         .unwrap();
-        assert!(out.contains("| 1  | 12 |"), "{out}");
+        assert!(out.contains("| 4  | 20 |"), "{out}");
     }
 }
