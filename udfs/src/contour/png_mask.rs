@@ -212,7 +212,7 @@ mod tests {
             let (w, h) = (1 + (next() % 70) as usize, 1 + (next() % 70) as usize);
             let mut m = Mask::empty(w, h);
             for b in m.bits.iter_mut() {
-                *b = (next() % 3 == 0) as u8;
+                *b = next().is_multiple_of(3) as u8;
             }
             for &(color, depth) in &cases {
                 let bytes = encode(&m, color, depth);

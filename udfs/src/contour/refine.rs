@@ -51,27 +51,27 @@ fn row(y: f64) -> i64 {
 
 impl Window {
     /// Calls `f(x, y0, y1)` for each column of the window and each run `[y0, y1)` of pixel
-    /// rows inside `poly` (centre rule, even-odd), clipped to the window.
+    /// rows inside `poly` (centre rule, even-odd), clipped to the window. Each edge drops its
+    /// crossings into the columns it spans, so the cost follows the outline's length.
     fn runs(&self, poly: &[(f64, f64)], mut f: impl FnMut(i64, i64, i64)) {
-        let (lo, hi) = poly.iter().fold((f64::MAX, f64::MIN), |(l, h), p| (l.min(p.0), h.max(p.0)));
-        let (xa, xb) = (
-            (lo - 0.5).floor().max(self.x0 as f64) as i64,
-            (hi.ceil() as i64).min(self.x0 + self.w),
-        );
-        let mut ys: Vec<f64> = Vec::with_capacity(8);
-        for x in xa..xb {
-            let xc = x as f64 + 0.5;
-            ys.clear();
-            for i in 0..poly.len() {
-                if let Some(y) = crossing(poly[i], poly[(i + 1) % poly.len()], xc) {
-                    ys.push(y);
+        let mut cols: Vec<Vec<f64>> = vec![Vec::new(); self.w as usize];
+        for i in 0..poly.len() {
+            let (p, q) = (poly[i], poly[(i + 1) % poly.len()]);
+            let (lo, hi) = (p.0.min(q.0), p.0.max(q.0));
+            let xa = ((lo - 0.5).floor() as i64).max(self.x0);
+            let xb = (hi.ceil() as i64).min(self.x0 + self.w);
+            for x in xa..xb {
+                if let Some(y) = crossing(p, q, x as f64 + 0.5) {
+                    cols[(x - self.x0) as usize].push(y);
                 }
             }
+        }
+        for (k, ys) in cols.iter_mut().enumerate() {
             ys.sort_by(f64::total_cmp);
             for pair in ys.chunks_exact(2) {
                 let (a, b) = (row(pair[0]).max(self.y0), row(pair[1]).min(self.y0 + self.h));
                 if a < b {
-                    f(x, a, b);
+                    f(self.x0 + k as i64, a, b);
                 }
             }
         }
