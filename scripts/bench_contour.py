@@ -16,16 +16,27 @@ Reference, single-threaded (cv2.setNumThreads(1)):
   sequence -> mask: cv2.fillPoly of the points (scaled back to pixels) on a 512x512 canvas.
 vista (Rust, `--example bench_contour`, one thread): mask_sequence (trace + sampling) and
 polygon_mask (pycocotools-exact rasteriser). Prints a Markdown table with the ratios.
+
+PNG files (--png, needs `cargo build --release -p vista-udfs --example bench_png`): 200 512x512
+8-bit greyscale PNG masks (the fixtures, shifted) written to a temporary folder, then
+  decode: cv2.imread(p, IMREAD_UNCHANGED) per file vs vista's Mask::from_png (file read included
+    on both sides, one thread);
+  pipeline, whole process timed from outside (interpreter or binary start, imports, reading,
+    exit): vista's SQL `rle_encode(read_bytes(p))` -> `mask_to_sequence(m, 32, 'adaptive')` ->
+    `polygon_to_mask` -> `mask_iou` on 1 and 2 partitions, vs this script's --ref-pipeline
+    (imread, findContours + NumPy angle sampling as above, fillPoly, NumPy IoU) on 1 and 2
+    worker processes.
 """
 import argparse
 import json
 import os
 import subprocess
+import sys
+import tempfile
 import time
 
 import cv2
 import numpy as np
-import pycocotools.mask as cm
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 N = 32
@@ -65,12 +76,73 @@ def timed(rounds, count, f):
     return (time.perf_counter() - t) * 1e6 / (rounds * count)
 
 
+def ref_pipeline_one(path):
+    m = (cv2.imread(path, cv2.IMREAD_UNCHANGED) > 0).astype(np.uint8)
+    back = ref_mask(ref_sequence(m, N, "adaptive"), *m.shape)
+    return np.logical_and(m, back).sum() / np.logical_or(m, back).sum()
+
+
+def ref_pipeline(folder, workers):
+    """The reference pipeline over every PNG in `folder`, in `workers` processes."""
+    cv2.setNumThreads(1)
+    files = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".png"))
+    if workers == 1:
+        ious = [ref_pipeline_one(f) for f in files]
+    else:
+        from multiprocessing import Pool
+
+        with Pool(workers) as pool:
+            ious = pool.map(ref_pipeline_one, files, chunksize=len(files) // workers)
+    print(json.dumps({"files": len(files), "mean_iou": float(np.mean(ious))}))
+
+
+def whole_process(cmd, runs=3):
+    """Best wall-clock seconds of `runs` runs of a command, and its last output line."""
+    best, out = None, ""
+    for _ in range(runs):
+        t = time.perf_counter()
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
+        dt = time.perf_counter() - t
+        best = dt if best is None else min(best, dt)
+    return best, out.splitlines()[-1]
+
+
+def png_bench(masks, bench_png, rounds, count=200):
+    folder = tempfile.mkdtemp(prefix="vista_png_")
+    for i in range(count):
+        m = np.roll(masks[i % len(masks)], (i // len(masks)) * 7, axis=1)
+        cv2.imwrite(os.path.join(folder, f"{i:04d}.png"), m * 255)
+    files = sorted(os.path.join(folder, f) for f in os.listdir(folder))
+    cv_us = timed(rounds, len(files), lambda: [cv2.imread(f, cv2.IMREAD_UNCHANGED) for f in files])
+    out = subprocess.run([bench_png, "decode", folder, str(rounds)], capture_output=True, text=True, check=True)
+    ours_us = json.loads(out.stdout.strip().splitlines()[-1])["us_per_file"]
+    print(f"\n{count} PNG masks of 512x512 (8-bit greyscale), in {folder}\n")
+    print("| step | OpenCV | vista | speed-up |")
+    print("|---|---:|---:|---:|")
+    print(f"| decode one PNG file (us) | {cv_us:.1f} | {ours_us:.1f} | {cv_us / ours_us:.2f}x |")
+    for p in (1, 2):
+        ref_s, ref_out = whole_process([sys.executable, os.path.abspath(__file__), "--ref-pipeline", folder, "--workers", str(p)])
+        ours_s, ours_out = whole_process([bench_png, "pipeline", folder, str(p)])
+        print(
+            f"| whole pipeline, {p} partition(s) (s; mean IoU {json.loads(ref_out)['mean_iou']:.4f} vs "
+            f"{json.loads(ours_out)['mean_iou']:.4f}) | {ref_s:.3f} | {ours_s:.3f} | {ref_s / ours_s:.2f}x |"
+        )
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--png", action="store_true", help="also benchmark PNG files (decode and the whole pipeline)")
+    ap.add_argument("--bench-png", default=os.path.join(ROOT, "target", "release", "examples", "bench_png"))
+    ap.add_argument("--ref-pipeline", metavar="DIR", help="run the reference pipeline on DIR and exit")
+    ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--rust", default=os.path.join(ROOT, "target", "release", "examples", "bench_contour"))
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--sql-rows", type=int, default=2000)
     args = ap.parse_args()
+    if args.ref_pipeline:
+        return ref_pipeline(args.ref_pipeline, args.workers)
+    import pycocotools.mask as cm
+
     cv2.setNumThreads(1)
     recs = json.load(open(os.path.join(ROOT, "tests", "fixtures", "contour", "masks.json")))
     masks = [np.ascontiguousarray(cm.decode({"size": r["size"], "counts": r["counts"].encode()})) for r in recs]
@@ -102,6 +174,8 @@ def main():
     print("|---:|---:|---:|")
     for r in sql:
         print(f"| {r['partitions']} | {r['rows_per_s']:.0f} | {r['speedup']:.2f}x |")
+    if args.png:
+        png_bench(masks, args.bench_png, args.rounds)
 
 
 if __name__ == "__main__":

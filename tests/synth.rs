@@ -348,7 +348,8 @@ fn mask_targets_match_the_objects_they_come_from() {
     }
     let mean = sum / b.num_rows() as f64;
     eprintln!("mean IoU of the {}-point target polygons: {mean:.3}", 32);
-    // Polygons through pixel centres lose half a pixel all round, much of a small 64-pixel-image
-    // shape: 0.739 measured for this seed.
-    assert!(mean > 0.7, "mean polygon IoU {mean}");
+    // The targets sample the shapes' pixel-edge boundary, which fills back exactly; most of
+    // these small shapes turn at most 32 times and come back whole: 0.998 measured for this
+    // seed (printed to 3 decimals, hence the tolerance).
+    assert!((mean - 0.998).abs() < 5e-4, "mean polygon IoU {mean}");
 }

@@ -17,6 +17,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use serde_json::Value;
 use vista_udfs::contour::mask::{decode_counts, encode_counts, rle_array, Mask, Rle};
 use vista_udfs::contour::rasterise::polygon_mask;
+use vista_udfs::contour::sample::Contour;
 use vista_udfs::contour::sequence::{mask_sequence, rle_sequence};
 use vista_udfs::contour::{Method, Space};
 
@@ -53,11 +54,13 @@ fn main() -> datafusion::common::Result<()> {
     for (label, method) in [("adaptive", Method::Adaptive), ("uniform", Method::Uniform)] {
         let to_seq = per_mask_us(rounds, masks.len(), || {
             for m in &masks {
-                black_box(mask_sequence(m, n, method, Space::Norm).unwrap());
+                black_box(mask_sequence(m, n, method, Contour::Boundary, Space::Norm).unwrap());
             }
         });
-        let seqs: Vec<Vec<f64>> =
-            masks.iter().map(|m| mask_sequence(m, n, method, Space::Norm).unwrap()).collect();
+        let seqs: Vec<Vec<f64>> = masks
+            .iter()
+            .map(|m| mask_sequence(m, n, method, Contour::Boundary, Space::Norm).unwrap())
+            .collect();
         let to_mask = per_mask_us(rounds, masks.len(), || {
             for (m, s) in masks.iter().zip(&seqs) {
                 black_box(polygon_mask(s, m.width, m.height, Space::Norm).unwrap());
@@ -69,7 +72,7 @@ fn main() -> datafusion::common::Result<()> {
         let from_rle = per_mask_us(rounds, masks.len(), || {
             for (h, w, c) in &strings {
                 let r = Rle::new(*h, *w, decode_counts(c).unwrap()).unwrap();
-                black_box(rle_sequence(&r, n, method, Space::Norm).unwrap());
+                black_box(rle_sequence(&r, n, method, Contour::Boundary, Space::Norm).unwrap());
             }
         });
         println!(

@@ -1,10 +1,10 @@
 //! Parity with the reference tools on committed fixtures (scripts/make_contour_fixtures.py:
-//! pycocotools, OpenCV, PIL), and the adaptive-vs-uniform reconstruction targets of issue #3.
+//! pycocotools, OpenCV, PIL).
 
 use serde_json::Value;
 
 use super::mask::Mask;
-use super::sample::{self, Method};
+use super::sample::{self, Contour, Method};
 use super::sequence::reconstruction_iou;
 use super::trace::{self, Components};
 
@@ -100,7 +100,8 @@ fn contours_match_opencv_find_contours() {
 fn uniform_pipeline_and_authors_sampler_match_the_python_reference() {
     let all = fixture("masks.json");
     for (m, (name, _, mask)) in all.as_array().unwrap().iter().zip(fixture_masks()) {
-        let iou = reconstruction_iou(&mask, Some(16), Method::Uniform);
+        // The reference samples OpenCV's contour: the `centres` sequence.
+        let iou = reconstruction_iou(&mask, Some(16), Method::Uniform, Contour::Centres);
         let want = m["uniform16_iou"].as_f64().unwrap();
         assert!((iou - want).abs() < 1e-12, "{name}: uniform-16 IoU {iou} vs pycocotools {want}");
         let c = &trace::contours(&mask, Components::Largest, false)[0];
@@ -162,118 +163,39 @@ fn png_masks_of_every_mode_decode_to_the_same_rle() {
     }
 }
 
-/// Reconstruction IoU of every fixture mask, per method and n (`None` = whole contour).
-fn ious(masks: &[(String, String, Mask)], n: Option<usize>, method: Method) -> Vec<f64> {
-    masks.iter().map(|(_, _, m)| reconstruction_iou(m, n, method)).collect()
-}
-
-fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len() as f64
-}
-
-/// Checks the targets of issue #3 and prints the table of docs/contour.md
-/// (`cargo test -p vista-udfs --lib adaptive_beats_uniform -- --nocapture`).
-#[test]
-fn adaptive_beats_uniform_as_issue_3_requires() {
-    let masks = fixture_masks();
-    let ns = [8, 16, 32, 64];
-    let methods = [
-        ("adaptive", Method::Adaptive),
-        ("uniform", Method::Uniform),
-        ("vistallm (authors' code)", Method::Vistallm),
-    ];
-    let table: Vec<Vec<Vec<f64>>> = methods
-        .iter()
-        .map(|&(_, m)| ns.iter().map(|&n| ious(&masks, Some(n), m)).collect())
-        .collect();
-    let ceiling = ious(&masks, None, Method::Uniform);
-    // How much of the gain is the secant step: the step applied to uniform points, and the
-    // adaptive choice of points without it.
-    let variant = |n: usize, method: Method, secant: bool| -> Vec<f64> {
-        masks
-            .iter()
-            .map(|(_, _, m)| {
-                let c = &trace::contours(m, Components::Largest, false)[0];
-                let idx = sample::sample(&c.points, n, method);
-                let pts: Vec<(f64, f64)> = if secant {
-                    sample::secant_points(&c.points, &idx, m.width, m.height)
-                } else {
-                    idx.iter().map(|&i| (c.points[i].0 as f64, c.points[i].1 as f64)).collect()
-                };
-                let flat: Vec<f64> = pts.iter().flat_map(|&(x, y)| [x, y]).collect();
-                m.iou(&Mask::from_polygons(m.height, m.width, &[flat])).unwrap()
-            })
-            .collect()
-    };
-    let extra = [
-        ("adaptive without the secant step (not a method)", Method::Adaptive, false),
-        ("uniform + secant step (not a method)", Method::Uniform, true),
-    ];
-    println!("Mean reconstruction IoU over {} masks of 512x512:\n", masks.len());
-    println!("| method | n = 8 | n = 16 | n = 32 | n = 64 |");
-    println!("|---|---:|---:|---:|---:|");
-    for ((label, _), per_n) in methods.iter().zip(&table) {
-        let cells: Vec<String> = per_n.iter().map(|v| format!("{:.4}", mean(v))).collect();
-        println!("| {label} | {} |", cells.join(" | "));
-    }
-    for (label, method, secant) in extra {
-        let cells: Vec<String> =
-            ns.iter().map(|&n| format!("{:.4}", mean(&variant(n, method, secant)))).collect();
-        println!("| {label} | {} |", cells.join(" | "));
-    }
-    println!(
-        "| whole contour (ceiling) | {:.4} | {:.4} | {:.4} | {:.4} |",
-        mean(&ceiling),
-        mean(&ceiling),
-        mean(&ceiling),
-        mean(&ceiling)
-    );
-    let mut cats: Vec<&str> = masks.iter().map(|m| m.1.as_str()).collect();
-    cats.sort();
-    cats.dedup();
-    println!("\nBy category (adaptive / uniform):\n");
-    println!("| category | masks | n = 8 | n = 16 | n = 32 | n = 64 | whole contour |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
-    for cat in cats {
-        let sel: Vec<usize> = (0..masks.len()).filter(|&i| masks[i].1 == cat).collect();
-        let m = |v: &[f64]| sel.iter().map(|&i| v[i]).sum::<f64>() / sel.len() as f64;
-        let cells: Vec<String> = (0..ns.len())
-            .map(|k| format!("{:.3} / {:.3}", m(&table[0][k]), m(&table[1][k])))
-            .collect();
-        println!("| {cat} | {} | {} | {:.3} |", sel.len(), cells.join(" | "), m(&ceiling));
-    }
-    let (adaptive, uniform) = (&table[0], &table[1]);
-    for (k, n) in ns.iter().enumerate() {
-        assert!(mean(&adaptive[k]) > mean(&uniform[k]), "n={n}: adaptive not above uniform");
-    }
-    assert!(mean(&adaptive[1]) - mean(&uniform[1]) >= 0.02, "n=16: margin below 0.02");
-    assert!(mean(&adaptive[2]) - mean(&uniform[2]) >= 0.02, "n=32: margin below 0.02");
-    assert!(mean(&ceiling) - mean(&adaptive[3]) <= 0.02, "n=64: more than 0.02 below the ceiling");
-}
-
 #[test]
 fn sequences_traced_on_the_crop_equal_those_of_the_whole_mask() {
     use super::mask::Rle;
-    use super::sequence::{mask_sequence, rle_sequence};
+    use super::sequence::{contour_points, mask_sequence, rle_sequence};
     use super::space::Space;
     for (name, _, mask) in fixture_masks() {
-        // The reference traces the whole, uncropped mask.
-        let full = &trace::contours(&mask, Components::Largest, false)[0];
         let rle = Rle::from_mask(&mask);
-        for method in [Method::Adaptive, Method::Uniform, Method::Vistallm] {
-            for space in [Space::Pixel, Space::Square] {
-                let (w, h) = (mask.width as f64, mask.height as f64);
-                let want: Vec<f64> =
-                    sample::sequence_points(&full.points, 16, method, mask.width, mask.height)
-                        .into_iter()
-                        .flat_map(|(x, y)| {
-                            let (x, y) = space.from_pixel(x, y, w, h);
-                            [x, y]
-                        })
-                        .collect();
-                let what = format!("{name}: {method:?} in {space:?}");
-                assert_eq!(mask_sequence(&mask, 16, method, space).unwrap(), want, "{what}");
-                assert_eq!(rle_sequence(&rle, 16, method, space).unwrap(), want, "{what}");
+        for contour in [Contour::Boundary, Contour::Centres] {
+            // The reference traces the whole, uncropped mask.
+            let full = contour_points(&mask, contour).unwrap();
+            for method in [Method::Adaptive, Method::Uniform, Method::Vistallm, Method::Angle] {
+                for space in [Space::Pixel, Space::Square] {
+                    let (w, h) = (mask.width as f64, mask.height as f64);
+                    let want: Vec<f64> = sample::sequence_points(
+                        &full,
+                        16,
+                        method,
+                        contour,
+                        mask.width,
+                        mask.height,
+                    )
+                    .into_iter()
+                    .flat_map(|(x, y)| {
+                        let (x, y) = space.from_pixel(x, y, w, h);
+                        [x, y]
+                    })
+                    .collect();
+                    let what = format!("{name}: {method:?} on {contour:?} in {space:?}");
+                    let got = mask_sequence(&mask, 16, method, contour, space).unwrap();
+                    assert_eq!(got, want, "{what}");
+                    let got = rle_sequence(&rle, 16, method, contour, space).unwrap();
+                    assert_eq!(got, want, "{what}");
+                }
             }
         }
     }

@@ -4,12 +4,12 @@
 //! A [`Mask`] stores one byte per pixel (0 or 1) in **column-major** order (`x * height + y`),
 //! the order COCO RLE runs over, so RLE encoding, decoding, areas and IoUs are single passes.
 //!
-//! Polygon coordinates follow pycocotools: pixel `(x, y)` has its centre at the integer point
-//! `(x, y)`, and a pixel belongs to a polygon when the scan-line rule of `rleFrPoly` (boundary
-//! upsampled 5x, then the crossing of every pixel column) puts it inside. [`Mask::from_polygons`]
+//! Polygon coordinates follow pycocotools (COCO's frame): pixel `(x, y)` is the square
+//! `[x, x + 1] x [y, y + 1]`, and it belongs to a polygon when the scan-line rule of `rleFrPoly`
+//! (boundary upsampled 5x, then the crossing of every pixel column) puts it inside: in effect
+//! when its centre `(x + 0.5, y + 0.5)` is inside, ties decided by that rule's rounding. [`Mask::from_polygons`]
 //! ports that rule exactly, so its RLE equals `pycocotools.mask.frPyObjects` + `merge`.
 
-use std::io::Cursor;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -53,9 +53,17 @@ impl Mask {
         let (w, h) = crate::image::dimensions(bytes)
             .map_err(|e| format!("not a readable PNG mask ({} bytes): {e}", bytes.len()))?;
         crate::limits::check_mask("PNG mask", w.into(), h.into())?;
-        let img = image::ImageReader::with_format(Cursor::new(bytes), image::ImageFormat::Png)
-            .decode()
-            .map_err(|e| format!("not a readable PNG mask ({} bytes): {e}", bytes.len()))?;
+        super::png_mask::decode(bytes)
+    }
+
+    /// [`Mask::from_png`] through the `image` crate's RGBA conversion: the reference the fast
+    /// decoder is tested against.
+    #[cfg(test)]
+    pub(crate) fn from_png_by_image(bytes: &[u8]) -> std::result::Result<Mask, String> {
+        let img =
+            image::ImageReader::with_format(std::io::Cursor::new(bytes), image::ImageFormat::Png)
+                .decode()
+                .map_err(|e| format!("not a readable PNG mask ({} bytes): {e}", bytes.len()))?;
         let (w, h) = (img.width() as usize, img.height() as usize);
         let mut m = Mask::empty(w, h);
         match img {

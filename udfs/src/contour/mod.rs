@@ -7,17 +7,24 @@
 //! (Arrow mask columns to per-row masks), [`mask::rle_array`] / [`mask::rle_list_array`]
 //! (masks to an Arrow RLE column), [`sequence::mask_sequence`] and [`rasterise::polygon_mask`].
 
+pub mod boundary;
 mod contour_fn;
 #[cfg(test)]
 mod fixture_tests;
 pub mod mask;
 pub(crate) mod options;
+mod png_mask;
 pub mod rasterise;
+#[cfg(test)]
+mod reconstruction_tests;
+mod refine;
 mod rle;
 pub mod sample;
 pub mod sequence;
 pub mod space;
 mod stats;
+#[cfg(test)]
+mod test_masks;
 pub mod trace;
 
 use datafusion::logical_expr::{AggregateUDF, DocSection, ScalarUDF};

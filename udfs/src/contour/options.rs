@@ -5,7 +5,7 @@ use datafusion::common::{exec_datafusion_err, plan_err, Result};
 use datafusion::logical_expr::ColumnarValue;
 
 use super::mask;
-use super::sample::Method;
+use super::sample::{Contour, Method};
 use super::space::Space;
 use crate::common;
 
@@ -20,6 +20,13 @@ pub fn method(func: &str, args: &[ColumnarValue], idx: usize) -> Result<Method> 
     match common::const_str(func, "method", args, idx)? {
         None => Ok(Method::Adaptive),
         Some(s) => Method::parse(&s).map_err(|e| exec_datafusion_err!("{func}: {e}")),
+    }
+}
+
+pub fn contour(func: &str, args: &[ColumnarValue], idx: usize) -> Result<Contour> {
+    match common::const_str(func, "contour", args, idx)? {
+        None => Ok(Contour::Boundary),
+        Some(s) => Contour::parse(&s).map_err(|e| exec_datafusion_err!("{func}: {e}")),
     }
 }
 

@@ -19,9 +19,10 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
         super::SECTION,
         "Rasterises a polygon `[x0, y0, x1, y1, ...]` into a `width` x `height` mask. Fill rule: \
-         pycocotools' `frPyObjects` exactly (the same RLE): after converting to pixels, a pixel \
-         is inside when its centre `(x, y)` is inside the polygon, the boundary decided by \
-         pycocotools' scan-line rule on a 5x upsampled outline. Coordinates outside the image \
+         pycocotools' `frPyObjects` exactly (the same RLE): after converting to pixels (pixel \
+         `(x, y)` is the square `[x, x+1] x [y, y+1]`), a pixel is inside when its centre \
+         `(x + 0.5, y + 0.5)` is inside the polygon, ties decided by pycocotools' scan-line \
+         rule on a 5x upsampled outline. Coordinates outside the image \
          are allowed (the polygon is clipped to the image); NaN or infinite coordinates, an odd \
          number of values, or a missing size are row errors. Fewer than 3 points give an empty \
          mask. A list of polygons (GRES) gives a list of masks, one per polygon. Output: COCO \

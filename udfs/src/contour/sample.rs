@@ -1,29 +1,35 @@
 //! Choosing N points of a closed contour so that the polygon through them reproduces the mask.
 //!
-//! - `uniform`: N points evenly spaced along the contour (by border-following steps), starting at
-//!   the contour's first point. This is a stronger baseline than VistaLLM's own uniform code
-//!   (`contour[::ceil(M / N)]`, often fewer than N points).
-//! - `adaptive` (gradient-aware): the authors score a point by its distance to the chord of its
-//!   neighbours and keep the N highest. Taken literally on a pixel contour that piles points on
-//!   the sharpest stretch and leaves smooth parts uncovered. Here the same score is used *at the
-//!   scale of the current polygon* and greedily: repeatedly drop the point whose triangle with its
-//!   two current neighbours has the smallest area (distance to the chord x chord length / 2 =
-//!   exactly the area the polygon gains or loses by dropping it), then rescore its two
-//!   neighbours. Corners keep points because dropping them costs area; long smooth stretches
-//!   keep few but enough, because the cost of a point grows as its neighbours move away
-//!   (Visvalingam-Whyatt simplification, O(M log M)). Then, since chords between contour points
-//!   cut every convex arc (an inscribed polygon always loses area), each edge is moved onto the
-//!   line through the contour points at 1/4 and 3/4 of its arc (where the best L1 line through
-//!   a smooth arc crosses it) and each vertex becomes the crossing of its two edge lines; a
-//!   crossing farther than half the shorter edge (+1 px) from the contour vertex, or on nearly
-//!   parallel edges, keeps the contour vertex. Corners stay put (both edge lines run along the
-//!   sides); smooth stretches get secants instead of chords.
+//! The contour is the largest component's outer boundary along pixel edges (`Contour::Boundary`,
+//! the default: vertices at pixel corners, see `boundary`) or OpenCV's contour through the
+//! boundary pixels (`Contour::Centres`). On the boundary, a contour that turns at most N times
+//! comes back whole (its turning corners, the exact outline).
+//!
+//! - `uniform`: N points evenly spaced along the contour, starting at its first point. On the
+//!   boundary every step is one pixel edge, so this is arc-length-uniform sampling. A stronger
+//!   baseline than VistaLLM's own uniform code (`contour[::ceil(M / N)]`, often fewer than N).
+//! - `adaptive` (default): greedy least-area removal (Visvalingam-Whyatt): repeatedly drop the
+//!   point whose triangle with its two current neighbours has the smallest area (the area the
+//!   polygon gains or loses by dropping it), rescore its two neighbours, until N remain
+//!   (O(M log M); collinear points go first in one pass). Then an edge refit: chords between
+//!   contour points cut every convex arc, so each edge moves onto the line through the contour
+//!   at 1/4 and 3/4 of its arc (where the best L1 line through a smooth arc crosses it) and
+//!   each vertex becomes the crossing of its two edge lines; a crossing farther than half the
+//!   shorter edge (+1 px) from the contour vertex, or on nearly parallel edges, keeps the
+//!   contour vertex. On the boundary the two line points are window means of the contour
+//!   (an eighth of the arc either side), which lie on a staircase's middle line rather than on
+//!   its outer or inner corners, and a local search then moves vertices (and relocates the
+//!   least useful one) while that raises the IoU of the filled polygon with the filled
+//!   component (`refine`).
 //! - `vistallm`: the authors' published code (VistaLLM_Test `res.py`): pre-decimate to at most
 //!   40 points, score interior points of the open polyline by distance to the chord, endpoints
 //!   180, keep the N best in contour order; ties broken by index (NumPy's sort is unstable).
+//! - `angle`: the paper's wording taken literally: the turning angle at every contour point, the
+//!   N largest kept in contour order (equal angles in contour order). On a pixel contour almost
+//!   every angle is 0 or a multiple of 45 degrees, so the kept points bunch up where the contour
+//!   first turns; it is there so the paper's ablation can be rerun.
 //!
-//! Every method returns indices into the contour, increasing; when the contour has at most N
-//! points, all of them (no padding: fewer than N points come back).
+//! Every method but `adaptive` returns points of the contour; `adaptive` may move them off it.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -33,6 +39,7 @@ pub enum Method {
     Adaptive,
     Uniform,
     Vistallm,
+    Angle,
 }
 
 impl Method {
@@ -41,9 +48,10 @@ impl Method {
             "adaptive" => Ok(Method::Adaptive),
             "uniform" => Ok(Method::Uniform),
             "vistallm" => Ok(Method::Vistallm),
-            other => {
-                Err(format!("method must be 'adaptive', 'uniform' or 'vistallm', got '{other}'"))
-            }
+            "angle" => Ok(Method::Angle),
+            other => Err(format!(
+                "method must be 'adaptive', 'uniform', 'vistallm' or 'angle', got '{other}'"
+            )),
         }
     }
 }
@@ -54,9 +62,13 @@ pub fn sequence_points(
     points: &[(i32, i32)],
     n: usize,
     method: Method,
+    contour: Contour,
     width: usize,
     height: usize,
 ) -> Vec<(f64, f64)> {
+    if contour == Contour::Boundary {
+        return boundary_points(points, n, method, width, height);
+    }
     let idx = sample(points, n, method);
     if method == Method::Adaptive {
         secant_points(points, &idx, width, height)
@@ -65,8 +77,56 @@ pub fn sequence_points(
     }
 }
 
-/// The secant polygon of the chosen contour indices (module doc), clamped to the image; the
-/// contour points themselves when every point is kept.
+/// [`sequence_points`] of a boundary walk (pixel corners, one per unit step). When the boundary
+/// turns at most `n` times its turning corners come back: the exact outline. Otherwise
+/// `uniform`, `angle` and `vistallm` pick corners of the walk, and `adaptive` refits the edges
+/// on the boundary's middle line and then moves the vertices by local search (`refine`).
+fn boundary_points(
+    walk: &[(i32, i32)],
+    n: usize,
+    method: Method,
+    width: usize,
+    height: usize,
+) -> Vec<(f64, f64)> {
+    let corners = super::boundary::turning_vertices(walk);
+    if corners.len() <= n {
+        return corners.iter().map(|&(x, y)| (x as f64, y as f64)).collect();
+    }
+    let mut idx = sample(walk, n, method);
+    if method != Method::Adaptive {
+        return idx.iter().map(|&i| (walk[i].0 as f64, walk[i].1 as f64)).collect();
+    }
+    let (xmax, ymax) = (width as f64, height as f64);
+    let mut pts: Vec<(f64, f64)> = fit_edges(walk, &idx, true)
+        .into_iter()
+        .map(|(x, y)| (x.clamp(0.0, xmax), y.clamp(0.0, ymax)))
+        .collect();
+    super::refine::refine(&mut pts, &mut idx, walk, &corners, width, height);
+    pts
+}
+
+/// Which contour a sequence samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Contour {
+    /// Pixel corners along the outer boundary, one per unit step (`boundary::largest_boundary`):
+    /// coordinates from 0 to the width / height.
+    Boundary,
+    /// OpenCV's contour: the boundary pixels' own indices, from 0 to width / height - 1.
+    Centres,
+}
+
+impl Contour {
+    pub fn parse(s: &str) -> Result<Contour, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "boundary" => Ok(Contour::Boundary),
+            "centres" | "centers" => Ok(Contour::Centres),
+            other => Err(format!("contour must be 'boundary' or 'centres', got '{other}'")),
+        }
+    }
+}
+
+/// The secant polygon of the chosen indices of OpenCV's contour (module doc), clamped to the
+/// image's pixel indices; the contour points themselves when every point is kept.
 pub fn secant_points(
     points: &[(i32, i32)],
     idx: &[usize],
@@ -74,7 +134,7 @@ pub fn secant_points(
     height: usize,
 ) -> Vec<(f64, f64)> {
     let fitted = if idx.len() < points.len() {
-        fit_edges(points, idx)
+        fit_edges(points, idx, false)
     } else {
         idx.iter().map(|&i| (points[i].0 as f64, points[i].1 as f64)).collect()
     };
@@ -87,12 +147,39 @@ type Line = ((f64, f64), (f64, f64));
 
 /// Secant refinement of the adaptive polygon (module doc): vertex k becomes the crossing of the
 /// lines fitted to its two edges, each through the arc points at 1/4 and 3/4 of the edge.
-fn fit_edges(points: &[(i32, i32)], idx: &[usize]) -> Vec<(f64, f64)> {
+fn fit_edges(points: &[(i32, i32)], idx: &[usize], smooth: bool) -> Vec<(f64, f64)> {
     let m = points.len();
     let k = idx.len();
     let p = |i: usize| {
         let (x, y) = points[i % m];
         (x as f64, y as f64)
+    };
+    // Prefix sums of the closed contour taken twice, for window means that wrap.
+    let prefix: Vec<(f64, f64)> = if smooth {
+        let mut acc = (0.0, 0.0);
+        let mut v = Vec::with_capacity(2 * m + 1);
+        v.push(acc);
+        for i in 0..2 * m {
+            let (x, y) = p(i);
+            acc = (acc.0 + x, acc.1 + y);
+            v.push(acc);
+        }
+        v
+    } else {
+        Vec::new()
+    };
+    // The contour near index i: the point itself, or on the boundary the mean over the window
+    // i - r ..= i + r (r an eighth of the edge's arc, so the two windows of an edge stay apart),
+    // which lies on the staircase's middle line instead of on its outer or inner corners.
+    let at = |i: usize, r: usize| {
+        if !smooth || r == 0 {
+            return p(i);
+        }
+        let lo = (i % m + m - r.min(m - 1)) % m;
+        let len = 2 * r + 1;
+        let (s0, s1) = (prefix[lo], prefix[lo + len.min(m)]);
+        let c = len.min(m) as f64;
+        ((s1.0 - s0.0) / c, (s1.1 - s0.1) / c)
     };
     // Edge t runs from idx[t] to idx[t + 1] (wrapping); arcs shorter than 4 steps keep chords.
     let lines: Vec<Option<Line>> = (0..k)
@@ -102,7 +189,7 @@ fn fit_edges(points: &[(i32, i32)], idx: &[usize]) -> Vec<(f64, f64)> {
             (len >= 4).then(|| {
                 let q1 = a + (len as f64 * 0.25).round_ties_even() as usize;
                 let q3 = a + (len as f64 * 0.75).round_ties_even() as usize;
-                (p(q1), p(q3))
+                (at(q1, len / 8), at(q3, len / 8))
             })
         })
         .collect();
@@ -140,7 +227,29 @@ pub fn sample(points: &[(i32, i32)], n: usize, method: Method) -> Vec<usize> {
         Method::Uniform => uniform(m, n),
         Method::Adaptive => adaptive(points, n),
         Method::Vistallm => vistallm(points, n),
+        Method::Angle => angle(points, n),
     }
+}
+
+/// The paper's reading of adaptive sampling: the turning angle at every contour point (between
+/// the steps into and out of it), the `n` largest kept, in contour order; equal angles are
+/// taken in contour order.
+fn angle(points: &[(i32, i32)], n: usize) -> Vec<usize> {
+    let m = points.len();
+    let turn: Vec<f64> = (0..m)
+        .map(|i| {
+            let (a, b, c) = (points[(i + m - 1) % m], points[i], points[(i + 1) % m]);
+            let (u, v) = ((b.0 - a.0, b.1 - a.1), (c.0 - b.0, c.1 - b.1));
+            let cross = (u.0 * v.1 - u.1 * v.0) as f64;
+            let dot = (u.0 * v.0 + u.1 * v.1) as f64;
+            cross.atan2(dot).abs()
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&i, &j| turn[j].total_cmp(&turn[i]).then(i.cmp(&j)));
+    let mut keep: Vec<usize> = order[..n].to_vec();
+    keep.sort_unstable();
+    keep
 }
 
 fn uniform(m: usize, n: usize) -> Vec<usize> {
@@ -332,7 +441,7 @@ mod tests {
         let kept: Vec<_> = sample(&pts, 4, Method::Adaptive).into_iter().map(|i| pts[i]).collect();
         assert_eq!(kept, vec![(0, 0), (0, 49), (49, 49), (49, 0)]);
         // Secant fitting leaves corners where they are.
-        let seq = sequence_points(&pts, 4, Method::Adaptive, 50, 50);
+        let seq = sequence_points(&pts, 4, Method::Adaptive, Contour::Centres, 50, 50);
         assert_eq!(seq, vec![(0.0, 0.0), (0.0, 49.0), (49.0, 49.0), (49.0, 0.0)]);
     }
 

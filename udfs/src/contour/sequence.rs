@@ -8,9 +8,10 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
+use super::boundary;
 use super::mask::{self, Mask, Rle};
 use super::options;
-use super::sample::{self, Method};
+use super::sample::{self, Contour, Method};
 use super::space::Space;
 use super::trace::{self, Components};
 use crate::common::{self, Arg, OnError, Params};
@@ -20,34 +21,44 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
         super::SECTION,
         "A mask as a sequence of at most `n` points of its outer contour, `[x0, y0, ..., x_{n-1}, \
-         y_{n-1}]` (VistaLLM's mask representation). The contour is the largest component's \
-         outer border (OpenCV `findContours`, `RETR_EXTERNAL`, `CHAIN_APPROX_NONE`, starting at \
-         its top-left pixel); holes and other components are not represented. `adaptive` \
-         (default) keeps the points that carry the shape (greedy removal of the point whose \
-         triangle with its neighbours has the least area, then each edge moved onto the secant \
-         through its arc at 1/4 and 3/4, so vertices may lie up to half an edge off the contour); \
-         `uniform` takes `n` contour points evenly spaced along the contour; `vistallm` ports \
-         the authors' code (40 pre-sampled points, distance-to-chord score). Pixel `(x, y)` has \
-         its centre at `(x, y)`; output in `space` (`norm`: divided by width/height; `square`: \
-         VistaLLM's padded square; `pixel`). Padding rule: a contour \
-         with fewer than `n` points comes back whole (fewer than `n` points, never padded). An \
-         empty mask is a row error ('mask is empty'): NULL under `on_error => 'null'`. A list of \
-         masks (GRES) gives a list of sequences.",
-        "mask_to_sequence(mask [, n => 32, method => 'adaptive' | 'uniform' | 'vistallm', \
-         space => 'norm' | 'pixel' | 'square', on_error => 'fail' | 'null' | 'report'])",
+         y_{n-1}]` (VistaLLM's mask representation). The contour (default `contour => \
+         'boundary'`) is the outer boundary of the largest 8-connected component along pixel \
+         edges: pixel `(x, y)` is the square `[x, x+1] x [y, y+1]` (COCO's frame), the vertices \
+         are pixel corners, and the whole boundary fills back through `polygon_to_mask` to \
+         exactly the component with its holes filled; a boundary with at most `n` corners comes \
+         back whole. `contour => 'centres'` samples OpenCV's contour instead (`findContours` \
+         `RETR_EXTERNAL`, `CHAIN_APPROX_NONE`: the boundary pixels' own indices, which \
+         `polygon_to_mask` reads as their top-left corners). Methods: `adaptive` (default) is \
+         greedy least-area removal (Visvalingam-Whyatt: drop the point whose triangle with its \
+         neighbours has the least area until `n` remain), then an edge refit (each edge onto the \
+         line through its arc at 1/4 and 3/4, vertices at the crossings) and, on the boundary, \
+         a local search that moves vertices while the IoU of the filled polygon with the filled \
+         component rises; vertices may lie off the contour. `uniform`: `n` contour points evenly \
+         spaced along the contour (arc length on the boundary). `vistallm`: the authors' code \
+         (40 pre-sampled points, distance-to-chord score). `angle`: the paper's wording taken \
+         literally (turning angle at every contour point, the `n` largest in contour order). \
+         Holes and other components are not represented. Output in `space` (`norm`: divided by \
+         width/height; `square`: VistaLLM's padded square; `pixel`). Never padded: fewer than \
+         `n` points come back when the contour has fewer. An empty mask is a row error ('mask is \
+         empty'): NULL under `on_error => 'null'`. A list of masks (GRES) gives a list of \
+         sequences.",
+        "mask_to_sequence(mask [, n => 32, method => 'adaptive' | 'uniform' | 'vistallm' | 'angle', \
+         space => 'norm' | 'pixel' | 'square', on_error => 'fail' | 'null' | 'report', \
+         contour => 'boundary' | 'centres'])",
     )
     .with_argument("mask", "PNG bytes, a COCO RLE struct<size, counts>, struct<size, polygons>, or a list of these.")
     .with_argument("n", "Number of points (at least 3), default 32.")
-    .with_argument("method", "'adaptive' (default), 'uniform' or 'vistallm'.")
+    .with_argument("method", "'adaptive' (default), 'uniform', 'vistallm' or 'angle'.")
     .with_argument("space", "Coordinate space of the output: 'norm' (default), 'pixel' or 'square'.")
     .with_argument("on_error", "Per-row error policy: 'fail' (default), 'null' or 'report'.")
+    .with_argument("contour", "'boundary' (default: pixel edges) or 'centres' (OpenCV's contour through boundary pixels). Optional arguments are trailing only: pass the four before it, positionally or by name.")
     .with_sql_example(
-        "```sql\n> SELECT mask_to_sequence(named_struct('size', [4, 5], 'counts', '52207'), n => 4, method => 'uniform', space => 'pixel') AS seq;\n\
-+------------------------------------------+\n\
-| seq                                      |\n\
-+------------------------------------------+\n\
-| [1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0, 1.0] |\n\
-+------------------------------------------+\n```",
+        "```sql\n> SELECT mask_to_sequence(named_struct('size', [4, 5], 'counts', '52207'), n => 4, method => 'adaptive', space => 'pixel') AS seq, mask_to_sequence(named_struct('size', [4, 5], 'counts', '52207'), 4, 'adaptive', 'pixel', 'fail', 'centres') AS centres;\n\
++------------------------------------------+------------------------------------------+\n\
+| seq                                      | centres                                  |\n\
++------------------------------------------+------------------------------------------+\n\
+| [1.0, 1.0, 1.0, 3.0, 3.0, 3.0, 3.0, 1.0] | [1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0, 1.0] |\n\
++------------------------------------------+------------------------------------------+\n```",
     )
     .build()
 });
@@ -75,6 +86,7 @@ impl MaskToSequenceFunc {
                 ("method", Arg::Text),
                 ("space", Arg::Text),
                 ("on_error", Arg::Text),
+                ("contour", Arg::Text),
             ],
         );
         Self { signature: params.signature(Volatility::Immutable), params }
@@ -88,14 +100,37 @@ fn seq_type() -> DataType {
 /// The sampled contour of one mask in `space`; an empty mask is an error.
 /// Traced on the mask itself: the tracer reads column runs (a word at a time) and the one
 /// border it follows, so a copy of the object's box would cost more than it saves.
-pub fn mask_sequence(m: &Mask, n: usize, method: Method, space: Space) -> Result<Vec<f64>, String> {
-    crop_sequence(m, 0, 0, n, method, space, m.width, m.height)
+pub fn mask_sequence(
+    m: &Mask,
+    n: usize,
+    method: Method,
+    contour: Contour,
+    space: Space,
+) -> Result<Vec<f64>, String> {
+    crop_sequence(m, 0, 0, n, method, contour, space, m.width, m.height)
 }
 
 /// [`mask_sequence`] of a run-length mask: only the object's box is ever decoded.
-pub fn rle_sequence(r: &Rle, n: usize, method: Method, space: Space) -> Result<Vec<f64>, String> {
+pub fn rle_sequence(
+    r: &Rle,
+    n: usize,
+    method: Method,
+    contour: Contour,
+    space: Space,
+) -> Result<Vec<f64>, String> {
     let (crop, x0, y0) = r.crop().ok_or_else(empty_mask)?;
-    crop_sequence(&crop, x0, y0, n, method, space, r.width, r.height)
+    crop_sequence(&crop, x0, y0, n, method, contour, space, r.width, r.height)
+}
+
+/// The contour points a sequence samples, in the mask's pixel frame: the boundary's corners
+/// (one per unit step) or OpenCV's boundary pixels. `None` for an empty mask.
+pub fn contour_points(m: &Mask, contour: Contour) -> Option<Vec<(i32, i32)>> {
+    match contour {
+        Contour::Boundary => boundary::largest_boundary(m),
+        Contour::Centres => {
+            trace::contours(m, Components::Largest, false).into_iter().next().map(|c| c.points)
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -105,15 +140,17 @@ fn crop_sequence(
     y0: usize,
     n: usize,
     method: Method,
+    contour: Contour,
     space: Space,
     width: usize,
     height: usize,
 ) -> Result<Vec<f64>, String> {
-    let contours = trace::contours(crop, Components::Largest, false);
-    let c = contours.first().ok_or_else(empty_mask)?;
+    let mut points = contour_points(crop, contour).ok_or_else(empty_mask)?;
     let (dx, dy) = (x0 as i32, y0 as i32);
-    let points: Vec<(i32, i32)> = c.points.iter().map(|&(x, y)| (x + dx, y + dy)).collect();
-    Ok(contour_sequence(&points, n, method, space, width, height))
+    for p in &mut points {
+        *p = (p.0 + dx, p.1 + dy);
+    }
+    Ok(contour_sequence(&points, n, method, contour, space, width, height))
 }
 
 fn empty_mask() -> String {
@@ -124,13 +161,14 @@ fn contour_sequence(
     points: &[(i32, i32)],
     n: usize,
     method: Method,
+    contour: Contour,
     space: Space,
     width: usize,
     height: usize,
 ) -> Vec<f64> {
     let (w, h) = (width as f64, height as f64);
     let mut out = Vec::with_capacity(2 * n.min(points.len()));
-    for (x, y) in sample::sequence_points(points, n, method, width, height) {
+    for (x, y) in sample::sequence_points(points, n, method, contour, width, height) {
         let (x, y) = space.from_pixel(x, y, w, h);
         out.push(x);
         out.push(y);
@@ -170,6 +208,7 @@ impl ScalarUDFImpl for MaskToSequenceFunc {
         let n = n as usize;
         let method = options::method(func, &args.args, 2)?;
         let space = options::space(func, &args.args, 3, Space::Norm)?;
+        let contour = options::contour(func, &args.args, 5)?;
         let scalar = common::all_scalar(&args.args);
         let arr = args.args[0].to_array(args.number_rows)?;
         let result: ArrayRef;
@@ -182,7 +221,7 @@ impl ScalarUDFImpl for MaskToSequenceFunc {
                     .iter()
                     .enumerate()
                     .map(|(k, m)| {
-                        mask_sequence(m, n, method, space)
+                        mask_sequence(m, n, method, contour, space)
                             .map_err(|e| format!("mask {} of the list: {e}", k + 1))
                     })
                     .collect::<Result<Vec<_>, _>>()
@@ -207,7 +246,7 @@ impl ScalarUDFImpl for MaskToSequenceFunc {
             let rows = mask::read_rles(func, &arr)?;
             let (values, errs) = common::map_rows(rows, |_, r| {
                 let Some(m) = r? else { return Ok(None) };
-                rle_sequence(&m, n, method, space).map(Some)
+                rle_sequence(&m, n, method, contour, space).map(Some)
             });
             let mut b = ListBuilder::new(Float64Builder::new());
             for v in values {
@@ -232,8 +271,8 @@ impl ScalarUDFImpl for MaskToSequenceFunc {
 /// Reconstruction IoU of the issue: `mask_iou(m, polygon_to_mask(mask_to_sequence(m, n), w, h))`,
 /// through `norm` space as the SQL functions do. `n = None` uses the whole contour (the ceiling
 /// of contour sampling). An empty mask gives 0.
-pub fn reconstruction_iou(m: &Mask, n: Option<usize>, method: Method) -> f64 {
-    let Ok(seq) = mask_sequence(m, n.unwrap_or(usize::MAX), method, Space::Norm) else {
+pub fn reconstruction_iou(m: &Mask, n: Option<usize>, method: Method, contour: Contour) -> f64 {
+    let Ok(seq) = mask_sequence(m, n.unwrap_or(usize::MAX), method, contour, Space::Norm) else {
         return 0.0;
     };
     let back = super::rasterise::polygon_mask(&seq, m.width, m.height, Space::Norm)
@@ -248,13 +287,30 @@ mod tests {
     #[test]
     fn sql_sequence_round_trip_and_errors_name_the_row() {
         let c = ctx();
+        // The boundary fills back to the mask; OpenCV's contour of a 2x2 square to one pixel.
         let out = run(
             &c,
-            "SELECT mask_iou(m, polygon_to_mask(mask_to_sequence(m, n => 8), 5, 4)) AS iou \
+            "SELECT mask_iou(m, polygon_to_mask(mask_to_sequence(m, n => 8), 5, 4)) AS iou, \
+             mask_iou(m, polygon_to_mask(mask_to_sequence(m, 8, 'adaptive', 'norm', 'fail', 'centres'), 5, 4)) AS c \
              FROM (SELECT named_struct('size', [4, 5], 'counts', '52207') AS m)",
         )
         .unwrap();
-        assert!(out.contains("| 0.25 |"), "{out}");
+        assert!(out.contains("| 1.0 | 0.25 |"), "{out}");
+        for (method, want) in [("angle", "1.0"), ("vistallm", "1.0"), ("uniform", "1.0")] {
+            let out = run(
+                &c,
+                &format!(
+                    "SELECT mask_iou(m, polygon_to_mask(mask_to_sequence(m, 8, '{method}'), 5, 4)) AS iou \
+                     FROM (SELECT named_struct('size', [4, 5], 'counts', '52207') AS m)"
+                ),
+            )
+            .unwrap();
+            assert!(out.contains(&format!("| {want} |")), "{method}: {out}");
+        }
+        let err = run(&c, "SELECT mask_to_sequence(named_struct('size', [4, 5], 'counts', '52207'), n => 8, method => 'uniform', space => 'norm', on_error => 'fail', contour => 'edges') AS s").unwrap_err();
+        assert!(err.to_string().contains("contour must be 'boundary' or 'centres'"), "{err}");
+        let err = run(&c, "SELECT mask_to_sequence(named_struct('size', [4, 5], 'counts', '52207'), n => 8, method => 'top') AS s").unwrap_err();
+        assert!(err.to_string().contains("'vistallm' or 'angle', got 'top'"), "{err}");
         let err =
             run(&c, "SELECT mask_to_sequence(named_struct('size', [4, 5], 'counts', 'd0')) AS s")
                 .unwrap_err();
@@ -301,6 +357,6 @@ mod tests {
              named_struct('size', [4, 5], 'counts', '0d0')], 32, 'adaptive', 'pixel'), 5, 4, space => 'pixel') AS m)",
         )
         .unwrap();
-        assert!(out.contains("| 1  | 12 |"), "{out}");
+        assert!(out.contains("| 4  | 20 |"), "{out}");
     }
 }

@@ -1,6 +1,7 @@
 //! Coordinate spaces. Every function that reads or writes coordinates names one:
-//! - `pixel`: pixel units; pixel `(x, y)` has its centre at the integer point `(x, y)` (the
-//!   pycocotools polygon convention, and where contour points lie);
+//! - `pixel`: pixel units; pixel `(x, y)` is the square `[x, x + 1] x [y, y + 1]` (COCO's and
+//!   pycocotools' polygon frame; boundary sequences have their vertices at pixel corners, while
+//!   OpenCV's contour, `mask_contour` and `contour => 'centres'`, lists pixel indices);
 //! - `norm`: pixel coordinates divided by the image's width and height;
 //! - `square`: VistaLLM's frame: the image pasted onto a square canvas of side `max(w, h)` at
 //!   offset `(max - min) // 2` on the short axis (centred, floor; `Expand2square`), then divided

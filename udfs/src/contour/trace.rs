@@ -290,6 +290,25 @@ fn follow(f: &mut [i32], stride: i32, x0: i32, y0: i32, from: usize, nbd: i32) -
 /// of another component encloses them come from column runs, and only the chosen border is
 /// followed, on the bitmap itself.
 fn largest_outer(mask: &Mask) -> Option<Contour> {
+    let (runs, k, (x0, y0)) = largest_component(mask)?;
+    // That run's first pixel starts the component's outer border in the transposed scan.
+    let x = runs.column_of(k);
+    let mirrored: Vec<(i32, i32)> = follow_outer(mask, runs.runs[k].0 as i32, x as i32)
+        .into_iter()
+        .map(|(tx, ty)| (ty, tx))
+        .collect();
+    Some(Contour { points: opencv_walk(mask, &mirrored, (x0, y0)), hole: false })
+}
+
+/// The top-left pixel `(x, y)` of the component `contours(mask, Largest, false)` traces (the
+/// largest 8-connected component that no hole of another encloses); `None` for an empty mask.
+pub fn largest_start(mask: &Mask) -> Option<(i32, i32)> {
+    largest_component(mask).map(|(_, _, p)| p)
+}
+
+/// The chosen component of [`largest_outer`]: the column runs, the component's first run in
+/// scan order and its top-left pixel.
+fn largest_component(mask: &Mask) -> Option<(ColumnRuns, usize, (i32, i32))> {
     let mut runs = ColumnRuns::new(mask);
     let n = runs.runs.len();
     // Per component (indexed by its root): pixels, first run in scan order, top-left pixel.
@@ -314,15 +333,8 @@ fn largest_outer(mask: &Mask) -> Option<Contour> {
     let outside = if roots.len() > 1 { runs.outside(&first, &roots) } else { vec![true; n] };
     let best =
         roots.iter().copied().filter(|&r| outside[r]).max_by_key(|&r| (size[r], top_left[r]))?;
-    let k = first[best];
-    // That run's first pixel starts the component's outer border in the transposed scan.
-    let x = runs.column_of(k);
-    let mirrored: Vec<(i32, i32)> = follow_outer(mask, runs.runs[k].0 as i32, x as i32)
-        .into_iter()
-        .map(|(tx, ty)| (ty, tx))
-        .collect();
     let (y0, x0) = top_left[best];
-    Some(Contour { points: opencv_walk(mask, &mirrored, (x0 as i32, y0 as i32)), hole: false })
+    Some((runs, first[best], (x0 as i32, y0 as i32)))
 }
 
 /// Suzuki-Abe border following of one outer border in the transposed view of the mask (row y
