@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
@@ -17,6 +18,9 @@ use serde_json::Value;
 use vista::import::{self, ImportOptions, RefTask, Sample};
 use vista::jobs::{run_job, JobOptions, JobSummary};
 use vista::session::SessionOptions;
+use vista_udfs::generate::{
+    GenerateRequest, GenerateSettings, Generation, ModelLoader, ModelSpec, VisionLanguageModel,
+};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -241,6 +245,13 @@ fn image_bytes(name: &str) -> Vec<u8> {
 
 /// Writes the samples table of `task` under `dir`; returns its path and row count.
 fn samples_for(task: &str, dir: &Path) -> (PathBuf, usize) {
+    let path = dir.join(format!("{task}_samples.parquet"));
+    let n = import::write_samples(&path, samples_of(task)).unwrap();
+    (path, n)
+}
+
+/// The fixture samples of `task`.
+fn samples_of(task: &str) -> Vec<Sample> {
     let f = fixtures();
     let opts = ImportOptions::default();
     let val = ImportOptions { split: Some("val".into()), ..Default::default() };
@@ -300,9 +311,7 @@ fn samples_for(task: &str, dir: &Path) -> (PathBuf, usize) {
         }
         other => panic!("no samples for {other}"),
     };
-    let path = dir.join(format!("{task}_samples.parquet"));
-    let n = import::write_samples(&path, samples).unwrap();
-    (path, n)
+    samples
 }
 
 fn job(
@@ -328,13 +337,13 @@ fn job(
 }
 
 const TASKS: [(&str, &[&str]); 7] = [
-    ("caption", &["bleu_1", "bleu_4", "cider_d", "failed"]),
-    ("vqa", &["failed", "vqa_accuracy"]),
-    ("rec", &["acc@0.5", "failed", "parsed"]),
-    ("res", &["ciou", "failed", "miou", "pr_50"]),
-    ("grec", &["failed", "n_acc", "precision_f1_1", "t_acc"]),
-    ("gres", &["ciou", "failed", "giou", "n_acc", "t_acc"]),
-    ("nlvr", &["accuracy", "failed"]),
+    ("caption", &["bleu_1", "bleu_4", "cider_d", "failed", "truncated"]),
+    ("vqa", &["failed", "truncated", "vqa_accuracy"]),
+    ("rec", &["acc@0.5", "failed", "parsed", "truncated"]),
+    ("res", &["ciou", "failed", "miou", "pr_50", "truncated"]),
+    ("grec", &["failed", "n_acc", "precision_f1_1", "t_acc", "truncated"]),
+    ("gres", &["ciou", "failed", "giou", "n_acc", "t_acc", "truncated"]),
+    ("nlvr", &["accuracy", "failed", "truncated"]),
 ];
 
 #[test]
@@ -393,6 +402,220 @@ fn every_eval_query_runs_as_a_job_and_as_plain_sql() {
         let plain = plain_predictions(&ctx, task, &samples);
         assert_eq!(plain, raw, "{task}: job and plain SQL differ");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exact scores: fixed model outputs, scored by the SQL of each job against the official code
+
+/// A model that answers from a script: for each request, the text of the sample whose images
+/// it carries and whose instruction (question, expression; empty for captions) its prompt
+/// contains, the longest such instruction winning. The jobs' prompts, parsing and scoring run
+/// unchanged; only the network is replaced.
+struct ScriptedModel {
+    /// (images, instruction, text) per sample.
+    script: Vec<(Vec<Vec<u8>>, String, String)>,
+}
+
+impl VisionLanguageModel for ScriptedModel {
+    fn fingerprint(&self) -> String {
+        "scripted".to_string()
+    }
+    fn generate(
+        &self,
+        batch: &[GenerateRequest],
+        _settings: &GenerateSettings,
+    ) -> Vec<Result<String, String>> {
+        batch
+            .iter()
+            .map(|r| {
+                let mut best: Option<&(Vec<Vec<u8>>, String, String)> = None;
+                for entry in &self.script {
+                    let same_images = entry.0.len() == r.images.len()
+                        && entry.0.iter().zip(&r.images).all(|(a, b)| a.as_slice() == b.as_ref());
+                    if same_images
+                        && r.instruction.contains(entry.1.as_str())
+                        && best.is_none_or(|b| entry.1.len() > b.1.len())
+                    {
+                        best = Some(entry);
+                    }
+                }
+                best.map(|e| e.2.clone())
+                    .ok_or_else(|| format!("no scripted answer for {:?}", r.instruction))
+            })
+            .collect()
+    }
+    fn generate_detailed(
+        &self,
+        batch: &[GenerateRequest],
+        settings: &GenerateSettings,
+    ) -> Vec<Result<Generation, String>> {
+        // A scripted text marked CUT: stands for an answer that reached max_new_tokens.
+        self.generate(batch, settings)
+            .into_iter()
+            .map(|r| {
+                r.map(|t| match t.strip_prefix(CUT) {
+                    Some(rest) => Generation { text: rest.to_string(), truncated: true },
+                    None => Generation { text: t, truncated: false },
+                })
+            })
+            .collect()
+    }
+}
+
+/// Prefix of a scripted text that the length limit cut (scripts/make_eval_score_fixtures.py).
+const CUT: &str = "CUT:";
+
+/// The scripted texts and official scores of `task` (scripts/make_eval_score_fixtures.py).
+fn scored_fixture(task: &str) -> (HashMap<String, String>, HashMap<String, f64>) {
+    let text = std::fs::read_to_string(fixtures().join("scored_predictions.json")).unwrap();
+    let all: Value = serde_json::from_str(&text).unwrap();
+    let t = &all[task];
+    let raw = t["raw"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no scripted outputs for {task}"))
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+        .collect();
+    let scores =
+        t["scores"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_f64().unwrap())).collect();
+    (raw, scores)
+}
+
+/// A session as `vista run` builds it whose `vista_generate` is the scripted model of `samples`;
+/// returns it with its loader.
+fn scripted_context(
+    task: &str,
+    samples: &[Sample],
+    raw: &HashMap<String, String>,
+) -> (SessionContext, ModelLoader) {
+    let script = samples
+        .iter()
+        .map(|s| {
+            let images = match (&s.images, &s.image_path) {
+                (Some(imgs), _) => imgs.clone(),
+                (None, Some(p)) => vec![image_bytes(p)],
+                (None, None) => panic!("{}: no image", s.sample_id),
+            };
+            let text = raw.get(&s.sample_id).unwrap_or_else(|| panic!("no text for {}", s.sample_id));
+            (images, s.instruction.clone(), text.clone())
+        })
+        .collect();
+    let model: Arc<dyn VisionLanguageModel> = Arc::new(ScriptedModel { script });
+    let loader: ModelLoader = Arc::new(move |_spec: &ModelSpec| Ok(model.clone()));
+    let settings = [
+        // One worker per model directory and process: a name per task keeps the scripts apart.
+        ("model", format!("scripted-{task}")),
+        ("base_dir", fixtures().join("images").display().to_string()),
+        ("on_error", "null".to_string()),
+    ];
+    let opts = SessionOptions {
+        settings: settings.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+        target_partitions: Some(2),
+        memory_limit: None,
+    };
+    let ctx = vista::session::new_context(&opts).unwrap();
+    ctx.register_udf(vista_udfs::generate::vista_generate_udf(loader.clone()));
+    (ctx, loader)
+}
+
+/// `metric -> value` of a scores table.
+fn scores_by_metric(path: &Path) -> HashMap<String, f64> {
+    let mut out = HashMap::new();
+    for b in read_parquet(path) {
+        let m = datafusion::arrow::compute::cast(
+            b.column_by_name("metric").unwrap(),
+            &datafusion::arrow::datatypes::DataType::Utf8,
+        )
+        .unwrap();
+        let v = b
+            .column_by_name("value")
+            .unwrap()
+            .as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+        for i in 0..b.num_rows() {
+            let name = m.as_string::<i32>().value(i).to_string();
+            assert!(!v.is_null(i), "{name} is NULL");
+            assert!(out.insert(name, v.value(i)).is_none(), "a metric twice");
+        }
+    }
+    out
+}
+
+/// Runs `queries/eval_<task>.sql` as a job on the task's fixture samples with the scripted
+/// outputs and checks every score against the official code's, to 1e-9.
+fn assert_job_scores_match_reference(task: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let samples = samples_of(task);
+    let n = samples.len();
+    let (raw, want) = scored_fixture(task);
+    assert_eq!(raw.len(), n, "{task}: one scripted text per sample");
+    let (ctx, loader) = scripted_context(task, &samples, &raw);
+    let path = dir.path().join("samples.parquet");
+    import::write_samples(&path, samples).unwrap();
+    let sql = std::fs::read_to_string(root().join(format!("queries/eval_{task}.sql"))).unwrap();
+    let out = dir.path().join("out");
+    let opts = JobOptions {
+        chunk_rows: 5,
+        progress: false,
+        ..JobOptions::new(path.display().to_string(), &out)
+    };
+    let summary = runtime()
+        .block_on(run_job(&ctx, &sql, Some(&loader), &opts))
+        .unwrap_or_else(|e| panic!("{task}: {e:#}"));
+    assert_eq!((summary.total, summary.failed), (n, 0), "{task}");
+    let got_raw = column_by_id(&out.join("predictions.parquet"), "raw");
+    let status = column_by_id(&out.join("predictions.parquet"), "parse_status");
+    for (id, text) in &raw {
+        let text = text.strip_prefix(CUT).unwrap_or(text);
+        assert_eq!(got_raw[id].as_deref(), Some(text), "{task} {id}");
+        if raw[id].starts_with(CUT) {
+            assert_eq!(status[id].as_deref(), Some("truncated"), "{task} {id}");
+        }
+    }
+    let got = scores_by_metric(&out.join("scores.parquet"));
+    let mut names: Vec<&String> = got.keys().collect();
+    names.sort();
+    let mut want_names: Vec<&String> = want.keys().collect();
+    want_names.sort();
+    assert_eq!(names, want_names, "{task}: metrics");
+    for (metric, w) in &want {
+        let g = got[metric];
+        assert!((g - w).abs() <= 1e-9, "{task} {metric}: vista {g}, reference {w}");
+    }
+}
+
+#[test]
+fn caption_scores_equal_pycocoevalcap() {
+    assert_job_scores_match_reference("caption");
+}
+
+#[test]
+fn vqa_scores_equal_the_official_vqa_eval() {
+    assert_job_scores_match_reference("vqa");
+}
+
+#[test]
+fn rec_scores_equal_the_reference() {
+    assert_job_scores_match_reference("rec");
+}
+
+#[test]
+fn res_scores_equal_lavt() {
+    assert_job_scores_match_reference("res");
+}
+
+#[test]
+fn grec_scores_equal_grefcoco() {
+    assert_job_scores_match_reference("grec");
+}
+
+#[test]
+fn gres_scores_equal_rela() {
+    assert_job_scores_match_reference("gres");
+}
+
+#[test]
+fn nlvr_scores_equal_the_reference() {
+    assert_job_scores_match_reference("nlvr");
 }
 
 fn plain_predictions(
@@ -599,7 +822,7 @@ fn resume_after_kill_9() {
     assert_eq!((again.computed, again.resumed), (0, n));
     let ctx = context();
     runtime().block_on(async {
-        ctx.sql("SET vista.max_new_tokens = 3").await.unwrap().collect().await.unwrap()
+        ctx.sql("SET vista.seed = 3").await.unwrap().collect().await.unwrap()
     });
     let sql = std::fs::read_to_string(root().join("queries/eval_rec.sql")).unwrap();
     let opts = JobOptions {
@@ -641,8 +864,6 @@ fn bench_images(n: usize) -> Vec<Vec<u8>> {
 #[test]
 #[ignore = "benchmark: scripts/bench_pipeline.sh"]
 fn bench_pipeline() {
-    use std::sync::Arc;
-    use vista_udfs::generate::{GenerateRequest, GenerateSettings, ModelSpec};
     let n: usize =
         std::env::var("VISTA_BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(64);
     let dir = std::env::var("VISTA_BENCH_MODEL").map(PathBuf::from).unwrap_or_else(|_| model_dir());
@@ -747,6 +968,7 @@ fn bench_pipeline() {
                 best_sql_model = model_s;
             }
             best_sql = best_sql.min(secs);
+            assert_eq!(texts.len(), n, "batch {batch}: one SQL row per input row");
             same &= direct.iter().map(|r| r.clone().unwrap()).collect::<Vec<_>>() == texts;
         }
         println!(
@@ -757,5 +979,8 @@ fn bench_pipeline() {
             same,
             (best_sql - best_sql_model) / best_sql * 100.0
         );
+        // The comparison is only meaningful when both paths computed the same thing.
+        assert!(same, "batch {batch}: SQL and the direct loop generated different texts");
+        assert!(best_sql_model > 0.0, "batch {batch}: no model latency reached the SQL result");
     }
 }
