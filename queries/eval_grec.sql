@@ -15,7 +15,7 @@ SET vista.max_new_tokens = 512;
 CREATE OR REPLACE VIEW predictions AS
 WITH prompted AS (
     SELECT sample_id, task, COALESCE(CAST(image AS BYTEA), read_bytes(image_path)) AS img, width, height,
-           vista_prompt('grec', instruction, 'bins', sample_id) AS instruction
+           vista_prompt('grec', instruction, 'model', sample_id) AS instruction
     FROM samples
 ),
 generated AS (

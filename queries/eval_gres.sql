@@ -1,6 +1,6 @@
 -- GRES (gRefCOCO): zero or more masks per expression (an empty answer = "no target"), asked
--- for as contours in VistaLLM's bin tokens and rasterised at the original image size. Scores
--- as ReLA's evaluator (gres_score): gIoU, cIoU, N-acc, T-acc.
+-- for as contours in the model's coordinate style (vista.coord_style) and rasterised at the
+-- original image size. Scores as ReLA's evaluator (gres_score): gIoU, cIoU, N-acc, T-acc.
 --
 -- A job file (docs/eval.md): `predictions` reads `samples` and returns one row per sample;
 -- `scores` reads `predictions` and `samples`. The model runs once per row (the `generated` CTE).
@@ -16,7 +16,7 @@ SET vista.max_new_tokens = 1024;
 CREATE OR REPLACE VIEW predictions AS
 WITH prompted AS (
     SELECT sample_id, task, COALESCE(CAST(image AS BYTEA), read_bytes(image_path)) AS img, width, height,
-           vista_prompt('gres', instruction, 'bins', sample_id) AS instruction
+           vista_prompt('gres', instruction, 'model', sample_id) AS instruction
     FROM samples
 ),
 generated AS (

@@ -4,7 +4,8 @@
 --
 -- A job file (docs/eval.md): `predictions` reads `samples` and returns one row per sample;
 -- `scores` reads `predictions` and `samples`. The model runs once per row (the `generated` CTE).
--- Boxes are asked for in VistaLLM's bin tokens and parsed back to pixel space.
+-- Boxes are asked for in the model's coordinate style (SET vista.coord_style: VistaLLM's bin
+-- tokens by default, or decimals) and parsed back to pixel space (the parser reads both).
 
 -- DataFusion 55 would copy the model call into every `g['field']` it pushes down; keep it one.
 SET datafusion.optimizer.enable_leaf_expression_pushdown = false;
@@ -18,7 +19,7 @@ SET vista.max_new_tokens = 64;
 CREATE OR REPLACE VIEW predictions AS
 WITH prompted AS (
     SELECT sample_id, task, COALESCE(CAST(image AS BYTEA), read_bytes(image_path)) AS img, width, height,
-           vista_prompt('rec', instruction, 'bins', sample_id) AS instruction
+           vista_prompt('rec', instruction, 'model', sample_id) AS instruction
     FROM samples
 ),
 generated AS (

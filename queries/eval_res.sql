@@ -1,5 +1,5 @@
--- RES (RefCOCO/+/g): one mask per expression, asked for as a contour of points in VistaLLM's
--- bin tokens, rasterised at the original image size (pycocotools' polygon rule). Scores: mIoU,
+-- RES (RefCOCO/+/g): one mask per expression, asked for as a contour of points in the model's
+-- coordinate style (SET vista.coord_style: VistaLLM's bin tokens by default), rasterised at the original image size (pycocotools' polygon rule). Scores: mIoU,
 -- cIoU (cumulative I / cumulative U) and Pr@0.5..0.9 (res_score); a missing mask is a miss.
 --
 -- A job file (docs/eval.md): `predictions` reads `samples` and returns one row per sample;
@@ -16,7 +16,7 @@ SET vista.max_new_tokens = 256;
 CREATE OR REPLACE VIEW predictions AS
 WITH prompted AS (
     SELECT sample_id, task, COALESCE(CAST(image AS BYTEA), read_bytes(image_path)) AS img, width, height,
-           vista_prompt('res', instruction, 'bins', sample_id) AS instruction
+           vista_prompt('res', instruction, 'model', sample_id) AS instruction
     FROM samples
 ),
 generated AS (

@@ -33,6 +33,9 @@ extensions_options! {
         pub seed: u64, default = 0
         /// Prompt template: `vicuna_v1` or `raw`.
         pub prompt_template: String, default = "vicuna_v1".to_string()
+        /// Coordinates the model writes: `bins` (VistaLLM-style checkpoints with bin tokens) or
+        /// `decimal`; `vista_prompt(..., style => 'model')` asks for this style.
+        pub coord_style: String, default = "bins".to_string()
     }
 }
 
