@@ -14,12 +14,17 @@ docs/eval.md), and scores the predictions with the reference code:
 - rec: torchvision box_iou (float64, as make_metric_fixtures_masks.py reproduces it), IoU > 0.5;
 - res: polygons rasterised with pycocotools (frPyObjects + merge), LAVT test.py's mIoU/cIoU/Pr@0.5;
 - grec: gRefCOCO RefExpEvaluator.summarize; gres: ReLA ReferEvaluator.evaluate (fixed);
-- nlvr: accuracy (NLVR2's official metric: exact match of the true/false label).
+- nlvr: accuracy (NLVR2's official metric: exact match of the true/false label);
+- pope: RUCAIBox/POPE evaluate.py @ 3df3ba1, run as it is (its two file names filled in).
 
-The VQA script is not pip-installable: pass the path of vqaEval.py from a clone of
-GT-Vision-Lab/VQA at a013f00 (as make_metric_fixtures_vqa.py does).
+It also writes the POPE importer fixture, pope_questions.json (the official JSON-lines layout,
+with malformed lines the importer must skip).
 
-    python3 scripts/make_eval_score_fixtures.py vqaEval_current.py
+Neither evaluation script is pip-installable: pass the path of vqaEval.py from a clone of
+GT-Vision-Lab/VQA at a013f00 (as make_metric_fixtures_vqa.py does) and of evaluate.py from a
+clone of RUCAIBox/POPE at 3df3ba1.
+
+    python3 scripts/make_eval_score_fixtures.py vqaEval_current.py pope_evaluate.py
 Writes tests/fixtures/eval/scored_predictions.json:
     {task: {"raw": {sample_id: text}, "scores": {metric: value}}}
 A text starting with "CUT:" stands for an answer that reached max_new_tokens: the stub model
@@ -304,13 +309,59 @@ def nlvr(rng):
     return raw, {"accuracy": right / len(rows), "failed": 0.0, "truncated": 0.0}
 
 
+POPE_QUESTIONS = [
+    (1, 1, "Is there a square in the image?", "yes", "Yes, there is a square in the image."),
+    (2, 1, "Is there a dog in the image?", "no", "No, there is no dog."),
+    (3, 2, "Is there a box in the image?", "yes", "The answer is no."),
+    (4, 2, "Is there a cat in the image?", "no", "There is not a cat, but a box."),
+    (5, 3, "Is there a table in the image?", "yes", "yes"),
+    (6, 3, "Is there a car in the image?", "no", "Yes. No car though."),
+    (7, 4, "Is there a shape in the image?", "yes", "NO"),
+    (8, 4, "Is there a horse in the image?", "no", "no, it is a square"),
+    (9, 5, "Is there a person in the image?", "no", ""),
+    (10, 6, "Is there a red box in the image?", "yes", "I think so,no doubt"),
+    (11, 6, "Is there a bird in the image?", "no", "Nope."),
+]
+
+
+def pope(rng, evaluate_py):
+    """Writes pope_questions.json (with malformed lines) and scores the answers with POPE's
+    evaluate.py, run unchanged but for its two file names."""
+    import tempfile
+    lines = []
+    for qid, image_id, text, label, _ in POPE_QUESTIONS:
+        lines.append(json.dumps({"question_id": qid, "image": "COCO_val2014_%012d.jpg" % image_id,
+                                 "text": text, "label": label}))
+    bad = ['{"question_id": 12, "image": "COCO_val2014_000000000001.jpg", "text": "Is there a cup?", "label": "maybe"}',
+           '{"question_id": 13, "image": "COCO_val2014_000000000001.jpg", "label": "yes"}',
+           '{"question_id": 14, "image": "COCO_val2014_0000',
+           '{"question_id": 1, "image": "COCO_val2014_000000000002.jpg", "text": "Again?", "label": "no"}']
+    with open(os.path.join(FIX, "pope_questions.json"), "w") as f:
+        f.write("\n".join(lines[:4] + bad[:2] + lines[4:8] + ["", bad[2]] + lines[8:] + bad[3:]) + "\n")
+    raw = {"pope-%d" % q[0]: q[4] for q in POPE_QUESTIONS}
+    src = open(evaluate_py).read()
+    with tempfile.TemporaryDirectory() as d:
+        ans, lab = os.path.join(d, "answers.json"), os.path.join(d, "labels.json")
+        with open(ans, "w") as f:
+            f.write("\n".join(json.dumps({"question": q[2], "answer": q[4]}) for q in POPE_QUESTIONS) + "\n")
+        with open(lab, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        src = src.replace("ans_file = ''", "ans_file = %r" % ans).replace("label_file = ''", "label_file = %r" % lab)
+        ns = {}
+        with contextlib.redirect_stdout(io.StringIO()):
+            exec(compile(src, evaluate_py, "exec"), ns)
+    return raw, {"accuracy": ns["acc"], "precision": ns["precision"], "recall": ns["recall"],
+                 "f1": ns["f1"], "yes_ratio": ns["yes_ratio"], "failed": 0.0, "truncated": 0.0}
+
+
 def main():
-    if len(sys.argv) != 2:
+    if len(sys.argv) != 3:
         sys.exit(__doc__)
     vqa_eval = load_vqa_eval(sys.argv[1])
     out = {}
     for name, fn in [("caption", caption), ("vqa", lambda r: vqa(r, vqa_eval)), ("rec", rec),
-                     ("res", res), ("grec", grec), ("gres", gres), ("nlvr", nlvr)]:
+                     ("res", res), ("grec", grec), ("gres", gres), ("nlvr", nlvr),
+                     ("pope", lambda r: pope(r, sys.argv[2]))]:
         raw, scores = fn(random.Random(name))
         out[name] = {"raw": raw, "scores": scores}
         print(name, scores)

@@ -201,6 +201,13 @@ enum ImportCommand {
         #[command(flatten)]
         common: ImportCommon,
     },
+    /// POPE question file (JSON lines: question_id, image, text, label) -> one vqa sample per
+    /// question, for queries/eval_pope.sql; malformed lines are skipped and counted.
+    Pope {
+        questions: PathBuf,
+        #[command(flatten)]
+        common: ImportCommon,
+    },
 }
 
 #[derive(clap::Args)]
@@ -672,6 +679,16 @@ fn import(cmd: ImportCommand) -> Result<ExitCode> {
             &common.out,
         ),
         ImportCommand::CocoInstances { .. } => unreachable!("handled above"),
+        ImportCommand::Pope { questions, common } => {
+            let report = import::import_pope(questions, &opts(common), &common.out)?;
+            for reason in report.skipped.iter().take(20) {
+                eprintln!("skipped {reason}");
+            }
+            if !report.skipped.is_empty() {
+                eprintln!("{} lines skipped", report.skipped.len());
+            }
+            (report.samples, &common.out)
+        }
         ImportCommand::Refs { refs, instances, task, common } => (
             import::import_refs(
                 refs,

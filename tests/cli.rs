@@ -91,6 +91,78 @@ fn output_formats_are_exact() {
 }
 
 #[test]
+fn leaderboard_result_files_have_the_official_layout() {
+    let d = tmp();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    ok(
+        d.path(),
+        &[
+            "sql",
+            "-c",
+            "COPY (SELECT * FROM (VALUES ('vqav2-5006', 'two'), ('vqav2-5003', 'yes'), \
+             ('vqav2-5009', NULL)) AS t(sample_id, answer)) TO 'vqa.parquet'",
+        ],
+    );
+    let vqa = root.join("queries/results_vqav2.sql");
+    let out = ok(
+        d.path(),
+        &["sql", "--table", "predictions=vqa.parquet", "-f", vqa.to_str().unwrap(), "--format", "json"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!([
+            {"question_id": 5003, "answer": "yes"},
+            {"question_id": 5006, "answer": "two"},
+            {"question_id": 5009, "answer": ""}
+        ])
+    );
+    ok(
+        d.path(),
+        &[
+            "sql",
+            "-c",
+            "COPY (SELECT * FROM (VALUES ('coco-captions-42', 'a red square'), \
+             ('coco-captions-7', 'two boxes')) AS t(sample_id, answer)) TO 'cap.parquet'",
+        ],
+    );
+    let cap = root.join("queries/results_coco_captions.sql");
+    let out = ok(
+        d.path(),
+        &["sql", "--table", "predictions=cap.parquet", "-f", cap.to_str().unwrap(), "--format", "json"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!([
+            {"image_id": 7, "caption": "two boxes"},
+            {"image_id": 42, "caption": "a red square"}
+        ])
+    );
+}
+
+#[test]
+fn import_pope_writes_samples_and_reports_skipped_lines() {
+    let d = tmp();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let questions = root.join("tests/fixtures/eval/pope_questions.json");
+    let out = vista(
+        d.path(),
+        &["import", "pope", questions.to_str().unwrap(), "--out", "pope.parquet"],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "11 samples written to pope.parquet\n"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 5: question 12: label must be yes or no"), "{err}");
+    assert!(err.ends_with("4 lines skipped\n"), "{err}");
+    let n = ok(d.path(), &["sql", "-c", "SELECT count(*) AS n FROM 'pope.parquet'", "--format", "csv"]);
+    assert_eq!(n, "n\n11\n");
+}
+
+#[test]
 fn sql_files_with_several_statements_and_comments() {
     let d = tmp();
     write(d.path(), "data/t.csv", "id,label\n1,cat\n2,dog\n3,cat\n");

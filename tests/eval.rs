@@ -191,6 +191,36 @@ fn grefcoco_import_matches_pycocotools() {
 }
 
 #[test]
+fn pope_import_reads_json_lines_and_skips_malformed_ones() {
+    let path = fixtures().join("pope_questions.json");
+    let opts = ImportOptions { images_prefix: "val2014/".into(), ..Default::default() };
+    let (got, skipped) = import::pope_samples(&path, &opts).unwrap();
+    let ids: Vec<&str> = got.iter().map(|s| s.sample_id.as_str()).collect();
+    let want: Vec<String> = (1..=11).map(|q| format!("pope-{q}")).collect();
+    assert_eq!(ids, want);
+    assert_eq!(
+        got[1],
+        Sample {
+            sample_id: "pope-2".into(),
+            task: "vqa".into(),
+            image_id: Some("COCO_val2014_000000000001".into()),
+            image_path: Some("val2014/COCO_val2014_000000000001.jpg".into()),
+            instruction: "Is there a dog in the image?".into(),
+            target: Some("no".into()),
+            answers: Some(vec!["no".into()]),
+            source: Some("pope".into()),
+            ..Default::default()
+        }
+    );
+    let at = |line: usize| format!("{} line {line}: ", path.display());
+    assert_eq!(skipped.len(), 4, "{skipped:?}");
+    assert_eq!(skipped[0], format!("{}question 12: label must be yes or no, got \"maybe\"", at(5)));
+    assert_eq!(skipped[1], format!("{}question 13: no text", at(6)));
+    assert!(skipped[2].starts_with(&format!("{}not JSON (", at(12))), "{}", skipped[2]);
+    assert_eq!(skipped[3], format!("{}question 1: duplicate question_id", at(16)));
+}
+
+#[test]
 fn imported_parquet_matches_the_samples_schema() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("refs.parquet");
@@ -309,6 +339,7 @@ fn samples_of(task: &str) -> Vec<Sample> {
                 })
                 .collect()
         }
+        "pope" => import::pope_samples(&f.join("pope_questions.json"), &opts).unwrap().0,
         other => panic!("no samples for {other}"),
     };
     samples
@@ -336,7 +367,7 @@ fn job(
         .unwrap_or_else(|e| panic!("{task}: {e:#}"))
 }
 
-const TASKS: [(&str, &[&str]); 7] = [
+const TASKS: [(&str, &[&str]); 8] = [
     ("caption", &["bleu_1", "bleu_4", "cider_d", "failed", "truncated"]),
     ("vqa", &["failed", "truncated", "vqa_accuracy"]),
     ("rec", &["acc@0.5", "failed", "parsed", "truncated"]),
@@ -344,6 +375,7 @@ const TASKS: [(&str, &[&str]); 7] = [
     ("grec", &["failed", "n_acc", "precision_f1_1", "t_acc", "truncated"]),
     ("gres", &["ciou", "failed", "giou", "n_acc", "t_acc", "truncated"]),
     ("nlvr", &["accuracy", "failed", "truncated"]),
+    ("pope", &["accuracy", "f1", "failed", "precision", "recall", "truncated", "yes_ratio"]),
 ];
 
 #[test]
@@ -616,6 +648,11 @@ fn gres_scores_equal_rela() {
 #[test]
 fn nlvr_scores_equal_the_reference() {
     assert_job_scores_match_reference("nlvr");
+}
+
+#[test]
+fn pope_scores_equal_the_official_pope_eval() {
+    assert_job_scores_match_reference("pope");
 }
 
 fn plain_predictions(

@@ -29,7 +29,9 @@ use vista_udfs::contour::mask::{decode_counts, encode_counts, Mask};
 use crate::output::{self, AtomicFile};
 
 pub mod instances;
+pub mod pope;
 pub use instances::{import_coco_instances, ImportReport, InstancesOptions};
+pub use pope::{import_pope, pope_samples, PopeReport};
 
 /// Rows per written record batch (bounds memory on big sets).
 const BATCH_ROWS: usize = 8192;
