@@ -208,6 +208,38 @@ enum ImportCommand {
         #[command(flatten)]
         common: ImportCommon,
     },
+    /// Karpathy split file (dataset_coco.json, dataset_flickr30k.json) -> one caption sample per
+    /// image (--split test keeps the Karpathy test split); malformed images skipped and counted.
+    Karpathy {
+        dataset: PathBuf,
+        #[command(flatten)]
+        common: ImportCommon,
+    },
+    /// NLVR2 statements (dev.json, test1.json, train.json) + their image pairs under --images ->
+    /// one nlvr sample per statement, images embedded; malformed lines skipped and counted.
+    Nlvr2 {
+        statements: PathBuf,
+        #[arg(long)]
+        images: PathBuf,
+        #[command(flatten)]
+        common: ImportCommon,
+    },
+    /// Visual Genome region_descriptions.json -> one region_caption sample per region
+    /// (streamed); malformed regions skipped and counted.
+    VgRegions {
+        regions: PathBuf,
+        #[command(flatten)]
+        common: ImportCommon,
+    },
+    /// RefCOCOg refs (JSON dump of refs(umd).p) + COCO instances -> one region_caption sample
+    /// per ref, its sentences as references.
+    RefsRegions {
+        refs: PathBuf,
+        #[arg(long)]
+        instances: PathBuf,
+        #[command(flatten)]
+        common: ImportCommon,
+    },
 }
 
 #[derive(clap::Args)]
@@ -681,13 +713,26 @@ fn import(cmd: ImportCommand) -> Result<ExitCode> {
         ImportCommand::CocoInstances { .. } => unreachable!("handled above"),
         ImportCommand::Pope { questions, common } => {
             let report = import::import_pope(questions, &opts(common), &common.out)?;
-            for reason in report.skipped.iter().take(20) {
-                eprintln!("skipped {reason}");
-            }
-            if !report.skipped.is_empty() {
-                eprintln!("{} lines skipped", report.skipped.len());
-            }
+            report.print_skipped();
             (report.samples, &common.out)
+        }
+        ImportCommand::Karpathy { dataset, common } => {
+            let report = import::import_karpathy(dataset, &opts(common), &common.out)?;
+            report.print_skipped();
+            (report.samples, &common.out)
+        }
+        ImportCommand::Nlvr2 { statements, images, common } => {
+            let report = import::import_nlvr2(statements, images, &opts(common), &common.out)?;
+            report.print_skipped();
+            (report.samples, &common.out)
+        }
+        ImportCommand::VgRegions { regions, common } => {
+            let report = import::import_vg_regions(regions, &opts(common), &common.out)?;
+            report.print_skipped();
+            (report.samples, &common.out)
+        }
+        ImportCommand::RefsRegions { refs, instances, common } => {
+            (import::import_refs_regions(refs, instances, &opts(common), &common.out)?, &common.out)
         }
         ImportCommand::Refs { refs, instances, task, common } => (
             import::import_refs(

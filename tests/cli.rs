@@ -157,7 +157,7 @@ fn import_pope_writes_samples_and_reports_skipped_lines() {
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 5: question 12: label must be yes or no"), "{err}");
-    assert!(err.ends_with("4 lines skipped\n"), "{err}");
+    assert!(err.ends_with("4 records skipped\n"), "{err}");
     let n = ok(d.path(), &["sql", "-c", "SELECT count(*) AS n FROM 'pope.parquet'", "--format", "csv"]);
     assert_eq!(n, "n\n11\n");
 }

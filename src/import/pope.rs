@@ -13,22 +13,15 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde_json::Value;
 
-use super::{write_samples, ImportOptions, Sample};
-
-/// What a POPE import did: samples written and the skipped lines (one reason each).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct PopeReport {
-    pub samples: usize,
-    pub skipped: Vec<String>,
-}
+use super::{write_samples, ImportOptions, Sample, SamplesReport};
 
 /// Reads a POPE question file and writes its samples to `out`.
-pub fn import_pope(questions: &Path, opts: &ImportOptions, out: &Path) -> Result<PopeReport> {
+pub fn import_pope(questions: &Path, opts: &ImportOptions, out: &Path) -> Result<SamplesReport> {
     let mut skipped = Vec::new();
     let rows = pope_rows(questions, opts)?;
     let samples = rows.filter_map(|r| r.map_err(|e| skipped.push(e)).ok());
     let n = write_samples(out, samples)?;
-    Ok(PopeReport { samples: n, skipped })
+    Ok(SamplesReport { samples: n, skipped })
 }
 
 /// The samples of a POPE question file in memory, with the skipped lines.
