@@ -15,7 +15,9 @@ docs/eval.md), and scores the predictions with the reference code:
 - res: polygons rasterised with pycocotools (frPyObjects + merge), LAVT test.py's mIoU/cIoU/Pr@0.5;
 - grec: gRefCOCO RefExpEvaluator.summarize; gres: ReLA ReferEvaluator.evaluate (fixed);
 - nlvr: accuracy (NLVR2's official metric: exact match of the true/false label);
-- pope: RUCAIBox/POPE evaluate.py @ 3df3ba1, run as it is (its two file names filled in).
+- pope: RUCAIBox/POPE evaluate.py @ 3df3ba1, run as it is (its two file names filled in);
+- region_caption (refs_regions.json, make_import_fixtures.py): pycocoevalcap's PTBTokenizer +
+  Cider() + Bleu(4) + Rouge().
 
 It also writes the POPE importer fixture, pope_questions.json (the official JSON-lines layout,
 with malformed lines the importer must skip).
@@ -296,6 +298,30 @@ def gres(rng):
                  "t_acc": r["T_acc"], "failed": 0.0, "truncated": 0.0}
 
 
+def region_caption(rng):
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+    refs = sorted(load("refs_regions.json"), key=lambda r: r["ref_id"])
+    preds = ["The answer is a red square on the left.", "the blue box", "A box near the table.",
+             "", "a square with a blue border", "something else entirely"]
+    raw, gts, res = {}, {}, {}
+    for r, p in zip(refs, preds):
+        sid = "refcocog-%d" % r["ref_id"]
+        raw[sid] = p
+        gts[sid] = [{"caption": s["sent"]} for s in r["sentences"]]
+        res[sid] = [{"caption": parse_answer(p)[0]}]
+    with contextlib.redirect_stdout(io.StringIO()):
+        tok = PTBTokenizer()
+        gts_t, res_t = tok.tokenize(gts), tok.tokenize(res)
+        cider, _ = Cider().compute_score(gts_t, res_t)
+        bleu, _ = Bleu(4).compute_score(gts_t, res_t)
+        rouge, _ = Rouge().compute_score(gts_t, res_t)
+    return raw, {"cider_d": cider, "bleu_1": bleu[0], "bleu_4": bleu[3], "rouge_l": rouge,
+                 "failed": 0.0, "truncated": 0.0}
+
+
 def nlvr(rng):
     rows = load("nlvr.json")
     texts = ["False", "The answer is true.", "yes", "I am not sure."]
@@ -361,7 +387,7 @@ def main():
     out = {}
     for name, fn in [("caption", caption), ("vqa", lambda r: vqa(r, vqa_eval)), ("rec", rec),
                      ("res", res), ("grec", grec), ("gres", gres), ("nlvr", nlvr),
-                     ("pope", lambda r: pope(r, sys.argv[2]))]:
+                     ("pope", lambda r: pope(r, sys.argv[2])), ("region_caption", region_caption)]:
         raw, scores = fn(random.Random(name))
         out[name] = {"raw": raw, "scores": scores}
         print(name, scores)

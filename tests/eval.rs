@@ -221,6 +221,130 @@ fn pope_import_reads_json_lines_and_skips_malformed_ones() {
 }
 
 #[test]
+fn karpathy_import_keeps_a_split_and_skips_images_without_sentences() {
+    let path = fixtures().join("karpathy_coco.json");
+    let test = ImportOptions { split: Some("test".into()), ..Default::default() };
+    let (got, skipped) = import::karpathy_samples(&path, &test).unwrap();
+    let ids: Vec<&str> = got.iter().map(|s| s.sample_id.as_str()).collect();
+    assert_eq!(ids, ["karpathy-1", "karpathy-2"]);
+    assert_eq!(
+        got[0],
+        Sample {
+            sample_id: "karpathy-1".into(),
+            task: "caption".into(),
+            image_id: Some("1".into()),
+            image_path: Some("val2014/COCO_val2014_000000000001.jpg".into()),
+            answers: Some(vec!["A red square on a table.".into(), "Two shapes near a box.".into()]),
+            split: Some("test".into()),
+            source: Some("karpathy".into()),
+            ..Default::default()
+        }
+    );
+    assert_eq!(got[1].answers.as_ref().unwrap().len(), 3);
+    let bad = format!("{} image #4: COCO_val2014_000000000005.jpg: no sentences", path.display());
+    assert_eq!(skipped, [bad.clone()]);
+    let (all, skipped) = import::karpathy_samples(&path, &ImportOptions::default()).unwrap();
+    let splits: Vec<&str> = all.iter().map(|s| s.split.as_deref().unwrap()).collect();
+    assert_eq!(splits, ["test", "test", "val", "restval"]);
+    assert_eq!(skipped, [bad]);
+}
+
+#[test]
+fn nlvr2_import_embeds_the_image_pairs_and_skips_bad_lines() {
+    let f = fixtures();
+    let path = f.join("nlvr2_dev.json");
+    let (got, skipped) =
+        import::nlvr2_samples(&path, &f.join("nlvr2"), &ImportOptions::default()).unwrap();
+    let ids: Vec<&str> = got.iter().map(|s| s.sample_id.as_str()).collect();
+    assert_eq!(ids, ["nlvr2-dev-100-0-0", "nlvr2-dev-101-0-1", "nlvr2-dev-102-0-0"]);
+    let img = |n: &str| std::fs::read(f.join("nlvr2").join(n)).unwrap();
+    assert_eq!(
+        got[1],
+        Sample {
+            sample_id: "nlvr2-dev-101-0-1".into(),
+            task: "nlvr".into(),
+            image_id: Some("dev-101-0".into()),
+            images: Some(vec![img("dev-101-0-img0.png"), img("dev-101-0-img1.png")]),
+            instruction: "Statement 1 about two images.".into(),
+            target: Some("true".into()),
+            split: Some("dev".into()),
+            source: Some("nlvr2".into()),
+            ..Default::default()
+        }
+    );
+    let at = |line: usize| format!("{} line {line}: ", path.display());
+    assert_eq!(skipped.len(), 3, "{skipped:?}");
+    assert_eq!(skipped[0], format!("{}dev-100-0-3: label must be True or False, got \"maybe\"", at(3)));
+    assert!(skipped[1].starts_with(&format!("{}not JSON (", at(5))), "{}", skipped[1]);
+    let missing = format!("{}dev-103-0-1: image {}", at(6), f.join("nlvr2/dev-103-0-img0.png").display());
+    assert!(skipped[2].starts_with(&missing), "{}", skipped[2]);
+}
+
+#[test]
+fn vg_regions_import_streams_regions_and_skips_malformed_ones() {
+    let path = fixtures().join("vg_regions.json");
+    let opts = ImportOptions { images_prefix: "VG_100K/".into(), ..Default::default() };
+    let (got, skipped) = import::vg_region_samples(&path, &opts).unwrap();
+    let ids: Vec<&str> = got.iter().map(|s| s.sample_id.as_str()).collect();
+    assert_eq!(ids, ["vg-501", "vg-503", "vg-505"]);
+    assert_eq!(
+        got[1],
+        Sample {
+            sample_id: "vg-503".into(),
+            task: "region_caption".into(),
+            image_id: Some("1".into()),
+            image_path: Some("VG_100K/1.jpg".into()),
+            points: Some(vec![12.0, 10.0, 32.0, 22.0]),
+            target: Some("the blue box".into()),
+            answers: Some(vec!["the blue box".into()]),
+            source: Some("vg".into()),
+            ..Default::default()
+        }
+    );
+    let p = path.display();
+    assert_eq!(
+        skipped,
+        [
+            format!("{p} image #0 region #1: region 502: empty box 0 x 8"),
+            format!("{p} image #1 region #0: region 504: no phrase"),
+        ]
+    );
+}
+
+#[test]
+fn refs_regions_import_gives_one_sample_per_ref() {
+    let f = fixtures();
+    let got = import::refs_region_samples(
+        &f.join("refs_regions.json"),
+        &f.join("instances.json"),
+        &ImportOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(got.len(), 6);
+    let inst: Value =
+        serde_json::from_str(&std::fs::read_to_string(f.join("instances.json")).unwrap()).unwrap();
+    let ann = inst["annotations"].as_array().unwrap().iter().find(|a| a["id"] == 101).unwrap();
+    let b: Vec<f64> = ann["bbox"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert_eq!(
+        got[0],
+        Sample {
+            sample_id: "refcocog-600".into(),
+            task: "region_caption".into(),
+            image_id: Some("1".into()),
+            image_path: Some("COCO_val2014_000000000001.jpg".into()),
+            width: Some(40),
+            height: Some(30),
+            points: Some(vec![b[0], b[1], b[0] + b[2], b[1] + b[3]]),
+            target: Some("a red square on the left".into()),
+            answers: Some(vec!["a red square on the left".into(), "the small red box".into()]),
+            split: Some("val".into()),
+            source: Some("refcocog".into()),
+            ..Default::default()
+        }
+    );
+}
+
+#[test]
 fn imported_parquet_matches_the_samples_schema() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("refs.parquet");
@@ -340,6 +464,10 @@ fn samples_of(task: &str) -> Vec<Sample> {
                 .collect()
         }
         "pope" => import::pope_samples(&f.join("pope_questions.json"), &opts).unwrap().0,
+        "region_caption" => {
+            import::refs_region_samples(&f.join("refs_regions.json"), &f.join("instances.json"), &opts)
+                .unwrap()
+        }
         other => panic!("no samples for {other}"),
     };
     samples
@@ -367,7 +495,7 @@ fn job(
         .unwrap_or_else(|e| panic!("{task}: {e:#}"))
 }
 
-const TASKS: [(&str, &[&str]); 8] = [
+const TASKS: [(&str, &[&str]); 9] = [
     ("caption", &["bleu_1", "bleu_4", "cider_d", "failed", "truncated"]),
     ("vqa", &["failed", "truncated", "vqa_accuracy"]),
     ("rec", &["acc@0.5", "failed", "parsed", "truncated"]),
@@ -376,6 +504,7 @@ const TASKS: [(&str, &[&str]); 8] = [
     ("gres", &["ciou", "failed", "giou", "n_acc", "t_acc", "truncated"]),
     ("nlvr", &["accuracy", "failed", "truncated"]),
     ("pope", &["accuracy", "f1", "failed", "precision", "recall", "truncated", "yes_ratio"]),
+    ("region_caption", &["bleu_1", "bleu_4", "cider_d", "failed", "rouge_l", "truncated"]),
 ];
 
 #[test]
@@ -653,6 +782,11 @@ fn nlvr_scores_equal_the_reference() {
 #[test]
 fn pope_scores_equal_the_official_pope_eval() {
     assert_job_scores_match_reference("pope");
+}
+
+#[test]
+fn region_caption_scores_equal_pycocoevalcap() {
+    assert_job_scores_match_reference("region_caption");
 }
 
 fn plain_predictions(
