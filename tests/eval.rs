@@ -274,9 +274,13 @@ fn nlvr2_import_embeds_the_image_pairs_and_skips_bad_lines() {
     );
     let at = |line: usize| format!("{} line {line}: ", path.display());
     assert_eq!(skipped.len(), 3, "{skipped:?}");
-    assert_eq!(skipped[0], format!("{}dev-100-0-3: label must be True or False, got \"maybe\"", at(3)));
+    assert_eq!(
+        skipped[0],
+        format!("{}dev-100-0-3: label must be True or False, got \"maybe\"", at(3))
+    );
     assert!(skipped[1].starts_with(&format!("{}not JSON (", at(5))), "{}", skipped[1]);
-    let missing = format!("{}dev-103-0-1: image {}", at(6), f.join("nlvr2/dev-103-0-img0.png").display());
+    let missing =
+        format!("{}dev-103-0-1: image {}", at(6), f.join("nlvr2/dev-103-0-img0.png").display());
     assert!(skipped[2].starts_with(&missing), "{}", skipped[2]);
 }
 
@@ -464,10 +468,12 @@ fn samples_of(task: &str) -> Vec<Sample> {
                 .collect()
         }
         "pope" => import::pope_samples(&f.join("pope_questions.json"), &opts).unwrap().0,
-        "region_caption" => {
-            import::refs_region_samples(&f.join("refs_regions.json"), &f.join("instances.json"), &opts)
-                .unwrap()
-        }
+        "region_caption" => import::refs_region_samples(
+            &f.join("refs_regions.json"),
+            &f.join("instances.json"),
+            &opts,
+        )
+        .unwrap(),
         other => panic!("no samples for {other}"),
     };
     samples
@@ -619,8 +625,12 @@ fn scored_fixture(task: &str) -> (HashMap<String, String>, HashMap<String, f64>)
         .iter()
         .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
         .collect();
-    let scores =
-        t["scores"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_f64().unwrap())).collect();
+    let scores = t["scores"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_f64().unwrap()))
+        .collect();
     (raw, scores)
 }
 
@@ -639,7 +649,8 @@ fn scripted_context(
                 (None, Some(p)) => vec![image_bytes(p)],
                 (None, None) => panic!("{}: no image", s.sample_id),
             };
-            let text = raw.get(&s.sample_id).unwrap_or_else(|| panic!("no text for {}", s.sample_id));
+            let text =
+                raw.get(&s.sample_id).unwrap_or_else(|| panic!("no text for {}", s.sample_id));
             (images, s.instruction.clone(), text.clone())
         })
         .collect();
@@ -974,9 +985,8 @@ fn resume_after_kill_9() {
     let again = job(&context(), "rec", &samples, &out, 1, true);
     assert_eq!((again.computed, again.resumed), (0, n));
     let ctx = context();
-    runtime().block_on(async {
-        ctx.sql("SET vista.seed = 3").await.unwrap().collect().await.unwrap()
-    });
+    runtime()
+        .block_on(async { ctx.sql("SET vista.seed = 3").await.unwrap().collect().await.unwrap() });
     let sql = std::fs::read_to_string(root().join("queries/eval_rec.sql")).unwrap();
     let opts = JobOptions {
         resume: true,

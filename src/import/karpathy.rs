@@ -86,9 +86,8 @@ fn image_sample(
             .ok_or("no image id")?,
         other => return Err(format!("{filename}: cocoid must be a number, got {other}")),
     };
-    let sentences = v["sentences"]
-        .as_array()
-        .ok_or_else(|| format!("{filename}: no sentences list"))?;
+    let sentences =
+        v["sentences"].as_array().ok_or_else(|| format!("{filename}: no sentences list"))?;
     let mut answers = Vec::with_capacity(sentences.len());
     for (k, s) in sentences.iter().enumerate() {
         match s["raw"].as_str().map(str::trim) {

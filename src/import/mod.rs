@@ -656,8 +656,7 @@ pub struct SamplesWriter {
 
 impl SamplesWriter {
     pub fn create(out: &Path) -> Result<SamplesWriter> {
-        let meta =
-            output::provenance(None, &[("vista.import".to_string(), "samples".to_string())]);
+        let meta = output::provenance(None, &[("vista.import".to_string(), "samples".to_string())]);
         let mut file = AtomicFile::create(out)?;
         let writer = ArrowWriter::try_new(
             file.file().try_clone()?,

@@ -69,9 +69,7 @@ fn rows<'a>(
         if line.trim().is_empty() {
             return None;
         }
-        Some(
-            sample(&line, images_dir, &source, opts, &mut seen).map_err(|e| format!("{at}: {e}")),
-        )
+        Some(sample(&line, images_dir, &source, opts, &mut seen).map_err(|e| format!("{at}: {e}")))
     }))
 }
 
@@ -84,8 +82,10 @@ fn sample(
 ) -> std::result::Result<Sample, String> {
     let v: Value = serde_json::from_str(line).map_err(|e| format!("not JSON ({e})"))?;
     let id = v["identifier"].as_str().filter(|s| !s.is_empty()).ok_or("no identifier")?;
-    let sentence =
-        v["sentence"].as_str().filter(|s| !s.trim().is_empty()).ok_or(format!("{id}: no sentence"))?;
+    let sentence = v["sentence"]
+        .as_str()
+        .filter(|s| !s.trim().is_empty())
+        .ok_or(format!("{id}: no sentence"))?;
     let target = match v["label"].as_str().map(str::to_ascii_lowercase).as_deref() {
         Some("true") => "true",
         Some("false") => "false",

@@ -27,9 +27,8 @@ pub fn import_pope(questions: &Path, opts: &ImportOptions, out: &Path) -> Result
 /// The samples of a POPE question file in memory, with the skipped lines.
 pub fn pope_samples(questions: &Path, opts: &ImportOptions) -> Result<(Vec<Sample>, Vec<String>)> {
     let mut skipped = Vec::new();
-    let samples = pope_rows(questions, opts)?
-        .filter_map(|r| r.map_err(|e| skipped.push(e)).ok())
-        .collect();
+    let samples =
+        pope_rows(questions, opts)?.filter_map(|r| r.map_err(|e| skipped.push(e)).ok()).collect();
     Ok((samples, skipped))
 }
 

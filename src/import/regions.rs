@@ -88,9 +88,13 @@ fn vg_sample(
 ) -> std::result::Result<Sample, String> {
     let int = |v: &Value, what: &str| v.as_i64().ok_or_else(|| format!("no integer {what}"));
     let region_id = int(&r["region_id"], "region_id")?;
-    let image_id = int(if r["image_id"].is_null() { image_id } else { &r["image_id"] }, "image_id")?;
+    let image_id =
+        int(if r["image_id"].is_null() { image_id } else { &r["image_id"] }, "image_id")?;
     let num = |key: &str| {
-        r[key].as_f64().filter(|v| v.is_finite()).ok_or_else(|| format!("region {region_id}: no {key}"))
+        r[key]
+            .as_f64()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| format!("region {region_id}: no {key}"))
     };
     let (x, y, w, h) = (num("x")?, num("y")?, num("width")?, num("height")?);
     if w <= 0.0 || h <= 0.0 {
@@ -149,7 +153,11 @@ pub fn refs_region_samples(
         })?;
         let ids = ann_ids(&r)?;
         let [id] = ids[..] else {
-            bail!("ref {}: {} target objects; a region caption needs exactly one", r.ref_id, ids.len())
+            bail!(
+                "ref {}: {} target objects; a region caption needs exactly one",
+                r.ref_id,
+                ids.len()
+            )
         };
         let ann = anns.get(&id).with_context(|| {
             format!("ref {}: annotation {id} is not in the instances file", r.ref_id)

@@ -24,7 +24,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use tokenizers::Tokenizer;
 use vista_udfs::generate::{
-    Generation, GenerateRequest, GenerateSettings, ModelLoader, ModelSpec, VisionLanguageModel,
+    GenerateRequest, GenerateSettings, Generation, ModelLoader, ModelSpec, VisionLanguageModel,
 };
 
 pub use config::Config;

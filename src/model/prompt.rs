@@ -207,8 +207,14 @@ mod tests {
 
     #[test]
     fn raw_drops_markers_and_keeps_plain_instructions_verbatim() {
-        assert_eq!(raw_text("Describe this image <image> briefly."), "Describe this image briefly.");
-        assert_eq!(raw_text("Question: what is it?  Short answer:"), "Question: what is it?  Short answer:");
+        assert_eq!(
+            raw_text("Describe this image <image> briefly."),
+            "Describe this image briefly."
+        );
+        assert_eq!(
+            raw_text("Question: what is it?  Short answer:"),
+            "Question: what is it?  Short answer:"
+        );
     }
 
     #[test]

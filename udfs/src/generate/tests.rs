@@ -228,7 +228,8 @@ impl VisionLanguageModel for CutModel {
             .iter()
             .map(|r| {
                 let truncated = r.instruction.starts_with("long");
-                let text = if truncated { "x".repeat(settings.max_new_tokens) } else { "ok".into() };
+                let text =
+                    if truncated { "x".repeat(settings.max_new_tokens) } else { "ok".into() };
                 Ok(Generation { text, truncated })
             })
             .collect()
@@ -238,7 +239,8 @@ impl VisionLanguageModel for CutModel {
 #[test]
 fn detail_reports_whether_the_length_limit_cut_the_answer() {
     let loader: ModelLoader = Arc::new(|_spec: &ModelSpec| Ok(Arc::new(CutModel) as _));
-    let ctx = ctx_with(loader, "cut-model", vec![vec![("a", &b"i"[..], "long q"), ("b", b"i", "q")]]);
+    let ctx =
+        ctx_with(loader, "cut-model", vec![vec![("a", &b"i"[..], "long q"), ("b", b"i", "q")]]);
     let out = test_util::run(
         &ctx,
         "SET vista.max_new_tokens = 3; SELECT id, d.text AS text, d.truncated AS cut \

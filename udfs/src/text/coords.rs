@@ -769,13 +769,13 @@ mod tests {
         let q = "SELECT format_boxes([[0.1, 0.2, 0.3, 0.4]], style => 'model') AS b";
         let out = crate::test_util::run(&c, q).unwrap();
         assert!(out.contains("| <b_st><bin_100> <bin_200> <bin_300> <bin_400><b_ed> |"), "{out}");
-        let out = crate::test_util::run(&c, &format!("SET vista.coord_style = 'decimal'; {q}"))
-            .unwrap();
+        let out =
+            crate::test_util::run(&c, &format!("SET vista.coord_style = 'decimal'; {q}")).unwrap();
         assert!(out.contains("| [0.100,0.200,0.300,0.400] |"), "{out}");
-        let prompt = crate::test_util::run(&c, "SELECT vista_prompt('rec', 'x', 'model') AS p")
-            .unwrap();
-        let decimal = crate::test_util::run(&c, "SELECT vista_prompt('rec', 'x', 'decimal') AS p")
-            .unwrap();
+        let prompt =
+            crate::test_util::run(&c, "SELECT vista_prompt('rec', 'x', 'model') AS p").unwrap();
+        let decimal =
+            crate::test_util::run(&c, "SELECT vista_prompt('rec', 'x', 'decimal') AS p").unwrap();
         assert_eq!(prompt, decimal);
         let err = crate::test_util::run(&c, &format!("SET vista.coord_style = 'words'; {q}"))
             .unwrap_err();

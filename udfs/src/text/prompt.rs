@@ -316,8 +316,9 @@ impl ScalarUDFImpl for VistaPromptFunc {
         let (values, errors) = common::map_rows(0..rows, |_, i| {
             let Some(task) = tasks[i] else { return Ok(None) };
             let style = match styles[i].unwrap_or("decimal") {
-                s if s.eq_ignore_ascii_case("model") => Style::parse(&model_style)
-                    .map_err(|e| format!("vista.coord_style: {e}"))?,
+                s if s.eq_ignore_ascii_case("model") => {
+                    Style::parse(&model_style).map_err(|e| format!("vista.coord_style: {e}"))?
+                }
                 s => Style::parse(s)?,
             };
             let input = PromptInput {
