@@ -17,7 +17,11 @@ docs/eval.md), and scores the predictions with the reference code:
 - nlvr: accuracy (NLVR2's official metric: exact match of the true/false label);
 - pope: RUCAIBox/POPE evaluate.py @ 3df3ba1, run as it is (its two file names filled in);
 - region_caption (refs_regions.json, make_import_fixtures.py): pycocoevalcap's PTBTokenizer +
-  Cider() + Bleu(4) + Rouge().
+  Cider() + Bleu(4) + Rouge();
+- coseg (coseg/, make_import_fixtures.py): no canonical script exists (metrics.md §7), so the
+  definition in numpy: per image Precision = share of pixels labelled correctly, Jaccard =
+  |P and G| / |P or G| (1 when both are empty), averaged per group, then over groups; the
+  predicted contours rasterised with pycocotools at each image's size.
 
 It also writes the POPE importer fixture, pope_questions.json (the official JSON-lines layout,
 with malformed lines the importer must skip).
@@ -322,6 +326,39 @@ def region_caption(rng):
                  "failed": 0.0, "truncated": 0.0}
 
 
+def coseg(rng):
+    from PIL import Image
+    root = os.path.join(FIX, "coseg")
+    samples = {  # what `vista import coseg --group-size 2` makes of the fixture (see tests/eval.rs)
+        "coseg-bear-1": ("bear", ["b1", "b2", "b3"]),
+        "coseg-kite-1": ("kite", ["k1", "k2"]),
+    }
+    raw, per_group = {}, {}
+    for sid, (group, names) in samples.items():
+        polys, items = [], []
+        for k, name in enumerate(names):
+            gt = np.array(Image.open(os.path.join(root, "masks", group, name + ".png"))) > 0
+            h, w = gt.shape
+            ys, xs = np.nonzero(gt)
+            box = [float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())]
+            if sid == "coseg-kite-1" and k == 1:
+                items.append((np.zeros_like(gt), gt))  # no contour for the second image
+                continue
+            bins = pixel_to_bins(jitter_polygon(rng, box, w, h, 12 + 4 * k), w, h)
+            polys.append(bins)
+            items.append((poly_to_mask(bins_to_pixel(bins, w, h), h, w) > 0, gt))
+        raw[sid] = bins_text(polys, "m")
+        for pred, gt in items:
+            inter, union = np.sum(pred & gt), np.sum(pred | gt)
+            p = float(np.sum(pred == gt)) / gt.size
+            j = 1.0 if union == 0 else float(inter) / float(union)
+            per_group.setdefault(group, []).append((p, j))
+    ps = [np.mean([v[0] for v in vals]) for vals in per_group.values()]
+    js = [np.mean([v[1] for v in vals]) for vals in per_group.values()]
+    return raw, {"precision": float(np.mean(ps)), "jaccard": float(np.mean(js)), "failed": 0.0,
+                 "truncated": 0.0}
+
+
 def nlvr(rng):
     rows = load("nlvr.json")
     texts = ["False", "The answer is true.", "yes", "I am not sure."]
@@ -387,7 +424,8 @@ def main():
     out = {}
     for name, fn in [("caption", caption), ("vqa", lambda r: vqa(r, vqa_eval)), ("rec", rec),
                      ("res", res), ("grec", grec), ("gres", gres), ("nlvr", nlvr),
-                     ("pope", lambda r: pope(r, sys.argv[2])), ("region_caption", region_caption)]:
+                     ("pope", lambda r: pope(r, sys.argv[2])), ("region_caption", region_caption),
+                     ("coseg", coseg)]:
         raw, scores = fn(random.Random(name))
         out[name] = {"raw": raw, "scores": scores}
         print(name, scores)

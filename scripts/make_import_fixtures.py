@@ -13,6 +13,9 @@ Writes under tests/fixtures/eval/:
                             one region without a phrase
   refs_regions.json         RefCOCOg-style refs (one object each, on distinct images) over
                             instances.json, for region captioning
+  coseg/images/<group>/     co-segmentation groups (iCoSeg's layout: images/<class>/*.jpg and
+  coseg/masks/<group>/      ground truth <class>/*.png, non-zero = foreground); one image
+                            without a mask and one mask of the wrong size
 
 Requires numpy and Pillow.  Usage: python3 scripts/make_import_fixtures.py
 """
@@ -100,9 +103,38 @@ def refs_regions():
     dump("refs_regions.json", out)
 
 
+COSEG = {  # group -> [(name, width, height, (x0, y0, x1, y1) of the object)]
+    "bear": [("b1", 30, 20, (5, 4, 18, 15)), ("b2", 24, 24, (8, 6, 20, 22)), ("b3", 20, 28, (2, 10, 15, 25)),
+             ("b4", 16, 16, None)],  # b4: no mask file
+    "kite": [("k1", 26, 18, (10, 2, 24, 12)), ("k2", 18, 26, (3, 3, 10, 9)), ("k3", 20, 20, (4, 4, 12, 12))],
+}
+
+
+def coseg():
+    for group, items in COSEG.items():
+        os.makedirs(os.path.join(ROOT, "coseg", "images", group), exist_ok=True)
+        os.makedirs(os.path.join(ROOT, "coseg", "masks", group), exist_ok=True)
+        for k, (name, w, h, box) in enumerate(items):
+            png_sized(os.path.join(ROOT, "coseg", "images", group, name + ".png"), 100 + k + 10 * len(group), w, h)
+            if box is None:
+                continue
+            m = np.zeros((h, w), dtype=np.uint8)
+            x0, y0, x1, y1 = box
+            m[y0:y1, x0:x1] = 255
+            if name == "k3":
+                m = np.zeros((h + 1, w), dtype=np.uint8)  # wrong size: skipped
+            Image.fromarray(m).save(os.path.join(ROOT, "coseg", "masks", group, name + ".png"))
+
+
+def png_sized(path, seed, w, h):
+    r = np.random.default_rng(seed)
+    Image.fromarray(r.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(path)
+
+
 if __name__ == "__main__":
     karpathy()
     nlvr2()
     vg()
     refs_regions()
+    coseg()
     print("fixtures written to", os.path.normpath(ROOT))

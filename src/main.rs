@@ -231,6 +231,18 @@ enum ImportCommand {
         #[command(flatten)]
         common: ImportCommon,
     },
+    /// Co-segmentation groups: --images DIR/<group>/<image> with --masks DIR/<group>/<stem>.png
+    /// (iCoSeg's layout) -> coseg samples of --group-size images; unusable images skipped.
+    Coseg {
+        #[arg(long)]
+        images: PathBuf,
+        #[arg(long)]
+        masks: PathBuf,
+        #[arg(long, default_value_t = 2)]
+        group_size: usize,
+        #[command(flatten)]
+        common: ImportCommon,
+    },
     /// RefCOCOg refs (JSON dump of refs(umd).p) + COCO instances -> one region_caption sample
     /// per ref, its sentences as references.
     RefsRegions {
@@ -728,6 +740,12 @@ fn import(cmd: ImportCommand) -> Result<ExitCode> {
         }
         ImportCommand::VgRegions { regions, common } => {
             let report = import::import_vg_regions(regions, &opts(common), &common.out)?;
+            report.print_skipped();
+            (report.samples, &common.out)
+        }
+        ImportCommand::Coseg { images, masks, group_size, common } => {
+            let report =
+                import::import_coseg(images, masks, *group_size, &opts(common), &common.out)?;
             report.print_skipped();
             (report.samples, &common.out)
         }

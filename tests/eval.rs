@@ -242,7 +242,7 @@ fn karpathy_import_keeps_a_split_and_skips_images_without_sentences() {
     );
     assert_eq!(got[1].answers.as_ref().unwrap().len(), 3);
     let bad = format!("{} image #4: COCO_val2014_000000000005.jpg: no sentences", path.display());
-    assert_eq!(skipped, [bad.clone()]);
+    assert_eq!(skipped, std::slice::from_ref(&bad));
     let (all, skipped) = import::karpathy_samples(&path, &ImportOptions::default()).unwrap();
     let splits: Vec<&str> = all.iter().map(|s| s.split.as_deref().unwrap()).collect();
     assert_eq!(splits, ["test", "test", "val", "restval"]);
@@ -346,6 +346,42 @@ fn refs_regions_import_gives_one_sample_per_ref() {
             ..Default::default()
         }
     );
+}
+
+#[test]
+fn coseg_import_groups_images_with_their_masks() {
+    let f = fixtures();
+    let (images, masks) = (f.join("coseg/images"), f.join("coseg/masks"));
+    let (got, skipped) =
+        import::coseg_samples(&images, &masks, 2, &ImportOptions::default()).unwrap();
+    let ids: Vec<&str> = got.iter().map(|s| s.sample_id.as_str()).collect();
+    assert_eq!(ids, ["coseg-bear-1", "coseg-kite-1"]);
+    // bear: b1, b2 and b3 (a last sample of one image joins the one before); b4 has no mask.
+    let bear = &got[0];
+    assert_eq!(bear.task, "coseg");
+    assert_eq!(bear.image_id.as_deref(), Some("bear"));
+    let img = |g: &str, n: &str| std::fs::read(images.join(g).join(n)).unwrap();
+    assert_eq!(
+        bear.images.as_ref().unwrap(),
+        &[img("bear", "b1.png"), img("bear", "b2.png"), img("bear", "b3.png")]
+    );
+    assert_eq!((bear.width, bear.height), (Some(30), Some(20)));
+    // b1's mask: the box x 5..18, y 4..15 of a 30 x 20 image, as COCO RLE.
+    let b1 = &bear.masks.as_ref().unwrap()[0];
+    assert_eq!((b1.0, b1.1), (20, 30));
+    let m = vista_udfs::contour::mask::Mask::from_rle_string(20, 30, &b1.2).unwrap();
+    assert_eq!(m.area(), 13 * 11);
+    assert!(m.get(5, 4) && m.get(17, 14) && !m.get(18, 14) && !m.get(5, 3));
+    assert_eq!(got[1].images.as_ref().unwrap().len(), 2);
+    assert_eq!(skipped.len(), 2, "{skipped:?}");
+    let b4 = images.join("bear/b4.png");
+    assert!(skipped[0].starts_with(&format!("{}: no mask ", b4.display())), "{}", skipped[0]);
+    let k3 = format!(
+        "{}: mask {} is 20x21, the image 20x20",
+        images.join("kite/k3.png").display(),
+        masks.join("kite/k3.png").display()
+    );
+    assert_eq!(skipped[1], k3);
 }
 
 #[test]
@@ -468,6 +504,11 @@ fn samples_of(task: &str) -> Vec<Sample> {
                 .collect()
         }
         "pope" => import::pope_samples(&f.join("pope_questions.json"), &opts).unwrap().0,
+        "coseg" => {
+            import::coseg_samples(&f.join("coseg/images"), &f.join("coseg/masks"), 2, &opts)
+                .unwrap()
+                .0
+        }
         "region_caption" => import::refs_region_samples(
             &f.join("refs_regions.json"),
             &f.join("instances.json"),
@@ -501,7 +542,7 @@ fn job(
         .unwrap_or_else(|e| panic!("{task}: {e:#}"))
 }
 
-const TASKS: [(&str, &[&str]); 9] = [
+const TASKS: [(&str, &[&str]); 10] = [
     ("caption", &["bleu_1", "bleu_4", "cider_d", "failed", "truncated"]),
     ("vqa", &["failed", "truncated", "vqa_accuracy"]),
     ("rec", &["acc@0.5", "failed", "parsed", "truncated"]),
@@ -511,6 +552,7 @@ const TASKS: [(&str, &[&str]); 9] = [
     ("nlvr", &["accuracy", "failed", "truncated"]),
     ("pope", &["accuracy", "f1", "failed", "precision", "recall", "truncated", "yes_ratio"]),
     ("region_caption", &["bleu_1", "bleu_4", "cider_d", "failed", "rouge_l", "truncated"]),
+    ("coseg", &["failed", "jaccard", "precision", "truncated"]),
 ];
 
 #[test]
@@ -780,6 +822,11 @@ fn pope_scores_equal_the_official_pope_eval() {
 #[test]
 fn region_caption_scores_equal_pycocoevalcap() {
     assert_job_scores_match_reference("region_caption");
+}
+
+#[test]
+fn coseg_scores_equal_the_reference_definition() {
+    assert_job_scores_match_reference("coseg");
 }
 
 fn plain_predictions(

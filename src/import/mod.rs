@@ -28,11 +28,13 @@ use vista_udfs::contour::mask::{decode_counts, encode_counts, Mask};
 
 use crate::output::{self, AtomicFile};
 
+pub mod coseg;
 pub mod instances;
 pub mod karpathy;
 pub mod nlvr2;
 pub mod pope;
 pub mod regions;
+pub use coseg::{coseg_samples, import_coseg};
 pub use instances::{import_coco_instances, ImportReport, InstancesOptions};
 pub use karpathy::{import_karpathy, karpathy_samples};
 pub use nlvr2::{import_nlvr2, nlvr2_samples};
