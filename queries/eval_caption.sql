@@ -10,6 +10,11 @@
 -- DataFusion 55 would copy the model call into every `g['field']` it pushes down; keep it one.
 SET datafusion.optimizer.enable_leaf_expression_pushdown = false;
 
+-- Generation stops at the end token; the limit only bounds a runaway answer and must not cut a
+-- well-formed one: a caption is one sentence: COCO references are under 60 tokens, with room for a
+-- lead-in. A row that reaches it has parse_status 'truncated'.
+SET vista.max_new_tokens = 96;
+
 CREATE OR REPLACE VIEW predictions AS
 WITH prompted AS (
     SELECT sample_id, task, image, image_path,
@@ -29,7 +34,7 @@ parsed AS (
 SELECT sample_id, task, instruction,
        g['text'] AS raw,
        a['answer'] AS answer,
-       a['status'] AS parse_status,
+       CASE WHEN g['truncated'] THEN 'truncated' ELSE a['status'] END AS parse_status,
        g['error'] AS error,
        g['latency_ms'] AS latency_ms
 FROM parsed;
@@ -44,6 +49,9 @@ WITH scored AS (
 SELECT 'caption' AS task, 'cider_d' AS metric, cider['score'] AS value, n, 'cider_d/ptb' AS variant FROM scored
 UNION ALL SELECT 'caption', 'bleu_1', b['bleu_1'], n, 'bleu/ptb' FROM scored
 UNION ALL SELECT 'caption', 'bleu_4', b['bleu_4'], n, 'bleu/ptb' FROM scored
+UNION ALL
+SELECT 'caption', 'truncated', CAST(SUM(CASE WHEN parse_status = 'truncated' THEN 1 ELSE 0 END) AS DOUBLE), COUNT(*), 'rows cut by max_new_tokens'
+FROM predictions
 UNION ALL
 SELECT 'caption', 'failed', CAST(SUM(CASE WHEN error IS NOT NULL THEN 1 ELSE 0 END) AS DOUBLE), COUNT(*), 'rows with an error'
 FROM predictions;

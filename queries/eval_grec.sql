@@ -7,10 +7,15 @@
 -- DataFusion 55 would copy the model call into every `g['field']` it pushes down; keep it one.
 SET datafusion.optimizer.enable_leaf_expression_pushdown = false;
 
+-- Generation stops at the end token; the limit only bounds a runaway answer and must not cut a
+-- well-formed one: each box takes 9 bin tokens and one separator: room for 50 boxes. A row that
+-- reaches it has parse_status 'truncated'.
+SET vista.max_new_tokens = 512;
+
 CREATE OR REPLACE VIEW predictions AS
 WITH prompted AS (
     SELECT sample_id, task, COALESCE(CAST(image AS BYTEA), read_bytes(image_path)) AS img, width, height,
-           vista_prompt('grec', instruction, 'bins', sample_id) AS instruction
+           vista_prompt('grec', instruction, 'model', sample_id) AS instruction
     FROM samples
 ),
 generated AS (
@@ -28,7 +33,7 @@ parsed AS (
 SELECT sample_id, task, instruction,
        g['text'] AS raw,
        p['boxes'] AS boxes,
-       p['status'] AS parse_status,
+       CASE WHEN g['truncated'] THEN 'truncated' ELSE p['status'] END AS parse_status,
        g['error'] AS error,
        g['latency_ms'] AS latency_ms
 FROM parsed;
@@ -41,6 +46,9 @@ WITH s AS (
 SELECT 'grec' AS task, 'precision_f1_1' AS metric, r['precision_f1_1'] AS value, n, 'grec/giou>=0.5' AS variant FROM s
 UNION ALL SELECT 'grec', 'n_acc', r['n_acc'], n, 'grec/giou>=0.5' FROM s
 UNION ALL SELECT 'grec', 't_acc', r['t_acc'], n, 'grec/giou>=0.5' FROM s
+UNION ALL
+SELECT 'grec', 'truncated', CAST(SUM(CASE WHEN parse_status = 'truncated' THEN 1 ELSE 0 END) AS DOUBLE), COUNT(*), 'rows cut by max_new_tokens'
+FROM predictions
 UNION ALL
 SELECT 'grec', 'failed', CAST(SUM(CASE WHEN error IS NOT NULL THEN 1 ELSE 0 END) AS DOUBLE), COUNT(*), 'rows with an error'
 FROM predictions;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SQL overhead of vista_generate: the same N rows through `SELECT vista_generate(...)` and through
 # the model's `generate` called directly in a Rust loop, at batch sizes 1, 8 and 32, on CPU.
-# Prints images/s for both and the overhead of SQL relative to the direct loop (target <= 5%).
+# Prints images/s for both and the overhead of SQL relative to the direct loop (target <= 5%),
+# and fails unless both paths generate the same texts for every row.
 #
 #   scripts/bench_pipeline.sh [ROWS] [MODEL_DIR] [MAX_NEW_TOKENS]
 #

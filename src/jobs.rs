@@ -451,7 +451,8 @@ async fn fingerprint_parts(
         model_dir: c.model.clone(),
         device: c.device.clone(),
         dtype: c.dtype.clone(),
-        prompt_template: g.prompt_template.clone(),
+        // The coordinate style changes the instructions of coordinate tasks.
+        prompt_template: format!("{} coord_style={}", g.prompt_template, c.coord_style),
         // The image limit decides which rows fail, so it is part of the finished rows.
         generation: format!(
             "max_new_tokens={} num_beams={} temperature={} top_p={} seed={} max_image_pixels={}",

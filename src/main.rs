@@ -209,6 +209,57 @@ enum ImportCommand {
         #[command(flatten)]
         common: ImportCommon,
     },
+    /// POPE question file (JSON lines: question_id, image, text, label) -> one vqa sample per
+    /// question, for queries/eval_pope.sql; malformed lines are skipped and counted.
+    Pope {
+        questions: PathBuf,
+        #[command(flatten)]
+        common: ImportCommon,
+    },
+    /// Karpathy split file (dataset_coco.json, dataset_flickr30k.json) -> one caption sample per
+    /// image (--split test keeps the Karpathy test split); malformed images skipped and counted.
+    Karpathy {
+        dataset: PathBuf,
+        #[command(flatten)]
+        common: ImportCommon,
+    },
+    /// NLVR2 statements (dev.json, test1.json, train.json) + their image pairs under --images ->
+    /// one nlvr sample per statement, images embedded; malformed lines skipped and counted.
+    Nlvr2 {
+        statements: PathBuf,
+        #[arg(long)]
+        images: PathBuf,
+        #[command(flatten)]
+        common: ImportCommon,
+    },
+    /// Visual Genome region_descriptions.json -> one region_caption sample per region
+    /// (streamed); malformed regions skipped and counted.
+    VgRegions {
+        regions: PathBuf,
+        #[command(flatten)]
+        common: ImportCommon,
+    },
+    /// Co-segmentation groups: --images DIR/<group>/<image> with --masks DIR/<group>/<stem>.png
+    /// (iCoSeg's layout) -> coseg samples of --group-size images; unusable images skipped.
+    Coseg {
+        #[arg(long)]
+        images: PathBuf,
+        #[arg(long)]
+        masks: PathBuf,
+        #[arg(long, default_value_t = 2)]
+        group_size: usize,
+        #[command(flatten)]
+        common: ImportCommon,
+    },
+    /// RefCOCOg refs (JSON dump of refs(umd).p) + COCO instances -> one region_caption sample
+    /// per ref, its sentences as references.
+    RefsRegions {
+        refs: PathBuf,
+        #[arg(long)]
+        instances: PathBuf,
+        #[command(flatten)]
+        common: ImportCommon,
+    },
 }
 
 #[derive(clap::Args)]
@@ -729,6 +780,35 @@ fn import(cmd: ImportCommand) -> Result<ExitCode> {
             &common.out,
         ),
         ImportCommand::CocoInstances { .. } => unreachable!("handled above"),
+        ImportCommand::Pope { questions, common } => {
+            let report = import::import_pope(questions, &opts(common), &common.out)?;
+            report.print_skipped();
+            (report.samples, &common.out)
+        }
+        ImportCommand::Karpathy { dataset, common } => {
+            let report = import::import_karpathy(dataset, &opts(common), &common.out)?;
+            report.print_skipped();
+            (report.samples, &common.out)
+        }
+        ImportCommand::Nlvr2 { statements, images, common } => {
+            let report = import::import_nlvr2(statements, images, &opts(common), &common.out)?;
+            report.print_skipped();
+            (report.samples, &common.out)
+        }
+        ImportCommand::VgRegions { regions, common } => {
+            let report = import::import_vg_regions(regions, &opts(common), &common.out)?;
+            report.print_skipped();
+            (report.samples, &common.out)
+        }
+        ImportCommand::Coseg { images, masks, group_size, common } => {
+            let report =
+                import::import_coseg(images, masks, *group_size, &opts(common), &common.out)?;
+            report.print_skipped();
+            (report.samples, &common.out)
+        }
+        ImportCommand::RefsRegions { refs, instances, common } => {
+            (import::import_refs_regions(refs, instances, &opts(common), &common.out)?, &common.out)
+        }
         ImportCommand::Refs { refs, instances, task, common } => (
             import::import_refs(
                 refs,

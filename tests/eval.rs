@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
@@ -17,6 +18,9 @@ use serde_json::Value;
 use vista::import::{self, ImportOptions, RefTask, Sample};
 use vista::jobs::{run_job, JobOptions, JobSummary};
 use vista::session::SessionOptions;
+use vista_udfs::generate::{
+    GenerateRequest, GenerateSettings, Generation, ModelLoader, ModelSpec, VisionLanguageModel,
+};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -187,6 +191,200 @@ fn grefcoco_import_matches_pycocotools() {
 }
 
 #[test]
+fn pope_import_reads_json_lines_and_skips_malformed_ones() {
+    let path = fixtures().join("pope_questions.json");
+    let opts = ImportOptions { images_prefix: "val2014/".into(), ..Default::default() };
+    let (got, skipped) = import::pope_samples(&path, &opts).unwrap();
+    let ids: Vec<&str> = got.iter().map(|s| s.sample_id.as_str()).collect();
+    let want: Vec<String> = (1..=11).map(|q| format!("pope-{q}")).collect();
+    assert_eq!(ids, want);
+    assert_eq!(
+        got[1],
+        Sample {
+            sample_id: "pope-2".into(),
+            task: "vqa".into(),
+            image_id: Some("COCO_val2014_000000000001".into()),
+            image_path: Some("val2014/COCO_val2014_000000000001.jpg".into()),
+            instruction: "Is there a dog in the image?".into(),
+            target: Some("no".into()),
+            answers: Some(vec!["no".into()]),
+            source: Some("pope".into()),
+            ..Default::default()
+        }
+    );
+    let at = |line: usize| format!("{} line {line}: ", path.display());
+    assert_eq!(skipped.len(), 4, "{skipped:?}");
+    assert_eq!(skipped[0], format!("{}question 12: label must be yes or no, got \"maybe\"", at(5)));
+    assert_eq!(skipped[1], format!("{}question 13: no text", at(6)));
+    assert!(skipped[2].starts_with(&format!("{}not JSON (", at(12))), "{}", skipped[2]);
+    assert_eq!(skipped[3], format!("{}question 1: duplicate question_id", at(16)));
+}
+
+#[test]
+fn karpathy_import_keeps_a_split_and_skips_images_without_sentences() {
+    let path = fixtures().join("karpathy_coco.json");
+    let test = ImportOptions { split: Some("test".into()), ..Default::default() };
+    let (got, skipped) = import::karpathy_samples(&path, &test).unwrap();
+    let ids: Vec<&str> = got.iter().map(|s| s.sample_id.as_str()).collect();
+    assert_eq!(ids, ["karpathy-1", "karpathy-2"]);
+    assert_eq!(
+        got[0],
+        Sample {
+            sample_id: "karpathy-1".into(),
+            task: "caption".into(),
+            image_id: Some("1".into()),
+            image_path: Some("val2014/COCO_val2014_000000000001.jpg".into()),
+            answers: Some(vec!["A red square on a table.".into(), "Two shapes near a box.".into()]),
+            split: Some("test".into()),
+            source: Some("karpathy".into()),
+            ..Default::default()
+        }
+    );
+    assert_eq!(got[1].answers.as_ref().unwrap().len(), 3);
+    let bad = format!("{} image #4: COCO_val2014_000000000005.jpg: no sentences", path.display());
+    assert_eq!(skipped, std::slice::from_ref(&bad));
+    let (all, skipped) = import::karpathy_samples(&path, &ImportOptions::default()).unwrap();
+    let splits: Vec<&str> = all.iter().map(|s| s.split.as_deref().unwrap()).collect();
+    assert_eq!(splits, ["test", "test", "val", "restval"]);
+    assert_eq!(skipped, [bad]);
+}
+
+#[test]
+fn nlvr2_import_embeds_the_image_pairs_and_skips_bad_lines() {
+    let f = fixtures();
+    let path = f.join("nlvr2_dev.json");
+    let (got, skipped) =
+        import::nlvr2_samples(&path, &f.join("nlvr2"), &ImportOptions::default()).unwrap();
+    let ids: Vec<&str> = got.iter().map(|s| s.sample_id.as_str()).collect();
+    assert_eq!(ids, ["nlvr2-dev-100-0-0", "nlvr2-dev-101-0-1", "nlvr2-dev-102-0-0"]);
+    let img = |n: &str| std::fs::read(f.join("nlvr2").join(n)).unwrap();
+    assert_eq!(
+        got[1],
+        Sample {
+            sample_id: "nlvr2-dev-101-0-1".into(),
+            task: "nlvr".into(),
+            image_id: Some("dev-101-0".into()),
+            images: Some(vec![img("dev-101-0-img0.png"), img("dev-101-0-img1.png")]),
+            instruction: "Statement 1 about two images.".into(),
+            target: Some("true".into()),
+            split: Some("dev".into()),
+            source: Some("nlvr2".into()),
+            ..Default::default()
+        }
+    );
+    let at = |line: usize| format!("{} line {line}: ", path.display());
+    assert_eq!(skipped.len(), 3, "{skipped:?}");
+    assert_eq!(
+        skipped[0],
+        format!("{}dev-100-0-3: label must be True or False, got \"maybe\"", at(3))
+    );
+    assert!(skipped[1].starts_with(&format!("{}not JSON (", at(5))), "{}", skipped[1]);
+    let missing =
+        format!("{}dev-103-0-1: image {}", at(6), f.join("nlvr2/dev-103-0-img0.png").display());
+    assert!(skipped[2].starts_with(&missing), "{}", skipped[2]);
+}
+
+#[test]
+fn vg_regions_import_streams_regions_and_skips_malformed_ones() {
+    let path = fixtures().join("vg_regions.json");
+    let opts = ImportOptions { images_prefix: "VG_100K/".into(), ..Default::default() };
+    let (got, skipped) = import::vg_region_samples(&path, &opts).unwrap();
+    let ids: Vec<&str> = got.iter().map(|s| s.sample_id.as_str()).collect();
+    assert_eq!(ids, ["vg-501", "vg-503", "vg-505"]);
+    assert_eq!(
+        got[1],
+        Sample {
+            sample_id: "vg-503".into(),
+            task: "region_caption".into(),
+            image_id: Some("1".into()),
+            image_path: Some("VG_100K/1.jpg".into()),
+            points: Some(vec![12.0, 10.0, 32.0, 22.0]),
+            target: Some("the blue box".into()),
+            answers: Some(vec!["the blue box".into()]),
+            source: Some("vg".into()),
+            ..Default::default()
+        }
+    );
+    let p = path.display();
+    assert_eq!(
+        skipped,
+        [
+            format!("{p} image #0 region #1: region 502: empty box 0 x 8"),
+            format!("{p} image #1 region #0: region 504: no phrase"),
+        ]
+    );
+}
+
+#[test]
+fn refs_regions_import_gives_one_sample_per_ref() {
+    let f = fixtures();
+    let got = import::refs_region_samples(
+        &f.join("refs_regions.json"),
+        &f.join("instances.json"),
+        &ImportOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(got.len(), 6);
+    let inst: Value =
+        serde_json::from_str(&std::fs::read_to_string(f.join("instances.json")).unwrap()).unwrap();
+    let ann = inst["annotations"].as_array().unwrap().iter().find(|a| a["id"] == 101).unwrap();
+    let b: Vec<f64> = ann["bbox"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert_eq!(
+        got[0],
+        Sample {
+            sample_id: "refcocog-600".into(),
+            task: "region_caption".into(),
+            image_id: Some("1".into()),
+            image_path: Some("COCO_val2014_000000000001.jpg".into()),
+            width: Some(40),
+            height: Some(30),
+            points: Some(vec![b[0], b[1], b[0] + b[2], b[1] + b[3]]),
+            target: Some("a red square on the left".into()),
+            answers: Some(vec!["a red square on the left".into(), "the small red box".into()]),
+            split: Some("val".into()),
+            source: Some("refcocog".into()),
+            ..Default::default()
+        }
+    );
+}
+
+#[test]
+fn coseg_import_groups_images_with_their_masks() {
+    let f = fixtures();
+    let (images, masks) = (f.join("coseg/images"), f.join("coseg/masks"));
+    let (got, skipped) =
+        import::coseg_samples(&images, &masks, 2, &ImportOptions::default()).unwrap();
+    let ids: Vec<&str> = got.iter().map(|s| s.sample_id.as_str()).collect();
+    assert_eq!(ids, ["coseg-bear-1", "coseg-kite-1"]);
+    // bear: b1, b2 and b3 (a last sample of one image joins the one before); b4 has no mask.
+    let bear = &got[0];
+    assert_eq!(bear.task, "coseg");
+    assert_eq!(bear.image_id.as_deref(), Some("bear"));
+    let img = |g: &str, n: &str| std::fs::read(images.join(g).join(n)).unwrap();
+    assert_eq!(
+        bear.images.as_ref().unwrap(),
+        &[img("bear", "b1.png"), img("bear", "b2.png"), img("bear", "b3.png")]
+    );
+    assert_eq!((bear.width, bear.height), (Some(30), Some(20)));
+    // b1's mask: the box x 5..18, y 4..15 of a 30 x 20 image, as COCO RLE.
+    let b1 = &bear.masks.as_ref().unwrap()[0];
+    assert_eq!((b1.0, b1.1), (20, 30));
+    let m = vista_udfs::contour::mask::Mask::from_rle_string(20, 30, &b1.2).unwrap();
+    assert_eq!(m.area(), 13 * 11);
+    assert!(m.get(5, 4) && m.get(17, 14) && !m.get(18, 14) && !m.get(5, 3));
+    assert_eq!(got[1].images.as_ref().unwrap().len(), 2);
+    assert_eq!(skipped.len(), 2, "{skipped:?}");
+    let b4 = images.join("bear/b4.png");
+    assert!(skipped[0].starts_with(&format!("{}: no mask ", b4.display())), "{}", skipped[0]);
+    let k3 = format!(
+        "{}: mask {} is 20x21, the image 20x20",
+        images.join("kite/k3.png").display(),
+        masks.join("kite/k3.png").display()
+    );
+    assert_eq!(skipped[1], k3);
+}
+
+#[test]
 fn imported_parquet_matches_the_samples_schema() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("refs.parquet");
@@ -241,6 +439,13 @@ fn image_bytes(name: &str) -> Vec<u8> {
 
 /// Writes the samples table of `task` under `dir`; returns its path and row count.
 fn samples_for(task: &str, dir: &Path) -> (PathBuf, usize) {
+    let path = dir.join(format!("{task}_samples.parquet"));
+    let n = import::write_samples(&path, samples_of(task)).unwrap();
+    (path, n)
+}
+
+/// The fixture samples of `task`.
+fn samples_of(task: &str) -> Vec<Sample> {
     let f = fixtures();
     let opts = ImportOptions::default();
     let val = ImportOptions { split: Some("val".into()), ..Default::default() };
@@ -298,11 +503,21 @@ fn samples_for(task: &str, dir: &Path) -> (PathBuf, usize) {
                 })
                 .collect()
         }
+        "pope" => import::pope_samples(&f.join("pope_questions.json"), &opts).unwrap().0,
+        "coseg" => {
+            import::coseg_samples(&f.join("coseg/images"), &f.join("coseg/masks"), 2, &opts)
+                .unwrap()
+                .0
+        }
+        "region_caption" => import::refs_region_samples(
+            &f.join("refs_regions.json"),
+            &f.join("instances.json"),
+            &opts,
+        )
+        .unwrap(),
         other => panic!("no samples for {other}"),
     };
-    let path = dir.join(format!("{task}_samples.parquet"));
-    let n = import::write_samples(&path, samples).unwrap();
-    (path, n)
+    samples
 }
 
 fn job(
@@ -328,14 +543,17 @@ fn job(
         .unwrap_or_else(|e| panic!("{task}: {e:#}"))
 }
 
-const TASKS: [(&str, &[&str]); 7] = [
-    ("caption", &["bleu_1", "bleu_4", "cider_d", "failed"]),
-    ("vqa", &["failed", "vqa_accuracy"]),
-    ("rec", &["acc@0.5", "failed", "parsed"]),
-    ("res", &["ciou", "failed", "miou", "pr_50"]),
-    ("grec", &["failed", "n_acc", "precision_f1_1", "t_acc"]),
-    ("gres", &["ciou", "failed", "giou", "n_acc", "t_acc"]),
-    ("nlvr", &["accuracy", "failed"]),
+const TASKS: [(&str, &[&str]); 10] = [
+    ("caption", &["bleu_1", "bleu_4", "cider_d", "failed", "truncated"]),
+    ("vqa", &["failed", "truncated", "vqa_accuracy"]),
+    ("rec", &["acc@0.5", "failed", "parsed", "truncated"]),
+    ("res", &["ciou", "failed", "miou", "pr_50", "truncated"]),
+    ("grec", &["failed", "n_acc", "precision_f1_1", "t_acc", "truncated"]),
+    ("gres", &["ciou", "failed", "giou", "n_acc", "t_acc", "truncated"]),
+    ("nlvr", &["accuracy", "failed", "truncated"]),
+    ("pope", &["accuracy", "f1", "failed", "precision", "recall", "truncated", "yes_ratio"]),
+    ("region_caption", &["bleu_1", "bleu_4", "cider_d", "failed", "rouge_l", "truncated"]),
+    ("coseg", &["failed", "jaccard", "precision", "truncated"]),
 ];
 
 #[test]
@@ -363,37 +581,253 @@ fn every_eval_query_runs_as_a_job_and_as_plain_sql() {
             .values()
             .all(|v| v.as_ref().is_some_and(|v| v.parse::<f64>().unwrap() >= 0.0)));
 
-        let scores = read_parquet(&out.join("scores.parquet"));
-        let mut names = Vec::new();
-        for b in &scores {
-            let m = datafusion::arrow::compute::cast(
-                b.column_by_name("metric").unwrap(),
-                &datafusion::arrow::datatypes::DataType::Utf8,
-            )
-            .unwrap();
-            let v = b
-                .column_by_name("value")
-                .unwrap()
-                .as_primitive::<datafusion::arrow::datatypes::Float64Type>();
-            for i in 0..b.num_rows() {
-                let name = m.as_string::<i32>().value(i).to_string();
-                if name != "failed" && !v.is_null(i) {
-                    assert!(
-                        (0.0..=1.0).contains(&v.value(i)) || name == "cider_d",
-                        "{task} {name} = {}",
-                        v.value(i)
-                    );
-                }
-                names.push(name);
-            }
-        }
+        // Score values are checked exactly by the scripted-model tests below; here the counts.
+        let scores = scores_by_metric(&out.join("scores.parquet"));
+        let mut names: Vec<&str> = scores.keys().map(String::as_str).collect();
         names.sort();
         assert_eq!(names, metrics, "{task}");
+        assert_eq!(scores["failed"], 0.0, "{task}");
+        let cut = status.values().filter(|s| s.as_deref() == Some("truncated")).count();
+        assert_eq!(scores["truncated"], cut as f64, "{task}");
 
         // The same file run as plain SQL gives the same predictions.
         let plain = plain_predictions(&ctx, task, &samples);
         assert_eq!(plain, raw, "{task}: job and plain SQL differ");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exact scores: fixed model outputs, scored by the SQL of each job against the official code
+
+/// A model that answers from a script: for each request, the text of the sample whose images
+/// it carries and whose instruction (question, expression; empty for captions) its prompt
+/// contains, the longest such instruction winning. The jobs' prompts, parsing and scoring run
+/// unchanged; only the network is replaced.
+struct ScriptedModel {
+    /// (images, instruction, text) per sample.
+    script: Vec<(Vec<Vec<u8>>, String, String)>,
+}
+
+impl VisionLanguageModel for ScriptedModel {
+    fn fingerprint(&self) -> String {
+        "scripted".to_string()
+    }
+    fn generate(
+        &self,
+        batch: &[GenerateRequest],
+        _settings: &GenerateSettings,
+    ) -> Vec<Result<String, String>> {
+        batch
+            .iter()
+            .map(|r| {
+                let mut best: Option<&(Vec<Vec<u8>>, String, String)> = None;
+                for entry in &self.script {
+                    let same_images = entry.0.len() == r.images.len()
+                        && entry.0.iter().zip(&r.images).all(|(a, b)| a.as_slice() == b.as_ref());
+                    if same_images
+                        && r.instruction.contains(entry.1.as_str())
+                        && best.is_none_or(|b| entry.1.len() > b.1.len())
+                    {
+                        best = Some(entry);
+                    }
+                }
+                best.map(|e| e.2.clone())
+                    .ok_or_else(|| format!("no scripted answer for {:?}", r.instruction))
+            })
+            .collect()
+    }
+    fn generate_detailed(
+        &self,
+        batch: &[GenerateRequest],
+        settings: &GenerateSettings,
+    ) -> Vec<Result<Generation, String>> {
+        // A scripted text marked CUT: stands for an answer that reached max_new_tokens.
+        self.generate(batch, settings)
+            .into_iter()
+            .map(|r| {
+                r.map(|t| match t.strip_prefix(CUT) {
+                    Some(rest) => Generation { text: rest.to_string(), truncated: true },
+                    None => Generation { text: t, truncated: false },
+                })
+            })
+            .collect()
+    }
+}
+
+/// Prefix of a scripted text that the length limit cut (scripts/make_eval_score_fixtures.py).
+const CUT: &str = "CUT:";
+
+/// The scripted texts and official scores of `task` (scripts/make_eval_score_fixtures.py).
+fn scored_fixture(task: &str) -> (HashMap<String, String>, HashMap<String, f64>) {
+    let text = std::fs::read_to_string(fixtures().join("scored_predictions.json")).unwrap();
+    let all: Value = serde_json::from_str(&text).unwrap();
+    let t = &all[task];
+    let raw = t["raw"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no scripted outputs for {task}"))
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+        .collect();
+    let scores = t["scores"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_f64().unwrap()))
+        .collect();
+    (raw, scores)
+}
+
+/// A session as `vista run` builds it whose `vista_generate` is the scripted model of `samples`;
+/// returns it with its loader.
+fn scripted_context(
+    task: &str,
+    samples: &[Sample],
+    raw: &HashMap<String, String>,
+) -> (SessionContext, ModelLoader) {
+    let script = samples
+        .iter()
+        .map(|s| {
+            let images = match (&s.images, &s.image_path) {
+                (Some(imgs), _) => imgs.clone(),
+                (None, Some(p)) => vec![image_bytes(p)],
+                (None, None) => panic!("{}: no image", s.sample_id),
+            };
+            let text =
+                raw.get(&s.sample_id).unwrap_or_else(|| panic!("no text for {}", s.sample_id));
+            (images, s.instruction.clone(), text.clone())
+        })
+        .collect();
+    let model: Arc<dyn VisionLanguageModel> = Arc::new(ScriptedModel { script });
+    let loader: ModelLoader = Arc::new(move |_spec: &ModelSpec| Ok(model.clone()));
+    let settings = [
+        // One worker per model directory and process: a name per task keeps the scripts apart.
+        ("model", format!("scripted-{task}")),
+        ("base_dir", fixtures().join("images").display().to_string()),
+        ("on_error", "null".to_string()),
+    ];
+    let opts = SessionOptions {
+        settings: settings.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+        target_partitions: Some(2),
+        memory_limit: None,
+    };
+    let ctx = vista::session::new_context(&opts).unwrap();
+    ctx.register_udf(vista_udfs::generate::vista_generate_udf(loader.clone()));
+    (ctx, loader)
+}
+
+/// `metric -> value` of a scores table (NULL as NaN, which equals nothing).
+fn scores_by_metric(path: &Path) -> HashMap<String, f64> {
+    let mut out = HashMap::new();
+    for b in read_parquet(path) {
+        let m = datafusion::arrow::compute::cast(
+            b.column_by_name("metric").unwrap(),
+            &datafusion::arrow::datatypes::DataType::Utf8,
+        )
+        .unwrap();
+        let v = b
+            .column_by_name("value")
+            .unwrap()
+            .as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+        for i in 0..b.num_rows() {
+            let name = m.as_string::<i32>().value(i).to_string();
+            let value = if v.is_null(i) { f64::NAN } else { v.value(i) };
+            assert!(out.insert(name, value).is_none(), "a metric twice");
+        }
+    }
+    out
+}
+
+/// Runs `queries/eval_<task>.sql` as a job on the task's fixture samples with the scripted
+/// outputs and checks every score against the official code's, to 1e-9.
+fn assert_job_scores_match_reference(task: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let samples = samples_of(task);
+    let n = samples.len();
+    let (raw, want) = scored_fixture(task);
+    assert_eq!(raw.len(), n, "{task}: one scripted text per sample");
+    let (ctx, loader) = scripted_context(task, &samples, &raw);
+    let path = dir.path().join("samples.parquet");
+    import::write_samples(&path, samples).unwrap();
+    let sql = std::fs::read_to_string(root().join(format!("queries/eval_{task}.sql"))).unwrap();
+    let out = dir.path().join("out");
+    let opts = JobOptions {
+        chunk_rows: 5,
+        progress: false,
+        ..JobOptions::new(path.display().to_string(), &out)
+    };
+    let summary = runtime()
+        .block_on(run_job(&ctx, &sql, Some(&loader), &opts))
+        .unwrap_or_else(|e| panic!("{task}: {e:#}"));
+    assert_eq!((summary.total, summary.failed), (n, 0), "{task}");
+    let got_raw = column_by_id(&out.join("predictions.parquet"), "raw");
+    let status = column_by_id(&out.join("predictions.parquet"), "parse_status");
+    for (id, text) in &raw {
+        let text = text.strip_prefix(CUT).unwrap_or(text);
+        assert_eq!(got_raw[id].as_deref(), Some(text), "{task} {id}");
+        if raw[id].starts_with(CUT) {
+            assert_eq!(status[id].as_deref(), Some("truncated"), "{task} {id}");
+        }
+    }
+    let got = scores_by_metric(&out.join("scores.parquet"));
+    let mut names: Vec<&String> = got.keys().collect();
+    names.sort();
+    let mut want_names: Vec<&String> = want.keys().collect();
+    want_names.sort();
+    assert_eq!(names, want_names, "{task}: metrics");
+    for (metric, w) in &want {
+        let g = got[metric];
+        assert!((g - w).abs() <= 1e-9, "{task} {metric}: vista {g}, reference {w}");
+    }
+}
+
+#[test]
+fn caption_scores_equal_pycocoevalcap() {
+    assert_job_scores_match_reference("caption");
+}
+
+#[test]
+fn vqa_scores_equal_the_official_vqa_eval() {
+    assert_job_scores_match_reference("vqa");
+}
+
+#[test]
+fn rec_scores_equal_the_reference() {
+    assert_job_scores_match_reference("rec");
+}
+
+#[test]
+fn res_scores_equal_lavt() {
+    assert_job_scores_match_reference("res");
+}
+
+#[test]
+fn grec_scores_equal_grefcoco() {
+    assert_job_scores_match_reference("grec");
+}
+
+#[test]
+fn gres_scores_equal_rela() {
+    assert_job_scores_match_reference("gres");
+}
+
+#[test]
+fn nlvr_scores_equal_the_reference() {
+    assert_job_scores_match_reference("nlvr");
+}
+
+#[test]
+fn pope_scores_equal_the_official_pope_eval() {
+    assert_job_scores_match_reference("pope");
+}
+
+#[test]
+fn region_caption_scores_equal_pycocoevalcap() {
+    assert_job_scores_match_reference("region_caption");
+}
+
+#[test]
+fn coseg_scores_equal_the_reference_definition() {
+    assert_job_scores_match_reference("coseg");
 }
 
 fn plain_predictions(
@@ -599,9 +1033,8 @@ fn resume_after_kill_9() {
     let again = job(&context(), "rec", &samples, &out, 1, true);
     assert_eq!((again.computed, again.resumed), (0, n));
     let ctx = context();
-    runtime().block_on(async {
-        ctx.sql("SET vista.max_new_tokens = 3").await.unwrap().collect().await.unwrap()
-    });
+    runtime()
+        .block_on(async { ctx.sql("SET vista.seed = 3").await.unwrap().collect().await.unwrap() });
     let sql = std::fs::read_to_string(root().join("queries/eval_rec.sql")).unwrap();
     let opts = JobOptions {
         resume: true,
@@ -642,8 +1075,6 @@ fn bench_images(n: usize) -> Vec<Vec<u8>> {
 #[test]
 #[ignore = "benchmark: scripts/bench_pipeline.sh"]
 fn bench_pipeline() {
-    use std::sync::Arc;
-    use vista_udfs::generate::{GenerateRequest, GenerateSettings, ModelSpec};
     let n: usize =
         std::env::var("VISTA_BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(64);
     let dir = std::env::var("VISTA_BENCH_MODEL").map(PathBuf::from).unwrap_or_else(|_| model_dir());
@@ -748,6 +1179,7 @@ fn bench_pipeline() {
                 best_sql_model = model_s;
             }
             best_sql = best_sql.min(secs);
+            assert_eq!(texts.len(), n, "batch {batch}: one SQL row per input row");
             same &= direct.iter().map(|r| r.clone().unwrap()).collect::<Vec<_>>() == texts;
         }
         println!(
@@ -758,5 +1190,8 @@ fn bench_pipeline() {
             same,
             (best_sql - best_sql_model) / best_sql * 100.0
         );
+        // The comparison is only meaningful when both paths computed the same thing.
+        assert!(same, "batch {batch}: SQL and the direct loop generated different texts");
+        assert!(best_sql_model > 0.0, "batch {batch}: no model latency reached the SQL result");
     }
 }

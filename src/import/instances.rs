@@ -444,7 +444,20 @@ fn segmentation_mask(
 
 /// Calls `each(key, index, value)` for every element of the top-level arrays named in `keys`,
 /// in file order, skipping every other value without building it.
-fn stream_arrays<F>(path: &Path, keys: &[&str], mut each: F) -> Result<()>
+fn stream_arrays<F>(path: &Path, keys: &[&str], each: F) -> Result<()>
+where
+    F: FnMut(&str, usize, Value) -> std::result::Result<(), String>,
+{
+    stream_object_arrays(path, keys, "a COCO annotation file", each)
+}
+
+/// As `stream_arrays`, naming the expected format (`what`) in the error.
+pub(super) fn stream_object_arrays<F>(
+    path: &Path,
+    keys: &[&str],
+    what: &str,
+    mut each: F,
+) -> Result<()>
 where
     F: FnMut(&str, usize, Value) -> std::result::Result<(), String>,
 {
@@ -453,7 +466,21 @@ where
     TopLevel { keys, each: &mut each }
         .deserialize(&mut de)
         .and_then(|()| de.end())
-        .with_context(|| format!("'{}' is not a COCO annotation file", path.display()))
+        .with_context(|| format!("'{}' is not {what}", path.display()))
+}
+
+/// Calls `each(index, value)` for every element of a file whose top level is a JSON array.
+pub(super) fn stream_top_array<F>(path: &Path, what: &str, mut each: F) -> Result<()>
+where
+    F: FnMut(usize, Value) -> std::result::Result<(), String>,
+{
+    let f = File::open(path).with_context(|| format!("cannot open '{}'", path.display()))?;
+    let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 20, f));
+    let mut adapt = |_: &str, i: usize, v: Value| each(i, v);
+    Elements { key: "the top level", each: &mut adapt }
+        .deserialize(&mut de)
+        .and_then(|()| de.end())
+        .with_context(|| format!("'{}' is not {what}", path.display()))
 }
 
 struct TopLevel<'a, F> {

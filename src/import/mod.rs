@@ -28,8 +28,18 @@ use vista_udfs::contour::mask::{decode_counts, encode_counts, Mask};
 
 use crate::output::{self, AtomicFile};
 
+pub mod coseg;
 pub mod instances;
+pub mod karpathy;
+pub mod nlvr2;
+pub mod pope;
+pub mod regions;
+pub use coseg::{coseg_samples, import_coseg};
 pub use instances::{import_coco_instances, ImportReport, InstancesOptions};
+pub use karpathy::{import_karpathy, karpathy_samples};
+pub use nlvr2::{import_nlvr2, nlvr2_samples};
+pub use pope::{import_pope, pope_samples};
+pub use regions::{import_refs_regions, import_vg_regions, refs_region_samples, vg_region_samples};
 
 /// Rows per written record batch (bounds memory on big sets).
 const BATCH_ROWS: usize = 8192;
@@ -44,6 +54,26 @@ pub struct ImportOptions {
     pub split: Option<String>,
     /// Value of the `source` column and prefix of sample ids (default: the format's name).
     pub source: Option<String>,
+}
+
+/// What a line- or record-wise importer did: samples written, and each skipped record with a
+/// one-line reason naming the file and the record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SamplesReport {
+    pub samples: usize,
+    pub skipped: Vec<String>,
+}
+
+impl SamplesReport {
+    /// Prints the first 20 skipped records, one line each, and the count to stderr.
+    pub fn print_skipped(&self) {
+        for reason in self.skipped.iter().take(20) {
+            eprintln!("skipped {reason}");
+        }
+        if !self.skipped.is_empty() {
+            eprintln!("{} records skipped", self.skipped.len());
+        }
+    }
 }
 
 /// One sample being built; fields follow schemas/samples.json.
@@ -63,6 +93,9 @@ pub struct Sample {
     pub boxes: Option<Vec<[f64; 4]>>,
     /// COCO RLE masks as (height, width, compressed counts).
     pub masks: Option<Vec<(i32, i32, String)>>,
+    /// The point `[x, y]` or region `[x0, y0, x1, y1]` the instruction refers to (pointqa,
+    /// region_caption), pixel space.
+    pub points: Option<Vec<f64>>,
     pub split: Option<String>,
     pub source: Option<String>,
 }
@@ -566,7 +599,13 @@ pub fn samples_batch(rows: &[Sample]) -> Result<RecordBatch> {
         }
         mask_lengths.push(s.masks.as_ref().map(|m| m.len()));
         s_masks.extend(s.masks.iter().flatten());
-        points.append(false);
+        match &s.points {
+            Some(p) => {
+                points.values().append_slice(p);
+                points.append(true);
+            }
+            None => points.append(false),
+        }
         splits.append_option(s.split.as_deref());
         sources.append_option(s.source.as_deref());
     }
@@ -600,28 +639,53 @@ pub fn samples_batch(rows: &[Sample]) -> Result<RecordBatch> {
 
 /// Writes samples to `out` (Parquet, atomically) in batches; returns how many.
 pub fn write_samples(out: &Path, samples: impl IntoIterator<Item = Sample>) -> Result<usize> {
-    let meta = output::provenance(None, &[("vista.import".to_string(), "samples".to_string())]);
-    let mut file = AtomicFile::create(out)?;
-    let mut writer = ArrowWriter::try_new(
-        file.file(),
-        samples_schema(),
-        Some(output::parquet_properties(&meta)?),
-    )?;
-    let mut buf = Vec::with_capacity(BATCH_ROWS);
-    let mut n = 0;
+    let mut w = SamplesWriter::create(out)?;
     for s in samples {
-        buf.push(s);
-        if buf.len() == BATCH_ROWS {
-            writer.write(&samples_batch(&buf)?)?;
-            n += buf.len();
-            buf.clear();
+        w.push(s)?;
+    }
+    w.finish()
+}
+
+/// A samples file being written: rows are buffered [`BATCH_ROWS`] at a time, so an importer
+/// that streams its input holds one batch of samples; nothing is visible at `out` until
+/// [`finish`](Self::finish) (temporary name, then rename).
+pub struct SamplesWriter {
+    file: AtomicFile,
+    writer: ArrowWriter<File>,
+    buf: Vec<Sample>,
+    n: usize,
+}
+
+impl SamplesWriter {
+    pub fn create(out: &Path) -> Result<SamplesWriter> {
+        let meta = output::provenance(None, &[("vista.import".to_string(), "samples".to_string())]);
+        let mut file = AtomicFile::create(out)?;
+        let writer = ArrowWriter::try_new(
+            file.file().try_clone()?,
+            samples_schema(),
+            Some(output::parquet_properties(&meta)?),
+        )?;
+        Ok(SamplesWriter { file, writer, buf: Vec::with_capacity(BATCH_ROWS), n: 0 })
+    }
+
+    pub fn push(&mut self, s: Sample) -> Result<()> {
+        self.buf.push(s);
+        if self.buf.len() == BATCH_ROWS {
+            self.writer.write(&samples_batch(&self.buf)?)?;
+            self.n += self.buf.len();
+            self.buf.clear();
         }
+        Ok(())
     }
-    if !buf.is_empty() || n == 0 {
-        writer.write(&samples_batch(&buf)?)?;
-        n += buf.len();
+
+    /// Writes what is buffered, closes and commits the file; returns the number of samples.
+    pub fn finish(mut self) -> Result<usize> {
+        if !self.buf.is_empty() || self.n == 0 {
+            self.writer.write(&samples_batch(&self.buf)?)?;
+            self.n += self.buf.len();
+        }
+        self.writer.close()?;
+        self.file.commit()?;
+        Ok(self.n)
     }
-    writer.close()?;
-    file.commit()?;
-    Ok(n)
 }

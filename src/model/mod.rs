@@ -24,7 +24,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use tokenizers::Tokenizer;
 use vista_udfs::generate::{
-    GenerateRequest, GenerateSettings, ModelLoader, ModelSpec, VisionLanguageModel,
+    GenerateRequest, GenerateSettings, Generation, ModelLoader, ModelSpec, VisionLanguageModel,
 };
 
 pub use config::Config;
@@ -473,6 +473,14 @@ impl VisionLanguageModel for VistaModel {
         batch: &[GenerateRequest],
         settings: &GenerateSettings,
     ) -> Vec<Result<String, String>> {
+        self.generate_detailed(batch, settings).into_iter().map(|r| r.map(|g| g.text)).collect()
+    }
+
+    fn generate_detailed(
+        &self,
+        batch: &[GenerateRequest],
+        settings: &GenerateSettings,
+    ) -> Vec<Result<Generation, String>> {
         let template = match Template::parse(&settings.prompt_template) {
             Ok(t) => t,
             Err(e) => return vec![Err(e); batch.len()],
@@ -480,7 +488,15 @@ impl VisionLanguageModel for VistaModel {
         let opts = self.decode_options(settings);
         self.generate_ids(batch, template, &opts)
             .into_iter()
-            .map(|r| r.and_then(|ids| self.decode(&ids)))
+            .map(|r| {
+                r.and_then(|ids| {
+                    // The stop token is part of the output: a row without one at the end ran
+                    // into the length limit.
+                    let stopped = ids.last().is_some_and(|t| opts.stop.contains(t));
+                    let truncated = !stopped && ids.len() >= opts.max_new_tokens;
+                    Ok(Generation { text: self.decode(&ids)?, truncated })
+                })
+            })
             .collect()
     }
 }

@@ -5,7 +5,9 @@
 //!   marker is replaced by that image's query tokens. The Q-Former sees the instruction without
 //!   markers.
 //! - `raw` (InstructBLIP exactly): every image's query tokens, then the tokenized instruction
-//!   (with BOS); the Q-Former sees the instruction verbatim.
+//!   (with BOS); the Q-Former sees the instruction verbatim. InstructBLIP has no image marker:
+//!   `<image>` markers (which `vista_prompt` writes) are removed first, so the eval jobs' prompts
+//!   serve both templates.
 
 use tokenizers::Tokenizer;
 
@@ -99,6 +101,15 @@ pub fn qformer_text(instruction: &str) -> String {
     instruction.replace(IMAGE_MARKER, " ").split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// The instruction in `raw` mode: verbatim, or without its `<image>` markers when it has some.
+pub fn raw_text(instruction: &str) -> String {
+    if instruction.contains(IMAGE_MARKER) {
+        qformer_text(instruction)
+    } else {
+        instruction.to_string()
+    }
+}
+
 fn encode(tok: &Tokenizer, text: &str, special: bool) -> Result<Vec<u32>, String> {
     tok.encode(text, special)
         .map(|e| e.get_ids().to_vec())
@@ -113,9 +124,10 @@ pub fn build(
 ) -> Result<Prompt, String> {
     match template {
         Template::Raw => {
+            let text = raw_text(instruction);
             let mut pieces: Vec<Piece> = (0..images).map(Piece::Image).collect();
-            pieces.push(Piece::Tokens(encode(tok, instruction, true)?));
-            Ok(Prompt { pieces, qformer_text: instruction.to_string() })
+            pieces.push(Piece::Tokens(encode(tok, &text, true)?));
+            Ok(Prompt { pieces, qformer_text: text })
         }
         Template::VicunaV1 => {
             let text = vicuna_text(instruction, images)?;
@@ -190,6 +202,18 @@ mod tests {
         assert_eq!(
             qformer_text("Describe this image <image> as simply as possible."),
             "Describe this image as simply as possible."
+        );
+    }
+
+    #[test]
+    fn raw_drops_markers_and_keeps_plain_instructions_verbatim() {
+        assert_eq!(
+            raw_text("Describe this image <image> briefly."),
+            "Describe this image briefly."
+        );
+        assert_eq!(
+            raw_text("Question: what is it?  Short answer:"),
+            "Question: what is it?  Short answer:"
         );
     }
 

@@ -39,6 +39,14 @@ impl Default for GenerateSettings {
     }
 }
 
+/// One row's generated text, and whether generation stopped because it reached
+/// `max_new_tokens` rather than on an end token (the answer may then be cut short).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generation {
+    pub text: String,
+    pub truncated: bool,
+}
+
 /// Which model to load: `SET vista.model / vista.device / vista.dtype`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ModelSpec {
@@ -63,6 +71,20 @@ pub trait VisionLanguageModel: Send + Sync + 'static {
         batch: &[GenerateRequest],
         settings: &GenerateSettings,
     ) -> Vec<Result<String, String>>;
+
+    /// As [`generate`](Self::generate), with whether each row stopped on the length limit.
+    /// `vista_generate` calls this one; a model that cannot tell keeps this default, which
+    /// reports no row as truncated.
+    fn generate_detailed(
+        &self,
+        batch: &[GenerateRequest],
+        settings: &GenerateSettings,
+    ) -> Vec<Result<Generation, String>> {
+        self.generate(batch, settings)
+            .into_iter()
+            .map(|r| r.map(|text| Generation { text, truncated: false }))
+            .collect()
+    }
 }
 
 /// Loads a model for a spec; called lazily, once per distinct spec per process.

@@ -186,14 +186,15 @@ fn on_error_fail_null_report_and_detail() {
 
     let out = test_util::run(
         &ctx,
-        "SELECT id, d.text AS text, d.error AS e, d.latency_ms >= 0 AS lat, d.batch_rows AS n \
+        "SELECT id, d.text AS text, d.error AS e, d.latency_ms >= 0 AS lat, d.batch_rows AS n, \
+         d.truncated AS cut \
          FROM (SELECT id, vista_generate(img, q, output => 'detail') AS d FROM t) ORDER BY id",
     )
     .unwrap();
     let rows = cells(&out);
     // Every row comes from the first query's micro-batch of 3 (errors are remembered too).
-    assert_eq!(rows[0], vec!["a", "q;4;b3;t64", "", "true", "3"], "{out}");
-    assert_eq!(rows[1], vec!["b", "", "corrupt image", "true", "3"], "{out}");
+    assert_eq!(rows[0], vec!["a", "q;4;b3;t64", "", "true", "3", "false"], "{out}");
+    assert_eq!(rows[1], vec!["b", "", "corrupt image", "true", "3", ""], "{out}");
 
     let err = test_util::run(
         &ctx,
@@ -202,6 +203,53 @@ fn on_error_fail_null_report_and_detail() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("row 2 of its batch: corrupt image"), "{err}");
+}
+
+/// A model that stops on the length limit for instructions starting with "long".
+struct CutModel;
+
+impl VisionLanguageModel for CutModel {
+    fn fingerprint(&self) -> String {
+        "cut-v1".to_string()
+    }
+    fn generate(
+        &self,
+        batch: &[GenerateRequest],
+        settings: &GenerateSettings,
+    ) -> Vec<Result<String, String>> {
+        self.generate_detailed(batch, settings).into_iter().map(|r| r.map(|g| g.text)).collect()
+    }
+    fn generate_detailed(
+        &self,
+        batch: &[GenerateRequest],
+        settings: &GenerateSettings,
+    ) -> Vec<Result<Generation, String>> {
+        batch
+            .iter()
+            .map(|r| {
+                let truncated = r.instruction.starts_with("long");
+                let text =
+                    if truncated { "x".repeat(settings.max_new_tokens) } else { "ok".into() };
+                Ok(Generation { text, truncated })
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn detail_reports_whether_the_length_limit_cut_the_answer() {
+    let loader: ModelLoader = Arc::new(|_spec: &ModelSpec| Ok(Arc::new(CutModel) as _));
+    let ctx =
+        ctx_with(loader, "cut-model", vec![vec![("a", &b"i"[..], "long q"), ("b", b"i", "q")]]);
+    let out = test_util::run(
+        &ctx,
+        "SET vista.max_new_tokens = 3; SELECT id, d.text AS text, d.truncated AS cut \
+         FROM (SELECT id, vista_generate(img, q, output => 'detail') AS d FROM t) ORDER BY id",
+    )
+    .unwrap();
+    let rows = cells(&out);
+    assert_eq!(rows[0], vec!["a", "xxx", "true"], "{out}");
+    assert_eq!(rows[1], vec!["b", "ok", "false"], "{out}");
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, Int32Array, StringArray, StructArray,
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int32Array, StringArray, StructArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields};
 use datafusion::common::{exec_datafusion_err, plan_err, Result, ScalarValue};
@@ -35,7 +35,8 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
          instruction, settings) rows are computed once. Generation follows `vista.max_new_tokens`, \
          `vista.num_beams`, `vista.temperature`, `vista.top_p`, `vista.seed` and \
          `vista.prompt_template`. `output => 'detail'` returns struct<text, error, latency_ms, \
-         batch_rows> (latency = model time of the row's micro-batch divided by its rows). A NULL \
+         batch_rows, truncated> (latency = model time of the row's micro-batch divided by its \
+         rows; truncated = generation stopped on vista.max_new_tokens, not on an end token). A NULL \
          image or instruction gives NULL without running the model (in `detail`, with an error \
          saying which, so that a job counts the row as failed).",
         "vista_generate(image, instruction [, output => 'text' | 'detail' [, on_error => 'fail' | 'null' | 'report']])",
@@ -44,7 +45,7 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     .with_argument("instruction", "The instruction, e.g. from vista_prompt(...).")
     .with_argument(
         "output",
-        "'text' (default) or 'detail': struct<text, error, latency_ms, batch_rows>.",
+        "'text' (default) or 'detail': struct<text, error, latency_ms, batch_rows, truncated>.",
     )
     .with_argument(
         "on_error",
@@ -128,6 +129,7 @@ fn detail_fields() -> Fields {
         Field::new("error", DataType::Utf8, true),
         Field::new("latency_ms", DataType::Float64, true),
         Field::new("batch_rows", DataType::Int32, true),
+        Field::new("truncated", DataType::Boolean, true),
     ])
 }
 
@@ -266,6 +268,7 @@ impl AsyncScalarUDFImpl for VistaGenerateFunc {
         let mut latency = Vec::with_capacity(rows);
         let mut batch_rows = Vec::with_capacity(rows);
         let mut unseen = Vec::with_capacity(rows);
+        let mut truncated = Vec::with_capacity(rows);
         for (req, outcome) in requests.into_iter().zip(outcomes) {
             unseen.push(matches!((&req, &outcome), (Ok(None), None)));
             let (text, error) = match (req, &outcome) {
@@ -280,6 +283,7 @@ impl AsyncScalarUDFImpl for VistaGenerateFunc {
             errors.push(error);
             latency.push(outcome.as_ref().map(|o| o.latency_ms));
             batch_rows.push(outcome.as_ref().map(|o| o.batch_rows as i32));
+            truncated.push(outcome.as_ref().filter(|o| o.text.is_ok()).map(|o| o.truncated));
         }
         let text: ArrayRef = Arc::new(StringArray::from(texts));
         if !detail {
@@ -308,6 +312,7 @@ impl AsyncScalarUDFImpl for VistaGenerateFunc {
             Arc::new(StringArray::from(errors)),
             Arc::new(Float64Array::from(latency)),
             Arc::new(Int32Array::from(batch_rows)),
+            Arc::new(BooleanArray::from(truncated)),
         ];
         Ok(ColumnarValue::Array(Arc::new(StructArray::try_new(detail_fields(), columns, None)?)))
     }

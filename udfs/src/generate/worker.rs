@@ -26,6 +26,8 @@ const RESULT_CACHE_ROWS: usize = 65_536;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
     pub text: Result<String, String>,
+    /// Generation stopped on `max_new_tokens`, not on an end token.
+    pub truncated: bool,
     /// Model time of the micro-batch that computed the row, divided by its rows.
     pub latency_ms: f64,
     /// Rows in that micro-batch.
@@ -249,15 +251,19 @@ impl State {
         }
         self.queue = rest;
         let started = Instant::now();
-        let mut results = model.generate(&requests, &settings);
+        let mut results = model.generate_detailed(&requests, &settings);
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0 / requests.len() as f64;
         if results.len() != requests.len() {
             let msg =
                 format!("the model returned {} results for {} rows", results.len(), requests.len());
             results = vec![Err(msg); requests.len()];
         }
-        for (key, text) in keys.into_iter().zip(results) {
-            let outcome = Outcome { text, latency_ms, batch_rows: requests.len() };
+        for (key, result) in keys.into_iter().zip(results) {
+            let (text, truncated) = match result {
+                Ok(g) => (Ok(g.text), g.truncated),
+                Err(e) => (Err(e), false),
+            };
+            let outcome = Outcome { text, truncated, latency_ms, batch_rows: requests.len() };
             for reply in self.waiting.remove(&key).unwrap_or_default() {
                 let _ = reply.send(outcome.clone());
             }

@@ -38,6 +38,7 @@ use datafusion::logical_expr::{
 
 use super::prompt::Style;
 use crate::common::{self, Arg, Params};
+use crate::config::VistaConfig;
 use crate::contour::Space;
 
 const SECTION: DocSection = DocSection {
@@ -231,9 +232,14 @@ fn parse_decimals(prim: &str) -> Result<Vec<f64>, String> {
 // ---------------------------------------------------------------------------------------------
 // SQL functions
 
-fn style_arg(func: &str, args: &[ColumnarValue], idx: usize) -> Result<Style> {
-    match common::const_str(func, "style", args, idx)? {
+/// The style argument; `model` is the style of the model in use (`SET vista.coord_style`).
+fn style_arg(func: &str, args: &ScalarFunctionArgs, idx: usize) -> Result<Style> {
+    match common::const_str(func, "style", &args.args, idx)? {
         None => Ok(Style::Bins),
+        Some(s) if s.eq_ignore_ascii_case("model") => {
+            let style = &VistaConfig::from_options(&args.config_options).coord_style;
+            Style::parse(style).map_err(|e| exec_datafusion_err!("{func}: vista.coord_style: {e}"))
+        }
         Some(s) => Style::parse(&s).map_err(|e| exec_datafusion_err!("{func}: {e}")),
     }
 }
@@ -289,7 +295,7 @@ fn format_doc(kind: Kind) -> Documentation {
              [0, 1]. An empty list gives '' (no target). `space` names the space of the input \
              ('square' default: written as given; 'norm'/'pixel' are converted using `width`, \
              `height`).",
-            "format_boxes(boxes [, style => 'bins' | 'decimal', space => 'square' | 'norm' | 'pixel', width, height])",
+            "format_boxes(boxes [, style => 'bins' | 'decimal' | 'model', space => 'square' | 'norm' | 'pixel', width, height])",
         ),
         Kind::Points => Documentation::builder(
             SECTION,
@@ -299,14 +305,14 @@ fn format_doc(kind: Kind) -> Documentation {
              `[0.100,0.200,...;...]`. With `kind => 'point'` every pair is a point \
              (`<p_st><bin_x> <bin_y><p_sep>...<p_ed>`). Values are clamped to [0, 1]; an empty \
              list gives ''. `space` names the space of the input (see `format_boxes`).",
-            "format_points(points [, style => 'bins' | 'decimal', space => 'square' | 'norm' | 'pixel', width, height, kind => 'mask' | 'point'])",
+            "format_points(points [, style => 'bins' | 'decimal' | 'model', space => 'square' | 'norm' | 'pixel', width, height, kind => 'mask' | 'point'])",
         ),
     }
     .with_argument(
         if kind == Kind::Boxes { "boxes" } else { "points" },
         "list<double>, or a list of such lists for several objects.",
     )
-    .with_argument("style", "'bins' (default) or 'decimal'.")
+    .with_argument("style", "'bins' (default), 'decimal', or 'model' (the style SET vista.coord_style names).")
     .with_argument("space", "Space of the values: 'square' (default), 'norm' or 'pixel'.")
     .with_argument("width", "Image width in pixels (needed for 'norm' and 'pixel').")
     .with_argument("height", "Image height in pixels (needed for 'norm' and 'pixel').")
@@ -434,7 +440,7 @@ impl ScalarUDFImpl for FormatFunc {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let func = self.name();
-        let style = style_arg(func, &args.args, 1)?;
+        let style = style_arg(func, &args, 1)?;
         let space = space_arg(func, &args.args, 2)?;
         let tag = match self.kind {
             Kind::Boxes => Tag::Box,
@@ -755,5 +761,24 @@ mod tests {
             format_objects(&[vec![0.12349999, 0.0005, 0.5, 0.5]], Style::Bins, Tag::Box).unwrap(),
             "<b_st><bin_123> <bin_1> <bin_500> <bin_500><b_ed>"
         );
+    }
+
+    #[test]
+    fn model_style_follows_vista_coord_style() {
+        let c = crate::test_util::ctx();
+        let q = "SELECT format_boxes([[0.1, 0.2, 0.3, 0.4]], style => 'model') AS b";
+        let out = crate::test_util::run(&c, q).unwrap();
+        assert!(out.contains("| <b_st><bin_100> <bin_200> <bin_300> <bin_400><b_ed> |"), "{out}");
+        let out =
+            crate::test_util::run(&c, &format!("SET vista.coord_style = 'decimal'; {q}")).unwrap();
+        assert!(out.contains("| [0.100,0.200,0.300,0.400] |"), "{out}");
+        let prompt =
+            crate::test_util::run(&c, "SELECT vista_prompt('rec', 'x', 'model') AS p").unwrap();
+        let decimal =
+            crate::test_util::run(&c, "SELECT vista_prompt('rec', 'x', 'decimal') AS p").unwrap();
+        assert_eq!(prompt, decimal);
+        let err = crate::test_util::run(&c, &format!("SET vista.coord_style = 'words'; {q}"))
+            .unwrap_err();
+        assert!(err.to_string().contains("vista.coord_style: style must be"), "{err}");
     }
 }

@@ -13,6 +13,7 @@ use datafusion::logical_expr::{
 };
 
 use crate::common::{self, Arg, Params};
+use crate::config::VistaConfig;
 
 pub(crate) const SECTION: DocSection = DocSection {
     include: true,
@@ -203,12 +204,14 @@ static PROMPT_DOC: LazyLock<Documentation> = LazyLock::new(|| {
          a text such as the sample id, hashed with FNV-1a) picks one reproducibly. Coordinate tasks \
          say how to write the answer in the chosen style: `decimal` (fractions of the square-padded \
          image, 3 decimals, `;` between objects) or `bins` (`<bin_k>` tokens, `<b_sep>`/`<m_sep>`). \
+         `model` asks for the style the model writes, `SET vista.coord_style` (default bins), so \
+         one job file serves checkpoint families that write either. \
          Tasks: caption, vqa, rec, res, grec, gres, region_caption, pointqa, nlvr, coseg.",
-        "vista_prompt(task, input [, style => 'decimal' | 'bins' [, seed [, region [, n_points => 32 [, n_images => 2]]]]])",
+        "vista_prompt(task, input [, style => 'decimal' | 'bins' | 'model' [, seed [, region [, n_points => 32 [, n_images => 2]]]]])",
     )
     .with_argument("task", "The task name (a column works: prompts for mixed samples).")
     .with_argument("input", "Referring expression (rec, res, grec, gres), question (vqa, pointqa), statement (nlvr), shared attribute (coseg, optional); NULL for caption. For region_caption, the region when `region` is absent.")
-    .with_argument("style", "'decimal' (default) or 'bins'.")
+    .with_argument("style", "'decimal' (default), 'bins', or 'model' (SET vista.coord_style).")
     .with_argument("seed", "Integer or text choosing the template; default 0.")
     .with_argument("region", "Formatted box or point the instruction refers to (region_caption, pointqa), e.g. from format_boxes.")
     .with_argument("n_points", "Contour points per mask asked for (res, gres, coseg); default 32.")
@@ -309,9 +312,15 @@ impl ScalarUDFImpl for VistaPromptFunc {
         };
         let n_points = ints(arrays.get(5), rows, 32);
         let n_images = ints(arrays.get(6), rows, 2);
+        let model_style = VistaConfig::from_options(&args.config_options).coord_style.clone();
         let (values, errors) = common::map_rows(0..rows, |_, i| {
             let Some(task) = tasks[i] else { return Ok(None) };
-            let style = Style::parse(styles[i].unwrap_or("decimal"))?;
+            let style = match styles[i].unwrap_or("decimal") {
+                s if s.eq_ignore_ascii_case("model") => {
+                    Style::parse(&model_style).map_err(|e| format!("vista.coord_style: {e}"))?
+                }
+                s => Style::parse(s)?,
+            };
             let input = PromptInput {
                 input: inputs[i],
                 region: regions[i],
