@@ -328,7 +328,8 @@ truth AS (
   SELECT co.task, co.k,
          array_agg(o.box ORDER BY co.ord) AS boxes,
          array_agg(rle_encode(o.mask) ORDER BY co.ord) AS rles,
-         array_agg(mask_to_sequence(o.mask, n => CAST($points AS BIGINT), method => 'adaptive',
+         -- Training targets take the slower local search: synthetic masks are small and few.
+         array_agg(mask_to_sequence(o.mask, n => CAST($points AS BIGINT), method => 'refined',
                                     space => 'square') ORDER BY co.ord) AS seqs
   FROM chosen_object co JOIN obj o ON o.object_id = co.object_id
   GROUP BY co.task, co.k

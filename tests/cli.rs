@@ -391,19 +391,24 @@ fn demo_runs_the_main_job_and_writes_predictions_and_scores() {
         ("pointqa", "accuracy", 0.0),
         ("rec", "acc@0.5", 0.0),
         ("region_caption", "cider_d", 0.0),
-        ("res", "gt_contour_iou@32_adaptive", 0.7873115256836187),
-        ("res", "gt_contour_iou@32_uniform", 0.7865255549819308),
+        ("res", "gt_contour_iou@32_adaptive", 0.9914675767918089),
+        ("res", "gt_contour_iou@32_uniform", 0.9762711864406779),
         ("res", "miou", 0.0),
         ("vqa", "vqa_accuracy", 0.0),
     ];
     assert_eq!(b.num_rows(), want.len());
+    // Every mismatch is listed, not just the first.
+    let mut wrong = Vec::new();
     for (t, m, v) in want {
         let got = (0..b.num_rows())
             .find(|&i| task.value(i) == t && metric.value(i) == m)
             .map(|i| value.value(i))
             .unwrap_or_else(|| panic!("no {t} {m} score"));
-        assert!((got - v).abs() <= 1e-9, "{t} {m} = {got}, pinned {v}");
+        if (got - v).abs() > 1e-9 {
+            wrong.push(format!("{t} {m} = {got}, pinned {v}"));
+        }
     }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 #[test]
