@@ -83,18 +83,7 @@ mod tests {
     use super::*;
     use crate::contour::rasterise::polygon_mask;
     use crate::contour::space::Space;
-    use crate::contour::test_masks::{filled_component, small_masks};
-
-    fn mask_from_rows(rows: &[&str]) -> Mask {
-        let (h, w) = (rows.len(), rows[0].len());
-        let mut m = Mask::empty(w, h);
-        for (y, r) in rows.iter().enumerate() {
-            for (x, c) in r.chars().enumerate() {
-                m.set(x, y, c == '#');
-            }
-        }
-        m
-    }
+    use crate::contour::test_masks::{filled_component, mask_from_rows, small_masks};
 
     /// The boundary of the largest component, rasterised by `polygon_to_mask`'s rule, is that
     /// component filled, pixel for pixel; checks the walk's shape on the way.

@@ -9,6 +9,18 @@ use std::collections::VecDeque;
 use super::mask::Mask;
 use crate::test_util::xorshift;
 
+/// A mask drawn as text rows, `#` foreground (row y of the text is image row y).
+pub fn mask_from_rows(rows: &[&str]) -> Mask {
+    let (h, w) = (rows.len(), rows[0].len());
+    let mut m = Mask::empty(w, h);
+    for (y, r) in rows.iter().enumerate() {
+        for (x, c) in r.chars().enumerate() {
+            m.set(x, y, c == '#');
+        }
+    }
+    m
+}
+
 /// The small masks, each with a name (`kind-k`). Random angles are drawn from ranges written
 /// with 4 decimals (the pinned IoUs depend on them), hence the allowed lint.
 #[allow(clippy::approx_constant)]

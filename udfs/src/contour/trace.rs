@@ -569,17 +569,7 @@ fn component_pixels(mask: &Mask, seeds: &[(i32, i32)]) -> Vec<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn mask_from_rows(rows: &[&str]) -> Mask {
-        let (h, w) = (rows.len(), rows[0].len());
-        let mut m = Mask::empty(w, h);
-        for (y, r) in rows.iter().enumerate() {
-            for (x, c) in r.chars().enumerate() {
-                m.set(x, y, c == '#');
-            }
-        }
-        m
-    }
+    use crate::contour::test_masks::mask_from_rows;
 
     #[test]
     fn square_with_a_diagonal_tail_matches_opencv() {
