@@ -45,13 +45,18 @@ fn context() -> SessionContext {
         ("batch_size", "4".to_string()),
         ("on_error", "null".to_string()),
     ];
+    session(&settings, vista::model::loader())
+}
+
+/// A session as `vista run` builds it, with `settings` and `vista_generate` on `loader`.
+fn session(settings: &[(&str, String)], loader: ModelLoader) -> SessionContext {
     let opts = SessionOptions {
         settings: settings.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
         target_partitions: Some(2),
         memory_limit: None,
     };
     let ctx = vista::session::new_context(&opts).unwrap();
-    ctx.register_udf(vista_udfs::generate::vista_generate_udf(vista::model::loader()));
+    ctx.register_udf(vista_udfs::generate::vista_generate_udf(loader));
     ctx
 }
 
@@ -727,14 +732,7 @@ fn scripted_context(
         ("base_dir", fixtures().join("images").display().to_string()),
         ("on_error", "null".to_string()),
     ];
-    let opts = SessionOptions {
-        settings: settings.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
-        target_partitions: Some(2),
-        memory_limit: None,
-    };
-    let ctx = vista::session::new_context(&opts).unwrap();
-    ctx.register_udf(vista_udfs::generate::vista_generate_udf(loader.clone()));
-    (ctx, loader)
+    (session(&settings, loader.clone()), loader)
 }
 
 /// `metric -> value` of a scores table (NULL as NaN, which equals nothing).
