@@ -55,6 +55,11 @@ pub fn session_config(base: SessionConfig, opts: &SessionOptions) -> Result<Sess
     // projection: `g['text']`, `g['error']` of one `vista_generate(...) AS g` would plan one model
     // call each (the worker's dedupe makes the copies free, but the plan should say one call).
     config.options_mut().optimizer.enable_leaf_expression_pushdown = false;
+    // DataFusion 55.2's partitioned hash join waits for every partition to report its build side
+    // to the join's dynamic filter, but a partition with an empty build side never reports: the
+    // query stops at 0% CPU. Eval jobs meet it whenever a join sees fewer groups than partitions
+    // (the co-segmentation scores over two samples did). `SET ... = true` turns it back on.
+    config.options_mut().optimizer.enable_join_dynamic_filter_pushdown = false;
     for (k, v) in &opts.settings {
         let key = if k.contains('.') { k.clone() } else { format!("vista.{k}") };
         config
