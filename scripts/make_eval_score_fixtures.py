@@ -23,14 +23,20 @@ docs/eval.md), and scores the predictions with the reference code:
   |P and G| / |P or G| (1 when both are empty), averaged per group, then over groups; the
   predicted contours rasterised with pycocotools at each image's size.
 
-It also writes the POPE importer fixture, pope_questions.json (the official JSON-lines layout,
-with malformed lines the importer must skip).
+- pointqa (PointQA Local, LookTwice-QA, Visual7W pointing): Shikra's PointQAComputeMetrics
+  (the regex and calculate_metric of its point_qa.py, which VistaLLM evaluates with; not a
+  package, so its two short functions are restated here) per task of the scores table.
+
+It also writes the POPE importer fixture, pope_questions.json, and the PointQA ones,
+pointqa_local.jsonl, pointqa_twice.jsonl, v7w_pointing.jsonl (the official JSON-lines layouts,
+with malformed lines the importers must skip).
 
 Neither evaluation script is pip-installable: pass the path of vqaEval.py from a clone of
 GT-Vision-Lab/VQA at a013f00 (as make_metric_fixtures_vqa.py does) and of evaluate.py from a
 clone of RUCAIBox/POPE at 3df3ba1.
 
     python3 scripts/make_eval_score_fixtures.py vqaEval_current.py pope_evaluate.py
+    python3 scripts/make_eval_score_fixtures.py --only pointqa     # one task, the others kept
 Writes tests/fixtures/eval/scored_predictions.json:
     {task: {"raw": {sample_id: text}, "scores": {metric: value}}}
 A text starting with "CUT:" stands for an answer that reached max_new_tokens: the stub model
@@ -417,15 +423,108 @@ def pope(rng, evaluate_py):
                  "f1": ns["f1"], "yes_ratio": ns["yes_ratio"], "failed": 0.0, "truncated": 0.0}
 
 
+# PointQA Local (point queries), LookTwice-QA (box queries) and Visual7W pointing, in Shikra's
+# JSON-lines layout: (file, image number, question(s), answer, bbox, point, scripted output).
+POINTQA_LOCAL = [
+    (1, "What color is this object?", "red", [4, 5, 20, 18], [12, 11], "The answer is red ."),
+    (1, "How many legs does it have?", "4", [20, 2, 38, 28], [30, 15], "The answer is four."),
+    (2, "What is this made of?", "wood", [3, 10, 25, 40], [14, 25], "wood"),
+    (3, "What shape is this?", "square", [10, 10, 40, 40], [25, 25], "The answer is  square. The answer is square."),
+    (4, "What is the man holding?", "umbrella", [30, 6, 60, 44], [45, 25], "The answer is umbrella ."),
+]
+POINTQA_TWICE = [
+    (3, ("What color is this box?", "What color is this container?", "What color is this object?"),
+     "blue", [5, 5, 30, 30], [17, 17], "The answer is blue ."),
+    (5, ("Is this cat sleeping?", "Is this animal sleeping?", "Is this object sleeping?"),
+     "no", [2, 4, 20, 30], [11, 17], "The answer is yes ."),
+    (6, ("What is the dog wearing?", "What is the animal wearing?", "What is this object wearing?"),
+     "collar", [1, 1, 30, 31], [15, 16], "CUT:The answer is col"),
+]
+V7W = [  # (image, question, candidates (the answer first, as the files list it), chosen index)
+    (1, "Which object is red?", [[4, 5, 20, 18], [20, 2, 38, 28], [0, 0, 10, 10], [25, 20, 39, 29]], 0),
+    (4, "Which is the umbrella?", [[30, 6, 60, 44], [2, 2, 20, 20], [10, 30, 30, 47], [40, 1, 63, 10]], 2),
+    (6, "Where is the collar?", [[10, 12, 20, 20], [1, 1, 30, 31], [0, 20, 12, 32], [20, 0, 32, 9]], 0),
+]
+
+SHIKRA_ANSWER = __import__("re").compile(r"(?:The answer is (.+?)\.)")
+
+
+def shikra_extract(text):
+    """PointQAComputeMetrics.extract_ans (Shikra's point_qa.py, as VistaLLM_Test @ b2f0131)."""
+    found = SHIKRA_ANSWER.findall(text.strip())
+    return found[0].strip() if len(found) == 1 else None
+
+
+def shikra_accuracy(preds, targets):
+    """BaseComputeMetrics.calculate_metric: correct / all targets (a target that cannot be
+    read is skipped, still counted in the denominator)."""
+    correct = 0
+    for pred, target in zip(preds, targets):
+        t = shikra_extract(target)
+        if t is None:
+            continue
+        correct += shikra_extract(pred) == t
+    return correct / len(targets)
+
+
+def pointqa(rng):
+    """Writes the three PointQA importer fixtures (with malformed lines) and scores the scripted
+    outputs with Shikra's PointQA rule. Pointing outputs are box answers, judged as the job does
+    (the chosen box equal to the right candidate's in the bins style)."""
+    from PIL import Image
+    img = lambda k: "COCO_val2014_%012d.jpg" % k  # noqa: E731
+    size = lambda k: Image.open(os.path.join(FIX, "images", img(k))).size  # noqa: E731
+    local = [json.dumps({"file_path": img(k), "question": q, "answer": a, "bbox": b, "point": p})
+             for k, q, a, b, p, _ in POINTQA_LOCAL]
+    local.insert(2, '{"file_path": "%s", "question": "What is it?", "answer": "x", "bbox": [1, 2, 3, 4], "point": [1]}' % img(1))
+    local.insert(4, '{"file_path": "%s", "answer": "x", "point": [1, 2]}' % img(2))
+    twice = [json.dumps({"file_path": img(k), "obj_question": q[0], "super_question": q[1],
+                         "general_question": q[2], "answer": a, "bbox": b, "point": p})
+             for k, q, a, b, p, _ in POINTQA_TWICE]
+    twice.append('{"file_path": "%s", "obj_question": "Why?", "answer": "because", "bbox": [9, 9, 1, 1], "point": [1, 1]}' % img(3))
+    v7w = [json.dumps({"file_path": img(k), "question": q, "candidates": c, "answer": c[0],
+                       "point": [(c[0][0] + c[0][2]) / 2, (c[0][1] + c[0][3]) / 2]})
+           for k, q, c, _ in V7W]
+    v7w.append('{"file_path": "%s", "question": "Which?", "candidates": [[1, 1, 2, 2], [3, 3, 4, 4]], "answer": [5, 5, 6, 6]}' % img(1))
+    for name, lines in [("pointqa_local.jsonl", local), ("pointqa_twice.jsonl", twice),
+                        ("v7w_pointing.jsonl", v7w)]:
+        with open(os.path.join(FIX, name), "w") as f:
+            f.write("\n".join(lines) + "\n")
+    raw, preds, targets = {}, [], []
+    lines = [i + 1 for i, l in enumerate(local) if '"point": [1]}' not in l and '"question"' in l]
+    for line, (k, _, a, _, _, out) in zip(lines, POINTQA_LOCAL):
+        raw["pointqa-local-%d" % line] = out
+        preds.append(out[4:] if out.startswith("CUT:") else out)
+        targets.append("The answer is %s ." % a)
+    for i, (k, _, a, _, _, out) in enumerate(POINTQA_TWICE):
+        raw["looktwice-%d" % (i + 1)] = out
+        preds.append(out[4:] if out.startswith("CUT:") else out)
+        targets.append("The answer is %s ." % a)
+    pointqa_acc = shikra_accuracy(preds, targets)
+    hits = 0
+    for i, (k, _, c, chosen) in enumerate(V7W):
+        w, h = size(k)
+        raw["v7w-%d" % (i + 1)] = "The answer is %s ." % bins_text([pixel_to_bins(c[chosen], w, h)], "b")
+        hits += chosen == 0
+    # The scores table has a row per task and metric: pointing's rows are keyed "pointing.x".
+    return raw, {"accuracy": pointqa_acc, "failed": 0.0, "truncated": 1.0,
+                 "pointing.accuracy": hits / len(V7W), "pointing.failed": 0.0,
+                 "pointing.truncated": 0.0}
+
+
 def main():
-    if len(sys.argv) != 3:
+    only = sys.argv[2:] if len(sys.argv) > 2 and sys.argv[1] == "--only" else None
+    if only is None and len(sys.argv) != 3:
         sys.exit(__doc__)
-    vqa_eval = load_vqa_eval(sys.argv[1])
+    tasks = [("caption", caption), ("vqa", lambda r: vqa(r, load_vqa_eval(sys.argv[1]))),
+             ("rec", rec), ("res", res), ("grec", grec), ("gres", gres), ("nlvr", nlvr),
+             ("pope", lambda r: pope(r, sys.argv[2])), ("region_caption", region_caption),
+             ("coseg", coseg), ("pointqa", pointqa)]
     out = {}
-    for name, fn in [("caption", caption), ("vqa", lambda r: vqa(r, vqa_eval)), ("rec", rec),
-                     ("res", res), ("grec", grec), ("gres", gres), ("nlvr", nlvr),
-                     ("pope", lambda r: pope(r, sys.argv[2])), ("region_caption", region_caption),
-                     ("coseg", coseg)]:
+    if only is not None:
+        out = load("scored_predictions.json")
+        tasks = [t for t in tasks if t[0] in only]
+    for name, fn in tasks:
         raw, scores = fn(random.Random(name))
         out[name] = {"raw": raw, "scores": scores}
         print(name, scores)

@@ -216,6 +216,21 @@ enum ImportCommand {
         #[command(flatten)]
         common: ImportCommon,
     },
+    /// PointQA Local / LookTwice-QA / Visual7W pointing (Shikra's JSON lines: file_path,
+    /// question(s), answer, bbox, point, candidates) -> pointqa samples (a question about a
+    /// point or box) and pointing samples (pick one of the candidate boxes), for
+    /// queries/eval_pointqa.sql; malformed lines are skipped and counted.
+    Pointqa {
+        questions: PathBuf,
+        /// point | box: the region a PointQA question is asked about
+        #[arg(long, default_value = "point")]
+        query: vista::import::Query,
+        /// object | super | general: which LookTwice-QA phrasing to ask
+        #[arg(long, default_value = "general")]
+        question: vista::import::Phrasing,
+        #[command(flatten)]
+        common: ImportCommon,
+    },
     /// Karpathy split file (dataset_coco.json, dataset_flickr30k.json) -> one caption sample per
     /// image (--split test keeps the Karpathy test split); malformed images skipped and counted.
     Karpathy {
@@ -782,6 +797,12 @@ fn import(cmd: ImportCommand) -> Result<ExitCode> {
         ImportCommand::CocoInstances { .. } => unreachable!("handled above"),
         ImportCommand::Pope { questions, common } => {
             let report = import::import_pope(questions, &opts(common), &common.out)?;
+            report.print_skipped();
+            (report.samples, &common.out)
+        }
+        ImportCommand::Pointqa { questions, query, question, common } => {
+            let pq = import::PointQaOptions { query: *query, phrasing: *question };
+            let report = import::import_pointqa(questions, pq, &opts(common), &common.out)?;
             report.print_skipped();
             (report.samples, &common.out)
         }

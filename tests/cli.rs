@@ -158,6 +158,28 @@ fn leaderboard_result_files_have_the_official_layout() {
 }
 
 #[test]
+fn import_pointqa_takes_the_query_and_phrasing_options() {
+    let d = tmp();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let twice = root.join("tests/fixtures/eval/pointqa_twice.jsonl");
+    let args = ["import", "pointqa", twice.to_str().unwrap(), "--query", "box", "--question"];
+    let out = vista(d.path(), &[&args[..], &["super", "--out", "twice.parquet"]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "3 samples written to twice.parquet\n");
+    assert!(String::from_utf8_lossy(&out.stderr).ends_with("1 records skipped\n"));
+    let q = "SELECT instruction, points FROM 'twice.parquet' ORDER BY sample_id LIMIT 1";
+    let got = ok(d.path(), &["sql", "-c", q, "--format", "csv"]);
+    assert_eq!(
+        got,
+        "instruction,points\nWhat color is this container?,\"[5.0, 5.0, 30.0, 30.0]\"\n"
+    );
+    let bad = vista(d.path(), &[&args[..], &["sometimes", "--out", "x.parquet"]].concat());
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("--question must be object, super or general, got 'sometimes'"), "{err}");
+}
+
+#[test]
 fn import_pope_writes_samples_and_reports_skipped_lines() {
     let d = tmp();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

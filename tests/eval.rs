@@ -15,7 +15,7 @@ use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::prelude::SessionContext;
 use serde_json::Value;
-use vista::import::{self, ImportOptions, RefTask, Sample};
+use vista::import::{self, ImportOptions, Phrasing, PointQaOptions, Query, RefTask, Sample};
 use vista::jobs::{run_job, JobOptions, JobSummary};
 use vista::session::SessionOptions;
 use vista_udfs::generate::{
@@ -223,6 +223,88 @@ fn pope_import_reads_json_lines_and_skips_malformed_ones() {
     assert_eq!(skipped[1], format!("{}question 13: no text", at(6)));
     assert!(skipped[2].starts_with(&format!("{}not JSON (", at(12))), "{}", skipped[2]);
     assert_eq!(skipped[3], format!("{}question 1: duplicate question_id", at(16)));
+}
+
+/// The three PointQA fixtures as the eval job reads them: Local with point queries, LookTwice
+/// with box queries and the object phrasing, Visual7W pointing.
+fn pointqa_fixture_samples() -> (Vec<Sample>, Vec<String>) {
+    let f = fixtures();
+    let (mut all, mut skipped) = (Vec::new(), Vec::new());
+    for (file, source, query, phrasing) in [
+        ("pointqa_local.jsonl", "pointqa-local", Query::Point, Phrasing::General),
+        ("pointqa_twice.jsonl", "looktwice", Query::Box, Phrasing::Object),
+        ("v7w_pointing.jsonl", "v7w", Query::Point, Phrasing::General),
+    ] {
+        let opts = ImportOptions { source: Some(source.into()), ..Default::default() };
+        let pq = PointQaOptions { query, phrasing };
+        let (samples, skips) = import::pointqa_samples(&f.join(file), pq, &opts).unwrap();
+        all.extend(samples);
+        skipped.extend(skips);
+    }
+    (all, skipped)
+}
+
+#[test]
+fn pointqa_import_reads_local_looktwice_and_visual7w_lines() {
+    let (got, skipped) = pointqa_fixture_samples();
+    let ids: Vec<&str> = got.iter().map(|s| s.sample_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "pointqa-local-1",
+            "pointqa-local-2",
+            "pointqa-local-4",
+            "pointqa-local-6",
+            "pointqa-local-7",
+            "looktwice-1",
+            "looktwice-2",
+            "looktwice-3",
+            "v7w-1",
+            "v7w-2",
+            "v7w-3"
+        ]
+    );
+    let image = |k: u32| format!("COCO_val2014_{k:012}");
+    assert_eq!(
+        got[0],
+        Sample {
+            sample_id: "pointqa-local-1".into(),
+            task: "pointqa".into(),
+            image_id: Some(image(1)),
+            image_path: Some(format!("{}.jpg", image(1))),
+            instruction: "What color is this object?".into(),
+            target: Some("red".into()),
+            answers: Some(vec!["red".into()]),
+            points: Some(vec![12.0, 11.0]),
+            source: Some("pointqa-local".into()),
+            ..Default::default()
+        }
+    );
+    // LookTwice with --query box --question object: the object phrasing and the box.
+    assert_eq!(got[5].instruction, "What color is this box?");
+    assert_eq!(got[5].points, Some(vec![5.0, 5.0, 30.0, 30.0]));
+    // Visual7W: the candidates in the id-derived order, the answer's 1-based position.
+    let v7w = &got[8];
+    assert_eq!((v7w.task.as_str(), v7w.instruction.as_str()), ("pointing", "Which object is red?"));
+    let boxes = v7w.boxes.as_ref().unwrap();
+    let position: Vec<usize> =
+        got[8..].iter().map(|s| s.answers.as_ref().unwrap()[0].parse().unwrap()).collect();
+    assert_eq!(position, [3, 3, 2]);
+    assert_eq!(boxes[position[0] - 1], [4.0, 5.0, 20.0, 18.0]);
+    assert_eq!(boxes.len(), 4);
+    let at = |file: &str, line: usize| format!("{} line {line}: ", fixtures().join(file).display());
+    assert_eq!(
+        skipped,
+        [
+            format!("{}point must be 2 finite numbers, got [1]", at("pointqa_local.jsonl", 3)),
+            format!("{}no question", at("pointqa_local.jsonl", 5)),
+            format!(
+                "{}bbox [9,9,1,1] is not [x0, y0, x1, y1] with x0 <= x1, y0 <= y1",
+                at("pointqa_twice.jsonl", 4)
+            ),
+            format!("{}the answer box is not one of the candidates", at("v7w_pointing.jsonl", 4)),
+        ]
+    );
 }
 
 #[test]
@@ -509,6 +591,7 @@ fn samples_of(task: &str) -> Vec<Sample> {
                 .collect()
         }
         "pope" => import::pope_samples(&f.join("pope_questions.json"), &opts).unwrap().0,
+        "pointqa" => pointqa_fixture_samples().0,
         "coseg" => {
             import::coseg_samples(&f.join("coseg/images"), &f.join("coseg/masks"), 2, &opts)
                 .unwrap()
@@ -565,7 +648,7 @@ fn job(
         .unwrap_or_else(|e| panic!("{task}: {e:#}"))
 }
 
-const TASKS: [(&str, &[&str]); 10] = [
+const TASKS: [(&str, &[&str]); 11] = [
     ("caption", &["bleu_1", "bleu_4", "cider_d", "failed", "truncated"]),
     ("vqa", &["failed", "truncated", "vqa_accuracy"]),
     ("rec", &["acc@0.5", "failed", "parsed", "truncated"]),
@@ -576,6 +659,17 @@ const TASKS: [(&str, &[&str]); 10] = [
     ("pope", &["accuracy", "f1", "failed", "precision", "recall", "truncated", "yes_ratio"]),
     ("region_caption", &["bleu_1", "bleu_4", "cider_d", "failed", "rouge_l", "truncated"]),
     ("coseg", &["failed", "jaccard", "precision", "truncated"]),
+    (
+        "pointqa",
+        &[
+            "accuracy",
+            "failed",
+            "pointing.accuracy",
+            "pointing.failed",
+            "pointing.truncated",
+            "truncated",
+        ],
+    ),
 ];
 
 #[test]
@@ -604,13 +698,14 @@ fn every_eval_query_runs_as_a_job_and_as_plain_sql() {
             .all(|v| v.as_ref().is_some_and(|v| v.parse::<f64>().unwrap() >= 0.0)));
 
         // Score values are checked exactly by the scripted-model tests below; here the counts.
-        let scores = scores_by_metric(&out.join("scores.parquet"));
+        let scores = scores_by_metric(&out.join("scores.parquet"), task);
         let mut names: Vec<&str> = scores.keys().map(String::as_str).collect();
         names.sort();
         assert_eq!(names, metrics, "{task}");
         assert_eq!(scores["failed"], 0.0, "{task}");
         let cut = status.values().filter(|s| s.as_deref() == Some("truncated")).count();
-        assert_eq!(scores["truncated"], cut as f64, "{task}");
+        let counted = scores["truncated"] + scores.get("pointing.truncated").unwrap_or(&0.0);
+        assert_eq!(counted, cut as f64, "{task}");
 
         // The same file run as plain SQL (every statement, the scores query included) gives
         // the same predictions.
@@ -731,21 +826,27 @@ fn scripted_context(
     (session(&settings, loader.clone()), loader)
 }
 
-/// `metric -> value` of a scores table (NULL as NaN, which equals nothing).
-fn scores_by_metric(path: &Path) -> HashMap<String, f64> {
+/// `metric -> value` of a scores table (NULL as NaN, which equals nothing); the rows of a task
+/// other than the job's own (pointing in the PointQA job) as `task.metric`.
+fn scores_by_metric(path: &Path, job_task: &str) -> HashMap<String, f64> {
     let mut out = HashMap::new();
-    for b in read_parquet(path) {
-        let m = datafusion::arrow::compute::cast(
-            b.column_by_name("metric").unwrap(),
+    let utf8 = |b: &RecordBatch, name: &str| {
+        datafusion::arrow::compute::cast(
+            b.column_by_name(name).unwrap(),
             &datafusion::arrow::datatypes::DataType::Utf8,
         )
-        .unwrap();
+        .unwrap()
+    };
+    for b in read_parquet(path) {
+        let (m, t) = (utf8(&b, "metric"), utf8(&b, "task"));
         let v = b
             .column_by_name("value")
             .unwrap()
             .as_primitive::<datafusion::arrow::datatypes::Float64Type>();
         for i in 0..b.num_rows() {
-            let name = m.as_string::<i32>().value(i).to_string();
+            let (metric, task) = (m.as_string::<i32>().value(i), t.as_string::<i32>().value(i));
+            let name =
+                if task == job_task { metric.to_string() } else { format!("{task}.{metric}") };
             let value = if v.is_null(i) { f64::NAN } else { v.value(i) };
             assert!(out.insert(name, value).is_none(), "a metric twice");
         }
@@ -784,7 +885,7 @@ fn assert_job_scores_match_reference(task: &str) {
             assert_eq!(status[id].as_deref(), Some("truncated"), "{task} {id}");
         }
     }
-    let got = scores_by_metric(&out.join("scores.parquet"));
+    let got = scores_by_metric(&out.join("scores.parquet"), task);
     let mut names: Vec<&String> = got.keys().collect();
     names.sort();
     let mut want_names: Vec<&String> = want.keys().collect();
@@ -844,6 +945,11 @@ fn region_caption_scores_equal_pycocoevalcap() {
 #[test]
 fn coseg_scores_equal_the_reference_definition() {
     assert_job_scores_match_reference("coseg");
+}
+
+#[test]
+fn pointqa_and_pointing_scores_equal_shikra() {
+    assert_job_scores_match_reference("pointqa");
 }
 
 fn plain_predictions(

@@ -32,12 +32,14 @@ pub mod coseg;
 pub mod instances;
 pub mod karpathy;
 pub mod nlvr2;
+pub mod pointqa;
 pub mod pope;
 pub mod regions;
 pub use coseg::{coseg_samples, import_coseg};
 pub use instances::{import_coco_instances, ImportReport, InstancesOptions};
 pub use karpathy::{import_karpathy, karpathy_samples};
 pub use nlvr2::{import_nlvr2, nlvr2_samples};
+pub use pointqa::{import_pointqa, pointqa_samples, Phrasing, PointQaOptions, Query};
 pub use pope::{import_pope, pope_samples};
 pub use regions::{import_refs_regions, import_vg_regions, refs_region_samples, vg_region_samples};
 

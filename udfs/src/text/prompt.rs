@@ -97,6 +97,11 @@ fn templates(task: &str) -> Option<&'static [&'static str]> {
             "Look at {region} in the image <image> and answer: {in}",
             "In <image>, consider the location {region}. {in} Answer with a single word or phrase.",
         ],
+        "pointing" => &[
+            "{in} Look at <image>. Candidates: {region}. Answer with the box of the candidate that answers the question.",
+            "In <image>, which of these regions answers the question? {in} Candidates: {region}. Reply with one candidate box.",
+            "Given the image <image> and the candidate boxes {region}, point to the answer of: {in} Answer with one of the boxes.",
+        ],
         "nlvr" => &[
             "Here are two images, <image> and <image>. Is the following statement true or false? {in}",
             "Look at the left image <image> and the right image <image>. Decide whether this statement is true: {in} Answer true or false.",
@@ -110,7 +115,8 @@ fn templates(task: &str) -> Option<&'static [&'static str]> {
     })
 }
 
-const TASKS: &str = "caption, vqa, rec, res, grec, gres, region_caption, pointqa, nlvr, coseg";
+const TASKS: &str =
+    "caption, vqa, rec, res, grec, gres, region_caption, pointqa, pointing, nlvr, coseg";
 
 /// How coordinates are to be written, appended to instructions that ask for coordinates.
 fn style_note(style: Style, what: &str) -> &'static str {
@@ -156,7 +162,7 @@ pub fn render(task: &str, style: Style, p: &PromptInput) -> Result<String, Strin
             "task '{task}' needs an input text (expression, question or statement)"
         ));
     }
-    let needs_region = matches!(task.as_str(), "region_caption" | "pointqa");
+    let needs_region = matches!(task.as_str(), "region_caption" | "pointqa" | "pointing");
     let region = p.region.or(if task == "region_caption" { p.input } else { None });
     let region = region.map(str::trim).filter(|s| !s.is_empty());
     if needs_region && region.is_none() {
@@ -189,7 +195,7 @@ pub fn render(task: &str, style: Style, p: &PromptInput) -> Result<String, Strin
         .replace("{n}", &n.to_string())
         .replace("{images}", &vec!["<image>"; p.n_images].join(" "));
     match task.as_str() {
-        "rec" | "grec" => text.push_str(style_note(style, "box")),
+        "rec" | "grec" | "pointing" => text.push_str(style_note(style, "box")),
         "res" | "gres" | "coseg" => text.push_str(style_note(style, "mask")),
         _ => {}
     }
@@ -206,14 +212,14 @@ static PROMPT_DOC: LazyLock<Documentation> = LazyLock::new(|| {
          image, 3 decimals, `;` between objects) or `bins` (`<bin_k>` tokens, `<b_sep>`/`<m_sep>`). \
          `model` asks for the style the model writes, `SET vista.coord_style` (default bins), so \
          one job file serves checkpoint families that write either. \
-         Tasks: caption, vqa, rec, res, grec, gres, region_caption, pointqa, nlvr, coseg.",
+         Tasks: caption, vqa, rec, res, grec, gres, region_caption, pointqa, pointing (Visual7W: pick a candidate box), nlvr, coseg.",
         "vista_prompt(task, input [, style => 'decimal' | 'bins' | 'model' [, seed [, region [, n_points => 32 [, n_images => 2]]]]])",
     )
     .with_argument("task", "The task name (a column works: prompts for mixed samples).")
     .with_argument("input", "Referring expression (rec, res, grec, gres), question (vqa, pointqa), statement (nlvr), shared attribute (coseg, optional); NULL for caption. For region_caption, the region when `region` is absent.")
     .with_argument("style", "'decimal' (default), 'bins', or 'model' (SET vista.coord_style).")
     .with_argument("seed", "Integer or text choosing the template; default 0.")
-    .with_argument("region", "Formatted box or point the instruction refers to (region_caption, pointqa), e.g. from format_boxes.")
+    .with_argument("region", "Formatted box or point the instruction refers to (region_caption, pointqa; the candidate boxes for pointing), e.g. from format_boxes.")
     .with_argument("n_points", "Contour points per mask asked for (res, gres, coseg); default 32.")
     .with_argument("n_images", "Images in a coseg sample; default 2.")
     .with_sql_example(
@@ -503,7 +509,22 @@ mod tests {
             i.region = Some("[0.1,0.2,0.3,0.4]");
             let t = render(task, Style::Decimal, &i).unwrap();
             assert!(t.contains("<image>") && !t.contains('{'), "{task}: {t}");
+            for template in templates(task).unwrap() {
+                assert!(
+                    template.contains("<image>") || template.contains("{images}"),
+                    "{template}"
+                );
+            }
         }
+        let mut i = p(0);
+        i.region = Some(
+            "<b_st><bin_1> <bin_2> <bin_3> <bin_4><b_sep><bin_5> <bin_6> <bin_7> <bin_8><b_ed>",
+        );
+        let pointing = render("pointing", Style::Bins, &i).unwrap();
+        assert!(
+            pointing.contains("Candidates: <b_st><bin_1>") && pointing.contains("<b_ed>"),
+            "{pointing}"
+        );
     }
 
     #[test]
@@ -511,7 +532,9 @@ mod tests {
         let mut i = p(0);
         i.input = None;
         assert!(render("vqa", Style::Decimal, &i).unwrap_err().contains("needs an input"));
-        assert!(render("pointqa", Style::Decimal, &p(0)).unwrap_err().contains("needs a region"));
+        for task in ["pointqa", "pointing"] {
+            assert!(render(task, Style::Decimal, &p(0)).unwrap_err().contains("needs a region"));
+        }
         assert!(render("ocr", Style::Decimal, &p(0)).unwrap_err().contains("unknown task 'ocr'"));
         let c = ctx();
         let err = run(&c, "SELECT vista_prompt('rec', 'x', style => 'words')").unwrap_err();
