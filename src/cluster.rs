@@ -26,7 +26,7 @@ use ballista_executor::executor_process::{start_executor_process, ExecutorProces
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::start_server;
-use datafusion::execution::{FunctionRegistry, SessionState, SessionStateBuilder};
+use datafusion::execution::{FunctionRegistry, SessionState};
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -92,7 +92,7 @@ pub fn executor_registry(root: &Path) -> BallistaFunctionRegistry {
 /// function lists with Ballista's own, so ours are registered again afterwards.
 pub async fn remote_context(url: &str, opts: &SessionOptions) -> Result<SessionContext> {
     let config = session::session_config(SessionConfig::new_with_ballista(), opts)?;
-    let state = SessionStateBuilder::new().with_default_features().with_config(config).build();
+    let state = session::state_builder(config).build();
     let ctx = SessionContext::remote_with_state(url, state)
         .await
         .map_err(|e| anyhow!("cannot use scheduler '{url}': {}", e.strip_backtrace()))?

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod dir_lock;
 pub mod engine;
 pub mod functions;
+pub mod global_aggregate_filter;
 pub mod import;
 pub mod jobs;
 pub mod model;

@@ -1,10 +1,14 @@
 //! The one place that builds a `SessionContext`: configuration, every vista function, the
 //! model loader, and file paths usable as tables.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, Result};
+use datafusion::execution::SessionStateBuilder;
+use datafusion::optimizer::Optimizer;
 use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::global_aggregate_filter::GlobalAggregateFilter;
 use vista_udfs::generate::ModelLoader;
 use vista_udfs::VistaConfig;
 
@@ -24,22 +28,31 @@ pub struct SessionOptions {
 /// `SHOW FUNCTIONS`) and URL tables (`SELECT * FROM 'x.parquet'`).
 pub fn new_context(opts: &SessionOptions) -> Result<SessionContext> {
     let config = session_config(SessionConfig::new(), opts)?;
-    let ctx = match opts.memory_limit {
-        None => SessionContext::new_with_config(config),
-        Some(bytes) => {
-            // First come, first served: a sort that cannot grow spills and gives its memory
-            // back. (A fair-share pool hands all of it to the sorts up front and leaves nothing
-            // for the merges above them, which cannot spill.)
-            let pool = datafusion::execution::memory_pool::GreedyMemoryPool::new(bytes);
-            let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
-                .with_memory_pool(std::sync::Arc::new(pool))
-                .build_arc()?;
-            SessionContext::new_with_config_rt(config, runtime)
-        }
+    let mut runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new();
+    if let Some(bytes) = opts.memory_limit {
+        // First come, first served: a sort that cannot grow spills and gives its memory
+        // back. (A fair-share pool hands all of it to the sorts up front and leaves nothing
+        // for the merges above them, which cannot spill.)
+        let pool = datafusion::execution::memory_pool::GreedyMemoryPool::new(bytes);
+        runtime = runtime.with_memory_pool(Arc::new(pool));
     }
-    .enable_url_table();
+    let state = state_builder(config).with_runtime_env(runtime.build_arc()?).build();
+    let ctx = SessionContext::new_with_state(state).enable_url_table();
     register_functions(&ctx)?;
     Ok(ctx)
+}
+
+/// DataFusion's default session state for `config`, with the optimizer rules vista adds
+/// (a filter over global aggregates is not lost; `global_aggregate_filter`). The cluster
+/// client builds its state with this too.
+pub fn state_builder(config: SessionConfig) -> SessionStateBuilder {
+    let mut rules = Optimizer::new().rules;
+    let at = rules.iter().position(|r| r.name() == "push_down_filter").unwrap_or(0);
+    rules.insert(at, Arc::new(GlobalAggregateFilter));
+    SessionStateBuilder::new()
+        .with_default_features()
+        .with_config(config)
+        .with_optimizer_rules(rules)
 }
 
 /// `base` with vista's settings: the `vista.*` extension, `information_schema`, the optimizer
