@@ -33,6 +33,7 @@ use datafusion::sql::parser::Statement;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use vista_udfs::generate::{self, ModelLoader};
+use vista_udfs::seeded::{fnv1a, FNV_OFFSET};
 use vista_udfs::VistaConfig;
 
 use crate::engine::dferr as df;
@@ -173,10 +174,8 @@ impl FingerprintParts {
     pub fn digest(&self) -> String {
         let text = serde_json::to_string(self).expect("strings serialise");
         // Two FNV-1a passes (different offsets) give 128 bits, stable across builds.
-        let fnv = |basis: u64| {
-            text.bytes().fold(basis, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
-        };
-        format!("{:016x}{:016x}", fnv(0xcbf2_9ce4_8422_2325), fnv(0x8422_2325_cbf2_9ce4))
+        let fnv = |basis: u64| fnv1a(text.as_bytes(), basis);
+        format!("{:016x}{:016x}", fnv(FNV_OFFSET), fnv(0x8422_2325_cbf2_9ce4))
     }
 }
 

@@ -6,6 +6,7 @@
 use candle_core::{DType, Result, Tensor};
 
 use super::llama::{KvCache, Llama};
+pub use vista_udfs::seeded::SplitMix64;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecodeOptions {
@@ -78,7 +79,7 @@ fn sample_batch(llm: &Llama, rows: &[Tensor], opts: &DecodeOptions) -> Result<Ve
     let mut logits =
         llm.forward(&embeds, &prefill_positions(width, &pads), &pads, &mut cache, false)?;
     let mut out: Vec<Vec<u32>> = vec![Vec::new(); rows.len()];
-    let mut rngs: Vec<SplitMix64> = (0..rows.len()).map(|_| SplitMix64(opts.seed)).collect();
+    let mut rngs: Vec<SplitMix64> = (0..rows.len()).map(|_| SplitMix64::new(opts.seed)).collect();
     let mut active: Vec<usize> = (0..rows.len()).collect();
     loop {
         let scores: Vec<Vec<f32>> = logits.to_dtype(DType::F32)?.to_vec2()?;
@@ -141,7 +142,7 @@ pub fn pick(logits: &[f32], opts: &DecodeOptions, rng: &mut SplitMix64) -> u32 {
     // Draw over the nucleus in token order, not probability order: near-equal probabilities
     // swap places under float noise (another batch shape), token order does not.
     let mass: f64 = probs.iter().zip(&in_nucleus).filter(|(_, &k)| k).map(|(p, _)| p.1).sum();
-    let mut u = rng.next_f64() * mass;
+    let mut u = rng.unit() * mass;
     let mut last = order[0] as u32;
     for (&(id, p), _) in probs.iter().zip(&in_nucleus).filter(|(_, &k)| k) {
         if u < p {
@@ -253,25 +254,6 @@ fn beam_search(llm: &Llama, row: &Tensor, opts: &DecodeOptions) -> Result<Vec<u3
     }
 }
 
-/// A small, seedable generator (SplitMix64): sampling is reproducible across runs and builds.
-#[derive(Debug, Clone)]
-pub struct SplitMix64(pub u64);
-
-impl SplitMix64 {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e3779b97f4a7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,13 +267,13 @@ mod tests {
     fn tiny_top_p_is_greedy_and_sampling_is_seeded() {
         let logits = [0.1f32, 3.0, 2.9, -1.0];
         let opts = DecodeOptions { temperature: 1.0, top_p: 1e-6, ..Default::default() };
-        let mut rng = SplitMix64(5);
+        let mut rng = SplitMix64::new(5);
         for _ in 0..20 {
             assert_eq!(pick(&logits, &opts, &mut rng), 1);
         }
         let opts = DecodeOptions { temperature: 1.0, top_p: 1.0, seed: 9, ..Default::default() };
         let draw = |seed| {
-            let mut rng = SplitMix64(seed);
+            let mut rng = SplitMix64::new(seed);
             (0..50).map(|_| pick(&logits, &opts, &mut rng)).collect::<Vec<_>>()
         };
         assert_eq!(draw(9), draw(9));
@@ -305,7 +287,7 @@ mod tests {
         // p(1) ~ 0.73, p(2) ~ 0.27: top_p 0.8 keeps exactly tokens 1 and 2.
         let logits = [-5.0f32, 2.0, 1.0, -5.0];
         let opts = DecodeOptions { temperature: 1.0, top_p: 0.8, ..Default::default() };
-        let mut rng = SplitMix64(1);
+        let mut rng = SplitMix64::new(1);
         for _ in 0..200 {
             let t = pick(&logits, &opts, &mut rng);
             assert!(t == 1 || t == 2);

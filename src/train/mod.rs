@@ -522,7 +522,7 @@ fn batch_indices(
     let (epoch, at) = (m / per_epoch, m % per_epoch);
     let mut order = pool.to_vec();
     let mut rng =
-        SplitMix64(seed ^ (u64::from(stage) << 56) ^ (epoch as u64).wrapping_mul(0x9e37_79b9));
+        SplitMix64::new(seed ^ (u64::from(stage) << 56) ^ (epoch as u64).wrapping_mul(0x9e37_79b9));
     for i in (1..order.len()).rev() {
         let j = (rng.next_u64() % (i as u64 + 1)) as usize;
         order.swap(i, j);
@@ -724,7 +724,7 @@ pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
                 let m = (step * opts.grad_accum + micro) as u64;
                 let single_batch = stage == 2
                     && !single.is_empty()
-                    && SplitMix64(opts.seed ^ 0x5eed ^ m.wrapping_mul(0x9e37_79b9)).next_f64()
+                    && SplitMix64::new(opts.seed ^ 0x5eed ^ m.wrapping_mul(0x9e37_79b9)).unit()
                         < opts.stage2_single;
                 let idx = if single_batch {
                     // Its own order (stage 3 of the shuffle), independent of the multi-image one.

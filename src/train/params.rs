@@ -79,7 +79,7 @@ impl Builder {
         trains: impl Fn(&str) -> bool + Send + Sync + 'static,
     ) -> (Self, Handle) {
         let state =
-            Arc::new(Mutex::new(State { rng: SplitMix64(seed), params: Params::default() }));
+            Arc::new(Mutex::new(State { rng: SplitMix64::new(seed), params: Params::default() }));
         (Builder { source, trains: Box::new(trains), state: state.clone() }, Handle(state))
     }
 
@@ -144,8 +144,8 @@ fn init_std(name: &str, dims: &[usize]) -> f64 {
 
 /// A standard normal draw (Box-Muller).
 fn normal(rng: &mut SplitMix64) -> f64 {
-    let u1 = rng.next_f64().max(1e-300);
-    let u2 = rng.next_f64();
+    let u1 = rng.unit().max(1e-300);
+    let u2 = rng.unit();
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 

@@ -9,6 +9,7 @@ pub mod generate;
 pub mod image;
 pub mod limits;
 pub mod metrics;
+pub mod seeded;
 pub mod text;
 
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF};

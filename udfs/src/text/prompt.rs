@@ -14,6 +14,7 @@ use datafusion::logical_expr::{
 
 use crate::common::{self, Arg, Params};
 use crate::config::VistaConfig;
+use crate::seeded;
 
 pub(crate) const SECTION: DocSection = DocSection {
     include: true,
@@ -128,17 +129,14 @@ fn style_note(style: Style, what: &str) -> &'static str {
     }
 }
 
-/// A 64-bit mix (splitmix64) so consecutive seeds pick unrelated templates.
+/// The first SplitMix64 output of `seed`, so consecutive seeds pick unrelated templates.
 pub(crate) fn mix(seed: u64) -> u64 {
-    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    seeded::mix(seed.wrapping_add(seeded::GOLDEN))
 }
 
 /// FNV-1a, so a text seed (e.g. a sample id) gives the same template on every machine.
 pub(crate) fn text_seed(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+    seeded::fnv1a(s.as_bytes(), seeded::FNV_OFFSET)
 }
 
 /// One prompt's inputs.
