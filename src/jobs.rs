@@ -17,10 +17,8 @@
 //! are merged into `OUT/predictions.parquet` and the scores query writes `OUT/scores.parquet`.
 
 use std::collections::HashSet;
-use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
@@ -302,7 +300,7 @@ async fn run_locked(
     let config = VistaConfig::from_options(ctx.state().config_options());
     extra.extend(vista_udfs::limits::Limits::from_config(&config).metadata());
     let meta = output::provenance(Some(sql), &extra);
-    let mut progress = ProgressLine::new(opts.progress, total, resumed);
+    let progress = crate::progress::RowsBar::new(opts.progress, total, resumed);
     // Encoded images in flight stay bounded: the scan hands over at most one chunk of samples
     // per record batch (the default 8192 rows of images could be gigabytes).
     let scan_rows =
@@ -735,40 +733,3 @@ fn df_text(e: datafusion::common::DataFusionError) -> String {
     crate::engine::one_line(&e.strip_backtrace())
 }
 
-/// rows done/total, rows/s, ETA on stderr, redrawn per chunk, only on a terminal.
-struct ProgressLine {
-    on: bool,
-    total: usize,
-    done: usize,
-    started_at: usize,
-    start: Instant,
-}
-
-impl ProgressLine {
-    fn new(enabled: bool, total: usize, done: usize) -> ProgressLine {
-        let on = enabled && std::io::stderr().is_terminal();
-        ProgressLine { on, total, done, started_at: done, start: Instant::now() }
-    }
-
-    fn advance(&mut self, rows: usize) {
-        self.done += rows;
-        if !self.on {
-            return;
-        }
-        let secs = self.start.elapsed().as_secs_f64().max(1e-9);
-        let rate = (self.done - self.started_at) as f64 / secs;
-        let eta = if rate > 0.0 {
-            format!("{:.0}s", (self.total - self.done.min(self.total)) as f64 / rate)
-        } else {
-            "?".into()
-        };
-        eprint!("\r\x1b[2K{}/{} rows, {rate:.1} rows/s, ETA {eta}", self.done, self.total);
-        let _ = std::io::stderr().flush();
-    }
-
-    fn finish(&self) {
-        if self.on {
-            eprintln!();
-        }
-    }
-}

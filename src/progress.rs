@@ -1,5 +1,6 @@
-//! A progress line on stderr for statements that run longer than a couple of seconds: rows
-//! read by the scans so far, rows/s and elapsed time. Silent when stderr is not a terminal.
+//! Progress on stderr, drawn by indicatif and only on a terminal: for statements that run
+//! longer than a couple of seconds, rows read by the scans so far, rows/s and elapsed time
+//! ([`Progress`]); for jobs, rows done of the total, rows/s and the time left ([`RowsBar`]).
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -58,4 +59,42 @@ fn rows_read(plan: &Arc<dyn ExecutionPlan>) -> usize {
         return plan.metrics().and_then(|m| m.output_rows()).unwrap_or(0);
     }
     plan.children().iter().map(|c| rows_read(c)).sum()
+}
+
+/// A job's bar: rows done of `total` (resumed rows count as done), the rate of this run and
+/// the time left; redrawn as chunks finish.
+pub struct RowsBar(Option<indicatif::ProgressBar>);
+
+impl RowsBar {
+    pub fn new(enabled: bool, total: usize, done: usize) -> RowsBar {
+        if !enabled || !std::io::stderr().is_terminal() {
+            return RowsBar(None);
+        }
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(total as u64),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
+        let style = indicatif::ProgressStyle::with_template(
+            "{pos}/{len} rows, {per_sec}, ETA {eta} [{wide_bar}]",
+        )
+        .expect("a valid template");
+        bar.set_style(style);
+        // Resumed rows are done before this run starts: they move the bar, not the rate.
+        bar.set_position(done as u64);
+        bar.reset_eta();
+        RowsBar(Some(bar))
+    }
+
+    pub fn advance(&self, rows: usize) {
+        if let Some(bar) = &self.0 {
+            bar.inc(rows as u64);
+        }
+    }
+
+    /// Clears the bar: the job's summary line follows on stdout.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
 }
