@@ -732,4 +732,3 @@ fn write_manifest(out: &Path, m: &Manifest) -> Result<()> {
 fn df_text(e: datafusion::common::DataFusionError) -> String {
     crate::engine::one_line(&e.strip_backtrace())
 }
-

@@ -2,6 +2,7 @@
 //! the SQL functions live in the `vista-udfs` crate.
 
 #[cfg(feature = "cluster")]
+pub mod chart;
 pub mod cluster;
 pub mod confine;
 pub mod curate;

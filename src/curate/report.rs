@@ -12,6 +12,7 @@ use image::{Rgb, RgbImage};
 use serde::Serialize;
 
 use super::Candidates;
+use crate::chart::{draw_text, draw_text_in, fill, text_width};
 use crate::output;
 
 /// Histogram bins over [0, 1].
@@ -168,23 +169,20 @@ impl Tally {
     }
 }
 
+/// The texts [`histogram_png`] draws besides numbers: axis titles and legend.
+pub const LABELS: [&str; 5] = ["RECONSTRUCTION IOU", "SAMPLES", "KEPT", "DROPPED", "MIN IOU"];
+
 /// The histogram as a bar chart: kept candidates green, dropped ones red on top, the `min_iou`
-/// threshold as a blue line; x ticks at 0, 0.25, ..., 1 and the tallest bar's count top left.
+/// threshold as a blue line; x ticks at 0, 0.25, ..., 1, the tallest bar's count top left,
+/// axis titles and a legend.
 fn histogram_png(bins: &[(usize, usize); BINS], min_iou: f64) -> Vec<u8> {
-    let (w, h) = (640u32, 360u32);
-    let (left, right, top, bottom) = (40u32, 20u32, 30u32, 40u32);
+    let (w, h) = (640u32, 380u32);
+    let (left, right, top, bottom) = (40u32, 20u32, 40u32, 50u32);
     let mut img = RgbImage::from_pixel(w, h, Rgb([255, 255, 255]));
     let plot_w = w - left - right;
     let plot_h = h - top - bottom;
     let max = bins.iter().map(|(k, d)| k + d).max().unwrap_or(0).max(1);
     let bar_w = plot_w / BINS as u32;
-    let fill = |img: &mut RgbImage, x0: u32, y0: u32, x1: u32, y1: u32, c: [u8; 3]| {
-        for y in y0..y1.min(h) {
-            for x in x0..x1.min(w) {
-                img.put_pixel(x, y, Rgb(c));
-            }
-        }
-    };
     for (i, (kept, dropped)) in bins.iter().enumerate() {
         let x0 = left + i as u32 * bar_w + 1;
         let x1 = x0 + bar_w - 2;
@@ -207,42 +205,18 @@ fn histogram_png(bins: &[(usize, usize); BINS], min_iou: f64) -> Vec<u8> {
         draw_text(&mut img, label, x.saturating_sub(label.len() as u32 * 4), top + plot_h + 10);
     }
     draw_text(&mut img, &max.to_string(), 4, top);
+    let [x_title, y_title, kept, dropped, threshold] = LABELS;
+    draw_text(&mut img, y_title, 4, 6);
+    draw_text(&mut img, x_title, left + (plot_w - text_width(x_title)) / 2, top + plot_h + 28);
+    let mut x = left + 100;
+    for (label, c) in [(kept, [60, 160, 80]), (dropped, [210, 70, 60]), (threshold, [40, 80, 220])]
+    {
+        draw_text_in(&mut img, label, x, 6, c);
+        x += text_width(label) + 24;
+    }
     let mut out = Vec::new();
     image::DynamicImage::ImageRgb8(img)
         .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
         .expect("encoding a PNG into memory cannot fail");
     out
-}
-
-/// Digits and '.' in a 3x5 pixel font, drawn at 2x.
-pub(crate) fn draw_text(img: &mut RgbImage, text: &str, x: u32, y: u32) {
-    const GLYPHS: [(char, [u8; 5]); 11] = [
-        ('0', [0b111, 0b101, 0b101, 0b101, 0b111]),
-        ('1', [0b010, 0b110, 0b010, 0b010, 0b111]),
-        ('2', [0b111, 0b001, 0b111, 0b100, 0b111]),
-        ('3', [0b111, 0b001, 0b111, 0b001, 0b111]),
-        ('4', [0b101, 0b101, 0b111, 0b001, 0b001]),
-        ('5', [0b111, 0b100, 0b111, 0b001, 0b111]),
-        ('6', [0b111, 0b100, 0b111, 0b101, 0b111]),
-        ('7', [0b111, 0b001, 0b010, 0b010, 0b010]),
-        ('8', [0b111, 0b101, 0b111, 0b101, 0b111]),
-        ('9', [0b111, 0b101, 0b111, 0b001, 0b111]),
-        ('.', [0b000, 0b000, 0b000, 0b000, 0b010]),
-    ];
-    for (n, ch) in text.chars().enumerate() {
-        let Some((_, rows)) = GLYPHS.iter().find(|(c, _)| *c == ch) else { continue };
-        for (ry, bits) in rows.iter().enumerate() {
-            for rx in 0..3u32 {
-                if bits >> (2 - rx) & 1 == 1 {
-                    for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
-                        let px = x + n as u32 * 8 + rx * 2 + dx;
-                        let py = y + ry as u32 * 2 + dy;
-                        if px < img.width() && py < img.height() {
-                            img.put_pixel(px, py, Rgb([0, 0, 0]));
-                        }
-                    }
-                }
-            }
-        }
-    }
 }

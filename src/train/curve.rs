@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::Result;
 use image::{Rgb, RgbImage};
 
-use crate::curate::report::draw_text;
+use crate::chart::{draw_text, draw_text_in, text_width};
 use crate::output::write_bytes_atomic;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -61,11 +61,15 @@ pub fn write_csv(path: &Path, points: &[Point]) -> Result<()> {
     write_bytes_atomic(path, text.as_bytes())
 }
 
+/// The texts [`write_png`] draws besides numbers: axis titles and legend.
+pub const LABELS: [&str; 5] = ["STEP", "LOSS", "STAGE 1", "STAGE 2", "LINE = MEAN OF 20 STEPS"];
+
 /// Loss against global step: stage 1 blue, stage 2 orange, a 20-step running mean drawn dark
-/// over the raw points; the y axis runs from 0 to the largest loss, labelled top left.
+/// over the raw points; the y axis runs from 0 to the largest loss. Axis titles, ticks at both
+/// ends of each axis and a legend of the two stages are drawn in.
 pub fn write_png(path: &Path, points: &[Point]) -> Result<()> {
-    let (w, h) = (720u32, 360u32);
-    let (left, right, top, bottom) = (50u32, 20u32, 20u32, 30u32);
+    let (w, h) = (720u32, 380u32);
+    let (left, right, top, bottom) = (50u32, 20u32, 40u32, 30u32);
     let mut img = RgbImage::from_pixel(w, h, Rgb([255, 255, 255]));
     let (pw, ph) = (w - left - right, h - top - bottom);
     let max_loss = points.iter().map(|p| p.loss).fold(0.0f64, f64::max).max(1e-9);
@@ -103,9 +107,19 @@ pub fn write_png(path: &Path, points: &[Point]) -> Result<()> {
         }
         prev = Some((x, y));
     }
+    let [x_title, y_title, stage1, stage2, line] = LABELS;
+    draw_text(&mut img, y_title, 4, 6);
     draw_text(&mut img, &format!("{max_loss:.2}"), 2, top);
     draw_text(&mut img, "0", left - 12, top + ph - 10);
-    draw_text(&mut img, &points.len().to_string(), w - right - 40, top + ph + 8);
+    draw_text(&mut img, "0", left, top + ph + 8);
+    let steps = points.len().to_string();
+    draw_text(&mut img, &steps, w - right - text_width(&steps), top + ph + 8);
+    draw_text(&mut img, x_title, left + (pw - text_width(x_title)) / 2, top + ph + 8);
+    let mut x = left + 60;
+    for (label, c) in [(stage1, [20, 60, 170]), (stage2, [200, 90, 10]), (line, [90, 90, 90])] {
+        draw_text_in(&mut img, label, x, 6, c);
+        x += text_width(label) + 24;
+    }
     let mut out = Vec::new();
     image::DynamicImage::ImageRgb8(img)
         .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)?;
