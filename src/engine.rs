@@ -1,6 +1,7 @@
 //! Running SQL text: statement splitting, vista's own handling of `COPY ... TO` (atomic files
 //! with provenance metadata), result output, and progress.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use datafusion::sql::parser::{CopyToSource, CopyToStatement, DFParser, Statement
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use futures::StreamExt;
 
+use crate::file_options::{self, FileOptions};
 use crate::output::{self, Format};
 use crate::progress::Progress;
 
@@ -74,20 +76,31 @@ async fn run_statement(
     out_file: Option<&Path>,
     stdout: &mut dyn Write,
 ) -> Result<()> {
-    if let Statement::CopyTo(copy) = &stmt {
+    let mut stmt = stmt;
+    if let Statement::CopyTo(copy) = &mut stmt {
+        let source_sql = match &copy.source {
+            CopyToSource::Relation(name) => format!("SELECT * FROM {name}"),
+            CopyToSource::Query(q) => q.to_string(),
+        };
+        let plan = plan_sql(ctx, &source_sql).await?;
         if let Some((path, format)) = own_copy_target(copy) {
-            let source_sql = match &copy.source {
-                CopyToSource::Relation(name) => format!("SELECT * FROM {name}"),
-                CopyToSource::Query(q) => q.to_string(),
-            };
-            let plan = plan_sql(ctx, &source_sql).await?;
             crate::confine::check_plan(ctx, &plan)?;
             if let Some(base) = crate::confine::base_dir(ctx) {
                 crate::confine::check_location(&base, &path.to_string_lossy())?;
             }
-            let rows = write_plan(ctx, plan, &path, format, text, sink.progress).await?;
+            let options = file_options::copy_options(&copy.options)?;
+            let rows = write_plan(ctx, plan, &path, format, &options, text, sink.progress).await?;
             writeln!(stdout, "{rows} rows written to {}", path.display())?;
             return Ok(());
+        }
+        // DataFusion writes this one (a directory, partitions, another format): its Parquet
+        // writer takes the provenance keys as options.
+        let stored_as = copy.stored_as.as_deref().map(str::to_ascii_lowercase);
+        let parquet =
+            stored_as.as_deref().map_or(copy.target.ends_with(".parquet"), |f| f == "parquet");
+        if parquet {
+            let meta = output::provenance(Some(text), &crate::provenance::of_plan(ctx, &plan));
+            copy.options.extend(file_options::metadata_options(&meta));
         }
     }
     let plan = match show_functions_sql(&stmt) {
@@ -109,7 +122,9 @@ async fn run_statement(
                 ),
                 (None, f) => f,
             };
-            let rows = write_plan(ctx, plan, path, format, text, sink.progress).await?;
+            let no_options = Default::default();
+            let rows =
+                write_plan(ctx, plan, path, format, &no_options, text, sink.progress).await?;
             eprintln!("{rows} rows written to {}", path.display());
         }
         None => {
@@ -174,21 +189,24 @@ pub async fn plan_sql(ctx: &SessionContext, sql: &str) -> Result<LogicalPlan> {
     ctx.state().statement_to_plan(stmts.remove(0)).await.map_err(dferr)
 }
 
-/// Executes a plan into a file atomically, with provenance metadata; returns rows written.
+/// Executes a plan into a file atomically, with provenance metadata and the session's writer
+/// settings altered by `options` (`COPY ... OPTIONS`); returns rows written.
 pub async fn write_plan(
     ctx: &SessionContext,
     plan: LogicalPlan,
     path: &Path,
     format: Format,
+    options: &HashMap<String, String>,
     sql: &str,
     progress: bool,
 ) -> Result<usize> {
     let meta = output::provenance(Some(sql), &crate::provenance::of_plan(ctx, &plan));
+    let file_options = FileOptions::new(ctx, format, options, &meta)?;
     let df = ctx.execute_logical_plan(plan).await.map_err(dferr)?;
     let physical = df.create_physical_plan().await.map_err(dferr)?;
     let _progress = Progress::start(physical.clone(), progress);
     let stream = execute_stream(physical, ctx.task_ctx()).map_err(dferr)?;
-    output::write_stream_atomic(path, format, stream, &meta).await
+    output::write_stream_atomic(path, format, stream, &file_options).await
 }
 
 async fn collect(

@@ -48,6 +48,11 @@ pub fn list() -> Vec<FunctionInfo> {
     }
     // The async wrapper DataFusion puts around the model call drops its documentation.
     push("vista_generate", "scalar (async)", Some(vista_udfs::generate::documentation()));
+    push(
+        crate::parquet_kv_metadata::NAME,
+        "table",
+        Some(crate::parquet_kv_metadata::documentation()),
+    );
     out.sort_by(|a, b| (&a.section, &a.name).cmp(&(&b.section, &b.name)));
     out
 }

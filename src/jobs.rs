@@ -35,6 +35,7 @@ use vista_udfs::seeded::{fnv1a, FNV_OFFSET};
 use vista_udfs::VistaConfig;
 
 use crate::engine::dferr as df;
+use crate::file_options::FileOptions;
 use crate::output;
 
 /// Name under which the whole samples file is registered while chunks run as `samples`.
@@ -721,8 +722,9 @@ async fn write_query(
     let frame = ctx.sql(sql).await.map_err(df)?;
     let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
     let batches = frame.collect().await.map_err(df)?;
-    output::write_parquet_atomic(path, &batches, schema, meta)
-        .with_context(|| format!("writing '{}'", path.display()))
+    // The results users read honour the session's `datafusion.execution.parquet.*` settings.
+    let options = FileOptions::new(ctx, output::Format::Parquet, &Default::default(), meta)?;
+    output::write_parquet_with(path, &batches, schema, options.parquet)
 }
 
 fn write_manifest(out: &Path, m: &Manifest) -> Result<()> {

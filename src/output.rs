@@ -217,6 +217,26 @@ pub fn write_json_atomic<T: serde::Serialize + ?Sized>(path: &Path, value: &T) -
     f.commit()
 }
 
+/// Parquet written with `properties`, atomically (see [`AtomicFile`]).
+pub fn write_parquet_with(
+    path: &Path,
+    batches: &[RecordBatch],
+    schema: SchemaRef,
+    properties: WriterProperties,
+) -> Result<()> {
+    let mut out = AtomicFile::create(path)?;
+    (|| -> Result<()> {
+        let mut writer = ArrowWriter::try_new(out.file(), schema, Some(properties))?;
+        for b in batches {
+            writer.write(b)?;
+        }
+        writer.close()?;
+        Ok(())
+    })()
+    .with_context(|| format!("writing '{}'", path.display()))?;
+    out.commit()
+}
+
 /// Parquet with provenance metadata, atomically (see [`AtomicFile`]).
 pub fn write_parquet_atomic(
     path: &Path,
@@ -227,12 +247,14 @@ pub fn write_parquet_atomic(
     write_atomic(path, Format::Parquet, schema, batches, metadata)
 }
 
-/// Streams a query result into `path` atomically; returns the number of rows written.
+/// Streams a query result into `path` atomically with the writer settings of `options`
+/// (Parquet properties and key-value metadata, CSV header and delimiter); returns the number
+/// of rows written.
 pub async fn write_stream_atomic(
     path: &Path,
     format: Format,
     mut stream: datafusion::physical_plan::SendableRecordBatchStream,
-    metadata: &[(String, String)],
+    options: &crate::file_options::FileOptions,
 ) -> Result<usize> {
     use futures::StreamExt;
     let schema = stream.schema();
@@ -241,7 +263,7 @@ pub async fn write_stream_atomic(
     match format {
         Format::Parquet => {
             let mut writer =
-                ArrowWriter::try_new(out.file(), schema, Some(parquet_properties(metadata)?))?;
+                ArrowWriter::try_new(out.file(), schema, Some(options.parquet.clone()))?;
             while let Some(b) = stream.next().await {
                 let b = b?;
                 rows += b.num_rows();
@@ -257,7 +279,10 @@ pub async fn write_stream_atomic(
                 rows += b.num_rows();
                 batches.push(b);
             }
-            write_text(out.file(), other, &schema, &batches)?;
+            match other {
+                Format::Csv => write_csv(out.file(), options.csv.clone(), &schema, &batches)?,
+                _ => write_text(out.file(), other, &schema, &batches)?,
+            }
         }
     }
     out.commit()?;
@@ -289,14 +314,8 @@ pub fn write_text<W: Write + ?Sized>(
             }
         }
         Format::Csv => {
-            let mut w =
-                datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(&mut *out);
-            if batches.is_empty() {
-                w.write(&flatten_nested(&RecordBatch::new_empty(schema.clone()))?)?;
-            }
-            for b in batches {
-                w.write(&flatten_nested(b)?)?;
-            }
+            let builder = datafusion::arrow::csv::WriterBuilder::new().with_header(true);
+            write_csv(out, builder, schema, batches)?;
         }
         Format::Json => {
             let mut w = datafusion::arrow::json::ArrayWriter::new(&mut *out);
@@ -317,6 +336,23 @@ pub fn write_text<W: Write + ?Sized>(
             w.finish()?;
         }
         Format::Parquet => bail!("parquet output needs a file: use --out FILE.parquet"),
+    }
+    Ok(())
+}
+
+/// Batches as CSV written by `builder` (header, delimiter, quoting); nested values as text.
+fn write_csv<W: Write + ?Sized>(
+    out: &mut W,
+    builder: datafusion::arrow::csv::WriterBuilder,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<()> {
+    let mut w = builder.build(&mut *out);
+    if batches.is_empty() {
+        w.write(&flatten_nested(&RecordBatch::new_empty(schema.clone()))?)?;
+    }
+    for b in batches {
+        w.write(&flatten_nested(b)?)?;
     }
     Ok(())
 }

@@ -88,6 +88,10 @@ pub fn session_config(base: SessionConfig, opts: &SessionOptions) -> Result<Sess
 pub fn register_functions(ctx: &SessionContext) -> Result<()> {
     vista_udfs::register_all(ctx)?;
     ctx.register_udf(vista_udfs::generate::vista_generate_udf(model_loader()));
+    ctx.register_udtf(
+        crate::parquet_kv_metadata::NAME,
+        Arc::new(crate::parquet_kv_metadata::ParquetKvMetadata),
+    );
     ctx.register_table("vista_functions", std::sync::Arc::new(crate::functions::table()?))?;
     Ok(())
 }

@@ -898,6 +898,34 @@ fn assert_job_scores_match_reference(task: &str) {
 }
 
 #[test]
+fn job_outputs_follow_the_session_parquet_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let samples = samples_of("nlvr");
+    let (raw, _) = scored_fixture("nlvr");
+    let (ctx, loader) = scripted_context("nlvr", &samples, &raw);
+    runtime().block_on(async {
+        let set = "SET datafusion.execution.parquet.compression = 'snappy'";
+        ctx.sql(set).await.unwrap().collect().await.unwrap();
+    });
+    let path = dir.path().join("samples.parquet");
+    import::write_samples(&path, samples).unwrap();
+    let sql = std::fs::read_to_string(root().join("queries/eval_nlvr.sql")).unwrap();
+    let out = dir.path().join("out");
+    let opts = JobOptions { progress: false, ..JobOptions::new(path.display().to_string(), &out) };
+    runtime().block_on(run_job(&ctx, &sql, Some(&loader), &opts)).unwrap();
+    for name in ["predictions.parquet", "scores.parquet"] {
+        let file = std::fs::File::open(out.join(name)).unwrap();
+        let meta = datafusion::parquet::file::metadata::ParquetMetaDataReader::new()
+            .parse_and_finish(&file)
+            .unwrap();
+        let codec = meta.row_group(0).column(0).compression();
+        assert_eq!(codec, datafusion::parquet::basic::Compression::SNAPPY, "{name}");
+        let kv = meta.file_metadata().key_value_metadata().unwrap();
+        assert!(kv.iter().any(|k| k.key == "vista.job.fingerprint"), "{name}: {kv:?}");
+    }
+}
+
+#[test]
 fn caption_scores_equal_pycocoevalcap() {
     assert_job_scores_match_reference("caption");
 }
