@@ -74,7 +74,7 @@ fn trains_learns_and_writes_a_loadable_checkpoint() {
     assert!(tail < head * 0.8, "the loss did not fall: {head:.3} -> {tail:.3}");
 
     let png = image::open(out.join("loss.png")).unwrap();
-    assert_eq!((png.width(), png.height()), (720, 360));
+    assert_eq!((png.width(), png.height()), (720, 380));
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("train_report.json")).unwrap())
             .unwrap();
