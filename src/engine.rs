@@ -104,7 +104,7 @@ async fn run_statement(
                 (Some(f), _) => f,
                 (None, Format::Table) => anyhow::bail!(
                     "--out '{}': cannot tell the format from the file name (use .parquet, .csv, \
-                     .json, .ndjson or .jsonl, or --format)",
+                     .tsv, .json, .ndjson or .jsonl, or --format)",
                     path.display()
                 ),
                 (None, f) => f,
@@ -158,6 +158,7 @@ fn own_copy_target(copy: &CopyToStatement) -> Option<(PathBuf, Format)> {
     let format = match copy.stored_as.as_deref().map(str::to_ascii_lowercase).as_deref() {
         Some("parquet") => Format::Parquet,
         Some("csv") => Format::Csv,
+        Some("tsv") => Format::Tsv,
         Some("json") => Format::Ndjson,
         Some(_) => return None,
         None => Format::from_path(&path)?,

@@ -73,7 +73,8 @@ struct SqlArgs {
     /// Output format of query results (default: table).
     #[arg(long, value_enum)]
     format: Option<Format>,
-    /// Write the last query's result to this file (.parquet, .csv, .json, .ndjson), atomically.
+    /// Write the last query's result to this file (.parquet, .csv, .tsv, .json, .ndjson),
+    /// atomically.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Register a file as a table: `--table name=path` (repeatable).

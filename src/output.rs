@@ -19,6 +19,8 @@ pub enum Format {
     /// A readable table (the terminal default).
     Table,
     Csv,
+    /// Tab separated, with a header line (CSV's quoting for values that hold a tab).
+    Tsv,
     /// One JSON array of objects, one object per row.
     Json,
     /// One JSON object per line.
@@ -27,11 +29,12 @@ pub enum Format {
 }
 
 impl Format {
-    /// The format a file name asks for (`.parquet`, `.csv`, `.json`, `.ndjson`/`.jsonl`).
+    /// The format a file name asks for (`.parquet`, `.csv`, `.tsv`, `.json`, `.ndjson`/`.jsonl`).
     pub fn from_path(path: &Path) -> Option<Format> {
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "parquet" => Some(Format::Parquet),
             "csv" => Some(Format::Csv),
+            "tsv" => Some(Format::Tsv),
             "json" => Some(Format::Json),
             "ndjson" | "jsonl" => Some(Format::Ndjson),
             _ => None,
@@ -264,7 +267,7 @@ pub async fn write_stream_atomic(
     Ok(rows)
 }
 
-/// Writes batches as text (table, csv, json, ndjson) to a stream such as stdout.
+/// Writes batches as text (table, csv, tsv, json, ndjson) to a stream such as stdout.
 pub fn write_text<W: Write + ?Sized>(
     out: &mut W,
     format: Format,
@@ -288,16 +291,8 @@ pub fn write_text<W: Write + ?Sized>(
                 )?;
             }
         }
-        Format::Csv => {
-            let mut w =
-                datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(&mut *out);
-            if batches.is_empty() {
-                w.write(&flatten_nested(&RecordBatch::new_empty(schema.clone()))?)?;
-            }
-            for b in batches {
-                w.write(&flatten_nested(b)?)?;
-            }
-        }
+        Format::Csv => write_delimited(out, b',', schema, batches)?,
+        Format::Tsv => write_delimited(out, b'\t', schema, batches)?,
         Format::Json => {
             let mut w = datafusion::arrow::json::ArrayWriter::new(&mut *out);
             for b in batches {
@@ -321,7 +316,28 @@ pub fn write_text<W: Write + ?Sized>(
     Ok(())
 }
 
-/// CSV has no nested values: lists and structs become their display text (`[1, 2]`, `{a: 1}`).
+/// CSV or TSV: a header line, then one line per row.
+fn write_delimited<W: Write + ?Sized>(
+    out: &mut W,
+    delimiter: u8,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<()> {
+    let mut w = datafusion::arrow::csv::WriterBuilder::new()
+        .with_header(true)
+        .with_delimiter(delimiter)
+        .build(&mut *out);
+    if batches.is_empty() {
+        w.write(&flatten_nested(&RecordBatch::new_empty(schema.clone()))?)?;
+    }
+    for b in batches {
+        w.write(&flatten_nested(b)?)?;
+    }
+    Ok(())
+}
+
+/// CSV and TSV have no nested values: lists and structs become their display text (`[1, 2]`,
+/// `{a: 1}`).
 fn flatten_nested(batch: &RecordBatch) -> Result<RecordBatch> {
     use datafusion::arrow::array::{ArrayRef, StringArray};
     use datafusion::arrow::datatypes::{DataType, Field, Schema};

@@ -464,3 +464,16 @@ fn cluster_commands_need_the_cluster_feature() {
         assert!(err.contains("built without the `cluster` feature"), "{err}");
     }
 }
+
+#[test]
+fn tsv_output_and_tsv_files() {
+    let d = tmp();
+    let q = "SELECT 1 AS a, 'x y' AS b, 'p\tq' AS c";
+    let out = ok(d.path(), &["sql", "--format", "tsv", "-c", q]);
+    assert_eq!(out, "a\tb\tc\n1\tx y\t\"p\tq\"\n");
+    ok(d.path(), &["sql", "-c", q, "--out", "r.tsv"]);
+    assert_eq!(std::fs::read_to_string(d.path().join("r.tsv")).unwrap(), out);
+    let copied = ok(d.path(), &["sql", "-c", &format!("COPY ({q}) TO 'c.tsv'")]);
+    assert_eq!(copied, "1 rows written to c.tsv\n");
+    assert_eq!(std::fs::read_to_string(d.path().join("c.tsv")).unwrap(), out);
+}
