@@ -77,6 +77,13 @@ struct SqlArgs {
     /// atomically.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Table output shows at most N rows of each result and how many it has; 0 = all. Default:
+    /// 40 at the interactive prompt, all with -c/-f.
+    #[arg(long, value_name = "N")]
+    maxrows: Option<usize>,
+    /// Results only: no progress line or status messages on stderr (errors still go there).
+    #[arg(short = 'q', long)]
+    quiet: bool,
     /// Register a file as a table: `--table name=path` (repeatable).
     #[arg(long = "table", value_parser = parse_pair)]
     tables: Vec<(String, String)>,
@@ -926,7 +933,9 @@ async fn sql(args: SqlArgs) -> Result<ExitCode> {
     if format == Format::Parquet && args.out.is_none() {
         bail!("--format parquet needs --out FILE.parquet");
     }
-    let sink = Sink { format, out: args.out.clone(), progress: true };
+    let interactive = args.command.is_none() && args.file.is_none();
+    let max_rows = args.maxrows.unwrap_or(if interactive { REPL_MAX_ROWS } else { 0 });
+    let sink = Sink { format, out: args.out.clone(), max_rows, quiet: args.quiet };
     let text = match (&args.command, &args.file) {
         (Some(c), _) => c.clone(),
         (None, Some(f)) => std::fs::read_to_string(f)
@@ -937,6 +946,9 @@ async fn sql(args: SqlArgs) -> Result<ExitCode> {
     engine::run_sql(&ctx, &text, &sink, &mut stdout).await?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// Rows a table shows at the prompt without `--maxrows`.
+const REPL_MAX_ROWS: usize = 40;
 
 /// The interactive prompt: statements end with `;`, history in ~/.vista_history.
 async fn repl(ctx: &SessionContext, sink: &Sink) -> Result<ExitCode> {

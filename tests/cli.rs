@@ -477,3 +477,36 @@ fn tsv_output_and_tsv_files() {
     assert_eq!(copied, "1 rows written to c.tsv\n");
     assert_eq!(std::fs::read_to_string(d.path().join("c.tsv")).unwrap(), out);
 }
+
+#[test]
+fn quiet_prints_results_only() {
+    let d = tmp();
+    let args = ["sql", "-c", "SELECT 1 AS a", "--out", "r.csv"];
+    let out = vista(d.path(), &args);
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "1 rows written to r.csv\n");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    let out = vista(d.path(), &[&args[..], &["-q"]].concat());
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    assert_eq!(std::fs::read_to_string(d.path().join("r.csv")).unwrap(), "a\n1\n");
+    let out = vista(d.path(), &["sql", "--quiet", "--format", "csv", "-c", "SELECT 1 AS a"]);
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "a\n1\n");
+}
+
+#[test]
+fn maxrows_cuts_tables_and_says_how_many_rows_there_are() {
+    let d = tmp();
+    // 10000 rows come in two batches; the count covers both.
+    let q = "SELECT value AS n FROM generate_series(1, 10000) ORDER BY n";
+    let out = ok(d.path(), &["sql", "--maxrows", "2", "-c", q]);
+    assert_eq!(out, "+---+\n| n |\n+---+\n| 1 |\n| 2 |\n+---+\n2 rows shown of 10000\n");
+    let small = "SELECT value AS n FROM generate_series(1, 3) ORDER BY n";
+    let all = "+---+\n| n |\n+---+\n| 1 |\n| 2 |\n| 3 |\n+---+\n";
+    assert_eq!(ok(d.path(), &["sql", "-c", small]), all, "-c prints every row by default");
+    assert_eq!(ok(d.path(), &["sql", "--maxrows", "0", "-c", small]), all, "0 = all");
+    assert_eq!(ok(d.path(), &["sql", "--maxrows", "3", "-c", small]), all);
+    let csv = ok(d.path(), &["sql", "--maxrows", "1", "--format", "csv", "-c", small]);
+    assert_eq!(csv, "n\n1\n2\n3\n", "machine formats write every row");
+}
