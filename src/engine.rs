@@ -38,6 +38,11 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
     Ok(stmts.into_iter().collect())
 }
 
+/// Whether `sql` holds a statement that returns rows (the one `--out` would take).
+pub fn has_query(sql: &str) -> Result<bool> {
+    Ok(parse(sql)?.iter().any(is_query))
+}
+
 /// Runs every statement of `sql`; query results go to `sink` (stdout or `--out`).
 pub async fn run_sql(
     ctx: &SessionContext,

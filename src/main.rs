@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use datafusion::prelude::SessionContext;
 use vista::engine::{self, Sink};
 use vista::output::Format;
@@ -24,7 +24,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run SQL: `-c "..."`, `-f FILE.sql`, or an interactive prompt with neither.
+    /// Run SQL: `-c "..."` and `-f FILE.sql` (repeatable, run in the order given), or an
+    /// interactive prompt with neither.
     Sql(SqlArgs),
     /// List every vista function with its signature, description and a SQL example.
     Functions {
@@ -64,12 +65,16 @@ enum Command {
 
 #[derive(clap::Args)]
 struct SqlArgs {
-    /// SQL text to run (several statements separated by `;`).
-    #[arg(short = 'c', long = "command", conflicts_with = "file")]
-    command: Option<String>,
-    /// A SQL file to run.
+    /// SQL text to run (several statements separated by `;`). Repeatable; `-c` and `-f` run in
+    /// the order given.
+    #[arg(short = 'c', long = "command")]
+    command: Vec<String>,
+    /// A SQL file to run. Repeatable.
     #[arg(short = 'f', long = "file")]
-    file: Option<PathBuf>,
+    file: Vec<PathBuf>,
+    /// The `-c` texts and `-f` files in command-line order (filled in by `main`).
+    #[arg(skip)]
+    sources: Vec<Source>,
     /// Output format of query results (default: table).
     #[arg(long, value_enum)]
     format: Option<Format>,
@@ -96,6 +101,28 @@ struct SqlArgs {
     /// Run on a Ballista cluster: the scheduler's `df://host:port` (docs/cluster.md).
     #[arg(long, value_name = "df://HOST:PORT")]
     cluster: Option<String>,
+}
+
+/// One `-c` text or `-f` file of `vista sql`.
+#[derive(Debug, Clone)]
+enum Source {
+    Command(String),
+    File(PathBuf),
+}
+
+/// `-c` and `-f` values in the order they stand on the command line (clap keeps each
+/// argument's values apart; their indices tell the order).
+fn sql_sources(args: &SqlArgs, m: &clap::ArgMatches) -> Vec<Source> {
+    let at = |id: &str, k: usize| m.indices_of(id).and_then(|mut i| i.nth(k)).unwrap_or(usize::MAX);
+    let commands = args
+        .command
+        .iter()
+        .enumerate()
+        .map(|(k, c)| (at("command", k), Source::Command(c.clone())));
+    let files = args.file.iter().enumerate().map(|(k, f)| (at("file", k), Source::File(f.clone())));
+    let mut all: Vec<_> = commands.chain(files).collect();
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, s)| s).collect()
 }
 
 #[derive(Subcommand)]
@@ -536,7 +563,11 @@ const MAIN_STACK_BYTES: usize = 1 << 30;
 const WORKER_STACK_BYTES: usize = 256 << 20;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let (Command::Sql(args), Some(m)) = (&mut cli.command, matches.subcommand_matches("sql")) {
+        args.sources = sql_sources(args, m);
+    }
     install_panic_hook();
     let worker = std::thread::Builder::new().name("vista-main".into()).stack_size(MAIN_STACK_BYTES);
     let joined = worker.spawn(move || {
@@ -933,22 +964,45 @@ async fn sql(args: SqlArgs) -> Result<ExitCode> {
     if format == Format::Parquet && args.out.is_none() {
         bail!("--format parquet needs --out FILE.parquet");
     }
-    let interactive = args.command.is_none() && args.file.is_none();
+    let interactive = args.sources.is_empty();
     let max_rows = args.maxrows.unwrap_or(if interactive { REPL_MAX_ROWS } else { 0 });
     let sink = Sink { format, out: args.out.clone(), max_rows, quiet: args.quiet };
-    let text = match (&args.command, &args.file) {
-        (Some(c), _) => c.clone(),
-        (None, Some(f)) => std::fs::read_to_string(f)
-            .with_context(|| format!("cannot read SQL file '{}'", f.display()))?,
-        (None, None) => return repl(&ctx, &sink).await,
-    };
-    let mut stdout = std::io::stdout().lock();
-    engine::run_sql(&ctx, &text, &sink, &mut stdout).await?;
+    if interactive {
+        return repl(&ctx, &sink).await;
+    }
+    run_sources(&ctx, &args.sources, &sink).await?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Rows a table shows at the prompt without `--maxrows`.
 const REPL_MAX_ROWS: usize = 40;
+
+/// Runs `-c` texts and `-f` files in order, in one session; `--out` takes the last query of
+/// all of them.
+async fn run_sources(ctx: &SessionContext, sources: &[Source], sink: &Sink) -> Result<()> {
+    let mut texts = Vec::new();
+    for source in sources {
+        texts.push(match source {
+            Source::Command(c) => (c.clone(), None),
+            Source::File(f) => {
+                let text = std::fs::read_to_string(f)
+                    .with_context(|| format!("cannot read SQL file '{}'", f.display()))?;
+                (text, Some(f))
+            }
+        });
+    }
+    let last_query = texts.iter().rposition(|(text, _)| engine::has_query(text).unwrap_or(false));
+    let mut stdout = std::io::stdout().lock();
+    for (i, (text, file)) in texts.iter().enumerate() {
+        let sink = Sink { out: sink.out.clone().filter(|_| last_query == Some(i)), ..sink.clone() };
+        let run = engine::run_sql(ctx, text, &sink, &mut stdout).await;
+        match file {
+            Some(f) => run.with_context(|| f.display().to_string())?,
+            None => run?,
+        }
+    }
+    Ok(())
+}
 
 /// The interactive prompt: statements end with `;`, history in ~/.vista_history.
 async fn repl(ctx: &SessionContext, sink: &Sink) -> Result<ExitCode> {

@@ -510,3 +510,26 @@ fn maxrows_cuts_tables_and_says_how_many_rows_there_are() {
     let csv = ok(d.path(), &["sql", "--maxrows", "1", "--format", "csv", "-c", small]);
     assert_eq!(csv, "n\n1\n2\n3\n", "machine formats write every row");
 }
+
+#[test]
+fn commands_and_files_run_in_the_order_given_in_one_session() {
+    let d = tmp();
+    write(d.path(), "a.sql", "SELECT 2 AS n;\nINSERT INTO t VALUES (20);\n");
+    write(d.path(), "b.sql", "SELECT sum(x) AS s FROM t;");
+    let args = ["sql", "--format", "csv", "-c", "CREATE TABLE t (x INT); SELECT 1 AS n"];
+    let more = ["-f", "a.sql", "-c", "SELECT 3 AS n; INSERT INTO t VALUES (1)", "-f", "b.sql"];
+    let out = ok(d.path(), &[&args[..], &more[..]].concat());
+    // INSERT prints its row count.
+    assert_eq!(out, "n\n1\nn\n2\ncount\n1\nn\n3\ncount\n1\ns\n21\n");
+    // --out takes the last query of them all; the others print.
+    let create = "CREATE TABLE t (x INT)";
+    let args = ["sql", "--format", "csv", "-c", create, "-c", "SELECT 1 AS a"];
+    let more = ["-c", "INSERT INTO t VALUES (5)", "-f", "b.sql", "-c", "INSERT INTO t VALUES (1)"];
+    let out = ok(d.path(), &[&args[..], &more[..], &["--out", "r.csv"]].concat());
+    assert_eq!(out, "a\n1\ncount\n1\ncount\n1\n");
+    assert_eq!(std::fs::read_to_string(d.path().join("r.csv")).unwrap(), "s\n5\n");
+    // An error names the file and stops the run.
+    write(d.path(), "bad.sql", "SELECT 1;\nSELEC 2;");
+    let err = fails(d.path(), &["sql", "-f", "bad.sql", "-c", "SELECT 3"]);
+    assert!(err.starts_with("error: bad.sql: SQL syntax error"), "{err}");
+}
