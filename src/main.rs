@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use datafusion::prelude::SessionContext;
 use vista::engine::{self, Sink};
+use vista::meta::{self, Flow};
 use vista::output::Format;
 use vista::session::{self, SessionOptions};
 
@@ -65,8 +66,8 @@ enum Command {
 
 #[derive(clap::Args)]
 struct SqlArgs {
-    /// SQL text to run (several statements separated by `;`). Repeatable; `-c` and `-f` run in
-    /// the order given.
+    /// SQL text to run (several statements separated by `;`), or a meta-command such as `\d`
+    /// (`\?` lists them). Repeatable; `-c` and `-f` run in the order given.
     #[arg(short = 'c', long = "command")]
     command: Vec<String>,
     /// A SQL file to run. Repeatable.
@@ -978,7 +979,7 @@ async fn sql(args: SqlArgs) -> Result<ExitCode> {
 const REPL_MAX_ROWS: usize = 40;
 
 /// Runs `-c` texts and `-f` files in order, in one session; `--out` takes the last query of
-/// all of them.
+/// all of them. `\q` ends the run.
 async fn run_sources(ctx: &SessionContext, sources: &[Source], sink: &Sink) -> Result<()> {
     let mut texts = Vec::new();
     for source in sources {
@@ -991,20 +992,31 @@ async fn run_sources(ctx: &SessionContext, sources: &[Source], sink: &Sink) -> R
             }
         });
     }
-    let last_query = texts.iter().rposition(|(text, _)| engine::has_query(text).unwrap_or(false));
+    // Files hold SQL only: a line starting with `.` can continue a statement there.
+    let has_query = |text: &str, file: Option<&PathBuf>| match file {
+        Some(_) => engine::has_query(text).unwrap_or(false),
+        None => meta::has_query(text).unwrap_or(false),
+    };
+    let last_query = texts.iter().rposition(|(text, file)| has_query(text, *file));
     let mut stdout = std::io::stdout().lock();
     for (i, (text, file)) in texts.iter().enumerate() {
         let sink = Sink { out: sink.out.clone().filter(|_| last_query == Some(i)), ..sink.clone() };
-        let run = engine::run_sql(ctx, text, &sink, &mut stdout).await;
-        match file {
-            Some(f) => run.with_context(|| f.display().to_string())?,
-            None => run?,
+        let flow = match file {
+            Some(f) => engine::run_sql(ctx, text, &sink, &mut stdout)
+                .await
+                .with_context(|| f.display().to_string())
+                .map(|()| Flow::Continue)?,
+            None => meta::run_text(ctx, text, &sink, &mut stdout).await?,
+        };
+        if flow == Flow::Quit {
+            break;
         }
     }
     Ok(())
 }
 
-/// The interactive prompt: statements end with `;`, history in ~/.vista_history.
+/// The interactive prompt: statements end with `;`, a line starting with `\` or `.` is a
+/// meta-command (`\?` lists them); history in ~/.vista_history.
 async fn repl(ctx: &SessionContext, sink: &Sink) -> Result<ExitCode> {
     let mut rl = rustyline::DefaultEditor::new()?;
     let history = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".vista_history"));
@@ -1018,15 +1030,23 @@ async fn repl(ctx: &SessionContext, sink: &Sink) -> Result<ExitCode> {
             Ok(line) => {
                 buffer.push_str(&line);
                 buffer.push('\n');
-                if !line.trim_end().ends_with(';') {
+                if buffer.trim().is_empty() {
+                    buffer.clear();
+                    continue;
+                }
+                let is_meta = meta::parse(&buffer).is_some();
+                if !is_meta && !line.trim_end().ends_with(';') {
                     continue;
                 }
                 let _ = rl.add_history_entry(buffer.trim());
                 let mut stdout = std::io::stdout().lock();
-                if let Err(e) = engine::run_sql(ctx, &buffer, sink, &mut stdout).await {
-                    eprintln!("error: {}", engine::one_line(&format!("{e:#}")));
-                }
+                let flow = meta::run_text(ctx, &buffer, sink, &mut stdout).await;
                 buffer.clear();
+                match flow {
+                    Ok(Flow::Quit) => break,
+                    Ok(Flow::Continue) => {}
+                    Err(e) => eprintln!("error: {}", engine::one_line(&format!("{e:#}"))),
+                }
             }
             Err(rustyline::error::ReadlineError::Interrupted) => buffer.clear(),
             Err(rustyline::error::ReadlineError::Eof) => break,

@@ -533,3 +533,79 @@ fn commands_and_files_run_in_the_order_given_in_one_session() {
     let err = fails(d.path(), &["sql", "-f", "bad.sql", "-c", "SELECT 3"]);
     assert!(err.starts_with("error: bad.sql: SQL syntax error"), "{err}");
 }
+
+/// Runs `vista` with `input` on stdin (the prompt reads lines from a pipe too).
+fn vista_stdin(dir: &Path, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vista"))
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("vista runs");
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn meta_commands_list_and_describe_tables() {
+    let d = tmp();
+    let create = "CREATE TABLE Items (id INT NOT NULL, name VARCHAR)";
+    let out = ok(
+        d.path(),
+        &["sql", "--format", "csv", "-c", create, "-c", "\\d", "-c", ".tables;", "-c", "\\d items"],
+    );
+    let tables = "table_catalog,table_schema,table_name,table_type\n\
+                  datafusion,public,items,BASE TABLE\n\
+                  datafusion,public,vista_functions,BASE TABLE\n";
+    let columns = "column_name,data_type,is_nullable\nid,Int32,NO\nname,Utf8View,YES\n";
+    assert_eq!(out, format!("{tables}{tables}{columns}"));
+    let help = ok(d.path(), &["sql", "-c", ".help"]);
+    assert_eq!(
+        help,
+        "\\d, .tables        list tables (catalog, schema, table, type)\n\
+         \\d NAME            columns of a table (name, type, nullable)\n\
+         \\?, .help          this list\n\
+         \\q, .quit, .exit   quit\n"
+    );
+    assert_eq!(ok(d.path(), &["sql", "-c", "\\?"]), help);
+    assert_eq!(ok(d.path(), &["sql", "-c", "\\q", "-c", "SELECT 1"]), "", "\\q ends the run");
+    assert_eq!(fails(d.path(), &["sql", "-c", "\\d nosuch"]), "error: no table 'nosuch'\n");
+    assert_eq!(fails(d.path(), &["sql", "-c", "\\d x.y.z"]), "error: no table 'x.y.z'\n");
+    assert_eq!(
+        fails(d.path(), &["sql", "-c", "\\dt"]),
+        "error: unknown command '\\dt' (\\? lists the commands)\n"
+    );
+}
+
+#[test]
+fn the_prompt_takes_meta_commands_and_shows_40_rows() {
+    let d = tmp();
+    let input = "CREATE TABLE t AS SELECT value AS n FROM generate_series(1, 50);\n\n\
+                 \\d t\nSELECT n\n  FROM t ORDER BY n;\n\\x\n\\q\nSELECT 1;\n";
+    let out = vista_stdin(d.path(), &["sql"], input);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: unknown command '\\x' (\\? lists the commands)\n"
+    );
+    let rows: String = (1..=40).map(|n| format!("| {n:<2} |\n")).collect();
+    let want = format!(
+        "+-------------+-----------+-------------+\n\
+         | column_name | data_type | is_nullable |\n\
+         +-------------+-----------+-------------+\n\
+         | n           | Int64     | NO          |\n\
+         +-------------+-----------+-------------+\n\
+         +----+\n| n  |\n+----+\n{rows}+----+\n40 rows shown of 50\n"
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+    let out = vista_stdin(
+        d.path(),
+        &["sql", "--maxrows", "0"],
+        "SELECT value AS n FROM generate_series(1, 50);\n",
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3 + 50 + 1);
+}
