@@ -119,8 +119,12 @@ pub async fn run(opts: &DemoOptions) -> Result<()> {
     };
     let ctx = session::new_context(&SessionOptions::default())?;
     let mut stdout = std::io::stdout().lock();
-    let sink =
-        crate::engine::Sink { format: crate::output::Format::Table, out: None, progress: false };
+    let sink = crate::engine::Sink {
+        format: crate::output::Format::Table,
+        out: None,
+        max_rows: 0,
+        quiet: true,
+    };
     crate::engine::run_sql(&ctx, &sql, &sink, &mut stdout).await?;
     println!(
         "(held-out synthetic set, seed {DEMO_SEED}; random_weights is the floor a trained model \

@@ -26,8 +26,11 @@ pub struct Sink {
     pub format: Format,
     /// Write the last query's result to this file instead of stdout.
     pub out: Option<PathBuf>,
-    /// Show a progress line on a terminal.
-    pub progress: bool,
+    /// Table output shows at most this many rows of each result, then a line saying how many
+    /// the result has; 0 shows all. Other formats always write every row.
+    pub max_rows: usize,
+    /// Results only: no progress line and no `N rows written to FILE` on stderr.
+    pub quiet: bool,
 }
 
 /// Splits SQL text into statements (comments and `;` handled by DataFusion's parser).
@@ -35,6 +38,11 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
     let stmts = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})
         .map_err(|e| anyhow::anyhow!("SQL syntax error: {}", one_line(&e.to_string())))?;
     Ok(stmts.into_iter().collect())
+}
+
+/// Whether `sql` holds a statement that returns rows (the one `--out` would take).
+pub fn has_query(sql: &str) -> Result<bool> {
+    Ok(parse(sql)?.iter().any(is_query))
 }
 
 /// Runs every statement of `sql`; query results go to `sink` (stdout or `--out`).
@@ -89,7 +97,7 @@ async fn run_statement(
                 crate::confine::check_location(&base, &path.to_string_lossy())?;
             }
             let options = file_options::copy_options(&copy.options)?;
-            let rows = write_plan(ctx, plan, &path, format, &options, text, sink.progress).await?;
+            let rows = write_plan(ctx, plan, &path, format, &options, text, !sink.quiet).await?;
             writeln!(stdout, "{rows} rows written to {}", path.display())?;
             return Ok(());
         }
@@ -109,34 +117,58 @@ async fn run_statement(
     };
     crate::confine::check_plan(ctx, &plan)?;
     match out_file {
-        Some(path) => {
-            if path.is_dir() {
-                anyhow::bail!("--out '{}' is a directory; name a file", path.display());
-            }
-            let format = match (Format::from_path(path), sink.format) {
-                (Some(f), _) => f,
-                (None, Format::Table) => anyhow::bail!(
-                    "--out '{}': cannot tell the format from the file name (use .parquet, .csv, \
-                     .json, .ndjson or .jsonl, or --format)",
-                    path.display()
-                ),
-                (None, f) => f,
-            };
-            let no_options = Default::default();
-            let rows =
-                write_plan(ctx, plan, path, format, &no_options, text, sink.progress).await?;
-            eprintln!("{rows} rows written to {}", path.display());
-        }
-        None => {
-            let df = ctx.execute_logical_plan(plan).await.map_err(dferr)?;
-            let schema = Arc::new(df.schema().as_arrow().clone());
-            let physical = df.create_physical_plan().await.map_err(dferr)?;
-            let batches = collect(ctx, physical, sink.progress).await?;
-            // A query prints its header even with no rows; DDL and SET print nothing.
-            if !batches.is_empty() || query {
-                output::write_text(&mut *stdout, sink.format, &schema, &batches)?;
-            }
-        }
+        Some(path) => write_out_file(ctx, plan, path, text, sink).await,
+        None => print_result(ctx, plan, query, sink, stdout).await,
+    }
+}
+
+/// `--out FILE`: the result in the format the file name (or `--format`) asks for.
+async fn write_out_file(
+    ctx: &SessionContext,
+    plan: LogicalPlan,
+    path: &Path,
+    text: &str,
+    sink: &Sink,
+) -> Result<()> {
+    if path.is_dir() {
+        anyhow::bail!("--out '{}' is a directory; name a file", path.display());
+    }
+    let format = match (Format::from_path(path), sink.format) {
+        (Some(f), _) => f,
+        (None, Format::Table) => anyhow::bail!(
+            "--out '{}': cannot tell the format from the file name (use .parquet, .csv, .tsv, \
+             .json, .ndjson or .jsonl, or --format)",
+            path.display()
+        ),
+        (None, f) => f,
+    };
+    let no_options = Default::default();
+    let rows = write_plan(ctx, plan, path, format, &no_options, text, !sink.quiet).await?;
+    if !sink.quiet {
+        eprintln!("{rows} rows written to {}", path.display());
+    }
+    Ok(())
+}
+
+/// A statement's result on stdout; a table cut to `sink.max_rows` rows says how many it has.
+async fn print_result(
+    ctx: &SessionContext,
+    plan: LogicalPlan,
+    query: bool,
+    sink: &Sink,
+    stdout: &mut dyn Write,
+) -> Result<()> {
+    let df = ctx.execute_logical_plan(plan).await.map_err(dferr)?;
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    let physical = df.create_physical_plan().await.map_err(dferr)?;
+    let keep = (sink.format == Format::Table && sink.max_rows > 0).then_some(sink.max_rows);
+    let (batches, rows) = collect(ctx, physical, !sink.quiet, keep).await?;
+    // A query prints its header even with no rows; DDL and SET print nothing.
+    if !batches.is_empty() || query {
+        output::write_text(&mut *stdout, sink.format, &schema, &batches)?;
+    }
+    if let Some(shown) = keep.filter(|&k| rows > k) {
+        writeln!(stdout, "{shown} rows shown of {rows}")?;
     }
     Ok(())
 }
@@ -173,6 +205,7 @@ fn own_copy_target(copy: &CopyToStatement) -> Option<(PathBuf, Format)> {
     let format = match copy.stored_as.as_deref().map(str::to_ascii_lowercase).as_deref() {
         Some("parquet") => Format::Parquet,
         Some("csv") => Format::Csv,
+        Some("tsv") => Format::Tsv,
         Some("json") => Format::Ndjson,
         Some(_) => return None,
         None => Format::from_path(&path)?,
@@ -209,18 +242,28 @@ pub async fn write_plan(
     output::write_stream_atomic(path, format, stream, &file_options).await
 }
 
+/// Runs a plan to the end; returns its first `keep` rows (all with `None`) and its row count.
 async fn collect(
     ctx: &SessionContext,
     physical: Arc<dyn ExecutionPlan>,
     progress: bool,
-) -> Result<Vec<RecordBatch>> {
+    keep: Option<usize>,
+) -> Result<(Vec<RecordBatch>, usize)> {
     let _progress = Progress::start(physical.clone(), progress);
     let mut stream = execute_stream(physical, ctx.task_ctx()).map_err(dferr)?;
     let mut batches = Vec::new();
+    let mut rows = 0;
     while let Some(b) = stream.next().await {
-        batches.push(b.map_err(dferr)?);
+        let b = b.map_err(dferr)?;
+        let room = keep.map_or(b.num_rows(), |k| k.saturating_sub(rows));
+        rows += b.num_rows();
+        if room >= b.num_rows() {
+            batches.push(b);
+        } else if room > 0 {
+            batches.push(b.slice(0, room));
+        }
     }
-    Ok(batches)
+    Ok((batches, rows))
 }
 
 /// A DataFusion error as one line, without a backtrace.

@@ -37,12 +37,17 @@ impl FileOptions {
         let mut table: TableOptions = ctx.state().default_table_options();
         table.set_config_format(match format {
             Format::Parquet => ConfigFileType::PARQUET,
-            Format::Csv => ConfigFileType::CSV,
+            Format::Csv | Format::Tsv => ConfigFileType::CSV,
             _ => ConfigFileType::JSON,
         });
+        if format == Format::Tsv {
+            table.csv.delimiter = b'\t';
+        }
         table.alter_with_string_hash_map(options).map_err(dferr)?;
         let compressed = match format {
-            Format::Csv => table.csv.compression != CompressionTypeVariant::UNCOMPRESSED,
+            Format::Csv | Format::Tsv => {
+                table.csv.compression != CompressionTypeVariant::UNCOMPRESSED
+            }
             Format::Json | Format::Ndjson => {
                 table.json.compression != CompressionTypeVariant::UNCOMPRESSED
             }
@@ -109,7 +114,7 @@ mod tests {
     fn run(dir: &Path, sql: &str, settings: &[(&str, &str)]) -> anyhow::Result<String> {
         let settings = settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let ctx = new_context(&SessionOptions { settings, ..Default::default() })?;
-        let sink = Sink { format: Format::Csv, out: None, progress: false };
+        let sink = Sink { format: Format::Csv, out: None, max_rows: 0, quiet: true };
         let mut out = Vec::new();
         let sql = sql.replace("{d}", &dir.display().to_string());
         rt().block_on(run_sql(&ctx, &sql, &sink, &mut out))
@@ -161,6 +166,9 @@ mod tests {
         );
         run(d.path(), &copy, &[]).unwrap();
         assert_eq!(std::fs::read_to_string(d.path().join("x.csv")).unwrap(), "1;a\n2;b\n");
+        run(d.path(), &format!("COPY ({ROWS}) TO '{{d}}/x.tsv'"), &[]).unwrap();
+        let tsv = std::fs::read_to_string(d.path().join("x.tsv")).unwrap();
+        assert_eq!(tsv, "x\ty\n1\ta\n2\tb\n");
         let gz = format!("COPY ({ROWS}) TO '{{d}}/y.csv' OPTIONS ('format.compression' 'gzip')");
         let err = run(d.path(), &gz, &[]).unwrap_err().to_string();
         assert!(

@@ -14,6 +14,7 @@ pub mod functions;
 pub mod global_aggregate_filter;
 pub mod import;
 pub mod jobs;
+pub mod meta;
 pub mod model;
 pub mod output;
 pub mod parquet_kv_metadata;

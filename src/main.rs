@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use datafusion::prelude::SessionContext;
 use vista::engine::{self, Sink};
+use vista::meta::{self, Flow};
 use vista::output::Format;
 use vista::session::{self, SessionOptions};
 
@@ -24,7 +25,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run SQL: `-c "..."`, `-f FILE.sql`, or an interactive prompt with neither.
+    /// Run SQL: `-c "..."` and `-f FILE.sql` (repeatable, run in the order given), or an
+    /// interactive prompt with neither.
     Sql(SqlArgs),
     /// List every vista function with its signature, description and a SQL example.
     Functions {
@@ -64,18 +66,30 @@ enum Command {
 
 #[derive(clap::Args)]
 struct SqlArgs {
-    /// SQL text to run (several statements separated by `;`).
-    #[arg(short = 'c', long = "command", conflicts_with = "file")]
-    command: Option<String>,
-    /// A SQL file to run.
+    /// SQL text to run (several statements separated by `;`), or a meta-command such as `\d`
+    /// (`\?` lists them). Repeatable; `-c` and `-f` run in the order given.
+    #[arg(short = 'c', long = "command")]
+    command: Vec<String>,
+    /// A SQL file to run. Repeatable.
     #[arg(short = 'f', long = "file")]
-    file: Option<PathBuf>,
+    file: Vec<PathBuf>,
+    /// The `-c` texts and `-f` files in command-line order (filled in by `main`).
+    #[arg(skip)]
+    sources: Vec<Source>,
     /// Output format of query results (default: table).
     #[arg(long, value_enum)]
     format: Option<Format>,
-    /// Write the last query's result to this file (.parquet, .csv, .json, .ndjson), atomically.
+    /// Write the last query's result to this file (.parquet, .csv, .tsv, .json, .ndjson),
+    /// atomically.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Table output shows at most N rows of each result and how many it has; 0 = all. Default:
+    /// 40 at the interactive prompt, all with -c/-f.
+    #[arg(long, value_name = "N")]
+    maxrows: Option<usize>,
+    /// Results only: no progress line or status messages on stderr (errors still go there).
+    #[arg(short = 'q', long)]
+    quiet: bool,
     /// Register a file as a table: `--table name=path` (repeatable).
     #[arg(long = "table", value_parser = parse_pair)]
     tables: Vec<(String, String)>,
@@ -88,6 +102,28 @@ struct SqlArgs {
     /// Run on a Ballista cluster: the scheduler's `df://host:port` (docs/cluster.md).
     #[arg(long, value_name = "df://HOST:PORT")]
     cluster: Option<String>,
+}
+
+/// One `-c` text or `-f` file of `vista sql`.
+#[derive(Debug, Clone)]
+enum Source {
+    Command(String),
+    File(PathBuf),
+}
+
+/// `-c` and `-f` values in the order they stand on the command line (clap keeps each
+/// argument's values apart; their indices tell the order).
+fn sql_sources(args: &SqlArgs, m: &clap::ArgMatches) -> Vec<Source> {
+    let at = |id: &str, k: usize| m.indices_of(id).and_then(|mut i| i.nth(k)).unwrap_or(usize::MAX);
+    let commands = args
+        .command
+        .iter()
+        .enumerate()
+        .map(|(k, c)| (at("command", k), Source::Command(c.clone())));
+    let files = args.file.iter().enumerate().map(|(k, f)| (at("file", k), Source::File(f.clone())));
+    let mut all: Vec<_> = commands.chain(files).collect();
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, s)| s).collect()
 }
 
 #[derive(Subcommand)]
@@ -528,7 +564,11 @@ const MAIN_STACK_BYTES: usize = 1 << 30;
 const WORKER_STACK_BYTES: usize = 256 << 20;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let (Command::Sql(args), Some(m)) = (&mut cli.command, matches.subcommand_matches("sql")) {
+        args.sources = sql_sources(args, m);
+    }
     install_panic_hook();
     let worker = std::thread::Builder::new().name("vista-main".into()).stack_size(MAIN_STACK_BYTES);
     let joined = worker.spawn(move || {
@@ -925,19 +965,58 @@ async fn sql(args: SqlArgs) -> Result<ExitCode> {
     if format == Format::Parquet && args.out.is_none() {
         bail!("--format parquet needs --out FILE.parquet");
     }
-    let sink = Sink { format, out: args.out.clone(), progress: true };
-    let text = match (&args.command, &args.file) {
-        (Some(c), _) => c.clone(),
-        (None, Some(f)) => std::fs::read_to_string(f)
-            .with_context(|| format!("cannot read SQL file '{}'", f.display()))?,
-        (None, None) => return repl(&ctx, &sink).await,
-    };
-    let mut stdout = std::io::stdout().lock();
-    engine::run_sql(&ctx, &text, &sink, &mut stdout).await?;
+    let interactive = args.sources.is_empty();
+    let max_rows = args.maxrows.unwrap_or(if interactive { REPL_MAX_ROWS } else { 0 });
+    let sink = Sink { format, out: args.out.clone(), max_rows, quiet: args.quiet };
+    if interactive {
+        return repl(&ctx, &sink).await;
+    }
+    run_sources(&ctx, &args.sources, &sink).await?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// The interactive prompt: statements end with `;`, history in ~/.vista_history.
+/// Rows a table shows at the prompt without `--maxrows`.
+const REPL_MAX_ROWS: usize = 40;
+
+/// Runs `-c` texts and `-f` files in order, in one session; `--out` takes the last query of
+/// all of them. `\q` ends the run.
+async fn run_sources(ctx: &SessionContext, sources: &[Source], sink: &Sink) -> Result<()> {
+    let mut texts = Vec::new();
+    for source in sources {
+        texts.push(match source {
+            Source::Command(c) => (c.clone(), None),
+            Source::File(f) => {
+                let text = std::fs::read_to_string(f)
+                    .with_context(|| format!("cannot read SQL file '{}'", f.display()))?;
+                (text, Some(f))
+            }
+        });
+    }
+    // Files hold SQL only: a line starting with `.` can continue a statement there.
+    let has_query = |text: &str, file: Option<&PathBuf>| match file {
+        Some(_) => engine::has_query(text).unwrap_or(false),
+        None => meta::has_query(text).unwrap_or(false),
+    };
+    let last_query = texts.iter().rposition(|(text, file)| has_query(text, *file));
+    let mut stdout = std::io::stdout().lock();
+    for (i, (text, file)) in texts.iter().enumerate() {
+        let sink = Sink { out: sink.out.clone().filter(|_| last_query == Some(i)), ..sink.clone() };
+        let flow = match file {
+            Some(f) => engine::run_sql(ctx, text, &sink, &mut stdout)
+                .await
+                .with_context(|| f.display().to_string())
+                .map(|()| Flow::Continue)?,
+            None => meta::run_text(ctx, text, &sink, &mut stdout).await?,
+        };
+        if flow == Flow::Quit {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The interactive prompt: statements end with `;`, a line starting with `\` or `.` is a
+/// meta-command (`\?` lists them); history in ~/.vista_history.
 async fn repl(ctx: &SessionContext, sink: &Sink) -> Result<ExitCode> {
     let mut rl = rustyline::DefaultEditor::new()?;
     let history = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".vista_history"));
@@ -951,15 +1030,23 @@ async fn repl(ctx: &SessionContext, sink: &Sink) -> Result<ExitCode> {
             Ok(line) => {
                 buffer.push_str(&line);
                 buffer.push('\n');
-                if !line.trim_end().ends_with(';') {
+                if buffer.trim().is_empty() {
+                    buffer.clear();
+                    continue;
+                }
+                let is_meta = meta::parse(&buffer).is_some();
+                if !is_meta && !line.trim_end().ends_with(';') {
                     continue;
                 }
                 let _ = rl.add_history_entry(buffer.trim());
                 let mut stdout = std::io::stdout().lock();
-                if let Err(e) = engine::run_sql(ctx, &buffer, sink, &mut stdout).await {
-                    eprintln!("error: {}", engine::one_line(&format!("{e:#}")));
-                }
+                let flow = meta::run_text(ctx, &buffer, sink, &mut stdout).await;
                 buffer.clear();
+                match flow {
+                    Ok(Flow::Quit) => break,
+                    Ok(Flow::Continue) => {}
+                    Err(e) => eprintln!("error: {}", engine::one_line(&format!("{e:#}"))),
+                }
             }
             Err(rustyline::error::ReadlineError::Interrupted) => buffer.clear(),
             Err(rustyline::error::ReadlineError::Eof) => break,

@@ -19,6 +19,8 @@ pub enum Format {
     /// A readable table (the terminal default).
     Table,
     Csv,
+    /// Tab separated, with a header line (CSV's quoting for values that hold a tab).
+    Tsv,
     /// One JSON array of objects, one object per row.
     Json,
     /// One JSON object per line.
@@ -27,11 +29,12 @@ pub enum Format {
 }
 
 impl Format {
-    /// The format a file name asks for (`.parquet`, `.csv`, `.json`, `.ndjson`/`.jsonl`).
+    /// The format a file name asks for (`.parquet`, `.csv`, `.tsv`, `.json`, `.ndjson`/`.jsonl`).
     pub fn from_path(path: &Path) -> Option<Format> {
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "parquet" => Some(Format::Parquet),
             "csv" => Some(Format::Csv),
+            "tsv" => Some(Format::Tsv),
             "json" => Some(Format::Json),
             "ndjson" | "jsonl" => Some(Format::Ndjson),
             _ => None,
@@ -280,7 +283,9 @@ pub async fn write_stream_atomic(
                 batches.push(b);
             }
             match other {
-                Format::Csv => write_csv(out.file(), options.csv.clone(), &schema, &batches)?,
+                Format::Csv | Format::Tsv => {
+                    write_csv(out.file(), options.csv.clone(), &schema, &batches)?
+                }
                 _ => write_text(out.file(), other, &schema, &batches)?,
             }
         }
@@ -289,7 +294,7 @@ pub async fn write_stream_atomic(
     Ok(rows)
 }
 
-/// Writes batches as text (table, csv, json, ndjson) to a stream such as stdout.
+/// Writes batches as text (table, csv, tsv, json, ndjson) to a stream such as stdout.
 pub fn write_text<W: Write + ?Sized>(
     out: &mut W,
     format: Format,
@@ -313,10 +318,8 @@ pub fn write_text<W: Write + ?Sized>(
                 )?;
             }
         }
-        Format::Csv => {
-            let builder = datafusion::arrow::csv::WriterBuilder::new().with_header(true);
-            write_csv(out, builder, schema, batches)?;
-        }
+        Format::Csv => write_csv(out, delimited(b','), schema, batches)?,
+        Format::Tsv => write_csv(out, delimited(b'\t'), schema, batches)?,
         Format::Json => {
             let mut w = datafusion::arrow::json::ArrayWriter::new(&mut *out);
             for b in batches {
@@ -340,7 +343,13 @@ pub fn write_text<W: Write + ?Sized>(
     Ok(())
 }
 
-/// Batches as CSV written by `builder` (header, delimiter, quoting); nested values as text.
+/// A CSV writer with a header line and `delimiter` (`,` for CSV, a tab for TSV).
+fn delimited(delimiter: u8) -> datafusion::arrow::csv::WriterBuilder {
+    datafusion::arrow::csv::WriterBuilder::new().with_header(true).with_delimiter(delimiter)
+}
+
+/// Batches as CSV or TSV written by `builder` (header, delimiter, quoting); nested values as
+/// text.
 fn write_csv<W: Write + ?Sized>(
     out: &mut W,
     builder: datafusion::arrow::csv::WriterBuilder,
@@ -357,7 +366,8 @@ fn write_csv<W: Write + ?Sized>(
     Ok(())
 }
 
-/// CSV has no nested values: lists and structs become their display text (`[1, 2]`, `{a: 1}`).
+/// CSV and TSV have no nested values: lists and structs become their display text (`[1, 2]`,
+/// `{a: 1}`).
 fn flatten_nested(batch: &RecordBatch) -> Result<RecordBatch> {
     use datafusion::arrow::array::{ArrayRef, StringArray};
     use datafusion::arrow::datatypes::{DataType, Field, Schema};

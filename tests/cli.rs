@@ -464,3 +464,148 @@ fn cluster_commands_need_the_cluster_feature() {
         assert!(err.contains("built without the `cluster` feature"), "{err}");
     }
 }
+
+#[test]
+fn tsv_output_and_tsv_files() {
+    let d = tmp();
+    let q = "SELECT 1 AS a, 'x y' AS b, 'p\tq' AS c";
+    let out = ok(d.path(), &["sql", "--format", "tsv", "-c", q]);
+    assert_eq!(out, "a\tb\tc\n1\tx y\t\"p\tq\"\n");
+    ok(d.path(), &["sql", "-c", q, "--out", "r.tsv"]);
+    assert_eq!(std::fs::read_to_string(d.path().join("r.tsv")).unwrap(), out);
+    let copied = ok(d.path(), &["sql", "-c", &format!("COPY ({q}) TO 'c.tsv'")]);
+    assert_eq!(copied, "1 rows written to c.tsv\n");
+    assert_eq!(std::fs::read_to_string(d.path().join("c.tsv")).unwrap(), out);
+}
+
+#[test]
+fn quiet_prints_results_only() {
+    let d = tmp();
+    let args = ["sql", "-c", "SELECT 1 AS a", "--out", "r.csv"];
+    let out = vista(d.path(), &args);
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "1 rows written to r.csv\n");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    let out = vista(d.path(), &[&args[..], &["-q"]].concat());
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    assert_eq!(std::fs::read_to_string(d.path().join("r.csv")).unwrap(), "a\n1\n");
+    let out = vista(d.path(), &["sql", "--quiet", "--format", "csv", "-c", "SELECT 1 AS a"]);
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "a\n1\n");
+}
+
+#[test]
+fn maxrows_cuts_tables_and_says_how_many_rows_there_are() {
+    let d = tmp();
+    // 10000 rows come in two batches; the count covers both.
+    let q = "SELECT value AS n FROM generate_series(1, 10000) ORDER BY n";
+    let out = ok(d.path(), &["sql", "--maxrows", "2", "-c", q]);
+    assert_eq!(out, "+---+\n| n |\n+---+\n| 1 |\n| 2 |\n+---+\n2 rows shown of 10000\n");
+    let small = "SELECT value AS n FROM generate_series(1, 3) ORDER BY n";
+    let all = "+---+\n| n |\n+---+\n| 1 |\n| 2 |\n| 3 |\n+---+\n";
+    assert_eq!(ok(d.path(), &["sql", "-c", small]), all, "-c prints every row by default");
+    assert_eq!(ok(d.path(), &["sql", "--maxrows", "0", "-c", small]), all, "0 = all");
+    assert_eq!(ok(d.path(), &["sql", "--maxrows", "3", "-c", small]), all);
+    let csv = ok(d.path(), &["sql", "--maxrows", "1", "--format", "csv", "-c", small]);
+    assert_eq!(csv, "n\n1\n2\n3\n", "machine formats write every row");
+}
+
+#[test]
+fn commands_and_files_run_in_the_order_given_in_one_session() {
+    let d = tmp();
+    write(d.path(), "a.sql", "SELECT 2 AS n;\nINSERT INTO t VALUES (20);\n");
+    write(d.path(), "b.sql", "SELECT sum(x) AS s FROM t;");
+    let args = ["sql", "--format", "csv", "-c", "CREATE TABLE t (x INT); SELECT 1 AS n"];
+    let more = ["-f", "a.sql", "-c", "SELECT 3 AS n; INSERT INTO t VALUES (1)", "-f", "b.sql"];
+    let out = ok(d.path(), &[&args[..], &more[..]].concat());
+    // INSERT prints its row count.
+    assert_eq!(out, "n\n1\nn\n2\ncount\n1\nn\n3\ncount\n1\ns\n21\n");
+    // --out takes the last query of them all; the others print.
+    let create = "CREATE TABLE t (x INT)";
+    let args = ["sql", "--format", "csv", "-c", create, "-c", "SELECT 1 AS a"];
+    let more = ["-c", "INSERT INTO t VALUES (5)", "-f", "b.sql", "-c", "INSERT INTO t VALUES (1)"];
+    let out = ok(d.path(), &[&args[..], &more[..], &["--out", "r.csv"]].concat());
+    assert_eq!(out, "a\n1\ncount\n1\ncount\n1\n");
+    assert_eq!(std::fs::read_to_string(d.path().join("r.csv")).unwrap(), "s\n5\n");
+    // An error names the file and stops the run.
+    write(d.path(), "bad.sql", "SELECT 1;\nSELEC 2;");
+    let err = fails(d.path(), &["sql", "-f", "bad.sql", "-c", "SELECT 3"]);
+    assert!(err.starts_with("error: bad.sql: SQL syntax error"), "{err}");
+}
+
+/// Runs `vista` with `input` on stdin (the prompt reads lines from a pipe too).
+fn vista_stdin(dir: &Path, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vista"))
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("vista runs");
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn meta_commands_list_and_describe_tables() {
+    let d = tmp();
+    let create = "CREATE TABLE Items (id INT NOT NULL, name VARCHAR)";
+    let out = ok(
+        d.path(),
+        &["sql", "--format", "csv", "-c", create, "-c", "\\d", "-c", ".tables;", "-c", "\\d items"],
+    );
+    let tables = "table_catalog,table_schema,table_name,table_type\n\
+                  datafusion,public,items,BASE TABLE\n\
+                  datafusion,public,vista_functions,BASE TABLE\n";
+    let columns = "column_name,data_type,is_nullable\nid,Int32,NO\nname,Utf8View,YES\n";
+    assert_eq!(out, format!("{tables}{tables}{columns}"));
+    let help = ok(d.path(), &["sql", "-c", ".help"]);
+    assert_eq!(
+        help,
+        "\\d, .tables        list tables (catalog, schema, table, type)\n\
+         \\d NAME            columns of a table (name, type, nullable)\n\
+         \\?, .help          this list\n\
+         \\q, .quit, .exit   quit\n"
+    );
+    assert_eq!(ok(d.path(), &["sql", "-c", "\\?"]), help);
+    assert_eq!(ok(d.path(), &["sql", "-c", "\\q", "-c", "SELECT 1"]), "", "\\q ends the run");
+    assert_eq!(fails(d.path(), &["sql", "-c", "\\d nosuch"]), "error: no table 'nosuch'\n");
+    assert_eq!(fails(d.path(), &["sql", "-c", "\\d x.y.z"]), "error: no table 'x.y.z'\n");
+    assert_eq!(
+        fails(d.path(), &["sql", "-c", "\\dt"]),
+        "error: unknown command '\\dt' (\\? lists the commands)\n"
+    );
+}
+
+#[test]
+fn the_prompt_takes_meta_commands_and_shows_40_rows() {
+    let d = tmp();
+    let input = "CREATE TABLE t AS SELECT value AS n FROM generate_series(1, 50);\n\n\
+                 \\d t\nSELECT n\n  FROM t ORDER BY n;\n\\x\n\\q\nSELECT 1;\n";
+    let out = vista_stdin(d.path(), &["sql"], input);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: unknown command '\\x' (\\? lists the commands)\n"
+    );
+    let rows: String = (1..=40).map(|n| format!("| {n:<2} |\n")).collect();
+    let want = format!(
+        "+-------------+-----------+-------------+\n\
+         | column_name | data_type | is_nullable |\n\
+         +-------------+-----------+-------------+\n\
+         | n           | Int64     | NO          |\n\
+         +-------------+-----------+-------------+\n\
+         +----+\n| n  |\n+----+\n{rows}+----+\n40 rows shown of 50\n"
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+    let out = vista_stdin(
+        d.path(),
+        &["sql", "--maxrows", "0"],
+        "SELECT value AS n FROM generate_series(1, 50);\n",
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3 + 50 + 1);
+}
