@@ -146,16 +146,6 @@ fn identical_rows_are_computed_once() {
     assert_eq!(model.rows.load(Ordering::SeqCst), 6);
 }
 
-/// The cells of a pretty-printed table, row by row (header excluded).
-fn cells(table: &str) -> Vec<Vec<String>> {
-    table
-        .lines()
-        .filter(|l| l.starts_with('|'))
-        .skip(1)
-        .map(|l| l.trim_matches('|').split('|').map(|c| c.trim().to_string()).collect())
-        .collect()
-}
-
 #[test]
 fn on_error_fail_null_report_and_detail() {
     let (_model, loader, dir) = echo();
@@ -170,7 +160,7 @@ fn on_error_fail_null_report_and_detail() {
     )
     .unwrap();
     assert_eq!(
-        cells(&out),
+        test_util::cells(&out),
         vec![vec!["a", "q;4;b3;t64"], vec!["b", ""], vec!["c", "q;5;b3;t64"]],
         "{out}"
     );
@@ -181,8 +171,8 @@ fn on_error_fail_null_report_and_detail() {
          vista_generate(img, q, 'text', on_error => 'report') AS r FROM t) ORDER BY id",
     )
     .unwrap();
-    assert_eq!(cells(&out)[1], vec!["b", "", "corrupt image"], "{out}");
-    assert_eq!(cells(&out)[0], vec!["a", "q;4;b3;t64", ""], "{out}");
+    assert_eq!(test_util::cells(&out)[1], vec!["b", "", "corrupt image"], "{out}");
+    assert_eq!(test_util::cells(&out)[0], vec!["a", "q;4;b3;t64", ""], "{out}");
 
     let out = test_util::run(
         &ctx,
@@ -191,7 +181,7 @@ fn on_error_fail_null_report_and_detail() {
          FROM (SELECT id, vista_generate(img, q, output => 'detail') AS d FROM t) ORDER BY id",
     )
     .unwrap();
-    let rows = cells(&out);
+    let rows = test_util::cells(&out);
     // Every row comes from the first query's micro-batch of 3 (errors are remembered too).
     assert_eq!(rows[0], vec!["a", "q;4;b3;t64", "", "true", "3", "false"], "{out}");
     assert_eq!(rows[1], vec!["b", "", "corrupt image", "true", "3", ""], "{out}");
@@ -247,7 +237,7 @@ fn detail_reports_whether_the_length_limit_cut_the_answer() {
          FROM (SELECT id, vista_generate(img, q, output => 'detail') AS d FROM t) ORDER BY id",
     )
     .unwrap();
-    let rows = cells(&out);
+    let rows = test_util::cells(&out);
     assert_eq!(rows[0], vec!["a", "xxx", "true"], "{out}");
     assert_eq!(rows[1], vec!["b", "ok", "false"], "{out}");
 }
