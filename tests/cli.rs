@@ -257,6 +257,85 @@ fn out_flag_writes_the_last_query_with_function_metadata() {
     assert!(bleu.contains("tokenize=ptb"), "{bleu}");
 }
 
+/// One row of a Hugging Face image column: `None` for NULL, else (bytes, path).
+type HfImage<'a> = Option<(Option<Vec<u8>>, Option<&'a str>)>;
+
+/// A Parquet file laid out as Hugging Face `datasets` writes an `Image()` feature: the column
+/// `image: struct<bytes: binary, path: string>` and the features in the `huggingface` metadata.
+fn write_hf_parquet(path: &Path, label: Vec<i64>, images: Vec<HfImage>) {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{ArrayRef, BinaryArray, Int64Array, StringArray, StructArray};
+    use datafusion::arrow::buffer::NullBuffer;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::parquet::arrow::ArrowWriter;
+
+    let bytes: BinaryArray = images.iter().map(|r| r.as_ref().and_then(|r| r.0.clone())).collect();
+    let paths: StringArray = images.iter().map(|r| r.as_ref().and_then(|r| r.1)).collect();
+    let fields =
+        vec![Field::new("bytes", DataType::Binary, true), Field::new("path", DataType::Utf8, true)];
+    let nulls = NullBuffer::from(images.iter().map(Option::is_some).collect::<Vec<_>>());
+    let image: ArrayRef = Arc::new(
+        StructArray::try_new(fields.into(), vec![Arc::new(bytes), Arc::new(paths)], Some(nulls))
+            .unwrap(),
+    );
+    let features = r#"{"info": {"features": {"label": {"dtype": "int64", "_type": "Value"}, "image": {"_type": "Image"}}}}"#;
+    let schema = Schema::new(vec![
+        Field::new("label", DataType::Int64, true),
+        Field::new("image", image.data_type().clone(), true),
+    ])
+    .with_metadata([("huggingface".to_string(), features.to_string())].into());
+    let schema = Arc::new(schema);
+    let batch =
+        RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(label)), image])
+            .unwrap();
+    let mut w = ArrowWriter::try_new(File::create(path).unwrap(), schema, None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}
+
+#[test]
+fn hugging_face_image_columns_are_images() {
+    let d = tmp();
+    let mut jpeg = Vec::new();
+    let rgb = image::RgbImage::from_pixel(4, 5, image::Rgb([200, 10, 10]));
+    image::codecs::jpeg::JpegEncoder::new(&mut jpeg).encode_image(&rgb).unwrap();
+    std::fs::write(d.path().join("c.png"), png(7, 1)).unwrap();
+    write_hf_parquet(
+        &d.path().join("hf.parquet"),
+        vec![0, 1, 2, 3],
+        vec![
+            Some((Some(png(3, 2)), Some("a.png"))),
+            Some((Some(jpeg), None)),
+            None,
+            Some((None, Some("c.png"))),
+        ],
+    );
+    let out = ok(
+        d.path(),
+        &["sql", "--format", "csv", "-c",
+          "SELECT label, image_width(image) AS w, image_height(image) AS h, image_format(image) AS f \
+           FROM 'hf.parquet' WHERE label < 3 ORDER BY label"],
+    );
+    assert_eq!(out, "label,w,h,f\n0,3,2,png\n1,4,5,jpeg\n2,,,\n");
+    // A row with only a path is a row error that names the remedy, which works.
+    let err = fails(d.path(), &["sql", "-c", "SELECT image_width(image) FROM 'hf.parquet'"]);
+    assert!(err.contains("image struct has only a path ('c.png')"), "{err}");
+    assert!(err.contains("read_bytes(image['path'])"), "{err}");
+    let out = ok(
+        d.path(),
+        &[
+            "sql",
+            "--format",
+            "csv",
+            "-c",
+            "SELECT label, coalesce(image_width(image, on_error => 'null'), \
+           image_width(read_bytes(image['path']))) AS w FROM 'hf.parquet' WHERE label = 3",
+        ],
+    );
+    assert_eq!(out, "label,w\n3,7\n");
+}
+
 #[test]
 fn base_dir_resolves_relative_paths() {
     let d = tmp();

@@ -11,8 +11,9 @@ use datafusion::logical_expr::{ColumnarValue, Signature, Volatility};
 /// What an argument accepts; `coerce` turns the caller's types into the type the code reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Arg {
-    /// Binary, LargeBinary or BinaryView (kept as given).
-    Bytes,
+    /// Encoded image bytes: Binary, LargeBinary, BinaryView, or a Hugging Face image
+    /// `struct<bytes, path>` (see [`is_image_struct`]); kept as given.
+    Image,
     /// Utf8, LargeUtf8 or Utf8View (kept as given).
     Text,
     /// Any integer, coerced to Int64.
@@ -72,14 +73,15 @@ fn coerce_one(func: &str, name: &str, kind: Arg, dt: &DataType) -> Result<DataTy
     use DataType::*;
     let ok = match (kind, dt) {
         (_, Null) => Some(match kind {
-            Arg::Bytes => Binary,
+            Arg::Image => Binary,
             Arg::Text => Utf8,
             Arg::Int => Int64,
             Arg::Float => Float64,
             Arg::Bool => Boolean,
             Arg::Any => Null,
         }),
-        (Arg::Bytes, Binary | LargeBinary | BinaryView) => Some(dt.clone()),
+        (Arg::Image, Binary | LargeBinary | BinaryView) => Some(dt.clone()),
+        (Arg::Image, Struct(fields)) if is_image_struct(fields) => Some(dt.clone()),
         (Arg::Text, Utf8 | LargeUtf8 | Utf8View) => Some(dt.clone()),
         (Arg::Int, d) if d.is_integer() => Some(Int64),
         (Arg::Float, d) if d.is_numeric() => Some(Float64),
@@ -89,7 +91,20 @@ fn coerce_one(func: &str, name: &str, kind: Arg, dt: &DataType) -> Result<DataTy
     };
     match ok {
         Some(t) => Ok(t),
-        None => plan_err!("{func}: argument `{name}` must be {kind:?}, got {dt}"),
+        None => plan_err!("{func}: argument `{name}` must be {}, got {dt}", kind.describe()),
+    }
+}
+
+impl Arg {
+    fn describe(self) -> &'static str {
+        match self {
+            Arg::Image => "image bytes (binary) or an image struct<bytes, path>",
+            Arg::Text => "text",
+            Arg::Int => "an integer",
+            Arg::Float => "a number",
+            Arg::Bool => "a boolean",
+            Arg::Any => "any value",
+        }
     }
 }
 
@@ -170,6 +185,54 @@ pub fn bytes_values<'a>(func: &str, arr: &'a ArrayRef) -> Result<Vec<Option<&'a 
         DataType::Null => vec![None; arr.len()],
         other => return Err(exec_datafusion_err!("{func}: expected binary data, got {other}")),
     })
+}
+
+/// Whether a struct is an image as Hugging Face `datasets` stores one: a binary-like `bytes`
+/// field and optionally a text `path` field, nothing else. (A mask's `struct<size, counts>` is
+/// not one.)
+pub fn is_image_struct(fields: &Fields) -> bool {
+    use DataType::*;
+    let bytes = fields.find("bytes").map(|(_, f)| f.data_type());
+    let path = fields.find("path").map(|(_, f)| f.data_type());
+    matches!(bytes, Some(Binary | LargeBinary | BinaryView | Null))
+        && matches!(path, None | Some(Utf8 | LargeUtf8 | Utf8View | Null))
+        && fields.len() == 1 + usize::from(path.is_some())
+}
+
+/// One row of an image column: `Ok(None)` for NULL, `Err` for a row that has no bytes to read.
+pub type ImageRow<'a> = std::result::Result<Option<&'a [u8]>, String>;
+
+/// Row values of an image column: binary, or a Hugging Face `struct<bytes, path>` read through
+/// its `bytes` field. A struct row with only a path is an error (the function reads bytes, not
+/// files); a NULL struct, or one with neither field set, is NULL.
+pub fn image_values<'a>(func: &str, arr: &'a ArrayRef) -> Result<Vec<ImageRow<'a>>> {
+    let DataType::Struct(fields) = arr.data_type() else {
+        return Ok(bytes_values(func, arr)?.into_iter().map(Ok).collect());
+    };
+    if !is_image_struct(fields) {
+        return Err(exec_datafusion_err!(
+            "{func}: expected image bytes or struct<bytes, path>, got {}",
+            arr.data_type()
+        ));
+    }
+    let st = arr.as_struct();
+    let bytes = bytes_values(func, st.column_by_name("bytes").expect("checked above"))?;
+    let paths = match st.column_by_name("path") {
+        Some(p) => str_values(func, p)?,
+        None => vec![None; st.len()],
+    };
+    Ok((0..st.len()).map(|i| struct_row(st.is_null(i), bytes[i], paths[i])).collect())
+}
+
+fn struct_row<'a>(null: bool, bytes: Option<&'a [u8]>, path: Option<&str>) -> ImageRow<'a> {
+    match (null, bytes, path) {
+        (true, _, _) | (false, None, None) => Ok(None),
+        (false, Some(b), _) => Ok(Some(b)),
+        (false, None, Some(p)) => Err(format!(
+            "the image struct has only a path ('{p}') and no bytes; read the file with \
+             read_bytes(image['path'])"
+        )),
+    }
 }
 
 /// Row values of a Utf8/LargeUtf8/Utf8View column.

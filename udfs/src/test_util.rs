@@ -26,6 +26,16 @@ pub fn run(ctx: &SessionContext, sql: &str) -> datafusion::common::Result<String
     })
 }
 
+/// The cells of a pretty-printed table, row by row (header excluded).
+pub fn cells(table: &str) -> Vec<Vec<String>> {
+    table
+        .lines()
+        .filter(|l| l.starts_with('|'))
+        .skip(1)
+        .map(|l| l.trim_matches('|').split('|').map(|c| c.trim().to_string()).collect())
+        .collect()
+}
+
 /// Splits a documented example (```sql\n> QUERY;\nTABLE\n```) into its query and expected table.
 pub fn parse_example(example: &str) -> Option<(String, String)> {
     let body = example.trim().strip_prefix("```sql")?.strip_suffix("```")?.trim();
@@ -52,4 +62,24 @@ pub fn xorshift(seed: u64) -> impl FnMut() -> u64 {
         state ^= state << 17;
         state
     }
+}
+
+/// One row of a Hugging Face image column: `None` for a NULL struct, else (bytes, path).
+pub type HfImage<'a> = Option<(Option<&'a [u8]>, Option<&'a str>)>;
+
+/// A Hugging Face `datasets` image column, `struct<bytes: binary, path: string>`.
+pub fn hf_images(rows: &[HfImage]) -> datafusion::arrow::array::StructArray {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{ArrayRef, BinaryArray, StringArray, StructArray};
+    use datafusion::arrow::buffer::NullBuffer;
+    use datafusion::arrow::datatypes::{DataType, Field};
+
+    let bytes: BinaryArray = rows.iter().map(|r| r.and_then(|r| r.0)).collect();
+    let paths: StringArray = rows.iter().map(|r| r.and_then(|r| r.1)).collect();
+    let fields =
+        vec![Field::new("bytes", DataType::Binary, true), Field::new("path", DataType::Utf8, true)];
+    let columns: Vec<ArrayRef> = vec![Arc::new(bytes), Arc::new(paths)];
+    let nulls = NullBuffer::from(rows.iter().map(Option::is_some).collect::<Vec<_>>());
+    StructArray::try_new(fields.into(), columns, Some(nulls)).unwrap()
 }

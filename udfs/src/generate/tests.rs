@@ -5,7 +5,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use datafusion::arrow::array::{BinaryArray, BinaryBuilder, ListBuilder, RecordBatch, StringArray};
+use datafusion::arrow::array::{
+    Array, BinaryArray, BinaryBuilder, ListArray, ListBuilder, RecordBatch, StringArray,
+    StructArray,
+};
+use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -146,16 +150,6 @@ fn identical_rows_are_computed_once() {
     assert_eq!(model.rows.load(Ordering::SeqCst), 6);
 }
 
-/// The cells of a pretty-printed table, row by row (header excluded).
-fn cells(table: &str) -> Vec<Vec<String>> {
-    table
-        .lines()
-        .filter(|l| l.starts_with('|'))
-        .skip(1)
-        .map(|l| l.trim_matches('|').split('|').map(|c| c.trim().to_string()).collect())
-        .collect()
-}
-
 #[test]
 fn on_error_fail_null_report_and_detail() {
     let (_model, loader, dir) = echo();
@@ -170,7 +164,7 @@ fn on_error_fail_null_report_and_detail() {
     )
     .unwrap();
     assert_eq!(
-        cells(&out),
+        test_util::cells(&out),
         vec![vec!["a", "q;4;b3;t64"], vec!["b", ""], vec!["c", "q;5;b3;t64"]],
         "{out}"
     );
@@ -181,8 +175,8 @@ fn on_error_fail_null_report_and_detail() {
          vista_generate(img, q, 'text', on_error => 'report') AS r FROM t) ORDER BY id",
     )
     .unwrap();
-    assert_eq!(cells(&out)[1], vec!["b", "", "corrupt image"], "{out}");
-    assert_eq!(cells(&out)[0], vec!["a", "q;4;b3;t64", ""], "{out}");
+    assert_eq!(test_util::cells(&out)[1], vec!["b", "", "corrupt image"], "{out}");
+    assert_eq!(test_util::cells(&out)[0], vec!["a", "q;4;b3;t64", ""], "{out}");
 
     let out = test_util::run(
         &ctx,
@@ -191,7 +185,7 @@ fn on_error_fail_null_report_and_detail() {
          FROM (SELECT id, vista_generate(img, q, output => 'detail') AS d FROM t) ORDER BY id",
     )
     .unwrap();
-    let rows = cells(&out);
+    let rows = test_util::cells(&out);
     // Every row comes from the first query's micro-batch of 3 (errors are remembered too).
     assert_eq!(rows[0], vec!["a", "q;4;b3;t64", "", "true", "3", "false"], "{out}");
     assert_eq!(rows[1], vec!["b", "", "corrupt image", "true", "3", ""], "{out}");
@@ -247,7 +241,7 @@ fn detail_reports_whether_the_length_limit_cut_the_answer() {
          FROM (SELECT id, vista_generate(img, q, output => 'detail') AS d FROM t) ORDER BY id",
     )
     .unwrap();
-    let rows = cells(&out);
+    let rows = test_util::cells(&out);
     assert_eq!(rows[0], vec!["a", "xxx", "true"], "{out}");
     assert_eq!(rows[1], vec!["b", "ok", "false"], "{out}");
 }
@@ -307,6 +301,74 @@ fn image_lists_and_nulls() {
     let out = test_util::run(&ctx, "SELECT vista_generate(img, NULL) AS g FROM t").unwrap();
     assert!(out.contains("|   |"), "{out}");
     assert_eq!(model.rows.load(Ordering::SeqCst), before);
+}
+
+/// `m(one, many)`: an HF image struct column and a list of them.
+fn register_hf(ctx: &SessionContext, one: StructArray, many: ListArray) {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("one", one.data_type().clone(), true),
+        Field::new("many", many.data_type().clone(), true),
+    ]));
+    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(one), Arc::new(many)]).unwrap();
+    ctx.register_table("m", Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap()))
+        .unwrap();
+}
+
+#[test]
+fn hf_image_structs_and_lists_of_them_send_their_bytes() {
+    let (_model, loader, dir) = echo();
+    let ctx = ctx_with(loader, &dir, vec![vec![("a", &b"xy"[..], "q")]]);
+    // One row per model call, so that the echoed batch size does not depend on timing.
+    test_util::run(&ctx, "SET vista.batch_size = 1").unwrap();
+    let one = test_util::hf_images(&[
+        Some((Some(b"abc"), Some("a.png"))),
+        Some((None, Some("b.png"))),
+        Some((None, None)),
+        Some((Some(b"de"), None)),
+    ]);
+    let values = test_util::hf_images(&[
+        Some((Some(b"abc"), None)),
+        Some((Some(b"de"), Some("d.png"))),
+        Some((None, Some("c.png"))),
+        Some((Some(b"f"), None)),
+    ]);
+    let field = Arc::new(Field::new("item", values.data_type().clone(), true));
+    let offsets = OffsetBuffer::from_lengths([2, 1, 0, 1]);
+    let nulls = Some(vec![true, true, false, true].into());
+    let many = ListArray::try_new(field, offsets, Arc::new(values), nulls).unwrap();
+    register_hf(&ctx, one, many);
+    let path_only = |p: &str| {
+        format!(
+            "the image struct has only a path ('{p}') and no bytes; read the file with \
+             read_bytes(image['path'])"
+        )
+    };
+    let run = |col: &str| {
+        let sql = format!(
+            "SELECT d.text AS t, d.error AS e FROM \
+             (SELECT vista_generate({col}, 'q', 'detail', 'null') AS d FROM m)"
+        );
+        test_util::cells(&test_util::run(&ctx, &sql).unwrap())
+    };
+    let null_image = "the image is NULL (no model call)".to_string();
+    assert_eq!(
+        run("one"),
+        [
+            ["q;3;b1;t64".to_string(), "".into()],
+            ["".into(), path_only("b.png")],
+            ["".into(), null_image.clone()],
+            ["q;2;b1;t64".into(), "".into()],
+        ]
+    );
+    assert_eq!(
+        run("many"),
+        [
+            ["q;3,2;b1;t64".to_string(), "".into()],
+            ["".into(), format!("image 1 of the list: {}", path_only("c.png"))],
+            ["".into(), null_image],
+            ["q;1;b1;t64".into(), "".into()],
+        ]
+    );
 }
 
 #[test]

@@ -28,20 +28,26 @@ const ON_ERROR_IDX: usize = 3;
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
         super::SECTION,
-        "Runs the vision-language model set by `SET vista.model = 'dir'` on one image (binary) or \
-         several (list<binary>, one per `<image>` marker) with an instruction, and returns the \
-         generated text. One worker thread owns the model (loaded once per process) and gathers \
-         rows from every partition into micro-batches of `vista.batch_size`; identical (images, \
-         instruction, settings) rows are computed once. Generation follows `vista.max_new_tokens`, \
-         `vista.num_beams`, `vista.temperature`, `vista.top_p`, `vista.seed` and \
-         `vista.prompt_template`. `output => 'detail'` returns struct<text, error, latency_ms, \
-         batch_rows, truncated> (latency = model time of the row's micro-batch divided by its \
-         rows; truncated = generation stopped on vista.max_new_tokens, not on an end token). A NULL \
-         image or instruction gives NULL without running the model (in `detail`, with an error \
-         saying which, so that a job counts the row as failed).",
+        "Runs the vision-language model set by `SET vista.model = 'dir'` on one image (binary or \
+         a Hugging Face image struct<bytes, path>) or several (a list of either, one per `<image>` \
+         marker) with an instruction, and returns the generated text. One worker thread owns the \
+         model (loaded once per process) and gathers rows from every partition into \
+         micro-batches of `vista.batch_size`; identical (images, instruction, settings) rows are \
+         computed once. Generation follows `vista.max_new_tokens`, `vista.num_beams`, \
+         `vista.temperature`, `vista.top_p`, `vista.seed` and `vista.prompt_template`. `output \
+         => 'detail'` returns struct<text, error, latency_ms, batch_rows, truncated> (latency = \
+         model time of the row's micro-batch divided by its rows; truncated = generation stopped \
+         on vista.max_new_tokens, not on an end token). A NULL image or instruction gives NULL \
+         without running the model (in `detail`, with an error saying which, so that a job counts \
+         the row as failed).",
         "vista_generate(image, instruction [, output => 'text' | 'detail' [, on_error => 'fail' | 'null' | 'report']])",
     )
-    .with_argument("image", "Encoded image bytes (binary), or a list<binary> of images for multi-image prompts.")
+    .with_argument(
+        "image",
+        "Encoded image bytes (binary) or a Hugging Face `datasets` image struct<bytes, path> (read \
+         through its `bytes`; a row with only a `path` is a row error: read the file with \
+         read_bytes(image['path'])), or a list of either for multi-image prompts.",
+    )
     .with_argument("instruction", "The instruction, e.g. from vista_prompt(...).")
     .with_argument(
         "output",
@@ -166,11 +172,12 @@ fn shape(scalars: &[Option<&ScalarValue>]) -> Result<Shape> {
 }
 
 fn check_types(types: &[DataType]) -> Result<()> {
-    let is_bytes = |t: &DataType| {
-        matches!(
+    let is_bytes = |t: &DataType| match t {
+        DataType::Struct(fields) => common::is_image_struct(fields),
+        t => matches!(
             t,
             DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::Null
-        )
+        ),
     };
     let image_ok = match &types[0] {
         DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
@@ -180,7 +187,8 @@ fn check_types(types: &[DataType]) -> Result<()> {
     };
     if !image_ok {
         return plan_err!(
-            "{NAME}: argument `image` must be binary or a list of binary, got {}",
+            "{NAME}: argument `image` must be binary, an image struct<bytes, path>, or a list \
+             of either, got {}",
             types[0]
         );
     }
@@ -300,7 +308,10 @@ impl AsyncScalarUDFImpl for VistaGenerateFunc {
         // on_error => 'null')` could not read arrives as NULL, and a job must count it as failed.
         for (row, e) in errors.iter_mut().enumerate() {
             if unseen[row] {
-                *e = Some(if arrays[0].is_null(row) {
+                // With the instruction set, the image was NULL: a NULL row, or an image struct
+                // with neither bytes nor path.
+                let image_null = arrays[0].is_null(row) || arrays[1].is_valid(row);
+                *e = Some(if image_null {
                     "the image is NULL (no model call)".to_string()
                 } else {
                     "the instruction is NULL (no model call)".to_string()
@@ -342,10 +353,10 @@ fn requests(
 
 type ImageList = Option<Result<Vec<Arc<[u8]>>, String>>;
 
-/// Each row's images: one for a binary column, the list for a list column.
+/// Each row's images: one for an image column, the list for a list column.
 fn image_lists(arr: &ArrayRef) -> Result<Vec<ImageList>> {
     let list_rows = |values: &ArrayRef, offsets: Vec<(usize, usize)>, arr: &dyn Array| {
-        let values = common::bytes_values(NAME, values)?;
+        let values = common::image_values(NAME, values)?;
         Ok(offsets
             .into_iter()
             .enumerate()
@@ -357,9 +368,10 @@ fn image_lists(arr: &ArrayRef) -> Result<Vec<ImageList>> {
                     values[start..end]
                         .iter()
                         .enumerate()
-                        .map(|(k, v)| {
-                            v.map(Arc::from)
-                                .ok_or_else(|| format!("image {} of the list is NULL", k + 1))
+                        .map(|(k, v)| match v {
+                            Ok(Some(b)) => Ok(Arc::from(*b)),
+                            Ok(None) => Err(format!("image {} of the list is NULL", k + 1)),
+                            Err(e) => Err(format!("image {} of the list: {e}", k + 1)),
                         })
                         .collect(),
                 )
@@ -384,9 +396,9 @@ fn image_lists(arr: &ArrayRef) -> Result<Vec<ImageList>> {
                 (0..l.len()).map(|i| ((l.offset() + i) * n, (l.offset() + i + 1) * n)).collect();
             list_rows(l.values(), offsets, l)
         }
-        _ => Ok(common::bytes_values(NAME, arr)?
+        _ => Ok(common::image_values(NAME, arr)?
             .into_iter()
-            .map(|v| v.map(|b| Ok(vec![Arc::from(b)])))
+            .map(|v| v.transpose().map(|r| r.map(|b| vec![Arc::from(b)])))
             .collect()),
     }
 }

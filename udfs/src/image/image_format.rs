@@ -19,7 +19,7 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
          under `on_error => 'null'`.",
         "image_format(image [, on_error => 'fail' | 'null' | 'report'])",
     )
-    .with_argument("image", "Encoded image bytes (binary).")
+    .with_argument("image", super::IMAGE_ARG)
     .with_argument("on_error", "Per-row error policy: 'fail' (default), 'null' or 'report'.")
     .with_sql_example(
         "```sql\n> SELECT image_format(X'89504E470D0A1A0A') AS f;\n+-----+\n| f   |\n+-----+\n| png |\n+-----+\n```",
@@ -42,7 +42,7 @@ impl Default for ImageFormatFunc {
 
 impl ImageFormatFunc {
     pub fn new() -> Self {
-        let params = Params::new(1, &[("image", Arg::Bytes), ("on_error", Arg::Text)]);
+        let params = Params::new(1, &[("image", Arg::Image), ("on_error", Arg::Text)]);
         Self { signature: params.signature(Volatility::Immutable), params }
     }
 }
@@ -69,9 +69,9 @@ impl ScalarUDFImpl for ImageFormatFunc {
         let policy = OnError::resolve(self.name(), &args.args, 1, &config)?;
         let scalar = common::all_scalar(&args.args);
         let arrays = common::to_arrays(&args.args[..1], args.number_rows)?;
-        let images = common::bytes_values(self.name(), &arrays[0])?;
+        let images = common::image_values(self.name(), &arrays[0])?;
         let (values, errors) = common::map_rows(images, |_, img| {
-            let Some(bytes) = img else { return Ok(None) };
+            let Some(bytes) = img? else { return Ok(None) };
             let f = super::format_of(bytes)?;
             Ok(Some(f.extensions_str().first().map_or("unknown", |e| e).to_string()).map(|e| {
                 // `jpg` is the first extension image lists for JPEG; users expect the format name.

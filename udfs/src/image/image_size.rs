@@ -31,7 +31,7 @@ fn doc(side: Side) -> Documentation {
         ),
         format!("{name}(image [, on_error => 'fail' | 'null' | 'report'])"),
     )
-    .with_argument("image", "Encoded image bytes (binary).")
+    .with_argument("image", super::IMAGE_ARG)
     .with_argument("on_error", "Per-row error policy: 'fail' (default), 'null' or 'report'.")
     .with_sql_example(format!(
         "```sql\n> SELECT {name}(X'89504E470D0A1A0A0000000D49484452000000020000000308000000009C81815D0000000B49444154789C636080020000090001FB52B8A90000000049454E44AE426082') AS v;\n+---+\n| v |\n+---+\n| {v} |\n+---+\n```"
@@ -52,7 +52,7 @@ pub struct ImageSizeFunc {
 
 impl ImageSizeFunc {
     pub fn new(side: Side) -> Self {
-        let params = Params::new(1, &[("image", Arg::Bytes), ("on_error", Arg::Text)]);
+        let params = Params::new(1, &[("image", Arg::Image), ("on_error", Arg::Text)]);
         Self { side, signature: params.signature(Volatility::Immutable), params }
     }
 }
@@ -82,10 +82,10 @@ impl ScalarUDFImpl for ImageSizeFunc {
         let policy = OnError::resolve(self.name(), &args.args, 1, &config)?;
         let scalar = common::all_scalar(&args.args);
         let arrays = common::to_arrays(&args.args[..1], args.number_rows)?;
-        let images = common::bytes_values(self.name(), &arrays[0])?;
+        let images = common::image_values(self.name(), &arrays[0])?;
         let side = self.side;
         let (values, errors) = common::map_rows(images, |_, img| {
-            let Some(bytes) = img else { return Ok(None) };
+            let Some(bytes) = img? else { return Ok(None) };
             let (w, h) = super::dimensions(bytes)?;
             let v = if side == Side::Width { w } else { h };
             i32::try_from(v).map(Some).map_err(|_| format!("dimension {v} exceeds int32"))

@@ -31,7 +31,7 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
          fail naming the row (NULL under `on_error => 'null'`).",
         "mask_color(image, mask [, on_error => 'fail' | 'null' | 'report'])",
     )
-    .with_argument("image", "Encoded image bytes (binary): PNG, JPEG, WebP, BMP, TIFF.")
+    .with_argument("image", format!("{} Formats: PNG, JPEG, WebP, BMP, TIFF.", super::IMAGE_ARG))
     .with_argument(
         "mask",
         "A mask of the image's size: PNG bytes, COCO RLE struct<size, counts>, or \
@@ -142,7 +142,7 @@ impl Default for MaskColorFunc {
 impl MaskColorFunc {
     pub fn new() -> Self {
         let params =
-            Params::new(2, &[("image", Arg::Bytes), ("mask", Arg::Any), ("on_error", Arg::Text)]);
+            Params::new(2, &[("image", Arg::Image), ("mask", Arg::Any), ("on_error", Arg::Text)]);
         Self { signature: params.signature(Volatility::Immutable), params }
     }
 }
@@ -172,11 +172,11 @@ impl ScalarUDFImpl for MaskColorFunc {
         let policy = OnError::resolve(func, &args.args, 2, &config)?;
         let scalar = common::all_scalar(&args.args);
         let arrays = common::to_arrays(&args.args[..2], args.number_rows)?;
-        let images = common::bytes_values(func, &arrays[0])?;
+        let images = common::image_values(func, &arrays[0])?;
         let masks = mask::read_masks(func, &arrays[1])?;
         let (values, errors) = common::map_rows(images.into_iter().zip(masks), |_, (img, m)| {
             let m = m.map_err(|e| format!("mask: {e}"))?;
-            let (Some(bytes), Some(m)) = (img, m) else { return Ok(None) };
+            let (Some(bytes), Some(m)) = (img?, m) else { return Ok(None) };
             let rgb = super::pixels::decode(bytes, config.max_image_pixels)?.to_rgb8();
             Ok(mean_rgb(&rgb, &m)?.map(|[r, g, b]| color_name(r, g, b)))
         });

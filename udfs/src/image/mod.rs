@@ -2,6 +2,8 @@
 //! and the colour of a masked object.
 
 mod hamming;
+#[cfg(test)]
+mod hf_struct_tests;
 mod image_format;
 mod image_size;
 mod mask_color;
@@ -28,6 +30,11 @@ pub(crate) const SECTION: datafusion::logical_expr::DocSection =
             "Read image files, inspect encoded images, hash them, and name masked colours.",
         ),
     };
+
+/// The documentation of an `image` argument: what every function reading encoded images takes.
+pub(crate) const IMAGE_ARG: &str = "Encoded image bytes (binary), or a Hugging Face `datasets` \
+     image struct<bytes, path>, read through its `bytes` (a row with only a `path` is a row \
+     error: read the file with read_bytes(image['path'])).";
 
 pub fn scalar_functions() -> Vec<ScalarUDF> {
     vec![

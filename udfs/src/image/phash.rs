@@ -36,7 +36,7 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
          `on_error => 'null'`.",
         "image_phash(image [, on_error => 'fail' | 'null' | 'report'])",
     )
-    .with_argument("image", "Encoded image bytes (binary): PNG, JPEG, WebP, BMP, TIFF.")
+    .with_argument("image", format!("{} Formats: PNG, JPEG, WebP, BMP, TIFF.", super::IMAGE_ARG))
     .with_argument("on_error", "Per-row error policy: 'fail' (default), 'null' or 'report'.")
     .with_sql_example(
         "```sql\n> SELECT to_hex(image_phash(rle_decode(polygon_to_mask([4.0, 4.0, 40.0, 10.0, 12.0, 44.0], 48, 48, space => 'pixel')))) AS h;\n+------------------+\n| h                |\n+------------------+\n| c3d034672d3b1e96 |\n+------------------+\n```",
@@ -129,7 +129,7 @@ impl Default for ImagePhashFunc {
 
 impl ImagePhashFunc {
     pub fn new() -> Self {
-        let params = Params::new(1, &[("image", Arg::Bytes), ("on_error", Arg::Text)]);
+        let params = Params::new(1, &[("image", Arg::Image), ("on_error", Arg::Text)]);
         Self { signature: params.signature(Volatility::Immutable), params }
     }
 }
@@ -156,9 +156,9 @@ impl ScalarUDFImpl for ImagePhashFunc {
         let policy = OnError::resolve(self.name(), &args.args, 1, &config)?;
         let scalar = common::all_scalar(&args.args);
         let arrays = common::to_arrays(&args.args[..1], args.number_rows)?;
-        let images = common::bytes_values(self.name(), &arrays[0])?;
+        let images = common::image_values(self.name(), &arrays[0])?;
         let (values, errors) = common::map_rows(images, |_, img| {
-            let Some(bytes) = img else { return Ok(None) };
+            let Some(bytes) = img? else { return Ok(None) };
             // The u64's bits as an i64 (two's complement), so hashes round-trip through SQL.
             phash(bytes, config.max_image_pixels).map(|h| Some(h as i64))
         });
