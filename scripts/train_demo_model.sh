@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Reproduces the demo's embedded model (src/demo/model): the synthetic training set, the
-# two-stage training run, and the copy of the checkpoint files into src/demo/model. Then scores
+# Reproduces the demo's embedded model (assets/demo-model): the synthetic training set, the
+# two-stage training run, and the copy of the checkpoint files into assets/demo-model. Then scores
 # it on the held-out demo set (seed 20261126, never used for training) next to random weights.
 #
 #   scripts/train_demo_model.sh [WORK_DIR]      (default: ./train-demo)
@@ -19,7 +19,7 @@ mkdir -p "$WORK"
 for f in config.json generation_config.json model.safetensors processor_config.json \
          tokenizer.json tokenizer_config.json qformer_tokenizer/tokenizer.json \
          qformer_tokenizer/tokenizer_config.json loss.csv loss.png train_report.json; do
-  mkdir -p "src/demo/model/$(dirname "$f")"
-  cp "$WORK/model/$f" "src/demo/model/$f"
+  mkdir -p "assets/demo-model/$(dirname "$f")"
+  cp "$WORK/model/$f" "assets/demo-model/$f"
 done
 "$VISTA" demo --dir "$WORK/demo" --model "$WORK/model" --samples-per-task 50 --report

@@ -5,7 +5,7 @@
 //! scores as Parquet and prints both score columns side by side; `--report` also writes an HTML
 //! page with images, instructions and the predicted boxes and polygons drawn over them.
 //!
-//! The embedded model (src/demo/model) was trained by `vista train` on synthetic data; its
+//! The embedded model (assets/demo-model) was trained by `vista train` on synthetic data; its
 //! command, seed, loss curve and held-out scores are in docs/train.md. The held-out set uses
 //! [`DEMO_SEED`], which no training set uses. Pass `--model DIR` to score another model.
 
@@ -28,7 +28,7 @@ const FLOOR_SEED: u64 = 1;
 
 macro_rules! model_file {
     ($name:literal) => {
-        ($name, include_bytes!(concat!("demo/model/", $name)).as_slice())
+        ($name, include_bytes!(concat!("../assets/demo-model/", $name)).as_slice())
     };
 }
 
