@@ -82,13 +82,3 @@ FROM pair p
 JOIN shared s ON s.kind = p.kind AND s.a_image = p.a_image AND s.b_image = p.b_image
 JOIN object_sequence oa ON oa.instance_id = p.a_instance
 JOIN object_sequence ob ON ob.instance_id = p.b_instance;
-
--- Balance: at most $max_per_class kept pairs per attribute value, by a seeded shuffle.
-SELECT *,
-       CASE WHEN pre_drop IS NOT NULL THEN pre_drop
-            WHEN $max_per_class > 0 AND ROW_NUMBER() OVER (
-                   PARTITION BY class, pre_drop IS NULL
-                   ORDER BY stable_hash(sample_id, $seed), sample_id) > $max_per_class
-            THEN 'balance' END AS dropped_by
-FROM sample
-ORDER BY sample_id;

@@ -26,13 +26,3 @@ SELECT 'coco-caption-' || c.caption_id AS sample_id,
 FROM captions c
 JOIN image i ON i.image_id = c.image_id
 JOIN image_captions r ON r.image_id = c.image_id;
-
--- Balance: at most $max_per_class kept captions per image, chosen by a seeded shuffle.
-SELECT *,
-       CASE WHEN pre_drop IS NOT NULL THEN pre_drop
-            WHEN $max_per_class > 0 AND ROW_NUMBER() OVER (
-                   PARTITION BY class, pre_drop IS NULL
-                   ORDER BY stable_hash(sample_id, $seed), sample_id) > $max_per_class
-            THEN 'balance' END AS dropped_by
-FROM sample
-ORDER BY sample_id;

@@ -37,13 +37,3 @@ SELECT 'coco-grec-' || e.image_id || '-' || CAST(e.category_id AS VARCHAR) AS sa
        CAST(NULL AS DOUBLE) AS recon_iou
 FROM expression e
 JOIN image i ON i.image_id = e.image_id;
-
--- Balance: at most $max_per_class kept samples per class, chosen by a seeded shuffle.
-SELECT *,
-       CASE WHEN pre_drop IS NOT NULL THEN pre_drop
-            WHEN $max_per_class > 0 AND ROW_NUMBER() OVER (
-                   PARTITION BY class, pre_drop IS NULL
-                   ORDER BY stable_hash(sample_id, $seed), sample_id) > $max_per_class
-            THEN 'balance' END AS dropped_by
-FROM sample
-ORDER BY sample_id;

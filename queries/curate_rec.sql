@@ -1,7 +1,8 @@
 -- REC: "the <category>" -> its box, for every object whose category occurs once in its image
 -- (a category seen twice would make the expression ambiguous: that is GREC's job).
--- Run by `vista curate rec` after curate_common.sql. Returns candidates in the samples layout
--- with `dropped_by` (NULL = kept) and `recon_iou` (NULL: boxes are not redrawn).
+-- Run by `vista curate rec` after curate_common.sql; defines the view `sample` (candidates in
+-- the samples layout with `class`, `pre_drop` and `recon_iou`, NULL: boxes are not redrawn),
+-- which curate_balance.sql balances.
 
 CREATE VIEW sample AS
 SELECT 'coco-rec-' || instance_id AS sample_id,
@@ -23,13 +24,3 @@ FROM (
   FROM object o
 ) o
 WHERE same_category = 1;
-
--- Balance: at most $max_per_class kept samples per category, chosen by a seeded shuffle.
-SELECT *,
-       CASE WHEN pre_drop IS NOT NULL THEN pre_drop
-            WHEN $max_per_class > 0 AND ROW_NUMBER() OVER (
-                   PARTITION BY class, pre_drop IS NULL
-                   ORDER BY stable_hash(sample_id, $seed), sample_id) > $max_per_class
-            THEN 'balance' END AS dropped_by
-FROM sample
-ORDER BY sample_id;

@@ -28,13 +28,3 @@ FROM (
   SELECT image_id, category_id FROM object GROUP BY image_id, category_id HAVING COUNT(*) = 1
 ) u
 JOIN object_sequence o ON o.image_id = u.image_id AND o.category_id = u.category_id;
-
--- Balance: at most $max_per_class kept samples per category, chosen by a seeded shuffle.
-SELECT *,
-       CASE WHEN pre_drop IS NOT NULL THEN pre_drop
-            WHEN $max_per_class > 0 AND ROW_NUMBER() OVER (
-                   PARTITION BY class, pre_drop IS NULL
-                   ORDER BY stable_hash(sample_id, $seed), sample_id) > $max_per_class
-            THEN 'balance' END AS dropped_by
-FROM sample
-ORDER BY sample_id;

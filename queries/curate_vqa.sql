@@ -48,13 +48,3 @@ SELECT 'coco-vqa-' || q.kind || '-' || q.image_id || '-' || CAST(q.category_id A
        CAST(NULL AS DOUBLE) AS recon_iou
 FROM question q
 JOIN image i ON i.image_id = q.image_id;
-
--- Balance: at most $max_per_class kept samples per kind and answer, by a seeded shuffle.
-SELECT *,
-       CASE WHEN pre_drop IS NOT NULL THEN pre_drop
-            WHEN $max_per_class > 0 AND ROW_NUMBER() OVER (
-                   PARTITION BY class, pre_drop IS NULL
-                   ORDER BY stable_hash(sample_id, $seed), sample_id) > $max_per_class
-            THEN 'balance' END AS dropped_by
-FROM sample
-ORDER BY sample_id;

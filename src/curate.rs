@@ -3,9 +3,10 @@
 //!
 //! The input is a directory written by `vista import coco-instances` (`images`, `instances`,
 //! `categories`, optionally `captions`). `queries/curate_common.sql` runs first (image
-//! de-duplication, object flags, contour sequences), then the task's script. Its last statement
-//! returns every *candidate* sample in the samples layout plus `dropped_by` (NULL = kept, else
-//! the filter that removed it) and `recon_iou` (how well the target polygon redraws the mask).
+//! de-duplication, object flags, contour sequences), then the task's script, whose view
+//! `sample` holds every *candidate* sample in the samples layout plus `class`, `pre_drop` and
+//! `recon_iou` (how well the target polygon redraws the mask), then `curate_balance.sql`, which
+//! caps each class and adds `dropped_by` (NULL = kept, else the filter that removed it).
 //! Kept samples are written as manifest-listed shards; the report counts every candidate per
 //! filter and draws the IoU histogram, so a curator sees what was kept and why.
 
@@ -28,6 +29,10 @@ use crate::session::{self, SessionOptions};
 pub(crate) mod report;
 
 pub const COMMON_SQL: &str = include_str!("../queries/curate_common.sql");
+
+/// The last step of every job: caps each class of the task script's `sample` view at
+/// `$max_per_class` and names every dropped candidate's filter.
+pub const BALANCE_SQL: &str = include_str!("../queries/curate_balance.sql");
 
 /// The curation scripts shipped with vista, by task.
 pub const SCRIPTS: &[(&str, &str)] = &[
@@ -253,12 +258,13 @@ pub async fn curate_async(opts: &CurateOptions) -> Result<CurateSummary> {
     register_inputs(&ctx, &opts.input).await?;
     let params = params(opts, &task);
     script::run_script(&ctx, COMMON_SQL, &params, "curate_common.sql").await?.collect().await?;
-    let df = script::run_script(&ctx, &task_sql, &params, &name).await?;
+    script::run_script(&ctx, &task_sql, &params, &name).await?.collect().await?;
+    let df = script::run_script(&ctx, BALANCE_SQL, &params, "curate_balance.sql").await?;
     let mut stream = df.execute_stream().await.map_err(|e| job_error(&name, &e))?;
 
-    let script_sha256 = sha256_text(&format!("{COMMON_SQL}\n{task_sql}"));
+    let script_sha256 = sha256_text(&format!("{COMMON_SQL}\n{task_sql}\n{BALANCE_SQL}"));
     let meta = output::provenance(
-        Some(&task_sql),
+        Some(&format!("{task_sql}\n{BALANCE_SQL}")),
         &[
             // Where the output goes is not part of what was made: the same job written to two
             // directories gives byte-identical shards.
