@@ -8,13 +8,12 @@
 //! pycocotools does). Input JSON is read with typed, field-selective deserialisation (unknown
 //! fields are skipped without being kept) and output is written in row groups as it is built.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use datafusion::arrow::array::ListArray;
 use datafusion::arrow::array::{
     ArrayRef, BinaryBuilder, Float64Builder, Int32Builder, ListBuilder, RecordBatch, StringBuilder,
@@ -24,24 +23,38 @@ use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 use datafusion::parquet::arrow::ArrowWriter;
 use serde::Deserialize;
-use vista_udfs::contour::mask::{decode_counts, encode_counts, Mask};
 
 use crate::output::{self, AtomicFile};
 
+pub mod coco_captions;
 pub mod coseg;
 pub mod instances;
 pub mod karpathy;
 pub mod nlvr2;
 pub mod pointqa;
 pub mod pope;
+pub mod refs;
 pub mod regions;
+pub mod vqav2;
+pub use coco_captions::{coco_captions_samples, import_coco_captions};
 pub use coseg::{coseg_samples, import_coseg};
 pub use instances::{import_coco_instances, ImportReport, InstancesOptions};
 pub use karpathy::{import_karpathy, karpathy_samples};
 pub use nlvr2::{import_nlvr2, nlvr2_samples};
 pub use pointqa::{import_pointqa, pointqa_samples, Phrasing, PointQaOptions, Query};
 pub use pope::{import_pope, pope_samples};
+pub use refs::{import_refs, refs_samples, xywh_to_xyxy, RefTask};
 pub use regions::{import_refs_regions, import_vg_regions, refs_region_samples, vg_region_samples};
+pub use vqav2::{import_vqav2, vqav2_samples};
+
+/// An image record of a COCO annotation file.
+#[derive(Deserialize)]
+pub(crate) struct CocoImage {
+    pub id: i64,
+    pub file_name: String,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+}
 
 /// Rows per written record batch (bounds memory on big sets).
 const BATCH_ROWS: usize = 8192;
@@ -100,389 +113,6 @@ pub struct Sample {
     pub points: Option<Vec<f64>>,
     pub split: Option<String>,
     pub source: Option<String>,
-}
-
-// ---------------------------------------------------------------------------------------------
-// COCO captions
-
-#[derive(Deserialize)]
-struct CocoImage {
-    id: i64,
-    file_name: String,
-    width: Option<i32>,
-    height: Option<i32>,
-}
-
-#[derive(Deserialize)]
-struct CocoCaptionAnn {
-    id: i64,
-    image_id: i64,
-    caption: String,
-}
-
-#[derive(Deserialize)]
-struct CocoCaptions {
-    images: Vec<CocoImage>,
-    annotations: Vec<CocoCaptionAnn>,
-}
-
-/// `captions_*.json` -> one `caption` sample per image, its captions (by annotation id) in
-/// `answers`, written to `out`; returns the number of samples.
-pub fn import_coco_captions(annotations: &Path, opts: &ImportOptions, out: &Path) -> Result<usize> {
-    write_samples(out, coco_captions_samples(annotations, opts)?)
-}
-
-/// The samples of [`import_coco_captions`].
-pub fn coco_captions_samples(annotations: &Path, opts: &ImportOptions) -> Result<Vec<Sample>> {
-    let data: CocoCaptions = read_json(annotations)?;
-    let source = opts.source.clone().unwrap_or_else(|| "coco-captions".into());
-    let mut caps: HashMap<i64, Vec<(i64, String)>> = HashMap::new();
-    for a in data.annotations {
-        caps.entry(a.image_id).or_default().push((a.id, a.caption));
-    }
-    let mut images = data.images;
-    images.sort_by_key(|i| i.id);
-    let samples = images.into_iter().filter_map(|img| {
-        let mut c = caps.remove(&img.id)?;
-        c.sort_by_key(|x| x.0);
-        Some(Sample {
-            sample_id: format!("{source}-{}", img.id),
-            task: "caption".into(),
-            image_id: Some(img.id.to_string()),
-            image_path: Some(format!("{}{}", opts.images_prefix, img.file_name)),
-            width: img.width,
-            height: img.height,
-            instruction: String::new(),
-            answers: Some(c.into_iter().map(|x| x.1).collect()),
-            split: opts.split.clone(),
-            source: Some(source.clone()),
-            ..Default::default()
-        })
-    });
-    Ok(samples.collect())
-}
-
-// ---------------------------------------------------------------------------------------------
-// VQAv2
-
-#[derive(Deserialize)]
-struct VqaQuestions {
-    data_subtype: Option<String>,
-    questions: Vec<VqaQuestion>,
-}
-
-#[derive(Deserialize)]
-struct VqaQuestion {
-    question_id: i64,
-    image_id: i64,
-    question: String,
-}
-
-#[derive(Deserialize)]
-struct VqaAnnotations {
-    annotations: Vec<VqaAnnotation>,
-}
-
-#[derive(Deserialize)]
-struct VqaAnnotation {
-    question_id: i64,
-    multiple_choice_answer: Option<String>,
-    answers: Vec<VqaAnswer>,
-}
-
-#[derive(Deserialize)]
-struct VqaAnswer {
-    answer: String,
-}
-
-/// VQAv2 questions (+ annotations, absent for test-dev) -> one `vqa` sample per question, its
-/// (usually 10) human answers in `answers` and the majority answer in `target`. Image paths
-/// follow COCO's naming, `COCO_<data_subtype>_<12-digit id>.jpg`.
-pub fn import_vqav2(
-    questions: &Path,
-    annotations: Option<&Path>,
-    opts: &ImportOptions,
-    out: &Path,
-) -> Result<usize> {
-    write_samples(out, vqav2_samples(questions, annotations, opts)?)
-}
-
-/// The samples of [`import_vqav2`].
-pub fn vqav2_samples(
-    questions: &Path,
-    annotations: Option<&Path>,
-    opts: &ImportOptions,
-) -> Result<Vec<Sample>> {
-    let q: VqaQuestions = read_json(questions)?;
-    let source = opts.source.clone().unwrap_or_else(|| "vqav2".into());
-    let subtype = q.data_subtype.clone().unwrap_or_else(|| "val2014".into());
-    let mut anns: HashMap<i64, VqaAnnotation> = HashMap::new();
-    if let Some(a) = annotations {
-        let a: VqaAnnotations = read_json(a)?;
-        anns = a.annotations.into_iter().map(|a| (a.question_id, a)).collect();
-    }
-    let mut qs = q.questions;
-    qs.sort_by_key(|q| q.question_id);
-    let mut missing = None;
-    let samples: Vec<Sample> = qs
-        .into_iter()
-        .map(|q| {
-            let ann = anns.remove(&q.question_id);
-            if annotations.is_some() && ann.is_none() && missing.is_none() {
-                missing = Some(q.question_id);
-            }
-            Sample {
-                sample_id: format!("{source}-{}", q.question_id),
-                task: "vqa".into(),
-                image_id: Some(q.image_id.to_string()),
-                image_path: Some(format!(
-                    "{}COCO_{subtype}_{:012}.jpg",
-                    opts.images_prefix, q.image_id
-                )),
-                instruction: q.question,
-                target: ann.as_ref().and_then(|a| a.multiple_choice_answer.clone()),
-                answers: ann.map(|a| a.answers.into_iter().map(|x| x.answer).collect()),
-                split: opts.split.clone(),
-                source: Some(source.clone()),
-                ..Default::default()
-            }
-        })
-        .collect();
-    if let Some(id) = missing {
-        bail!("vqav2: question {id} has no annotation in '{}'", annotations.unwrap().display());
-    }
-    Ok(samples)
-}
-
-// ---------------------------------------------------------------------------------------------
-// RefCOCO / RefCOCO+ / RefCOCOg and gRefCOCO
-
-/// Which samples to make from referring expressions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefTask {
-    /// One box per expression (RefCOCO/+/g).
-    Rec,
-    /// One mask per expression (RefCOCO/+/g).
-    Res,
-    /// Zero or more boxes per expression (gRefCOCO).
-    Grec,
-    /// Zero or more masks per expression (gRefCOCO).
-    Gres,
-}
-
-impl RefTask {
-    pub fn parse(s: &str) -> Result<RefTask> {
-        Ok(match s {
-            "rec" => RefTask::Rec,
-            "res" => RefTask::Res,
-            "grec" => RefTask::Grec,
-            "gres" => RefTask::Gres,
-            other => bail!("unknown referring task '{other}' (rec, res, grec, gres)"),
-        })
-    }
-    fn name(self) -> &'static str {
-        match self {
-            RefTask::Rec => "rec",
-            RefTask::Res => "res",
-            RefTask::Grec => "grec",
-            RefTask::Gres => "gres",
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct Ref {
-    ref_id: i64,
-    image_id: i64,
-    split: Option<String>,
-    /// One id (RefCOCO) or a list (gRefCOCO; `[-1]` for no target).
-    ann_id: serde_json::Value,
-    sentences: Vec<RefSentence>,
-    #[serde(default)]
-    no_target: Option<bool>,
-}
-
-#[derive(Deserialize)]
-struct RefSentence {
-    sent_id: i64,
-    sent: String,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum RefsFile {
-    List(Vec<Ref>),
-    Wrapped { refs: Vec<Ref> },
-}
-
-#[derive(Deserialize)]
-struct Instances {
-    images: Vec<CocoImage>,
-    annotations: Vec<InstanceAnn>,
-}
-
-#[derive(Deserialize)]
-struct InstanceAnn {
-    id: i64,
-    bbox: [f64; 4],
-    #[serde(default)]
-    segmentation: Option<serde_json::Value>,
-}
-
-/// RefCOCO-style refs (the JSON dump of `refs(unc).p`, see docs/eval.md, or gRefCOCO's
-/// `grefs(unc).json`) with the COCO `instances.json` they index -> one sample per sentence.
-pub fn import_refs(
-    refs: &Path,
-    instances: &Path,
-    task: RefTask,
-    opts: &ImportOptions,
-    out: &Path,
-) -> Result<usize> {
-    write_samples(out, refs_samples(refs, instances, task, opts)?)
-}
-
-/// The samples of [`import_refs`].
-pub fn refs_samples(
-    refs: &Path,
-    instances: &Path,
-    task: RefTask,
-    opts: &ImportOptions,
-) -> Result<Vec<Sample>> {
-    let refs: Vec<Ref> = match read_json::<RefsFile>(refs)? {
-        RefsFile::List(v) | RefsFile::Wrapped { refs: v } => v,
-    };
-    let inst: Instances = read_json(instances)?;
-    let source = opts.source.clone().unwrap_or_else(|| {
-        if matches!(task, RefTask::Grec | RefTask::Gres) {
-            "grefcoco".into()
-        } else {
-            "refcoco".into()
-        }
-    });
-    let images: HashMap<i64, CocoImage> = inst.images.into_iter().map(|i| (i.id, i)).collect();
-    let anns: HashMap<i64, InstanceAnn> = inst.annotations.into_iter().map(|a| (a.id, a)).collect();
-    let mut samples = Vec::new();
-    let mut refs = refs;
-    refs.sort_by_key(|r| r.ref_id);
-    for r in refs {
-        if opts.split.is_some() && r.split != opts.split {
-            continue;
-        }
-        let img = images.get(&r.image_id).with_context(|| {
-            format!("ref {}: image {} is not in the instances file", r.ref_id, r.image_id)
-        })?;
-        let ids = ann_ids(&r)?;
-        if ids.is_empty() && matches!(task, RefTask::Rec | RefTask::Res) {
-            bail!("ref {}: no target object, but {} needs exactly one", r.ref_id, task.name());
-        }
-        if ids.len() > 1 && matches!(task, RefTask::Rec | RefTask::Res) {
-            bail!(
-                "ref {}: {} target objects; use grec/gres for multi-target refs",
-                r.ref_id,
-                ids.len()
-            );
-        }
-        let (w, h) = match (img.width, img.height) {
-            (Some(w), Some(h)) => (w, h),
-            _ => bail!("image {}: the instances file gives no width/height", img.id),
-        };
-        let objs: Vec<&InstanceAnn> = ids
-            .iter()
-            .map(|id| {
-                anns.get(id).with_context(|| {
-                    format!("ref {}: annotation {id} is not in the instances file", r.ref_id)
-                })
-            })
-            .collect::<Result<_>>()?;
-        let boxes: Vec<[f64; 4]> = objs.iter().map(|a| xywh_to_xyxy(a.bbox)).collect();
-        let masks = if matches!(task, RefTask::Res | RefTask::Gres) {
-            Some(
-                objs.iter()
-                    .map(|a| {
-                        segmentation_rle(a, h, w)
-                            .with_context(|| format!("ref {}, annotation {}", r.ref_id, a.id))
-                    })
-                    .collect::<Result<Vec<_>>>()?,
-            )
-        } else {
-            None
-        };
-        for s in &r.sentences {
-            samples.push(Sample {
-                sample_id: format!("{source}-{}-{}", r.ref_id, s.sent_id),
-                task: task.name().into(),
-                image_id: Some(r.image_id.to_string()),
-                image_path: Some(format!("{}{}", opts.images_prefix, img.file_name)),
-                width: Some(w),
-                height: Some(h),
-                instruction: s.sent.clone(),
-                boxes: Some(boxes.clone()),
-                masks: masks.clone(),
-                split: r.split.clone(),
-                source: Some(source.clone()),
-                ..Default::default()
-            });
-        }
-    }
-    Ok(samples)
-}
-
-/// The referred annotation ids; `[-1]` or `no_target` means none.
-fn ann_ids(r: &Ref) -> Result<Vec<i64>> {
-    let ids: Vec<i64> = match &r.ann_id {
-        serde_json::Value::Number(n) => vec![n.as_i64().context("ann_id is not an integer")?],
-        serde_json::Value::Array(a) => a
-            .iter()
-            .map(|v| v.as_i64().context("ann_id is not an integer"))
-            .collect::<Result<_>>()?,
-        other => bail!("ref {}: ann_id must be a number or a list, got {other}", r.ref_id),
-    };
-    if r.no_target == Some(true) {
-        return Ok(Vec::new());
-    }
-    Ok(ids.into_iter().filter(|&i| i >= 0).collect())
-}
-
-/// COCO `[x, y, w, h]` -> pixel `[x0, y0, x1, y1]`.
-pub fn xywh_to_xyxy(b: [f64; 4]) -> [f64; 4] {
-    [b[0], b[1], b[0] + b[2], b[1] + b[3]]
-}
-
-/// An annotation's segmentation as compressed RLE: polygons rasterised like pycocotools,
-/// uncompressed RLE re-encoded, compressed RLE kept.
-fn segmentation_rle(a: &InstanceAnn, h: i32, w: i32) -> Result<(i32, i32, String)> {
-    let seg = a.segmentation.as_ref().context("no segmentation")?;
-    match seg {
-        serde_json::Value::Array(polys) => {
-            let polys: Vec<Vec<f64>> = polys
-                .iter()
-                .map(|p| {
-                    serde_json::from_value::<Vec<f64>>(p.clone())
-                        .context("a polygon is not a list of numbers")
-                })
-                .collect::<Result<_>>()?;
-            let m = Mask::from_polygons(h as usize, w as usize, &polys);
-            Ok((h, w, m.rle_string()))
-        }
-        serde_json::Value::Object(o) => {
-            let counts = o.get("counts").context("RLE without counts")?;
-            match counts {
-                serde_json::Value::String(s) => {
-                    decode_counts(s).map_err(|e| anyhow::anyhow!("bad RLE counts: {e}"))?;
-                    Ok((h, w, s.clone()))
-                }
-                serde_json::Value::Array(c) => {
-                    let c: Vec<u64> = c
-                        .iter()
-                        .map(|v| v.as_u64().context("RLE counts must be integers"))
-                        .collect::<Result<_>>()?;
-                    Ok((h, w, encode_counts(&c)))
-                }
-                _ => bail!("RLE counts must be a string or a list"),
-            }
-        }
-        other => bail!("unsupported segmentation {other}"),
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -17,9 +17,10 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use super::instances::stream_top_array;
+use super::refs::{ann_ids, InstanceAnn, Instances, Ref, RefsFile};
 use super::{
-    ann_ids, read_json, write_samples, xywh_to_xyxy, CocoImage, ImportOptions, InstanceAnn,
-    Instances, Ref, RefsFile, Sample, SamplesReport, SamplesWriter,
+    read_json, write_samples, xywh_to_xyxy, CocoImage, ImportOptions, Sample, SamplesReport,
+    SamplesWriter,
 };
 
 /// Reads Visual Genome region descriptions and writes region captioning samples to `out`.
