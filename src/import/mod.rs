@@ -1,6 +1,9 @@
-//! Importers from the formats benchmarks ship in to the samples layout (schemas/samples.json):
-//! COCO captions, VQAv2 questions + annotations, RefCOCO/+/g refs (the JSON dump of the
-//! `refs(*).p` pickle) with COCO instances, and gRefCOCO `grefs(*).json`.
+//! Importers from the formats benchmarks ship in to the samples layout (schemas/samples.json),
+//! one file per format: `coco_captions`, `vqav2`, `refs` (RefCOCO/+/g refs, the JSON dump of
+//! the `refs(*).p` pickle, and gRefCOCO `grefs(*).json`, with the COCO instances they index),
+//! `karpathy`, `nlvr2`, `pope`, `pointqa`, `regions` (Visual Genome and RefCOCOg region
+//! captions), `coseg`; `instances` writes the curation inputs (images, instances, categories).
+//! This file holds what they share: the options, the `Sample` row and the samples writer.
 //!
 //! Images are referenced by path (`image_path` = `--images` prefix + COCO file name, resolved
 //! later against `vista.base_dir`); boxes are converted from COCO's `[x, y, w, h]` to pixel
