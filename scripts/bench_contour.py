@@ -2,7 +2,7 @@
 """Benchmark: vista's contour functions vs an OpenCV + NumPy reference, same machine, same masks.
 
     pip install pycocotools opencv-python-headless numpy
-    cargo build --release -p vista-udfs --example bench_contour
+    cargo build --release --example bench_contour
     python3 scripts/bench_contour.py [--rust target/release/examples/bench_contour] [--rounds 20]
 
 Masks: the 26 512x512 fixture masks (tests/fixtures/contour/masks.json), decoded before timing.
@@ -17,7 +17,7 @@ Reference, single-threaded (cv2.setNumThreads(1)):
 vista (Rust, `--example bench_contour`, one thread): mask_sequence (trace + sampling) and
 polygon_mask (pycocotools-exact rasteriser). Prints a Markdown table with the ratios.
 
-PNG files (--png, needs `cargo build --release -p vista-udfs --example bench_png`): 200 512x512
+PNG files (--png, needs `cargo build --release --example bench_png`): 200 512x512
 8-bit greyscale PNG masks (the fixtures, shifted) written to a temporary folder, then
   decode: cv2.imread(p, IMREAD_UNCHANGED) per file vs vista's Mask::from_png (file read included
     on both sides, one thread);

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Benchmark: caption metrics on a COCO-val-sized set (5,000 images x 5 references, synthetic
 text) with pycocoevalcap (Java PTBTokenizer + Bleu(4) + Rouge + Cider) and with vista
-(udfs/examples/bench_metrics.rs: SQL aggregates cider_d, bleu, rouge_l), on the same machine.
+(benches/bench_metrics.rs: SQL aggregates cider_d, bleu, rouge_l), on the same machine.
 
-    cargo build --release -p vista-udfs --example bench_metrics
+    cargo build --release --example bench_metrics
     python3 scripts/bench_metrics.py [--images 5000] [--refs 5]
 
 Reports seconds end to end (raw strings, tokenisation included) and on pre-tokenized input,
@@ -80,7 +80,7 @@ def main():
         json.dump(rows, f)
     exe = args.exe
     if not os.path.exists(exe):
-        sys.exit("build it first: cargo build --release -p vista-udfs --example bench_metrics")
+        sys.exit("build it first: cargo build --release --example bench_metrics")
     if args.keep_data:
         with open(args.keep_data, "w") as k:
             json.dump(rows, k)

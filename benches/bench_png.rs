@@ -2,8 +2,8 @@
 //! `rle_encode(read_bytes(p))` -> `mask_to_sequence(m, 32, 'adaptive')` -> `polygon_to_mask` ->
 //! `mask_iou`. Prints JSON lines; scripts/bench_contour.py runs it next to OpenCV + NumPy.
 //!
-//!     cargo run --release -p vista-udfs --example bench_png -- decode DIR [ROUNDS]
-//!     cargo run --release -p vista-udfs --example bench_png -- pipeline DIR PARTITIONS
+//!     cargo run --release --example bench_png -- decode DIR [ROUNDS]
+//!     cargo run --release --example bench_png -- pipeline DIR PARTITIONS
 //!
 //! `decode` times `Mask::from_png` per file, reading the file included, single-threaded.
 //! `pipeline` runs the query once over every `*.png` in DIR split into PARTITIONS; the script

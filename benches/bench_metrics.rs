@@ -4,7 +4,7 @@
 //! Prints one JSON line: seconds for the raw-string query (PTB tokenisation included) and for
 //! the pre-tokenized query, the scores, and the peak resident memory.
 //!
-//!     cargo run --release -p vista-udfs --example bench_metrics -- data.json
+//!     cargo run --release --example bench_metrics -- data.json
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -4,7 +4,7 @@
 //! `mask_to_sequence` through SQL on many rows with 1, 2, 4, ... partitions to show the scaling.
 //! Prints JSON lines; scripts/bench_contour.py runs it next to the OpenCV + NumPy reference.
 //!
-//!     cargo run --release -p vista-udfs --example bench_contour -- [ROUNDS] [SQL_ROWS] [MAX_PARTITIONS]
+//!     cargo run --release --example bench_contour -- [ROUNDS] [SQL_ROWS] [MAX_PARTITIONS]
 
 use std::hint::black_box;
 use std::sync::Arc;
