@@ -43,6 +43,13 @@ impl Params {
         }
     }
 
+    /// Where the `on_error` argument sits: every function that can fail on one row declares it
+    /// (last, by convention), and both `OnError::is_report` and `OnError::resolve` take it from
+    /// here.
+    pub fn on_error(&self) -> usize {
+        self.names.iter().position(|n| *n == "on_error").expect("the function declares on_error")
+    }
+
     /// A user-defined signature with these parameter names (optional parameters trail).
     pub fn signature(&self, volatility: Volatility) -> Signature {
         Signature::user_defined(volatility)

@@ -96,7 +96,7 @@ impl ScalarUDFImpl for MaskContourFunc {
         Ok(value_type())
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let report = OnError::is_report(args.scalar_arguments, 3);
+        let report = OnError::is_report(args.scalar_arguments, self.params.on_error());
         Ok(Arc::new(Field::new(self.name(), common::result_type(value_type(), report), true)))
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
@@ -107,7 +107,7 @@ impl ScalarUDFImpl for MaskContourFunc {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let func = self.name();
         let config = VistaConfig::from_options(&args.config_options);
-        let policy = OnError::resolve(func, &args.args, 3, &config)?;
+        let policy = OnError::resolve(func, &args.args, self.params.on_error(), &config)?;
         let components = match common::const_str(func, "components", &args.args, 1)?.as_deref() {
             None => Components::Largest,
             Some(s) if s.eq_ignore_ascii_case("largest") => Components::Largest,

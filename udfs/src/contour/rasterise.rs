@@ -138,7 +138,7 @@ impl ScalarUDFImpl for PolygonToMaskFunc {
         Ok(mask::rle_type())
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let report = OnError::is_report(args.scalar_arguments, 5);
+        let report = OnError::is_report(args.scalar_arguments, self.params.on_error());
         let format = format_of(self.name(), args.scalar_arguments.get(4).copied().flatten())?;
         let one = match format {
             Format::Rle => mask::rle_type(),
@@ -170,7 +170,7 @@ impl ScalarUDFImpl for PolygonToMaskFunc {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let func = self.name();
         let config = VistaConfig::from_options(&args.config_options);
-        let policy = OnError::resolve(func, &args.args, 5, &config)?;
+        let policy = OnError::resolve(func, &args.args, self.params.on_error(), &config)?;
         let space = options::space(func, &args.args, 3, Space::Norm)?;
         let format = format_of(func, common::const_arg(&args.args, 4))?;
         let scalar = common::all_scalar(&args.args);

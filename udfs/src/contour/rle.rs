@@ -93,7 +93,7 @@ impl ScalarUDFImpl for RleEncodeFunc {
         Ok(mask::rle_type())
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let report = OnError::is_report(args.scalar_arguments, 1);
+        let report = OnError::is_report(args.scalar_arguments, self.params.on_error());
         let t = if mask::is_mask_list_type(args.arg_fields[0].data_type()) {
             DataType::new_list(mask::rle_type(), true)
         } else {
@@ -109,7 +109,7 @@ impl ScalarUDFImpl for RleEncodeFunc {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let func = self.name();
         let config = VistaConfig::from_options(&args.config_options);
-        let policy = OnError::resolve(func, &args.args, 1, &config)?;
+        let policy = OnError::resolve(func, &args.args, self.params.on_error(), &config)?;
         let scalar = common::all_scalar(&args.args);
         let arr = args.args[0].to_array(args.number_rows)?;
         let (result, errors) = if mask::is_mask_list_type(arr.data_type()) {
@@ -182,7 +182,7 @@ impl ScalarUDFImpl for RleDecodeFunc {
         Ok(DataType::Binary)
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let report = OnError::is_report(args.scalar_arguments, 2);
+        let report = OnError::is_report(args.scalar_arguments, self.params.on_error());
         let to = decode_to(self.name(), args.scalar_arguments.get(1).copied().flatten())?;
         Ok(Arc::new(Field::new(self.name(), common::result_type(decode_type(to), report), true)))
     }
@@ -194,7 +194,7 @@ impl ScalarUDFImpl for RleDecodeFunc {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let func = self.name();
         let config = VistaConfig::from_options(&args.config_options);
-        let policy = OnError::resolve(func, &args.args, 2, &config)?;
+        let policy = OnError::resolve(func, &args.args, self.params.on_error(), &config)?;
         let to = decode_to(func, common::const_arg(&args.args, 1))?;
         let scalar = common::all_scalar(&args.args);
         let arr = args.args[0].to_array(args.number_rows)?;

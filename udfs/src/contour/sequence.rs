@@ -188,7 +188,7 @@ impl ScalarUDFImpl for MaskToSequenceFunc {
         Ok(seq_type())
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let report = OnError::is_report(args.scalar_arguments, 4);
+        let report = OnError::is_report(args.scalar_arguments, self.params.on_error());
         let list = mask::is_mask_list_type(args.arg_fields[0].data_type());
         let t = if list { DataType::new_list(seq_type(), true) } else { seq_type() };
         Ok(Arc::new(Field::new(self.name(), common::result_type(t, report), true)))
@@ -201,7 +201,7 @@ impl ScalarUDFImpl for MaskToSequenceFunc {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let func = self.name();
         let config = VistaConfig::from_options(&args.config_options);
-        let policy = OnError::resolve(func, &args.args, 4, &config)?;
+        let policy = OnError::resolve(func, &args.args, self.params.on_error(), &config)?;
         let n = common::const_i64(func, "n", &args.args, 1)?.unwrap_or(32);
         if n < 3 {
             return plan_err!("{func}: n must be at least 3, got {n}");

@@ -78,10 +78,6 @@ impl MaskStatFunc {
         Self { stat, signature: params.signature(Volatility::Immutable), params }
     }
 
-    fn on_error_idx(&self) -> usize {
-        self.params.names.len() - 1
-    }
-
     fn value_type(&self) -> DataType {
         match self.stat {
             Stat::Area => DataType::Int64,
@@ -104,7 +100,7 @@ impl ScalarUDFImpl for MaskStatFunc {
         Ok(self.value_type())
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let report = OnError::is_report(args.scalar_arguments, self.on_error_idx());
+        let report = OnError::is_report(args.scalar_arguments, self.params.on_error());
         Ok(Arc::new(Field::new(self.name(), common::result_type(self.value_type(), report), true)))
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
@@ -115,7 +111,7 @@ impl ScalarUDFImpl for MaskStatFunc {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let func = self.name();
         let config = VistaConfig::from_options(&args.config_options);
-        let policy = OnError::resolve(func, &args.args, self.on_error_idx(), &config)?;
+        let policy = OnError::resolve(func, &args.args, self.params.on_error(), &config)?;
         let scalar = common::all_scalar(&args.args);
         let arr = args.args[0].to_array(args.number_rows)?;
         let rows = mask::read_rles(func, &arr)?;
@@ -212,7 +208,7 @@ impl ScalarUDFImpl for MaskIouFunc {
         Ok(DataType::Float64)
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let report = OnError::is_report(args.scalar_arguments, 2);
+        let report = OnError::is_report(args.scalar_arguments, self.params.on_error());
         Ok(Arc::new(Field::new(self.name(), common::result_type(DataType::Float64, report), true)))
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
@@ -224,7 +220,7 @@ impl ScalarUDFImpl for MaskIouFunc {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let func = self.name();
         let config = VistaConfig::from_options(&args.config_options);
-        let policy = OnError::resolve(func, &args.args, 2, &config)?;
+        let policy = OnError::resolve(func, &args.args, self.params.on_error(), &config)?;
         let scalar = common::all_scalar(&args.args);
         let arrays = common::to_arrays(&args.args[..2], args.number_rows)?;
         let a = mask::read_rles(func, &arrays[0])?;

@@ -71,7 +71,7 @@ impl ScalarUDFImpl for ImageSizeFunc {
         Ok(DataType::Int32)
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let report = OnError::is_report(args.scalar_arguments, 1);
+        let report = OnError::is_report(args.scalar_arguments, self.params.on_error());
         Ok(Arc::new(Field::new(self.name(), common::result_type(DataType::Int32, report), true)))
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
@@ -79,7 +79,7 @@ impl ScalarUDFImpl for ImageSizeFunc {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let config = VistaConfig::from_options(&args.config_options);
-        let policy = OnError::resolve(self.name(), &args.args, 1, &config)?;
+        let policy = OnError::resolve(self.name(), &args.args, self.params.on_error(), &config)?;
         let scalar = common::all_scalar(&args.args);
         let arrays = common::to_arrays(&args.args[..1], args.number_rows)?;
         let images = common::image_values(self.name(), &arrays[0])?;

@@ -158,7 +158,7 @@ impl ScalarUDFImpl for MaskColorFunc {
         Ok(DataType::Utf8)
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let report = OnError::is_report(args.scalar_arguments, 2);
+        let report = OnError::is_report(args.scalar_arguments, self.params.on_error());
         Ok(Arc::new(Field::new(self.name(), common::result_type(DataType::Utf8, report), true)))
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
@@ -169,7 +169,7 @@ impl ScalarUDFImpl for MaskColorFunc {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let func = self.name();
         let config = VistaConfig::from_options(&args.config_options);
-        let policy = OnError::resolve(func, &args.args, 2, &config)?;
+        let policy = OnError::resolve(func, &args.args, self.params.on_error(), &config)?;
         let scalar = common::all_scalar(&args.args);
         let arrays = common::to_arrays(&args.args[..2], args.number_rows)?;
         let images = common::image_values(func, &arrays[0])?;

@@ -145,7 +145,7 @@ impl ScalarUDFImpl for ImagePhashFunc {
         Ok(DataType::Int64)
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let report = OnError::is_report(args.scalar_arguments, 1);
+        let report = OnError::is_report(args.scalar_arguments, self.params.on_error());
         Ok(Arc::new(Field::new(self.name(), common::result_type(DataType::Int64, report), true)))
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
@@ -153,7 +153,7 @@ impl ScalarUDFImpl for ImagePhashFunc {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let config = VistaConfig::from_options(&args.config_options);
-        let policy = OnError::resolve(self.name(), &args.args, 1, &config)?;
+        let policy = OnError::resolve(self.name(), &args.args, self.params.on_error(), &config)?;
         let scalar = common::all_scalar(&args.args);
         let arrays = common::to_arrays(&args.args[..1], args.number_rows)?;
         let images = common::image_values(self.name(), &arrays[0])?;

@@ -153,7 +153,7 @@ impl ScalarUDFImpl for BoxOverlapFunc {
         Ok(DataType::Float64)
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let report = OnError::is_report(args.scalar_arguments, 2);
+        let report = OnError::is_report(args.scalar_arguments, self.params.on_error());
         Ok(Arc::new(Field::new(self.name(), common::result_type(DataType::Float64, report), true)))
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
@@ -164,7 +164,7 @@ impl ScalarUDFImpl for BoxOverlapFunc {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let config = VistaConfig::from_options(&args.config_options);
-        let policy = OnError::resolve(self.name(), &args.args, 2, &config)?;
+        let policy = OnError::resolve(self.name(), &args.args, self.params.on_error(), &config)?;
         let scalar = common::all_scalar(&args.args);
         let arrays = common::to_arrays(&args.args[..2], args.number_rows)?;
         let preds = lists::float_lists(self.name(), "pred", &arrays[0])?;

@@ -208,7 +208,7 @@ impl ScalarUDFImpl for GrecMatchFunc {
         Ok(DataType::Struct(match_fields()))
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let report = OnError::is_report(args.scalar_arguments, 3);
+        let report = OnError::is_report(args.scalar_arguments, self.params.on_error());
         Ok(Arc::new(Field::new(
             self.name(),
             common::result_type(DataType::Struct(match_fields()), report),
@@ -223,7 +223,7 @@ impl ScalarUDFImpl for GrecMatchFunc {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let config = VistaConfig::from_options(&args.config_options);
-        let policy = OnError::resolve(self.name(), &args.args, 3, &config)?;
+        let policy = OnError::resolve(self.name(), &args.args, self.params.on_error(), &config)?;
         let thr = const_f64(self.name(), "iou_threshold", &args.args, 2, 0.5)?;
         let scalar = common::all_scalar(&args.args);
         let arrays = common::to_arrays(&args.args[..2], args.number_rows)?;

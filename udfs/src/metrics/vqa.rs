@@ -336,7 +336,7 @@ impl ScalarUDFImpl for VqaAccuracyFunc {
         Ok(DataType::Float64)
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let report = OnError::is_report(args.scalar_arguments, 3);
+        let report = OnError::is_report(args.scalar_arguments, self.params.on_error());
         Ok(Arc::new(Field::new(self.name(), common::result_type(DataType::Float64, report), true)))
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
@@ -346,7 +346,7 @@ impl ScalarUDFImpl for VqaAccuracyFunc {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let config = VistaConfig::from_options(&args.config_options);
-        let policy = OnError::resolve(self.name(), &args.args, 3, &config)?;
+        let policy = OnError::resolve(self.name(), &args.args, self.params.on_error(), &config)?;
         let variant = match common::const_str(self.name(), "variant", &args.args, 2)? {
             Some(v) => VqaVariant::parse(&v)?,
             None => VqaVariant::Current,
