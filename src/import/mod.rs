@@ -59,6 +59,27 @@ pub(crate) struct CocoImage {
     pub height: Option<i32>,
 }
 
+/// Every non-blank line of a JSON-lines file mapped by `f(line_number, text)`, lazily, each
+/// failure (unreadable line or `f`'s error) as a skip reason naming the file and the line.
+pub(crate) fn json_lines<'a, T>(
+    path: &Path,
+    mut f: impl FnMut(usize, &str) -> std::result::Result<T, String> + 'a,
+) -> Result<impl Iterator<Item = std::result::Result<T, String>> + 'a> {
+    let file = File::open(path).with_context(|| format!("{}", path.display()))?;
+    if file.metadata()?.is_dir() {
+        anyhow::bail!("{} is a directory, not a JSON-lines file", path.display());
+    }
+    let name = path.display().to_string();
+    Ok(std::io::BufRead::lines(BufReader::new(file)).enumerate().filter_map(move |(i, line)| {
+        let at = format!("{name} line {}", i + 1);
+        match line {
+            Err(e) => Some(Err(format!("{at}: {e}"))),
+            Ok(l) if l.trim().is_empty() => None,
+            Ok(l) => Some(f(i + 1, &l).map_err(|e| format!("{at}: {e}"))),
+        }
+    }))
+}
+
 /// Rows per written record batch (bounds memory on big sets).
 const BATCH_ROWS: usize = 8192;
 

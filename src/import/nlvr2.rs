@@ -9,13 +9,12 @@
 //! groups; a malformed line or a missing image is skipped with a one-line reason and counted.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::Value;
 
-use super::{ImportOptions, Sample, SamplesReport, SamplesWriter};
+use super::{json_lines, ImportOptions, Sample, SamplesReport, SamplesWriter};
 
 /// Reads an NLVR2 statement file and its images under `images_dir`; writes samples to `out`.
 pub fn import_nlvr2(
@@ -56,21 +55,9 @@ fn rows<'a>(
     images_dir: &'a Path,
     opts: &'a ImportOptions,
 ) -> Result<impl Iterator<Item = std::result::Result<Sample, String>> + 'a> {
-    let file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
     let source = opts.source.clone().unwrap_or_else(|| "nlvr2".to_string());
-    let name = path.display().to_string();
     let mut seen = HashSet::new();
-    Ok(BufReader::new(file).lines().enumerate().filter_map(move |(i, line)| {
-        let at = format!("{name} line {}", i + 1);
-        let line = match line {
-            Ok(l) => l,
-            Err(e) => return Some(Err(format!("{at}: {e}"))),
-        };
-        if line.trim().is_empty() {
-            return None;
-        }
-        Some(sample(&line, images_dir, &source, opts, &mut seen).map_err(|e| format!("{at}: {e}")))
-    }))
+    json_lines(path, move |_, line| sample(line, images_dir, &source, opts, &mut seen))
 }
 
 fn sample(

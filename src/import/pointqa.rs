@@ -16,14 +16,13 @@
 //! The layout is recognised per line. Read line by line and written in row groups; a malformed
 //! line is skipped with a one-line reason naming the file and line, and counted.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use serde_json::Value;
 use vista_udfs::text::stable_hash::stable_hash;
 
-use super::{write_samples, ImportOptions, Sample, SamplesReport};
+use super::{json_lines, write_samples, ImportOptions, Sample, SamplesReport};
 
 /// Which region a PointQA question is asked about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -108,24 +107,8 @@ fn pointqa_rows<'a>(
     pq: PointQaOptions,
     opts: &'a ImportOptions,
 ) -> Result<impl Iterator<Item = std::result::Result<Sample, String>> + 'a> {
-    let file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
-    if file.metadata()?.is_dir() {
-        bail!("{} is a directory, not a JSON-lines file", path.display());
-    }
     let source = opts.source.clone().unwrap_or_else(|| "pointqa".to_string());
-    let name = path.display().to_string();
-    Ok(BufReader::new(file).lines().enumerate().filter_map(move |(i, line)| {
-        let at = format!("{name} line {}", i + 1);
-        let line = match line {
-            Ok(l) => l,
-            Err(e) => return Some(Err(format!("{at}: {e}"))),
-        };
-        if line.trim().is_empty() {
-            return None;
-        }
-        let id = format!("{source}-{}", i + 1);
-        Some(line_sample(&line, id, &source, pq, opts).map_err(|e| format!("{at}: {e}")))
-    }))
+    json_lines(path, move |n, line| line_sample(line, format!("{source}-{n}"), &source, pq, opts))
 }
 
 fn line_sample(

@@ -7,13 +7,12 @@
 //! is skipped with a one-line reason naming the file and line, and counted; it is never guessed.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::Value;
 
-use super::{write_samples, ImportOptions, Sample, SamplesReport};
+use super::{json_lines, write_samples, ImportOptions, Sample, SamplesReport};
 
 /// Reads a POPE question file and writes its samples to `out`.
 pub fn import_pope(questions: &Path, opts: &ImportOptions, out: &Path) -> Result<SamplesReport> {
@@ -37,21 +36,9 @@ fn pope_rows<'a>(
     path: &'a Path,
     opts: &'a ImportOptions,
 ) -> Result<impl Iterator<Item = std::result::Result<Sample, String>> + 'a> {
-    let file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
     let source = opts.source.clone().unwrap_or_else(|| "pope".to_string());
     let mut seen = HashSet::new();
-    let name = path.display().to_string();
-    Ok(BufReader::new(file).lines().enumerate().filter_map(move |(i, line)| {
-        let at = format!("{name} line {}", i + 1);
-        let line = match line {
-            Ok(l) => l,
-            Err(e) => return Some(Err(format!("{at}: {e}"))),
-        };
-        if line.trim().is_empty() {
-            return None;
-        }
-        Some(pope_sample(&line, &source, opts, &mut seen).map_err(|e| format!("{at}: {e}")))
-    }))
+    json_lines(path, move |_, line| pope_sample(line, &source, opts, &mut seen))
 }
 
 fn pope_sample(
