@@ -216,16 +216,33 @@ pub fn read_mask_lists<'a>(func: &str, arr: &'a ArrayRef) -> Result<MaskListRows
 
 fn read_struct_rles(func: &str, st: &StructArray) -> Result<RleRows<'static>> {
     let st = st.clone();
+    let sizes = struct_sizes(func, &st)?;
+    let counts = Counts::read(func, &st)?;
+    Ok(Box::new((0..st.len()).map(move |i| {
+        if st.is_null(i) || (sizes[i].is_none() && counts.is_null(i)) {
+            return Ok(None);
+        }
+        let (h, w) = sizes[i].ok_or("RLE `size` must be [height, width] of whole numbers")?;
+        if h < 0 || w < 0 {
+            return Err(format!("RLE size [{h}, {w}] is not a valid [height, width]"));
+        }
+        crate::limits::check_mask("RLE mask", w as u64, h as u64)?;
+        counts.rle(i, h as usize, w as usize).map(Some)
+    })))
+}
+
+/// Each row's `size` as whole `(height, width)`; NULL where it is missing or not two whole
+/// numbers. Sizes are read as floats so that a fractional size (a float column from a JSON
+/// file) is refused instead of truncated; every integer a mask side can hold is exact in f64.
+fn struct_sizes(func: &str, st: &StructArray) -> Result<Vec<Option<(i64, i64)>>> {
     let size = st.column_by_name("size").ok_or_else(|| {
         exec_datafusion_err!("{func}: an RLE mask struct needs a `size` field [h, w]")
     })?;
-    // Sizes are read as floats so that a fractional size (a float column from a JSON file) is
-    // refused instead of truncated; every integer a mask side can hold is exact in f64.
     let size = cast(size, &DataType::new_list(DataType::Float64, true))
         .map_err(|e| exec_datafusion_err!("{func}: RLE `size` must be a list of integers: {e}"))?;
     let size = size.as_list::<i32>();
     let whole = |x: f64| (x.fract() == 0.0 && x.abs() < 9.0e15).then_some(x as i64);
-    let sizes: Vec<Option<(i64, i64)>> = (0..st.len())
+    Ok((0..st.len())
         .map(|i| {
             if size.is_null(i) {
                 return None;
@@ -237,14 +254,31 @@ fn read_struct_rles(func: &str, st: &StructArray) -> Result<RleRows<'static>> {
             }
             Some((whole(v.value(0))?, whole(v.value(1))?))
         })
-        .collect();
-    enum Counts {
-        Text(Vec<Option<String>>),
-        List(ListArray),
-        Polygons(ListArray),
-    }
-    let counts = if let Some(c) = st.column_by_name("counts") {
-        match c.data_type() {
+        .collect())
+}
+
+/// The mask body of an RLE struct column: compressed counts text, a counts list, or COCO
+/// polygons.
+enum Counts {
+    Text(Vec<Option<String>>),
+    List(ListArray),
+    Polygons(ListArray),
+}
+
+impl Counts {
+    fn read(func: &str, st: &StructArray) -> Result<Counts> {
+        let Some(c) = st.column_by_name("counts") else {
+            let p =
+                st.column_by_name("polygons").expect("is_mask_type checked for counts or polygons");
+            let p = cast(p, &DataType::new_list(DataType::new_list(DataType::Float64, true), true))
+                .map_err(|e| {
+                    exec_datafusion_err!(
+                        "{func}: `polygons` must be a list of lists of numbers: {e}"
+                    )
+                })?;
+            return Ok(Counts::Polygons(p.as_list::<i32>().clone()));
+        };
+        Ok(match c.data_type() {
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
                 let c = cast(c, &DataType::Utf8)?;
                 Counts::Text(c.as_string::<i32>().iter().map(|s| s.map(str::to_string)).collect())
@@ -271,51 +305,37 @@ fn read_struct_rles(func: &str, st: &StructArray) -> Result<RleRows<'static>> {
                     "{func}: RLE `counts` must be a string or a list of integers, got {other}"
                 ))
             }
-        }
-    } else {
-        let p = st.column_by_name("polygons").expect("is_mask_type checked for counts or polygons");
-        let p = cast(p, &DataType::new_list(DataType::new_list(DataType::Float64, true), true))
-            .map_err(|e| {
-                exec_datafusion_err!("{func}: `polygons` must be a list of lists of numbers: {e}")
-            })?;
-        Counts::Polygons(p.as_list::<i32>().clone())
-    };
-    Ok(Box::new((0..st.len()).map(move |i| {
-        if st.is_null(i) {
-            return Ok(None);
-        }
-        let null_counts = match &counts {
+        })
+    }
+
+    fn is_null(&self, i: usize) -> bool {
+        match self {
             Counts::Text(t) => t[i].is_none(),
             Counts::List(l) | Counts::Polygons(l) => l.is_null(i),
-        };
-        if sizes[i].is_none() && null_counts {
-            return Ok(None);
         }
-        let (h, w) = sizes[i].ok_or("RLE `size` must be [height, width] of whole numbers")?;
-        if h < 0 || w < 0 {
-            return Err(format!("RLE size [{h}, {w}] is not a valid [height, width]"));
-        }
-        crate::limits::check_mask("RLE mask", w as u64, h as u64)?;
-        let (h, w) = (h as usize, w as usize);
-        match &counts {
+    }
+
+    /// Row `i` as runs over `h` x `w` pixels.
+    fn rle(&self, i: usize, h: usize, w: usize) -> std::result::Result<Rle, String> {
+        match self {
             Counts::Text(t) => {
                 let s = t[i].as_deref().ok_or("RLE `counts` is NULL")?;
-                Rle::new(h, w, decode_counts(s)?).map(Some)
+                Rle::new(h, w, decode_counts(s)?)
             }
             Counts::List(l) => {
                 if l.is_null(i) {
                     return Err("RLE `counts` is NULL".into());
                 }
                 let v = l.value(i);
-                let v = v.as_primitive::<Int64Type>();
-                let mut c = Vec::with_capacity(v.len());
-                for x in v.iter() {
-                    match x {
-                        Some(x) if x >= 0 => c.push(x as u64),
-                        _ => return Err("RLE counts must be non-negative integers".into()),
-                    }
-                }
-                Rle::new(h, w, c).map(Some)
+                let counts = v
+                    .as_primitive::<Int64Type>()
+                    .iter()
+                    .map(|x| match x {
+                        Some(x) if x >= 0 => Ok(x as u64),
+                        _ => Err("RLE counts must be non-negative integers".to_string()),
+                    })
+                    .collect::<std::result::Result<Vec<u64>, String>>()?;
+                Rle::new(h, w, counts)
             }
             Counts::Polygons(l) => {
                 if l.is_null(i) {
@@ -325,10 +345,10 @@ fn read_struct_rles(func: &str, st: &StructArray) -> Result<RleRows<'static>> {
                 for p in &polys {
                     crate::limits::check_coordinates(p, w as f64, h as f64)?;
                 }
-                Ok(Some(Rle::from_mask(&Mask::from_polygons(h, w, &polys))))
+                Ok(Rle::from_mask(&Mask::from_polygons(h, w, &polys)))
             }
         }
-    })))
+    }
 }
 
 /// A `list<double>` array (one polygon per element) as vectors; NULL elements are errors.
