@@ -8,21 +8,21 @@
 //! (masks to an Arrow RLE column), [`sequence::mask_sequence`] and [`rasterise::polygon_mask`].
 
 pub mod boundary;
-mod contour_fn;
 #[cfg(test)]
 mod fixture_tests;
 pub mod mask;
+mod mask_contour;
+mod mask_stats;
 pub(crate) mod options;
 mod png_mask;
 pub mod rasterise;
 #[cfg(test)]
 mod reconstruction_tests;
 mod refine;
-mod rle;
+mod rle_encode_decode;
 pub mod sample;
 pub mod sequence;
 pub mod space;
-mod stats;
 #[cfg(test)]
 mod test_masks;
 pub mod trace;
@@ -43,12 +43,12 @@ pub(crate) const SECTION: DocSection = DocSection {
 
 pub fn scalar_functions() -> Vec<ScalarUDF> {
     vec![
-        ScalarUDF::new_from_impl(rle::RleEncodeFunc::new()),
-        ScalarUDF::new_from_impl(rle::RleDecodeFunc::new()),
-        ScalarUDF::new_from_impl(stats::MaskStatFunc::new(stats::Stat::Area)),
-        ScalarUDF::new_from_impl(stats::MaskStatFunc::new(stats::Stat::Bbox)),
-        ScalarUDF::new_from_impl(stats::MaskIouFunc::new()),
-        ScalarUDF::new_from_impl(contour_fn::MaskContourFunc::new()),
+        ScalarUDF::new_from_impl(rle_encode_decode::RleEncodeFunc::new()),
+        ScalarUDF::new_from_impl(rle_encode_decode::RleDecodeFunc::new()),
+        ScalarUDF::new_from_impl(mask_stats::MaskStatFunc::new(mask_stats::Stat::Area)),
+        ScalarUDF::new_from_impl(mask_stats::MaskStatFunc::new(mask_stats::Stat::Bbox)),
+        ScalarUDF::new_from_impl(mask_stats::MaskIouFunc::new()),
+        ScalarUDF::new_from_impl(mask_contour::MaskContourFunc::new()),
         ScalarUDF::new_from_impl(sequence::MaskToSequenceFunc::new()),
         ScalarUDF::new_from_impl(rasterise::PolygonToMaskFunc::new()),
     ]
