@@ -56,6 +56,8 @@ pub fn function_names() -> Vec<String> {
 #[cfg(test)]
 mod parser_properties;
 #[cfg(test)]
+mod test_invoke;
+#[cfg(test)]
 pub(crate) mod test_util;
 
 #[cfg(test)]

@@ -87,7 +87,7 @@ mod tests {
     use datafusion::common::ScalarValue;
 
     use super::*;
-    use crate::image::test_invoke::invoke;
+    use crate::test_invoke::invoke;
 
     #[test]
     fn counts_differing_bits_and_passes_nulls() {

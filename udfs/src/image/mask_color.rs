@@ -197,7 +197,7 @@ mod tests {
     use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 
     use super::*;
-    use crate::image::test_invoke::invoke;
+    use crate::test_invoke::invoke;
 
     const NAMED: [((u8, u8, u8), &str); 16] = [
         ((220, 30, 30), "red"),

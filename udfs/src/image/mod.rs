@@ -10,8 +10,6 @@ mod mask_color;
 pub mod phash;
 pub mod pixels;
 mod read_bytes;
-#[cfg(test)]
-mod test_invoke;
 
 use datafusion::logical_expr::ScalarUDF;
 

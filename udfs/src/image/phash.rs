@@ -180,7 +180,7 @@ mod tests {
     use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 
     use super::*;
-    use crate::image::test_invoke::invoke;
+    use crate::test_invoke::invoke;
 
     /// A smooth gradient with a bright disc and a dark box: `layout` 0 or 1 moves them and
     /// turns the gradient, so the two layouts are different pictures.
