@@ -5,49 +5,49 @@ use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct VisionConfig {
-    #[serde(default = "d::v_hidden")]
+    #[serde(default = "defaults::v_hidden")]
     pub hidden_size: usize,
-    #[serde(default = "d::v_intermediate")]
+    #[serde(default = "defaults::v_intermediate")]
     pub intermediate_size: usize,
-    #[serde(default = "d::v_layers")]
+    #[serde(default = "defaults::v_layers")]
     pub num_hidden_layers: usize,
-    #[serde(default = "d::v_heads")]
+    #[serde(default = "defaults::v_heads")]
     pub num_attention_heads: usize,
-    #[serde(default = "d::v_image")]
+    #[serde(default = "defaults::v_image")]
     pub image_size: usize,
-    #[serde(default = "d::v_patch")]
+    #[serde(default = "defaults::v_patch")]
     pub patch_size: usize,
-    #[serde(default = "d::gelu")]
+    #[serde(default = "defaults::gelu")]
     pub hidden_act: String,
-    #[serde(default = "d::eps6")]
+    #[serde(default = "defaults::eps6")]
     pub layer_norm_eps: f64,
-    #[serde(default = "d::yes")]
+    #[serde(default = "defaults::yes")]
     pub qkv_bias: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct QFormerConfig {
-    #[serde(default = "d::q_vocab")]
+    #[serde(default = "defaults::q_vocab")]
     pub vocab_size: usize,
-    #[serde(default = "d::q_hidden")]
+    #[serde(default = "defaults::q_hidden")]
     pub hidden_size: usize,
-    #[serde(default = "d::q_layers")]
+    #[serde(default = "defaults::q_layers")]
     pub num_hidden_layers: usize,
-    #[serde(default = "d::q_heads")]
+    #[serde(default = "defaults::q_heads")]
     pub num_attention_heads: usize,
-    #[serde(default = "d::q_intermediate")]
+    #[serde(default = "defaults::q_intermediate")]
     pub intermediate_size: usize,
-    #[serde(default = "d::gelu")]
+    #[serde(default = "defaults::gelu")]
     pub hidden_act: String,
-    #[serde(default = "d::q_positions")]
+    #[serde(default = "defaults::q_positions")]
     pub max_position_embeddings: usize,
-    #[serde(default = "d::eps12")]
+    #[serde(default = "defaults::eps12")]
     pub layer_norm_eps: f64,
     #[serde(default)]
     pub pad_token_id: Option<u32>,
-    #[serde(default = "d::two")]
+    #[serde(default = "defaults::two")]
     pub cross_attention_frequency: usize,
-    #[serde(default = "d::v_hidden")]
+    #[serde(default = "defaults::v_hidden")]
     pub encoder_hidden_size: usize,
 }
 
@@ -62,23 +62,23 @@ pub struct RopeParameters {
 /// The LLaMA/Vicuna decoder (`text_config`, model_type `llama`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct TextConfig {
-    #[serde(default = "d::llama")]
+    #[serde(default = "defaults::llama")]
     pub model_type: String,
-    #[serde(default = "d::t_vocab")]
+    #[serde(default = "defaults::t_vocab")]
     pub vocab_size: usize,
-    #[serde(default = "d::t_hidden")]
+    #[serde(default = "defaults::t_hidden")]
     pub hidden_size: usize,
-    #[serde(default = "d::t_intermediate")]
+    #[serde(default = "defaults::t_intermediate")]
     pub intermediate_size: usize,
-    #[serde(default = "d::t_layers")]
+    #[serde(default = "defaults::t_layers")]
     pub num_hidden_layers: usize,
-    #[serde(default = "d::t_heads")]
+    #[serde(default = "defaults::t_heads")]
     pub num_attention_heads: usize,
     #[serde(default)]
     pub num_key_value_heads: Option<usize>,
     #[serde(default)]
     pub head_dim: Option<usize>,
-    #[serde(default = "d::eps6")]
+    #[serde(default = "defaults::eps6")]
     pub rms_norm_eps: f64,
     #[serde(default)]
     pub rope_theta: Option<f64>,
@@ -86,7 +86,7 @@ pub struct TextConfig {
     pub rope_parameters: Option<RopeParameters>,
     #[serde(default)]
     pub rope_scaling: Option<serde_json::Value>,
-    #[serde(default = "d::silu")]
+    #[serde(default = "defaults::silu")]
     pub hidden_act: String,
     #[serde(default)]
     pub tie_word_embeddings: bool,
@@ -95,7 +95,7 @@ pub struct TextConfig {
     #[serde(default)]
     pub mlp_bias: bool,
     /// The context the decoder was trained for; a longer prompt is refused per row.
-    #[serde(default = "d::t_context")]
+    #[serde(default = "defaults::t_context")]
     pub max_position_embeddings: usize,
 }
 
@@ -122,7 +122,7 @@ pub struct Config {
     pub vision_config: VisionConfig,
     pub qformer_config: QFormerConfig,
     pub text_config: TextConfig,
-    #[serde(default = "d::queries")]
+    #[serde(default = "defaults::queries")]
     pub num_query_tokens: usize,
     #[serde(default, alias = "image_token_id")]
     pub image_token_index: Option<u32>,
@@ -220,7 +220,10 @@ impl Config {
     }
 }
 
-mod d {
+/// Values `transformers` assumes for fields a `config.json` may omit (InstructBLIP-Vicuna-7B's
+/// shapes, `vision_` / `qformer_` / `text_` prefixed as v_ / q_ / t_), so partial configs load as they do
+/// in Python.
+mod defaults {
     pub fn v_hidden() -> usize {
         1408
     }
