@@ -221,8 +221,8 @@ impl Config {
 }
 
 /// Values `transformers` assumes for fields a `config.json` may omit (InstructBLIP-Vicuna-7B's
-/// shapes, `vision_` / `qformer_` / `text_` prefixed as v_ / q_ / t_), so partial configs load as they do
-/// in Python.
+/// shapes; `v_`, `q_`, `t_` for the vision, Q-Former and text configs), so a partial config
+/// loads as it does in Python.
 mod defaults {
     pub fn v_hidden() -> usize {
         1408
