@@ -25,7 +25,6 @@ use generate::GenerateArgs;
 use import::ImportCommand;
 use run::RunArgs;
 use sql::SqlArgs;
-use synth::SynthArgs;
 use train::TrainArgs;
 
 #[derive(Parser)]
@@ -56,7 +55,7 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Import(ImportCommand),
     /// Generate a deterministic synthetic CoinIt-style sample set (docs/synth.md).
-    Synth(SynthArgs),
+    Synth(vista::synth::SynthOptions),
     /// Train a VistaLLM on a sample table: two stages, AdamW, loss curve, resumable (docs/train.md).
     Train(TrainArgs),
     /// Curate instruction samples from an imported COCO-format set (queries/curate_<task>.sql,

@@ -29,28 +29,40 @@ pub const SAMPLES_SQL: &str = include_str!("../../queries/synth_samples.sql");
 pub const TASKS: &[&str] =
     &["caption", "vqa", "rec", "res", "grec", "gres", "region_caption", "pointqa", "nlvr", "coseg"];
 
-#[derive(Debug, Clone, PartialEq)]
+/// What `vista synth` draws and writes; its fields are the command's flags.
+#[derive(Debug, Clone, PartialEq, clap::Args)]
 pub struct SynthOptions {
+    #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Samples written per task (fewer only when the scenes cannot supply them).
+    /// Samples per task (fewer only when the scenes cannot supply them).
+    #[arg(long, default_value_t = 16)]
     pub samples_per_task: usize,
-    /// Scenes to draw; `None` = twice `samples_per_task`, at least 8.
+    /// Scenes to draw (default: twice the samples per task, at least 8).
+    #[arg(long)]
     pub images: Option<usize>,
     /// Side of the square images in pixels (48 to 1024).
+    #[arg(long, default_value_t = 96)]
     pub image_size: u32,
     /// Objects per scene are drawn from 1 to this (at most 9).
+    #[arg(long, default_value_t = 4)]
     pub max_objects: usize,
     /// Contour points per mask in RES/GRES/co-segmentation targets.
+    #[arg(long, default_value_t = 32)]
     pub points: usize,
-    /// Coordinate text in targets: `bins` (VistaLLM's tokens) or `decimal`.
+    /// Coordinate text style of targets: bins (VistaLLM's tokens) | decimal.
+    #[arg(long, default_value = "bins")]
     pub style: String,
-    /// Value of the `split` column.
+    /// Value of the split column.
+    #[arg(long, default_value = "train")]
     pub split: String,
     /// Rows per Parquet shard.
+    #[arg(long, default_value_t = 1000)]
     pub shard_size: usize,
-    /// Output directory: `samples/part-NNNNN.parquet` and `raw/<table>.parquet`.
+    /// Output directory (samples/part-*.parquet, raw/*.parquet).
+    #[arg(long = "out", value_name = "OUT")]
     pub out_dir: PathBuf,
-    /// A curation query to run instead of `queries/synth_samples.sql`.
+    /// A curation query to run instead of queries/synth_samples.sql.
+    #[arg(long)]
     pub query: Option<PathBuf>,
 }
 
