@@ -250,123 +250,22 @@ async fn run_locked(
     std::fs::create_dir_all(&chunk_dir)
         .with_context(|| format!("cannot create '{}'", chunk_dir.display()))?;
 
-    let chunks = read_chunks(&opts.out_dir, opts.drop_unreadable)?;
-    if !chunks.is_empty() && !opts.resume {
-        bail!(
-            "'{}' already holds {} committed chunks; pass --resume to continue that job, or use a new output directory",
-            opts.out_dir.display(),
-            chunks.len()
-        );
-    }
-    let mut done: HashSet<String> = HashSet::new();
-    let mut entries = Vec::new();
-    for c in &chunks {
-        if c.fingerprint.as_deref() != Some(fingerprint.as_str()) {
-            bail!("{}", mismatch(&opts.out_dir, c, &parts));
-        }
-        for id in chunk_ids(c)? {
-            if !done.insert(id.clone()) {
-                bail!("chunk {} repeats sample_id '{id}' committed by an earlier chunk", c.file);
-            }
-        }
-        entries.push(ChunkEntry {
-            file: c.file.clone(),
-            rows: c.batches.iter().map(|b| b.num_rows()).sum(),
-        });
-    }
-    let resumed = done.len();
-    // A name is never reused, even when a chunk in the middle is gone: the next number follows
-    // the highest committed one and the highest the manifest has seen.
-    let mut next_seq = chunks
-        .iter()
-        .filter_map(|c| chunk_seq(&c.file))
-        .chain(read_manifest(&opts.out_dir).map(|m| m.next_seq))
-        .map(|n| n + 1)
-        .max()
-        .unwrap_or(0);
-    drop(chunks);
-
+    let committed = Committed::read(opts, &fingerprint, &parts)?;
     crate::tables::register(ctx, ALL_SAMPLES, &opts.samples).await?;
     let total = count_rows(ctx, ALL_SAMPLES).await?;
     let mut manifest = Manifest {
         fingerprint: fingerprint.clone(),
         parts: parts.clone(),
         total,
-        next_seq: next_seq.saturating_sub(1),
-        chunks: entries,
+        next_seq: committed.next_seq.saturating_sub(1),
+        chunks: committed.entries.clone(),
     };
     write_manifest(&opts.out_dir, &manifest)?;
 
-    let mut extra = vec![(FINGERPRINT_KEY.to_string(), fingerprint.clone())];
-    let config = VistaConfig::from_options(ctx.state().config_options());
-    extra.extend(vista_udfs::limits::Limits::from_config(&config).metadata());
-    let meta = output::provenance(Some(sql), &extra);
-    let progress = crate::progress::RowsBar::new(opts.progress, total, resumed);
-    // Encoded images in flight stay bounded: the scan hands over at most one chunk of samples
-    // per record batch (the default 8192 rows of images could be gigabytes).
-    let scan_rows =
-        ctx.state().config_options().execution.batch_size.get().min(opts.chunk_rows).max(1);
-    ctx.sql(&format!("SET datafusion.execution.batch_size = {scan_rows}"))
-        .await
-        .map_err(df)?
-        .collect()
-        .await
-        .map_err(df)?;
-    let mut stream = ctx
-        .sql(&format!("SELECT * FROM {ALL_SAMPLES}"))
-        .await
-        .map_err(df)?
-        .execute_stream()
-        .await
-        .map_err(df)?;
-    let samples_schema = stream.schema();
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut pending: Vec<RecordBatch> = Vec::new();
-    let mut pending_rows = 0;
-    let mut computed = 0;
-    let mut exhausted = false;
-    while !exhausted || pending_rows > 0 {
-        if !exhausted && pending_rows < opts.chunk_rows {
-            match stream.next().await {
-                Some(batch) => {
-                    let batch = batch.map_err(df)?;
-                    let ids = sample_ids(&batch, "samples")?;
-                    let mut keep = Vec::with_capacity(ids.len());
-                    for id in ids {
-                        if !seen.insert(id.clone()) {
-                            bail!("samples: sample_id '{id}' occurs more than once");
-                        }
-                        keep.push(!done.contains(&id));
-                    }
-                    let batch = filter_record_batch(&batch, &BooleanArray::from(keep))?;
-                    pending_rows += batch.num_rows();
-                    if batch.num_rows() > 0 {
-                        pending.push(batch);
-                    }
-                }
-                None => exhausted = true,
-            }
-            continue;
-        }
-        let all = concat_batches(&samples_schema, &pending)?;
-        let take = opts.chunk_rows.min(all.num_rows());
-        let chunk = all.slice(0, take);
-        let rest = all.slice(take, all.num_rows() - take);
-        pending_rows = rest.num_rows();
-        pending = if pending_rows > 0 { vec![rest] } else { Vec::new() };
-
-        let (schema, batches) = predict_chunk(ctx, &job.predictions, &chunk).await?;
-        let file = format!("chunk-{next_seq:06}.parquet");
-        output::write_parquet_atomic(&chunk_dir.join(&file), &batches, schema, &meta)?;
-        manifest.next_seq = next_seq;
-        next_seq += 1;
-        computed += chunk.num_rows();
-        manifest.chunks.push(ChunkEntry { file, rows: chunk.num_rows() });
-        write_manifest(&opts.out_dir, &manifest)?;
-        progress.advance(chunk.num_rows());
-    }
-    progress.finish();
-    drop(stream);
+    let meta = output_metadata(ctx, sql, &fingerprint);
+    let run = ChunkRun { ctx, job, opts, chunk_dir: &chunk_dir, meta: &meta };
+    let resumed = committed.done.len();
+    let (seen, computed) = run.compute(&committed, total, &mut manifest).await?;
 
     // Merge the committed chunks (this run's and earlier runs') and score them, after checking
     // that each belongs to this job, is the one the manifest lists, and holds only samples of
@@ -374,9 +273,173 @@ async fn run_locked(
     let chunks = read_chunks(&opts.out_dir, false)?;
     verify_chunks(&chunks, &manifest, &fingerprint)?;
     let merged = merge_chunks(&chunks)?;
+    let failed = check_merged(&merged.1, &seen)?;
+    let (predictions, scores) = write_results(ctx, job, opts, merged, &meta).await?;
+    let _ = ctx.deregister_table(ALL_SAMPLES)?;
+    Ok(JobSummary { fingerprint, total, resumed, computed, failed, predictions, scores })
+}
+
+/// What earlier runs committed: the sample ids done, the manifest entries, and the number the
+/// next chunk takes.
+struct Committed {
+    done: HashSet<String>,
+    entries: Vec<ChunkEntry>,
+    next_seq: usize,
+}
+
+impl Committed {
+    /// Reads the committed chunks, refusing ones of another job or with repeated samples.
+    fn read(opts: &JobOptions, fingerprint: &str, parts: &FingerprintParts) -> Result<Committed> {
+        let chunks = read_chunks(&opts.out_dir, opts.drop_unreadable)?;
+        if !chunks.is_empty() && !opts.resume {
+            bail!(
+                "'{}' already holds {} committed chunks; pass --resume to continue that job, or use a new output directory",
+                opts.out_dir.display(),
+                chunks.len()
+            );
+        }
+        let mut done: HashSet<String> = HashSet::new();
+        let mut entries = Vec::new();
+        for c in &chunks {
+            if c.fingerprint.as_deref() != Some(fingerprint) {
+                bail!("{}", mismatch(&opts.out_dir, c, parts));
+            }
+            for id in chunk_ids(c)? {
+                if !done.insert(id.clone()) {
+                    bail!(
+                        "chunk {} repeats sample_id '{id}' committed by an earlier chunk",
+                        c.file
+                    );
+                }
+            }
+            entries.push(ChunkEntry {
+                file: c.file.clone(),
+                rows: c.batches.iter().map(|b| b.num_rows()).sum(),
+            });
+        }
+        // A name is never reused, even when a chunk in the middle is gone: the next number
+        // follows the highest committed one and the highest the manifest has seen.
+        let next_seq = chunks
+            .iter()
+            .filter_map(|c| chunk_seq(&c.file))
+            .chain(read_manifest(&opts.out_dir).map(|m| m.next_seq))
+            .map(|n| n + 1)
+            .max()
+            .unwrap_or(0);
+        Ok(Committed { done, entries, next_seq })
+    }
+}
+
+/// The key-value metadata of every file the job writes: provenance, the job fingerprint and
+/// the limits in force.
+fn output_metadata(ctx: &SessionContext, sql: &str, fingerprint: &str) -> Vec<(String, String)> {
+    let mut extra = vec![(FINGERPRINT_KEY.to_string(), fingerprint.to_string())];
+    let config = VistaConfig::from_options(ctx.state().config_options());
+    extra.extend(vista_udfs::limits::Limits::from_config(&config).metadata());
+    output::provenance(Some(sql), &extra)
+}
+
+/// One run's chunk loop: what it reads, runs and writes.
+struct ChunkRun<'a> {
+    ctx: &'a SessionContext,
+    job: &'a JobSql,
+    opts: &'a JobOptions,
+    chunk_dir: &'a Path,
+    meta: &'a [(String, String)],
+}
+
+impl ChunkRun<'_> {
+    /// Streams the samples, skips the committed ones, and commits the rest chunk by chunk;
+    /// returns every sample id of the table and the rows computed.
+    async fn compute(
+        &self,
+        committed: &Committed,
+        total: usize,
+        manifest: &mut Manifest,
+    ) -> Result<(HashSet<String>, usize)> {
+        let (ctx, opts) = (self.ctx, self.opts);
+        let progress = crate::progress::RowsBar::new(opts.progress, total, committed.done.len());
+        // Encoded images in flight stay bounded: the scan hands over at most one chunk of
+        // samples per record batch (the default 8192 rows of images could be gigabytes).
+        let scan_rows =
+            ctx.state().config_options().execution.batch_size.get().min(opts.chunk_rows).max(1);
+        let set = format!("SET datafusion.execution.batch_size = {scan_rows}");
+        ctx.sql(&set).await.map_err(df)?.collect().await.map_err(df)?;
+        let query = format!("SELECT * FROM {ALL_SAMPLES}");
+        let mut stream = ctx.sql(&query).await.map_err(df)?.execute_stream().await.map_err(df)?;
+        let samples_schema = stream.schema();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut pending: Vec<RecordBatch> = Vec::new();
+        let (mut pending_rows, mut computed, mut exhausted) = (0, 0, false);
+        let mut next_seq = committed.next_seq;
+        while !exhausted || pending_rows > 0 {
+            if !exhausted && pending_rows < opts.chunk_rows {
+                match stream.next().await {
+                    Some(batch) => {
+                        let batch = new_samples(batch.map_err(df)?, &mut seen, &committed.done)?;
+                        pending_rows += batch.num_rows();
+                        if batch.num_rows() > 0 {
+                            pending.push(batch);
+                        }
+                    }
+                    None => exhausted = true,
+                }
+                continue;
+            }
+            let all = concat_batches(&samples_schema, &pending)?;
+            let take = opts.chunk_rows.min(all.num_rows());
+            let rest = all.slice(take, all.num_rows() - take);
+            pending_rows = rest.num_rows();
+            pending = if pending_rows > 0 { vec![rest] } else { Vec::new() };
+            let rows = self.commit(&all.slice(0, take), next_seq, manifest).await?;
+            next_seq += 1;
+            computed += rows;
+            progress.advance(rows);
+        }
+        progress.finish();
+        Ok((seen, computed))
+    }
+
+    /// Runs the predictions on one chunk and commits it as chunk number `seq`.
+    async fn commit(
+        &self,
+        chunk: &RecordBatch,
+        seq: usize,
+        manifest: &mut Manifest,
+    ) -> Result<usize> {
+        let (schema, batches) = predict_chunk(self.ctx, &self.job.predictions, chunk).await?;
+        let file = format!("chunk-{seq:06}.parquet");
+        output::write_parquet_atomic(&self.chunk_dir.join(&file), &batches, schema, self.meta)?;
+        manifest.next_seq = seq;
+        manifest.chunks.push(ChunkEntry { file, rows: chunk.num_rows() });
+        write_manifest(&self.opts.out_dir, manifest)?;
+        Ok(chunk.num_rows())
+    }
+}
+
+/// The rows of a samples batch not yet committed; a sample id seen twice is an error.
+fn new_samples(
+    batch: RecordBatch,
+    seen: &mut HashSet<String>,
+    done: &HashSet<String>,
+) -> Result<RecordBatch> {
+    let ids = sample_ids(&batch, "samples")?;
+    let mut keep = Vec::with_capacity(ids.len());
+    for id in ids {
+        if !seen.insert(id.clone()) {
+            bail!("samples: sample_id '{id}' occurs more than once");
+        }
+        keep.push(!done.contains(&id));
+    }
+    Ok(filter_record_batch(&batch, &BooleanArray::from(keep))?)
+}
+
+/// Checks that the merged predictions hold every sample of the table once; returns the rows
+/// with an error.
+fn check_merged(batches: &[RecordBatch], seen: &HashSet<String>) -> Result<usize> {
     let mut failed = 0;
     let mut ids = HashSet::new();
-    for b in &merged.1 {
+    for b in batches {
         for id in sample_ids(b, "predictions")? {
             ensure!(
                 seen.contains(&id),
@@ -396,35 +459,34 @@ async fn run_locked(
         ids.len(),
         seen.len()
     );
-    let _ = ctx.deregister_table("predictions")?;
-    ctx.register_table(
-        "predictions",
-        Arc::new(MemTable::try_new(merged.0.clone(), vec![merged.1])?),
-    )?;
-    let predictions_path = opts.out_dir.join("predictions.parquet");
-    write_query(ctx, "SELECT * FROM predictions ORDER BY sample_id", &predictions_path, &meta)
-        .await?;
+    Ok(failed)
+}
 
+/// Writes predictions.parquet from the merged chunks and scores.parquet from the job's scores
+/// view; returns their paths.
+async fn write_results(
+    ctx: &SessionContext,
+    job: &JobSql,
+    opts: &JobOptions,
+    merged: (SchemaRef, Vec<RecordBatch>),
+    meta: &[(String, String)],
+) -> Result<(PathBuf, Option<PathBuf>)> {
+    let _ = ctx.deregister_table("predictions")?;
+    ctx.register_table("predictions", Arc::new(MemTable::try_new(merged.0, vec![merged.1])?))?;
+    let predictions_path = opts.out_dir.join("predictions.parquet");
+    write_query(ctx, "SELECT * FROM predictions ORDER BY sample_id", &predictions_path, meta)
+        .await?;
     let scores_path = match &job.scores {
         Some(q) => {
             let _ = ctx.deregister_table("samples")?;
             crate::tables::register(ctx, "samples", &opts.samples).await?;
             let path = opts.out_dir.join("scores.parquet");
-            write_query(ctx, q, &path, &meta).await?;
+            write_query(ctx, q, &path, meta).await?;
             Some(path)
         }
         None => None,
     };
-    let _ = ctx.deregister_table(ALL_SAMPLES)?;
-    Ok(JobSummary {
-        fingerprint,
-        total,
-        resumed,
-        computed,
-        failed,
-        predictions: predictions_path,
-        scores: scores_path,
-    })
+    Ok((predictions_path, scores_path))
 }
 
 async fn fingerprint_parts(
