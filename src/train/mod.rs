@@ -604,22 +604,7 @@ pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
     let out = &opts.out;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create '{}'", out.display()))?;
     let ckpt_dir = out.join("checkpoint");
-    let state: Option<TrainerState> = if resume {
-        let path = ckpt_dir.join("trainer_state.json");
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("--resume: no checkpoint at '{}'", path.display()))?;
-        let st: TrainerState =
-            serde_json::from_str(&text).with_context(|| format!("{}: invalid", path.display()))?;
-        if st.fingerprint != fingerprint(opts) {
-            bail!(
-                "--resume: '{}' was written by a run with other options; resume with the same ones",
-                out.display()
-            );
-        }
-        Some(st)
-    } else {
-        None
-    };
+    let state = if resume { Some(load_state(opts, &ckpt_dir)?) } else { None };
 
     let samples = read_samples(&opts.samples)?;
     if samples.is_empty() {
@@ -643,20 +628,7 @@ pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
     let start_stage = state.as_ref().map_or(1, |s| s.stage);
     let (mut model, mut params) = build(out, source, opts.seed, start_stage, opts.train_vision)?;
 
-    let mut encoded = Vec::with_capacity(samples.len());
-    let mut skipped = 0;
-    let q = model.num_query_tokens();
-    let mut lengths = Vec::with_capacity(samples.len());
-    for (i, s) in samples.iter().enumerate() {
-        let e = encode(&model, s).map_err(|e| anyhow!("sample {} ({}): {e}", i + 1, s.task))?;
-        let len = e.prompt.len(q) + e.answer.len();
-        if len > opts.max_tokens {
-            skipped += 1;
-            continue;
-        }
-        encoded.push(e);
-        lengths.push(len);
-    }
+    let (encoded, lengths, skipped) = encode_all(&model, &samples, opts.max_tokens)?;
     let single: Vec<usize> = (0..encoded.len()).filter(|&i| encoded[i].images.len() <= 1).collect();
     let multi: Vec<usize> = (0..encoded.len()).filter(|&i| encoded[i].images.len() > 1).collect();
     let mut summary = TrainSummary {
@@ -718,35 +690,8 @@ pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
         let t0 = Instant::now();
         for step in first_step..steps {
             let lr = schedule(step, steps, warmup, peak, 0.1);
-            let mut grads: HashMap<String, Tensor> = HashMap::new();
-            let mut loss_sum = 0.0;
-            for micro in 0..opts.grad_accum {
-                let m = (step * opts.grad_accum + micro) as u64;
-                let single_batch = stage == 2
-                    && !single.is_empty()
-                    && SplitMix64::new(opts.seed ^ 0x5eed ^ m.wrapping_mul(0x9e37_79b9)).unit()
-                        < opts.stage2_single;
-                let idx = if single_batch {
-                    // Its own order (stage 3 of the shuffle), independent of the multi-image one.
-                    batch_indices(&single, &lengths, opts.seed, 3, step, micro, opts)
-                } else {
-                    batch_indices(pool, &lengths, opts.seed, stage, step, micro, opts)
-                };
-                let batch: Vec<&Encoded> = idx.iter().map(|&i| &encoded[i]).collect();
-                let loss = batch_loss(&model, &batch)?;
-                loss_sum += loss.to_scalar::<f32>()? as f64;
-                let store = loss.backward()?;
-                for (name, var) in &params.trained {
-                    if let Some(g) = store.get(var.as_tensor()) {
-                        let g = g.to_dtype(DType::F32)?;
-                        let sum = match grads.remove(name) {
-                            Some(prev) => (prev + g)?,
-                            None => g,
-                        };
-                        grads.insert(name.clone(), sum);
-                    }
-                }
-            }
+            let data = StepData { encoded: &encoded, lengths: &lengths, single: &single, pool };
+            let (grads, loss_sum) = accumulate(&model, &params, &data, stage, step, opts)?;
             let norm = opt.step(&params.trained, &grads, opts.grad_accum as f64, lr)?;
             let loss = loss_sum / opts.grad_accum as f64;
             if !loss.is_finite() {
@@ -793,10 +738,111 @@ pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
         }
     }
 
-    // The final weights next to the config: the directory is now a loadable checkpoint.
+    summary.seconds = started.elapsed().as_secs_f64();
+    finish(opts, &params, &points, summary)
+}
+
+/// The checkpoint state a resumed run continues from; it must come from the same options.
+fn load_state(opts: &TrainOptions, ckpt_dir: &Path) -> Result<TrainerState> {
+    let path = ckpt_dir.join("trainer_state.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("--resume: no checkpoint at '{}'", path.display()))?;
+    let st: TrainerState =
+        serde_json::from_str(&text).with_context(|| format!("{}: invalid", path.display()))?;
+    if st.fingerprint != fingerprint(opts) {
+        bail!(
+            "--resume: '{}' was written by a run with other options; resume with the same ones",
+            opts.out.display()
+        );
+    }
+    Ok(st)
+}
+
+/// Every sample as token pieces, with its length; samples longer than `max_tokens` are left
+/// out and counted.
+fn encode_all(
+    model: &VistaModel,
+    samples: &[Sample],
+    max_tokens: usize,
+) -> Result<(Vec<Encoded>, Vec<usize>, usize)> {
+    let (mut encoded, mut lengths, mut skipped) = (Vec::new(), Vec::new(), 0);
+    let q = model.num_query_tokens();
+    for (i, s) in samples.iter().enumerate() {
+        let e = encode(model, s).map_err(|e| anyhow!("sample {} ({}): {e}", i + 1, s.task))?;
+        let len = e.prompt.len(q) + e.answer.len();
+        if len > max_tokens {
+            skipped += 1;
+            continue;
+        }
+        encoded.push(e);
+        lengths.push(len);
+    }
+    Ok((encoded, lengths, skipped))
+}
+
+/// What a step draws its micro-batches from.
+struct StepData<'a> {
+    encoded: &'a [Encoded],
+    lengths: &'a [usize],
+    /// Single-image samples (stage 1's pool; mixed into stage 2 at `stage2_single`).
+    single: &'a [usize],
+    /// The stage's pool.
+    pool: &'a [usize],
+}
+
+/// The summed gradients of one optimiser step's micro-batches and their summed loss.
+fn accumulate(
+    model: &VistaModel,
+    params: &Params,
+    data: &StepData,
+    stage: u32,
+    step: usize,
+    opts: &TrainOptions,
+) -> Result<(HashMap<String, Tensor>, f64)> {
+    let mut grads: HashMap<String, Tensor> = HashMap::new();
+    let mut loss_sum = 0.0;
+    for micro in 0..opts.grad_accum {
+        let m = (step * opts.grad_accum + micro) as u64;
+        let single_batch = stage == 2
+            && !data.single.is_empty()
+            && SplitMix64::new(opts.seed ^ 0x5eed ^ m.wrapping_mul(0x9e37_79b9)).unit()
+                < opts.stage2_single;
+        let idx = if single_batch {
+            // Its own order (stage 3 of the shuffle), independent of the multi-image one.
+            batch_indices(data.single, data.lengths, opts.seed, 3, step, micro, opts)
+        } else {
+            batch_indices(data.pool, data.lengths, opts.seed, stage, step, micro, opts)
+        };
+        let batch: Vec<&Encoded> = idx.iter().map(|&i| &data.encoded[i]).collect();
+        let loss = batch_loss(model, &batch)?;
+        loss_sum += loss.to_scalar::<f32>()? as f64;
+        let store = loss.backward()?;
+        for (name, var) in &params.trained {
+            if let Some(g) = store.get(var.as_tensor()) {
+                let g = g.to_dtype(DType::F32)?;
+                let sum = match grads.remove(name) {
+                    Some(prev) => (prev + g)?,
+                    None => g,
+                };
+                grads.insert(name.clone(), sum);
+            }
+        }
+    }
+    Ok((grads, loss_sum))
+}
+
+/// Writes the final weights next to the config (the directory is then a loadable checkpoint),
+/// the loss curve and chart, and train_report.json.
+fn finish(
+    opts: &TrainOptions,
+    params: &Params,
+    points: &[Point],
+    mut summary: TrainSummary,
+) -> Result<TrainSummary> {
+    let out = &opts.out;
     params.save(out).map_err(anyhow::Error::msg)?;
-    curve::write_csv(&csv_path, &points)?;
-    curve::write_png(&out.join("loss.png"), &points)?;
+    curve::write_csv(&out.join("loss.csv"), points)?;
+    curve::write_png(&out.join("loss.png"), points)?;
     let last = |stage: u32| {
         let s: Vec<f64> = points.iter().filter(|p| p.stage == stage).map(|p| p.loss).collect();
         let tail = &s[s.len().saturating_sub(20)..];
@@ -805,7 +851,6 @@ pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
     summary.first_loss = points.first().map(|p| p.loss);
     summary.final_loss_stage1 = last(1);
     summary.final_loss_stage2 = last(2);
-    summary.seconds = started.elapsed().as_secs_f64();
     let report = serde_json::json!({ "options": opts, "summary": summary });
     crate::output::write_json_atomic(&out.join("train_report.json"), &report)?;
     Ok(summary)
