@@ -7,7 +7,7 @@ use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::{embedding, Embedding, VarBuilder};
 
 use super::config::TextConfig;
-use super::cpu_attention;
+use super::cpu::attention as cpu_attention;
 use super::nn::{linear_b, rms_norm, rope as apply_rope, softmax_last_dim, Linear, Norm};
 
 /// The magnitude of the additive mask for hidden positions: large enough that `exp` underflows

@@ -4,9 +4,7 @@
 //! [`vista_udfs::generate::VisionLanguageModel`].
 
 pub mod config;
-pub mod cpu_attention;
-pub mod cpu_f32;
-pub mod cpu_linear;
+pub mod cpu;
 pub mod generate;
 pub mod instructblip;
 pub mod llama;

@@ -7,7 +7,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::{embedding, Embedding, VarBuilder};
 
 use super::config::QFormerConfig;
-use super::cpu_attention;
+use super::cpu::attention as cpu_attention;
 use super::nn::{layer_norm, linear, softmax_last_dim, Linear, Norm};
 
 struct MultiHeadAttention {

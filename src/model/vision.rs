@@ -4,7 +4,7 @@ use candle_core::{Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
 use super::config::VisionConfig;
-use super::cpu_attention;
+use super::cpu::attention as cpu_attention;
 use super::nn::{layer_norm, linear, softmax_last_dim, Linear, Norm};
 
 struct Attention {

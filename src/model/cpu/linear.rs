@@ -6,10 +6,9 @@
 //!
 //! A few rows (decoding: one row per sequence) go to a dot-product kernel on CPUs with AVX-512.
 //! A general GEMM packs `w` into panels before every call, which for 8 rows costs more than the
-//! multiplication: `gemm`'s AVX-512 path takes 360 µs for 8x512 · 512x1376, PyTorch 64 µs, this
-//! kernel 75 µs. Each output is a dot product of an `x` row and a `w` row, computed in 4x4
-//! blocks (16 accumulators) so each loaded vector feeds four FMAs (8x2 blocks, fewer weight
-//! loads but more row loads, measured 20% slower). Each output's summation
+//! multiplication. Each output is a dot product of an `x` row and a `w` row, computed in 4x4
+//! blocks (16 accumulators) so each loaded vector feeds four FMAs (8x2 blocks need fewer weight
+//! loads but more row loads, and are slower). Each output's summation
 //! order depends only on `in`, never on how many rows are in the batch, so a row's result is
 //! bit-identical alone or batched.
 
@@ -17,7 +16,7 @@ use candle_core::{Result, Tensor};
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
-use super::cpu_f32;
+use super::common as cpu_f32;
 
 /// Up to this many rows the dot-product kernel beats `gemm` (8x512x1376: 75 against 360 µs;
 /// 32 rows: 248 µs, 182 GFLOP/s).

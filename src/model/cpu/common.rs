@@ -1,5 +1,4 @@
-//! What the CPU f32 inference kernels share (`cpu_linear`, `cpu_attention`, and GELU and the
-//! gated MLP activation in `nn`): when they apply, whether the CPU has AVX-512, a tensor's data
+//! What the CPU f32 inference kernels share (`linear`, `attention`, and `activation`): when they apply, whether the CPU has AVX-512, a tensor's data
 //! as a slice, and a vectorisable e^x.
 
 use candle_core::{DType, Layout, Result, Storage, Tensor};

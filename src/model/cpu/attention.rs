@@ -3,16 +3,15 @@
 //! Written as tensor ops, attention copies q, k and v into head-major order, runs one batched
 //! GEMM over all heads (each too small for `gemm` to thread well), materialises the scores,
 //! adds the mask, runs softmax with a scalar `expf`, and copies the output back to token-major
-//! order: 17.5 ms of a 55 ms ViT layer (8 images, 2 threads) where PyTorch spends ~6. Here each
-//! (sequence, head) is one task: two single-threaded GEMMs that read q, k and v where they lie
-//! (any strides) and write the output in place, with the mask and a vectorised softmax applied
-//! to a score tile that stays in cache.
+//! order. Here each (sequence, head) is one task: two single-threaded GEMMs that read q, k and
+//! v where they lie (any strides) and write the output in place, with the mask and a vectorised
+//! softmax applied to a score tile that stays in cache.
 
 use candle_core::{Result, Tensor};
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
-use super::cpu_f32;
+use super::common as cpu_f32;
 
 /// softmax(q·kᵀ · scale + bias) · v, or `None` where this path does not apply (not CPU f32, or
 /// part of an autograd graph): the caller then runs the same maths as tensor ops.
@@ -30,42 +29,9 @@ pub fn attention(
     if ![Some(q), Some(k), Some(v), bias].into_iter().flatten().all(cpu_f32::applies) {
         return Ok(None);
     }
-    let (b, tq, h, d) = q.dims4()?;
-    let (kb, tk, hkv, kd) = k.dims4()?;
-    if v.dims4()? != (kb, tk, hkv, kd) || kb != b || kd != d || hkv == 0 || h % hkv != 0 {
-        candle_core::bail!(
-            "attention: q {:?}, k {:?}, v {:?} do not fit",
-            q.dims(),
-            k.dims(),
-            v.dims()
-        )
-    }
-    let strides = |t: &Tensor| -> Option<[usize; 3]> {
-        let s = t.layout().stride();
-        (s[3] == 1 || t.dim(3).ok()? == 1).then(|| [s[0], s[1], s[2]])
-    };
-    let (Some(qs), Some(ks), Some(vs)) = (strides(q), strides(k), strides(v)) else {
+    let Some(shape) = Shape::of(q, k, v, bias)? else {
         return Ok(None);
     };
-    let bias_shape = match bias {
-        Some(m) => {
-            let (mb, mh, mq, mk) = m.dims4()?;
-            let heads_ok = mh == 1 || mh == h;
-            let rows_ok = mq == 1 || mq == tq;
-            if mb != b || !heads_ok || !rows_ok || mk != tk {
-                candle_core::bail!(
-                    "attention: mask {:?} does not fit scores [{b}, {h}, {tq}, {tk}]",
-                    m.dims()
-                )
-            }
-            if !m.is_contiguous() {
-                return Ok(None);
-            }
-            Some((mh, mq))
-        }
-        None => None,
-    };
-
     let (qg, ql) = q.storage_and_layout();
     let (kg, kl) = k.storage_and_layout();
     let (vg, vl) = v.storage_and_layout();
@@ -82,17 +48,100 @@ pub fn attention(
         },
         None => None,
     };
+    let out = shape.run(Inputs { q: qd, k: kd, v: vd, bias: bias_data }, scale);
+    drop((qg, kg, vg, bias_guard));
+    let Shape { b, tq, h, d, .. } = shape;
+    Tensor::from_vec(out, (b, tq, h * d), q.device()).map(Some)
+}
 
-    let mut out = vec![0f32; b * tq * h * d];
-    let out_ptr = SendPtr(out.as_mut_ptr());
-    let group = h / hkv;
-    (0..b * h).into_par_iter().for_each_init(Vec::new, |scores: &mut Vec<f32>, task| {
-        let (bi, hi) = (task / h, task % h);
-        let kh = hi / group;
-        scores.resize(tq * tk, 0.0);
-        let q0 = &qd[bi * qs[0] + hi * qs[2]..];
-        let k0 = &kd[bi * ks[0] + kh * ks[2]..];
-        let v0 = &vd[bi * vs[0] + kh * vs[2]..];
+/// The sizes and strides of one attention call, checked against each other.
+#[derive(Clone, Copy)]
+struct Shape {
+    b: usize,
+    tq: usize,
+    h: usize,
+    d: usize,
+    tk: usize,
+    hkv: usize,
+    /// Strides of q, k and v over (sequence, token, head).
+    qs: [usize; 3],
+    ks: [usize; 3],
+    vs: [usize; 3],
+    /// The bias's (heads, rows), each 1 where it broadcasts.
+    bias: Option<(usize, usize)>,
+}
+
+/// The data of q, k, v and the bias, as candle's storages hold them.
+#[derive(Clone, Copy)]
+struct Inputs<'a> {
+    q: &'a [f32],
+    k: &'a [f32],
+    v: &'a [f32],
+    bias: Option<&'a [f32]>,
+}
+
+impl Shape {
+    /// Checks that the operands fit each other: an error where they cannot, `None` where this
+    /// path cannot read them (a non-contiguous head dimension or bias).
+    fn of(q: &Tensor, k: &Tensor, v: &Tensor, bias: Option<&Tensor>) -> Result<Option<Shape>> {
+        let (b, tq, h, d) = q.dims4()?;
+        let (kb, tk, hkv, kd) = k.dims4()?;
+        if v.dims4()? != (kb, tk, hkv, kd) || kb != b || kd != d || hkv == 0 || h % hkv != 0 {
+            candle_core::bail!(
+                "attention: q {:?}, k {:?}, v {:?} do not fit",
+                q.dims(),
+                k.dims(),
+                v.dims()
+            )
+        }
+        let strides = |t: &Tensor| -> Option<[usize; 3]> {
+            let s = t.layout().stride();
+            (s[3] == 1 || t.dim(3).ok()? == 1).then(|| [s[0], s[1], s[2]])
+        };
+        let (Some(qs), Some(ks), Some(vs)) = (strides(q), strides(k), strides(v)) else {
+            return Ok(None);
+        };
+        let bias = match bias {
+            Some(m) => {
+                let (mb, mh, mq, mk) = m.dims4()?;
+                let heads_ok = mh == 1 || mh == h;
+                let rows_ok = mq == 1 || mq == tq;
+                if mb != b || !heads_ok || !rows_ok || mk != tk {
+                    candle_core::bail!(
+                        "attention: mask {:?} does not fit scores [{b}, {h}, {tq}, {tk}]",
+                        m.dims()
+                    )
+                }
+                if !m.is_contiguous() {
+                    return Ok(None);
+                }
+                Some((mh, mq))
+            }
+            None => None,
+        };
+        Ok(Some(Shape { b, tq, h, d, tk, hkv, qs, ks, vs, bias }))
+    }
+
+    /// Runs every (sequence, head) as one task and returns the output, [b, tq, h * d].
+    fn run(self, x: Inputs<'_>, scale: f64) -> Vec<f32> {
+        let Shape { b, tq, h, d, tk, .. } = self;
+        let mut out = vec![0f32; b * tq * h * d];
+        let out_ptr = SendPtr(out.as_mut_ptr());
+        (0..b * h).into_par_iter().for_each_init(Vec::new, |scores: &mut Vec<f32>, task| {
+            let (bi, hi) = (task / h, task % h);
+            scores.resize(tq * tk, 0.0);
+            self.head_scores(x, bi, hi, scale, scores);
+            self.head_output(x, bi, hi, scores, out_ptr);
+        });
+        out
+    }
+
+    /// softmax(q·kᵀ · scale + bias) of head `hi` of sequence `bi` into `scores` [tq, tk].
+    fn head_scores(&self, x: Inputs<'_>, bi: usize, hi: usize, scale: f64, scores: &mut [f32]) {
+        let Shape { tq, h, d, tk, hkv, qs, ks, .. } = *self;
+        let kh = hi / (h / hkv);
+        let q0 = &x.q[bi * qs[0] + hi * qs[2]..];
+        let k0 = &x.k[bi * ks[0] + kh * ks[2]..];
         // SAFETY: every pointer stays inside its tensor: the strides and sizes come from
         // candle's layouts of these very storages, and `scores` holds tq x tk values.
         unsafe {
@@ -119,7 +168,7 @@ pub fn attention(
             );
         }
         for (i, row) in scores.chunks_exact_mut(tk).enumerate() {
-            if let (Some(m), Some((mh, mq))) = (bias_data, bias_shape) {
+            if let (Some(m), Some((mh, mq))) = (x.bias, self.bias) {
                 let at = ((bi * mh + if mh == 1 { 0 } else { hi }) * mq
                     + if mq == 1 { 0 } else { i })
                     * tk;
@@ -129,13 +178,21 @@ pub fn attention(
             }
             softmax_in_place(row);
         }
-        // SAFETY: as above; the output tile of (bi, hi) is disjoint from every other task's.
+    }
+
+    /// scores · v of head `hi` of sequence `bi`, written to that head's columns of `out`.
+    fn head_output(&self, x: Inputs<'_>, bi: usize, hi: usize, scores: &[f32], out: SendPtr) {
+        let Shape { tq, h, d, tk, hkv, vs, .. } = *self;
+        let kh = hi / (h / hkv);
+        let v0 = &x.v[bi * vs[0] + kh * vs[2]..];
+        // SAFETY: as in `head_scores`; the output tile of (bi, hi) is disjoint from every other
+        // task's.
         unsafe {
             gemm(
                 tq,
                 d,
                 tk,
-                out_ptr.get().add((bi * tq * h + hi) * d),
+                out.get().add((bi * tq * h + hi) * d),
                 1,
                 (h * d) as isize,
                 false,
@@ -153,9 +210,7 @@ pub fn attention(
                 Parallelism::None,
             );
         }
-    });
-    drop((qg, kg, vg, bias_guard));
-    Tensor::from_vec(out, (b, tq, h * d), q.device()).map(Some)
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -191,7 +246,7 @@ fn softmax_in_place(row: &mut [f32]) {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use crate::model::cpu_f32::avx512::exp;
+    use crate::model::cpu::common::avx512::exp;
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx512f")]
