@@ -30,7 +30,7 @@ fn erf_f32(x: f32) -> f32 {
 }
 
 #[cfg(target_arch = "x86_64")]
-pub mod avx512 {
+pub(crate) mod avx512 {
     use super::{ERF_P, ERF_Q};
     use std::arch::x86_64::*;
 
