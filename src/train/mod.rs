@@ -15,27 +15,31 @@
 //! training texts and initialises the weights from the seed; the data order is a function of the
 //! seed, the stage and the epoch, so a resumed run takes the same batches as an uninterrupted one.
 
+mod checkpoint;
 pub mod curve;
+mod data;
+mod loss;
 pub mod optim;
 pub mod params;
 pub mod vocab;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
-use candle_core::{DType, Device, Tensor, D};
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::model::generate::{left_pad, prefill_positions, SplitMix64};
-use crate::model::llama::KvCache;
-use crate::model::prompt::{Piece, Prompt, Template};
+use crate::model::generate::SplitMix64;
 use crate::model::VistaModel;
+pub use checkpoint::{copy_model_files, fresh_config};
+use checkpoint::{fingerprint, write_checkpoint, write_fresh_model_files, TrainerState};
 use curve::Point;
+use data::{batch_indices, encode, Encoded};
+pub use data::{read_samples, Sample};
+pub use loss::answer_loss;
+use loss::batch_loss;
 use optim::{schedule, AdamW, AdamWConfig};
 use params::{Builder, Params};
 
@@ -123,26 +127,6 @@ impl Default for TrainOptions {
     }
 }
 
-/// One training sample, as read from the table.
-#[derive(Debug, Clone)]
-pub struct Sample {
-    pub task: String,
-    pub images: Vec<Arc<[u8]>>,
-    pub instruction: String,
-    pub target: String,
-}
-
-/// What `--resume` needs besides weights and moments.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-struct TrainerState {
-    stage: u32,
-    /// Optimiser steps completed in `stage`.
-    step: usize,
-    adam_t: u64,
-    /// The options that decide the result; a resume with different ones is refused.
-    fingerprint: String,
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainSummary {
     pub samples: usize,
@@ -159,401 +143,6 @@ pub struct TrainSummary {
     pub final_loss_stage2: Option<f64>,
     /// `stop_after` ended this invocation; `--resume` continues.
     pub stopped_early: bool,
-}
-
-// ---------------------------------------------------------------------------------------------
-// Reading the sample table
-// ---------------------------------------------------------------------------------------------
-
-fn parquet_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    fn walk(p: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-        if p.is_dir() {
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
-                .with_context(|| format!("cannot read '{}'", p.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .collect();
-            entries.sort();
-            for e in entries {
-                if e.is_dir() || e.extension().is_some_and(|x| x == "parquet") {
-                    walk(&e, out)?;
-                }
-            }
-        } else if p.is_file() {
-            out.push(p.to_path_buf());
-        } else {
-            bail!("--samples '{}': no such file or directory", p.display());
-        }
-        Ok(())
-    }
-    let mut out = Vec::new();
-    for p in paths {
-        walk(p, &mut out)?;
-    }
-    if out.is_empty() {
-        bail!("--samples: no Parquet files found");
-    }
-    Ok(out)
-}
-
-fn strings(batch: &RecordBatch, col: &str, file: &Path) -> Result<Vec<Option<String>>> {
-    let a = batch
-        .column_by_name(col)
-        .ok_or_else(|| anyhow!("{}: no `{col}` column", file.display()))?;
-    let a = datafusion::arrow::compute::cast(a, &datafusion::arrow::datatypes::DataType::Utf8)
-        .with_context(|| format!("{}: column `{col}` is not text", file.display()))?;
-    let s = a.as_string::<i32>();
-    Ok((0..s.len()).map(|i| s.is_valid(i).then(|| s.value(i).to_string())).collect())
-}
-
-fn binary_at(a: &dyn Array, i: usize) -> Option<Arc<[u8]>> {
-    use datafusion::arrow::datatypes::DataType as T;
-    if a.is_null(i) {
-        return None;
-    }
-    let bytes: &[u8] = match a.data_type() {
-        T::Binary => a.as_binary::<i32>().value(i),
-        T::LargeBinary => a.as_binary::<i64>().value(i),
-        T::BinaryView => a.as_binary_view().value(i),
-        _ => return None,
-    };
-    Some(Arc::from(bytes))
-}
-
-/// Reads task, images (the `images` list, else `image`), instruction and target of every row.
-pub fn read_samples(paths: &[PathBuf]) -> Result<Vec<Sample>> {
-    let mut out = Vec::new();
-    for file in parquet_files(paths)? {
-        let f = std::fs::File::open(&file)
-            .with_context(|| format!("cannot open '{}'", file.display()))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(f)
-            .with_context(|| format!("{}: not a Parquet file", file.display()))?
-            .build()?;
-        for batch in reader {
-            let batch = batch.with_context(|| format!("{}: cannot read", file.display()))?;
-            let task = strings(&batch, "task", &file)?;
-            let instruction = strings(&batch, "instruction", &file)?;
-            let target = strings(&batch, "target", &file)?;
-            let image = batch.column_by_name("image");
-            let images = batch.column_by_name("images");
-            for row in 0..batch.num_rows() {
-                let mut imgs = Vec::new();
-                if let Some(list) = images.filter(|c| c.is_valid(row)) {
-                    let list = list.as_list_opt::<i32>().ok_or_else(|| {
-                        anyhow!("{}: `images` must be a list of binary", file.display())
-                    })?;
-                    let values = list.value(row);
-                    for k in 0..values.len() {
-                        imgs.push(binary_at(values.as_ref(), k).ok_or_else(|| {
-                            anyhow!(
-                                "{}: row {row}: image {} is null or not binary",
-                                file.display(),
-                                k + 1
-                            )
-                        })?);
-                    }
-                } else if let Some(b) = image.and_then(|c| binary_at(c.as_ref(), row)) {
-                    imgs.push(b);
-                }
-                let field = |v: &Option<String>, name: &str| {
-                    v.clone()
-                        .ok_or_else(|| anyhow!("{}: row {row}: `{name}` is null", file.display()))
-                };
-                out.push(Sample {
-                    task: field(&task[row], "task")?,
-                    images: imgs,
-                    instruction: field(&instruction[row], "instruction")?,
-                    target: target[row].clone().unwrap_or_default(),
-                });
-            }
-        }
-    }
-    Ok(out)
-}
-
-// ---------------------------------------------------------------------------------------------
-// A fresh model directory
-// ---------------------------------------------------------------------------------------------
-
-/// config.json of a fresh model (InstructBLIP layout, LLaMA decoder).
-pub fn fresh_config(
-    size: Size,
-    image_size: usize,
-    text_vocab: usize,
-    qformer_vocab: usize,
-) -> serde_json::Value {
-    // (vision d, layers, heads, patch), (qformer d, layers, heads), queries, (text d, layers, heads, mlp)
-    let ((vd, vl, vh, patch), (qd, ql, qh), queries, (td, tl, th, ti)) = match size {
-        Size::Tiny => ((32, 1, 2, image_size / 2), (32, 1, 2), 4, (32, 1, 2, 64)),
-        Size::Small => ((128, 2, 4, image_size / 8), (128, 2, 4), 16, (128, 4, 4, 384)),
-    };
-    serde_json::json!({
-        "architectures": ["InstructBlipForConditionalGeneration"],
-        "model_type": "instructblip",
-        "dtype": "float32",
-        "image_token_index": null,
-        "initializer_factor": 1.0,
-        "initializer_range": params::INIT_STD,
-        "num_query_tokens": queries,
-        "use_decoder_only_language_model": true,
-        "vision_config": {
-            "model_type": "instructblip_vision_model",
-            "hidden_size": vd, "intermediate_size": 2 * vd, "num_hidden_layers": vl,
-            "num_attention_heads": vh, "image_size": image_size, "patch_size": patch,
-            "hidden_act": "gelu", "layer_norm_eps": 1e-6, "qkv_bias": true,
-            "attention_dropout": 0.0, "initializer_range": params::INIT_STD
-        },
-        "qformer_config": {
-            "model_type": "instructblip_qformer",
-            "vocab_size": qformer_vocab, "hidden_size": qd, "num_hidden_layers": ql,
-            "num_attention_heads": qh, "intermediate_size": 2 * qd, "hidden_act": "gelu",
-            "max_position_embeddings": 128, "layer_norm_eps": 1e-12, "pad_token_id": 0,
-            "cross_attention_frequency": 1, "encoder_hidden_size": vd,
-            "attention_probs_dropout_prob": 0.0, "hidden_dropout_prob": 0.0,
-            "initializer_range": params::INIT_STD
-        },
-        "text_config": {
-            "model_type": "llama",
-            "vocab_size": text_vocab, "hidden_size": td, "intermediate_size": ti,
-            "num_hidden_layers": tl, "num_attention_heads": th, "num_key_value_heads": th,
-            "head_dim": td / th, "hidden_act": "silu", "rms_norm_eps": 1e-6,
-            "max_position_embeddings": 1024, "rope_theta": 10000.0,
-            "tie_word_embeddings": false, "attention_bias": false, "mlp_bias": false,
-            "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0,
-            "initializer_range": params::INIT_STD
-        }
-    })
-}
-
-/// Writes config, tokenizers, processor and generation configs of a fresh model into `dir`.
-fn write_fresh_model_files(opts: &TrainOptions, samples: &[Sample], dir: &Path) -> Result<()> {
-    let mut texts: Vec<String> =
-        vec![crate::model::prompt::SYSTEM.to_string(), "USER: ASSISTANT:".into()];
-    for s in samples {
-        texts.push(s.instruction.clone());
-        texts.push(s.target.clone());
-    }
-    let tok = vocab::train_text_tokenizer(&texts, opts.vocab_size).map_err(anyhow::Error::msg)?;
-    let qtok = vocab::train_qformer_tokenizer(&texts, 1000).map_err(anyhow::Error::msg)?;
-    let mut config = fresh_config(
-        opts.size,
-        opts.image_size,
-        tok.get_vocab_size(true),
-        qtok.get_vocab_size(true),
-    );
-    config["image_token_index"] = serde_json::json!(tok.token_to_id("<image>"));
-    vocab::write_json(&dir.join("config.json"), &config).map_err(anyhow::Error::msg)?;
-    vocab::save_text_tokenizer(&tok, dir).map_err(anyhow::Error::msg)?;
-    vocab::save_qformer_tokenizer(&qtok, dir).map_err(anyhow::Error::msg)?;
-    let processor = serde_json::json!({
-        "image_processor": {
-            "do_convert_rgb": true, "do_normalize": true, "do_rescale": true, "do_resize": true,
-            "image_mean": [0.48145466, 0.4578275, 0.40821073],
-            "image_std": [0.26862954, 0.26130258, 0.27577711],
-            "image_processor_type": "BlipImageProcessor", "resample": 3,
-            "rescale_factor": 1.0 / 255.0,
-            "size": {"height": opts.image_size, "width": opts.image_size}
-        },
-        "num_query_tokens": config["num_query_tokens"],
-        "processor_class": "InstructBlipProcessor"
-    });
-    vocab::write_json(&dir.join("processor_config.json"), &processor)
-        .map_err(anyhow::Error::msg)?;
-    let generation = serde_json::json!({"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0});
-    vocab::write_json(&dir.join("generation_config.json"), &generation)
-        .map_err(anyhow::Error::msg)?;
-    Ok(())
-}
-
-/// Copies the non-weight files of a checkpoint (config, tokenizers, processor) into `dir`.
-pub fn copy_model_files(from: &Path, dir: &Path) -> Result<()> {
-    for name in [
-        "config.json",
-        "generation_config.json",
-        "processor_config.json",
-        "preprocessor_config.json",
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "special_tokens_map.json",
-        "qformer_tokenizer/tokenizer.json",
-        "qformer_tokenizer/tokenizer_config.json",
-        "qformer_tokenizer/vocab.txt",
-    ] {
-        let src = from.join(name);
-        if src.is_file() {
-            let dst = dir.join(name);
-            if let Some(parent) = dst.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            std::fs::copy(&src, &dst)
-                .with_context(|| format!("cannot copy '{}'", src.display()))?;
-        }
-    }
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------------------------
-// Batches
-// ---------------------------------------------------------------------------------------------
-
-/// A sample tokenized for the model: the prompt, the Q-Former ids and the answer ids (with EOS).
-struct Encoded {
-    prompt: Prompt,
-    qformer_ids: Vec<u32>,
-    answer: Vec<u32>,
-    images: Vec<Arc<[u8]>>,
-}
-
-fn encode(model: &VistaModel, s: &Sample) -> Result<Encoded, String> {
-    let prompt = model.prompt(Template::VicunaV1, &s.instruction, s.images.len())?;
-    let qformer_ids = model.qformer_ids(&prompt.qformer_text)?;
-    let mut answer = model
-        .tokenizer
-        .encode(s.target.as_str(), false)
-        .map_err(|e| format!("cannot tokenize the target: {e}"))?
-        .get_ids()
-        .to_vec();
-    answer.extend_from_slice(model.stop_ids());
-    Ok(Encoded { prompt, qformer_ids, answer, images: s.images.clone() })
-}
-
-/// The answer-token loss of a batch: mean over samples of each sample's mean token NLL.
-fn batch_loss(model: &VistaModel, batch: &[&Encoded]) -> candle_core::Result<Tensor> {
-    let dev = &model.device;
-    let mut pixels = Vec::new();
-    let mut qrows = Vec::new();
-    for e in batch {
-        for img in &e.images {
-            pixels.push(
-                model
-                    .preprocess
-                    .run(
-                        img,
-                        Template::VicunaV1.pads_to_square(),
-                        vista_udfs::limits::DEFAULT_MAX_IMAGE_PIXELS,
-                    )
-                    .map_err(candle_core::Error::Msg)?,
-            );
-            qrows.push(e.qformer_ids.clone());
-        }
-    }
-    let image_tokens = if pixels.is_empty() {
-        None
-    } else {
-        let (qids, qmask) = model.qformer_batch(&qrows)?;
-        Some(model.net.image_tokens(&model.pixel_tensor(pixels)?, &qids, &qmask)?)
-    };
-    let mut rows = Vec::with_capacity(batch.len());
-    let mut first = 0;
-    for e in batch {
-        let n = e.prompt.pieces.iter().filter(|p| matches!(p, Piece::Image(_))).count();
-        let toks = (0..n)
-            .map(|k| image_tokens.as_ref().expect("rows with images").get(first + k))
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        first += n;
-        let prompt = model.prompt_embeds(&e.prompt, &toks)?;
-        let inputs = &e.answer[..e.answer.len() - 1];
-        rows.push(if inputs.is_empty() {
-            prompt
-        } else {
-            Tensor::cat(&[&prompt, &model.net.llm.embed(&Tensor::new(inputs, dev)?)?], 0)?
-        });
-    }
-    let (embeds, pads) = left_pad(&rows)?;
-    let (b, t, d) = embeds.dims3()?;
-    let positions = prefill_positions(t, &pads);
-    let hidden = model.net.llm.hidden_states(
-        &embeds,
-        &positions,
-        &pads,
-        &mut KvCache::new(model.net.llm.layers()),
-    )?;
-    let mut index = Vec::new();
-    let mut targets = Vec::new();
-    let mut weights = Vec::new();
-    for (r, e) in batch.iter().enumerate() {
-        let prompt_len = rows[r].dim(0)? + 1 - e.answer.len();
-        let start = r * t + pads[r] + prompt_len - 1;
-        for (i, &tok) in e.answer.iter().enumerate() {
-            index.push((start + i) as u32);
-            targets.push(tok);
-            weights.push(1.0 / (e.answer.len() as f32 * b as f32));
-        }
-    }
-    let n = index.len();
-    let picked = hidden.reshape((b * t, d))?.index_select(&Tensor::new(index, dev)?, 0)?;
-    let logp = candle_nn::ops::log_softmax(&model.net.llm.logits(&picked)?, D::Minus1)?;
-    let nll = logp.gather(&Tensor::from_vec(targets, (n, 1), dev)?, 1)?.neg()?.squeeze(1)?;
-    (nll * Tensor::new(weights, dev)?)?.sum_all()
-}
-
-/// Batches per group: a group of shuffled samples is sorted by length and cut into batches, so
-/// that a batch's rows need little padding (the padded length is what a step costs).
-const LENGTH_GROUP: usize = 8;
-
-/// The mean answer loss of `samples` under `model` (batches of `batch_size`); no gradients are
-/// kept when the model's weights are plain tensors.
-pub fn answer_loss(model: &VistaModel, samples: &[Sample], batch_size: usize) -> Result<f64> {
-    let encoded = samples
-        .iter()
-        .map(|s| encode(model, s).map_err(anyhow::Error::msg))
-        .collect::<Result<Vec<_>>>()?;
-    let mut total = 0.0;
-    for chunk in encoded.chunks(batch_size.max(1)) {
-        let refs: Vec<&Encoded> = chunk.iter().collect();
-        total += batch_loss(model, &refs)?.to_scalar::<f32>()? as f64 * chunk.len() as f64;
-    }
-    Ok(total / encoded.len().max(1) as f64)
-}
-
-/// Sample indices of micro-batch `micro` of optimiser step `step` of a stage. The batches of an
-/// epoch are a function of the seed, the stage and the epoch: a resumed run recomputes them.
-fn batch_indices(
-    pool: &[usize],
-    lengths: &[usize],
-    seed: u64,
-    stage: u32,
-    step: usize,
-    micro: usize,
-    opts: &TrainOptions,
-) -> Vec<usize> {
-    let bs = opts.batch_size.min(pool.len());
-    let per_epoch = pool.len() / bs;
-    let m = step * opts.grad_accum + micro;
-    let (epoch, at) = (m / per_epoch, m % per_epoch);
-    let mut order = pool.to_vec();
-    let mut rng =
-        SplitMix64::new(seed ^ (u64::from(stage) << 56) ^ (epoch as u64).wrapping_mul(0x9e37_79b9));
-    for i in (1..order.len()).rev() {
-        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
-        order.swap(i, j);
-    }
-    order.truncate(per_epoch * bs);
-    let mut batches: Vec<Vec<usize>> = Vec::with_capacity(per_epoch);
-    for group in order.chunks_mut(bs * LENGTH_GROUP) {
-        group.sort_by_key(|&i| lengths[i]);
-        batches.extend(group.chunks(bs).map(<[usize]>::to_vec));
-    }
-    // Long and short batches alternate at random, not in runs.
-    for i in (1..batches.len()).rev() {
-        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
-        batches.swap(i, j);
-    }
-    batches.swap_remove(at)
-}
-
-// ---------------------------------------------------------------------------------------------
-// The run
-// ---------------------------------------------------------------------------------------------
-
-fn fingerprint(opts: &TrainOptions) -> String {
-    // Everything but paths, the checkpoint interval and verbosity decides the weights.
-    let mut o = opts.clone();
-    o.out = PathBuf::new();
-    o.samples = Vec::new();
-    o.checkpoint_every = 0;
-    o.stop_after = 0;
-    o.quiet = false;
-    serde_json::to_string(&o).unwrap_or_default()
 }
 
 fn trains(stage: u32, train_vision: bool) -> impl Fn(&str) -> bool + Send + Sync + 'static {
@@ -580,19 +169,6 @@ fn build(
         VistaModel::load_with(dir, builder.into_var_builder(&Device::Cpu), "training".into())
             .map_err(anyhow::Error::msg)?;
     Ok((model, handle.take()))
-}
-
-fn write_checkpoint(dir: &Path, params: &Params, opt: &AdamW, state: &TrainerState) -> Result<()> {
-    let tmp = dir.with_extension("tmp");
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp)?;
-    params.save(&tmp).map_err(anyhow::Error::msg)?;
-    opt.save(&tmp).map_err(anyhow::Error::msg)?;
-    std::fs::write(tmp.join("trainer_state.json"), serde_json::to_string_pretty(state)?)?;
-    let _ = std::fs::remove_dir_all(dir);
-    std::fs::rename(&tmp, dir)
-        .with_context(|| format!("cannot move the checkpoint to '{}'", dir.display()))?;
-    Ok(())
 }
 
 /// Runs (or resumes) training; returns what it did.
