@@ -1,8 +1,8 @@
 //! Vista: VistaLLM as SQL. The engine (session, tables, output, CLI plumbing) and the model;
 //! the SQL functions live in the `vista-udfs` crate.
 
-#[cfg(feature = "cluster")]
 pub mod chart;
+#[cfg(feature = "cluster")]
 pub mod cluster;
 pub mod confine;
 pub mod curate;
