@@ -86,12 +86,21 @@ async fn run_statement(
 ) -> Result<()> {
     let mut stmt = stmt;
     if let Statement::CopyTo(copy) = &mut stmt {
+        let own = own_copy_target(copy);
+        // DataFusion writes the others (a directory, partitions, another format); its Parquet
+        // writer takes the provenance keys as options.
+        let stored_as = copy.stored_as.as_deref().map(str::to_ascii_lowercase);
+        let parquet =
+            stored_as.as_deref().map_or(copy.target.ends_with(".parquet"), |f| f == "parquet");
+        if own.is_none() && !parquet {
+            return run_planned(ctx, stmt, text, query, sink, out_file, stdout).await;
+        }
         let source_sql = match &copy.source {
             CopyToSource::Relation(name) => format!("SELECT * FROM {name}"),
             CopyToSource::Query(q) => q.to_string(),
         };
         let plan = plan_sql(ctx, &source_sql).await?;
-        if let Some((path, format)) = own_copy_target(copy) {
+        if let Some((path, format)) = own {
             crate::confine::check_plan(ctx, &plan)?;
             if let Some(base) = crate::confine::base_dir(ctx) {
                 crate::confine::check_location(&base, &path.to_string_lossy())?;
@@ -101,16 +110,22 @@ async fn run_statement(
             writeln!(stdout, "{rows} rows written to {}", path.display())?;
             return Ok(());
         }
-        // DataFusion writes this one (a directory, partitions, another format): its Parquet
-        // writer takes the provenance keys as options.
-        let stored_as = copy.stored_as.as_deref().map(str::to_ascii_lowercase);
-        let parquet =
-            stored_as.as_deref().map_or(copy.target.ends_with(".parquet"), |f| f == "parquet");
-        if parquet {
-            let meta = output::provenance(Some(text), &crate::provenance::of_plan(ctx, &plan));
-            copy.options.extend(file_options::metadata_options(&meta));
-        }
+        let meta = output::provenance(Some(text), &crate::provenance::of_plan(ctx, &plan));
+        copy.options.extend(file_options::metadata_options(&meta));
     }
+    run_planned(ctx, stmt, text, query, sink, out_file, stdout).await
+}
+
+/// Plans and runs any statement but vista's own `COPY` files.
+async fn run_planned(
+    ctx: &SessionContext,
+    stmt: Statement,
+    text: &str,
+    query: bool,
+    sink: &Sink,
+    out_file: Option<&Path>,
+    stdout: &mut dyn Write,
+) -> Result<()> {
     let plan = match show_functions_sql(&stmt) {
         Some(sql) => plan_sql(ctx, &sql).await?,
         None => ctx.state().statement_to_plan(stmt).await.map_err(dferr)?,

@@ -91,16 +91,7 @@ fn prune(plan: LogicalPlan, predicate: &Expr) -> Result<Transformed<LogicalPlan>
                 .into_iter()
                 .zip(projection.expr.iter().map(|e| e.clone().unalias()))
                 .collect();
-            let inner = predicate
-                .clone()
-                .transform(|e| match e {
-                    Expr::Column(c) => match by_name.get(&c) {
-                        Some(x) => Ok(Transformed::yes(x.clone())),
-                        None => Ok(Transformed::no(Expr::Column(c))),
-                    },
-                    other => Ok(Transformed::no(other)),
-                })?
-                .data;
+            let inner = substitute(predicate, &by_name)?;
             let child = prune(Arc::unwrap_or_clone(projection.input), &inner)?;
             projection.input = Arc::new(child.data);
             Ok(Transformed::new_transformed(LogicalPlan::Projection(projection), child.transformed))
@@ -117,12 +108,18 @@ fn prune(plan: LogicalPlan, predicate: &Expr) -> Result<Transformed<LogicalPlan>
 
 /// `predicate` over `outer`'s columns rewritten to the columns of `inner` in the same position.
 fn by_position(predicate: &Expr, outer: &DFSchema, inner: &DFSchema) -> Result<Expr> {
-    let map: HashMap<Column, Column> = outer.columns().into_iter().zip(inner.columns()).collect();
+    let map: HashMap<Column, Expr> =
+        outer.columns().into_iter().zip(inner.columns().into_iter().map(Expr::Column)).collect();
+    substitute(predicate, &map)
+}
+
+/// `predicate` with every column `map` names replaced by its expression.
+fn substitute(predicate: &Expr, map: &HashMap<Column, Expr>) -> Result<Expr> {
     Ok(predicate
         .clone()
         .transform(|e| match e {
             Expr::Column(c) => match map.get(&c) {
-                Some(x) => Ok(Transformed::yes(Expr::Column(x.clone()))),
+                Some(x) => Ok(Transformed::yes(x.clone())),
                 None => Ok(Transformed::no(Expr::Column(c))),
             },
             other => Ok(Transformed::no(other)),

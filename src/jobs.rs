@@ -250,7 +250,7 @@ async fn run_locked(
     std::fs::create_dir_all(&chunk_dir)
         .with_context(|| format!("cannot create '{}'", chunk_dir.display()))?;
 
-    let committed = Committed::read(opts, &fingerprint, &parts)?;
+    let mut committed = Committed::read(opts, &fingerprint, &parts)?;
     crate::tables::register(ctx, ALL_SAMPLES, &opts.samples).await?;
     let total = count_rows(ctx, ALL_SAMPLES).await?;
     let mut manifest = Manifest {
@@ -258,7 +258,7 @@ async fn run_locked(
         parts: parts.clone(),
         total,
         next_seq: committed.next_seq.saturating_sub(1),
-        chunks: committed.entries.clone(),
+        chunks: std::mem::take(&mut committed.entries),
     };
     write_manifest(&opts.out_dir, &manifest)?;
 

@@ -187,20 +187,12 @@ pub fn write_atomic(
     batches: &[RecordBatch],
     metadata: &[(String, String)],
 ) -> Result<()> {
+    if format == Format::Parquet {
+        return write_parquet_with(path, batches, schema, parquet_properties(metadata)?);
+    }
     let mut out = AtomicFile::create(path)?;
-    let written = match format {
-        Format::Parquet => (|| -> Result<()> {
-            let mut writer =
-                ArrowWriter::try_new(out.file(), schema, Some(parquet_properties(metadata)?))?;
-            for b in batches {
-                writer.write(b)?;
-            }
-            writer.close()?;
-            Ok(())
-        })(),
-        other => write_text(out.file(), other, &schema, batches),
-    };
-    written.with_context(|| format!("writing '{}'", path.display()))?;
+    write_text(out.file(), format, &schema, batches)
+        .with_context(|| format!("writing '{}'", path.display()))?;
     out.commit()
 }
 

@@ -5,7 +5,6 @@
 //! samples layout of `schemas/samples.json` for every task. The same seed gives byte-identical
 //! shards (our own PRNG, fixed encoder settings, a total order in the query).
 
-pub mod rng;
 pub mod scene;
 pub mod tables;
 

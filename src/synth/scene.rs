@@ -5,7 +5,7 @@
 //! object is the part of it that stays visible. Scenes whose masks would be awkward as ground
 //! truth (an object mostly hidden, split in two, or with a hole) are drawn again.
 
-use super::rng::Rng;
+use vista_udfs::seeded::SplitMix64 as Rng;
 
 /// Shapes, with their plural and indefinite article (for templated text).
 pub const SHAPES: &[(&str, &str, &str)] = &[

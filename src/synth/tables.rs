@@ -13,8 +13,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{ExtendedColorType, ImageEncoder};
 
-use super::rng::Rng;
 use super::scene::{Scene, BACKGROUNDS, COLORS, POSITIONS, SHAPES, SIZES};
+use vista_udfs::seeded::SplitMix64 as Rng;
 
 /// Encodes 8-bit pixels as PNG with fixed encoder settings.
 pub fn png(pixels: &[u8], side: u32, color: ExtendedColorType) -> Result<Vec<u8>> {
