@@ -211,9 +211,10 @@ fn show_functions_sql(stmt: &Statement) -> Option<String> {
     ))
 }
 
-/// COPY statements vista writes itself: one file of a format it knows, no partitioning.
+/// COPY statements vista writes itself: one local file of a format it knows, no partitioning.
+/// (An object store's upload is atomic already: DataFusion writes `s3://` and other URLs.)
 fn own_copy_target(copy: &CopyToStatement) -> Option<(PathBuf, Format)> {
-    if !copy.partitioned_by.is_empty() {
+    if !copy.partitioned_by.is_empty() || crate::object_stores::is_url(&copy.target) {
         return None;
     }
     let path = PathBuf::from(&copy.target);

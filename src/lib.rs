@@ -16,6 +16,7 @@ pub mod import;
 pub mod jobs;
 pub mod meta;
 pub mod model;
+pub mod object_stores;
 pub mod output;
 pub mod parquet_kv_metadata;
 pub mod progress;

@@ -25,10 +25,12 @@ pub struct SessionOptions {
 }
 
 /// A context with DataFusion's functions, every vista function, `information_schema` (for
-/// `SHOW FUNCTIONS`) and URL tables (`SELECT * FROM 'x.parquet'`).
+/// `SHOW FUNCTIONS`), URL tables (`SELECT * FROM 'x.parquet'`) and object stores made on first
+/// use for `s3://`, `gs://` and `http(s)://` locations (`object_stores`).
 pub fn new_context(opts: &SessionOptions) -> Result<SessionContext> {
     let config = session_config(SessionConfig::new(), opts)?;
-    let mut runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new();
+    let mut runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+        .with_object_store_registry(Arc::new(crate::object_stores::RemoteStores::default()));
     if let Some(bytes) = opts.memory_limit {
         // First come, first served: a sort that cannot grow spills and gives its memory
         // back. (A fair-share pool hands all of it to the sorts up front and leaves nothing

@@ -7,14 +7,21 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionContext};
 use serde::Deserialize;
 
-/// Registers `path` (a file, or a directory of files of one format) as table `name`.
+/// Registers `path` (a file, or a directory of files of one format; local or an `s3://`, `gs://`
+/// or `http(s)://` URL) as table `name`.
 pub async fn register(ctx: &SessionContext, name: &str, path: &str) -> Result<()> {
+    if vista_udfs::image::remote_url(path).is_some() {
+        let (location, ext, array) = remote_layout(ctx, path)
+            .await
+            .with_context(|| format!("table '{name}': cannot read '{path}'"))?;
+        return register_as(ctx, name, &location, ext, array).await;
+    }
     let p = Path::new(path);
     if !p.exists() {
         bail!("table '{name}': file '{path}' does not exist");
     }
     let ext = file_format(p).with_context(|| {
-        format!("table '{name}': cannot tell the format of '{path}' (expected .parquet, .csv, .json or .ndjson)")
+        format!("table '{name}': cannot tell the format of '{path}' (expected {FORMATS})")
     })?;
     if ext == "parquet" {
         for file in files_of(p, "parquet")? {
@@ -23,6 +30,20 @@ pub async fn register(ctx: &SessionContext, name: &str, path: &str) -> Result<()
             check_parquet_footer(&f, &file).with_context(|| format!("table '{name}'"))?;
         }
     }
+    register_as(ctx, name, path, ext, ext != "parquet" && starts_with_array(p)).await
+}
+
+/// The file extensions a table path may have.
+const FORMATS: &str = ".parquet, .csv, .json, .ndjson or .jsonl";
+
+/// Registers `path` as table `name` in format `ext`; `array`: a JSON file holding one array.
+async fn register_as(
+    ctx: &SessionContext,
+    name: &str,
+    path: &str,
+    ext: &str,
+    array: bool,
+) -> Result<()> {
     let res = match ext {
         "parquet" => ctx.register_parquet(name, path, ParquetReadOptions::default()).await,
         "csv" => ctx.register_csv(name, path, CsvReadOptions::new()).await,
@@ -30,7 +51,7 @@ pub async fn register(ctx: &SessionContext, name: &str, path: &str) -> Result<()
             let file_extension = format!(".{ext}");
             let opts = JsonReadOptions {
                 file_extension: &file_extension,
-                newline_delimited: !starts_with_array(p),
+                newline_delimited: !array,
                 ..Default::default()
             };
             ctx.register_json(name, path, opts).await
@@ -88,26 +109,62 @@ fn starts_with_array(p: &Path) -> bool {
     use std::io::Read;
     let mut head = [0u8; 64];
     let n = std::fs::File::open(p).and_then(|mut f| f.read(&mut head)).unwrap_or(0);
-    head[..n].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
+    opens_array(&head[..n])
+}
+
+fn opens_array(head: &[u8]) -> bool {
+    head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
+}
+
+/// The table format a file name's extension names.
+fn ext_of(p: &Path) -> Option<&'static str> {
+    match p.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+        "parquet" => Some("parquet"),
+        "csv" => Some("csv"),
+        "json" => Some("json"),
+        "ndjson" => Some("ndjson"),
+        "jsonl" => Some("jsonl"),
+        _ => None,
+    }
 }
 
 /// The format of a file, or of the files in a directory.
 fn file_format(p: &Path) -> Option<&'static str> {
-    let ext_of = |p: &Path| -> Option<&'static str> {
-        match p.extension()?.to_str()?.to_ascii_lowercase().as_str() {
-            "parquet" => Some("parquet"),
-            "csv" => Some("csv"),
-            "json" => Some("json"),
-            "ndjson" => Some("ndjson"),
-            "jsonl" => Some("jsonl"),
-            _ => None,
-        }
-    };
     if p.is_dir() {
         std::fs::read_dir(p).ok()?.filter_map(|e| e.ok()).find_map(|e| ext_of(&e.path()))
     } else {
         ext_of(p)
     }
+}
+
+/// A remote table's location, format and JSON layout: an object named with its extension, or a
+/// prefix ("directory") whose first object with a known extension tells the format.
+async fn remote_layout(ctx: &SessionContext, path: &str) -> Result<(String, &'static str, bool)> {
+    use datafusion::execution::object_store::ObjectStoreUrl;
+    use datafusion::object_store::path::Path as ObjectPath;
+    use datafusion::object_store::ObjectStoreExt;
+    use futures::TryStreamExt;
+    let url = url::Url::parse(path)?;
+    let store = ctx
+        .runtime_env()
+        .object_store(ObjectStoreUrl::parse(&url[..url::Position::BeforePath])?)?;
+    let named = ObjectPath::from_url_path(url.path())?;
+    let (location, first, ext) = match ext_of(Path::new(url.path())) {
+        Some(ext) => (path.to_string(), named, ext),
+        None => {
+            let objects: Vec<_> = store.list(Some(&named)).try_collect().await?;
+            let (first, ext) = objects
+                .into_iter()
+                .find_map(|o| Some((o.location.clone(), ext_of(Path::new(o.location.as_ref()))?)))
+                .with_context(|| format!("no {FORMATS} objects under it"))?;
+            (format!("{}/", path.trim_end_matches('/')), first, ext)
+        }
+    };
+    let array = ext == "json" && {
+        let mut chunks = store.get(&first).await?.into_stream();
+        opens_array(&chunks.try_next().await?.unwrap_or_default())
+    };
+    Ok((location, ext, array))
 }
 
 /// A canonical table schema (schemas/<name>.json).

@@ -359,6 +359,14 @@ fn base_dir_resolves_relative_paths() {
         ],
     );
     assert_eq!(out, "w\n5\n");
+    // A base directory admits files inside it only: a URL is refused before any request, and a
+    // `file://` URL is a local path like any other.
+    let url = "SET vista.base_dir = 'imgs'; SELECT read_bytes('https://example.org/x.png')";
+    let err = fails(d.path(), &["sql", "-c", url]);
+    assert!(err.contains("'https://example.org/x.png' is a URL: reads are confined"), "{err}");
+    let file_url =
+        format!("SELECT image_width(read_bytes('file://{}/imgs/x.png')) AS w", d.path().display());
+    assert_eq!(ok(d.path(), &["sql", "--format", "csv", "-c", &file_url]), "w\n5\n");
 }
 
 #[test]
@@ -687,4 +695,131 @@ fn the_prompt_takes_meta_commands_and_shows_40_rows() {
         "SELECT value AS n FROM generate_series(1, 50);\n",
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3 + 50 + 1);
+}
+
+/// An S3-compatible server on 127.0.0.1 (moto's `moto_server`), stopped when dropped.
+struct S3Server {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl S3Server {
+    /// Starts `moto_server`; `None` where it is not installed, unless `VISTA_REQUIRE_S3` is set
+    /// (CI sets it: there the remote-data test must run).
+    fn start() -> Option<S3Server> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let spawned = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let child = match spawned {
+            Ok(c) => c,
+            Err(e) if std::env::var_os("VISTA_REQUIRE_S3").is_none() => {
+                eprintln!("skipped: moto_server cannot start ({e}); pip install 'moto[server]'");
+                return None;
+            }
+            Err(e) => panic!("VISTA_REQUIRE_S3 is set but moto_server cannot start: {e}"),
+        };
+        let server = S3Server { child, port };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "moto_server did not listen");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Some(server)
+    }
+
+    /// An unsigned `PUT path` (moto accepts unsigned requests): a bucket, or an object anyone
+    /// may read (plain HTTP GETs read it too).
+    fn put(&self, path: &str, body: &[u8]) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let head = format!(
+            "PUT {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nx-amz-acl: public-read\r\nConnection: close\r\n\r\n",
+            self.port,
+            body.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(body).unwrap();
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).unwrap();
+        assert!(reply.starts_with("HTTP/1.1 200"), "PUT {path}: {reply}");
+    }
+
+    /// `vista` with the usual AWS variables pointing at this server.
+    fn vista(&self, dir: &Path, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_vista"))
+            .args(args)
+            .current_dir(dir)
+            .env("HOME", dir)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", self.port))
+            .env("AWS_ALLOW_HTTP", "true")
+            .output()
+            .expect("vista runs")
+    }
+
+    fn ok(&self, dir: &Path, args: &[&str]) -> String {
+        let out = self.vista(dir, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "vista {args:?} failed: {err}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn s3_and_https_tables_and_images_read_through_object_stores() {
+    let Some(s3) = S3Server::start() else { return };
+    let d = tmp();
+    s3.put("/vista", b"");
+    s3.put("/vista/img/a.png", &png(7, 5));
+    s3.put("/vista/img/b.png", &png(3, 4));
+    let http_b = format!("http://127.0.0.1:{}/vista/img/b.png", s3.port);
+    // COPY to S3 (DataFusion's writer, with vista's provenance options), then read it back.
+    let copy = format!(
+        "COPY (SELECT * FROM (VALUES (1, 's3://vista/img/a.png'), (2, 's3://vista/img/missing.png'), \
+         (3, '{http_b}')) t(id, path)) TO 's3://vista/tables/paths.parquet'"
+    );
+    s3.ok(d.path(), &["sql", "-c", &copy]);
+    let query = "SELECT id, image_width(read_bytes(path, on_error => 'null')) AS w, \
+                 read_bytes(path, on_error => 'report')['error'] AS why FROM p ORDER BY id";
+    let got = s3.ok(
+        d.path(),
+        &["sql", "--format", "tsv", "--table", "p=s3://vista/tables/paths.parquet", "-c", query],
+    );
+    assert_eq!(
+        got,
+        "id\tw\twhy\n1\t7\t\n2\t\tcannot read 's3://vista/img/missing.png': not found\n3\t3\t\n"
+    );
+    // A prefix is a table of the objects under it; so is a URL in FROM and an external table.
+    let count = "SELECT count(*) AS n FROM p";
+    let by_prefix = s3.ok(
+        d.path(),
+        &["sql", "-q", "--format", "csv", "--table", "p=s3://vista/tables", "-c", count],
+    );
+    assert_eq!(by_prefix, "n\n3\n");
+    let external = "CREATE EXTERNAL TABLE e STORED AS PARQUET LOCATION 's3://vista/tables/'; \
+                    SELECT count(*) AS n FROM e; \
+                    SELECT count(*) AS n FROM 's3://vista/tables/paths.parquet'";
+    let both = s3.ok(d.path(), &["sql", "-q", "--format", "csv", "-c", external]);
+    assert_eq!(both, "n\n3\nn\n3\n");
+    // A missing object fails the query in one line naming it; a too-large one is refused.
+    let out = s3.vista(d.path(), &["sql", "-c", "SELECT read_bytes('s3://vista/img/missing.png')"]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(!out.status.success() && err.trim_end().lines().count() == 1, "{err}");
+    assert!(err.contains("cannot read 's3://vista/img/missing.png': not found"), "{err}");
+    let limited = "SET vista.max_file_bytes = 10; SELECT read_bytes('s3://vista/img/a.png')";
+    let out = s3.vista(d.path(), &["sql", "-c", limited]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("'s3://vista/img/a.png' holds"), "{err}");
 }

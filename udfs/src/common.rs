@@ -4,9 +4,11 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray, StructArray};
-use datafusion::arrow::datatypes::{DataType, Field, Fields};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields};
 use datafusion::common::{exec_datafusion_err, plan_err, DataFusionError, Result, ScalarValue};
-use datafusion::logical_expr::{ColumnarValue, Signature, Volatility};
+use datafusion::logical_expr::{
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, Signature, Volatility,
+};
 
 /// What an argument accepts; `coerce` turns the caller's types into the type the code reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -48,6 +50,25 @@ impl Params {
     /// here.
     pub fn on_error(&self) -> usize {
         self.names.iter().position(|n| *n == "on_error").expect("the function declares on_error")
+    }
+
+    /// The result field of function `func` returning `value`: `struct<value, error>` instead when
+    /// the call's constant `on_error` argument asks for `report`.
+    pub fn result_field(&self, func: &str, value: DataType, args: &ReturnFieldArgs) -> FieldRef {
+        let report = OnError::is_report(args.scalar_arguments, self.on_error());
+        Arc::new(Field::new(func, result_type(value, report), true))
+    }
+
+    /// The session's `vista.*` settings and the call's `on_error` policy (its argument, else
+    /// `SET vista.on_error`): what every row-wise function reads first.
+    pub fn policy(
+        &self,
+        func: &str,
+        args: &ScalarFunctionArgs,
+    ) -> Result<(crate::config::VistaConfig, OnError)> {
+        let config = crate::config::VistaConfig::from_options(&args.config_options);
+        let policy = OnError::resolve(func, &args.args, self.on_error(), &config)?;
+        Ok((config, policy))
     }
 
     /// A user-defined signature with these parameter names (optional parameters trail).

@@ -39,6 +39,9 @@ extensions_options! {
         pub max_image_pixels: u64, default = crate::limits::DEFAULT_MAX_IMAGE_PIXELS
         /// Most bytes `read_bytes` reads from one file; a larger file is a row error.
         pub max_file_bytes: u64, default = crate::limits::DEFAULT_MAX_FILE_BYTES
+        /// Most requests `read_bytes` has in flight at once for the URLs (`s3://`, `gs://`,
+        /// `http(s)://`) of one batch.
+        pub remote_concurrency: usize, default = 16
         /// Coordinates the model writes: `bins` (VistaLLM-style checkpoints with bin tokens) or
         /// `decimal`; `vista_prompt(..., style => 'model')` asks for this style.
         pub coord_style: String, default = "bins".to_string()

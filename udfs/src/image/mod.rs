@@ -10,6 +10,7 @@ mod mask_color;
 pub mod phash;
 pub mod pixels;
 mod read_bytes;
+mod remote;
 
 use datafusion::logical_expr::ScalarUDF;
 
@@ -19,6 +20,7 @@ pub use image_size::{ImageSizeFunc, Side};
 pub use mask_color::{color_name, MaskColorFunc};
 pub use phash::ImagePhashFunc;
 pub use read_bytes::ReadBytesFunc;
+pub use remote::remote_url;
 
 pub(crate) const SECTION: datafusion::logical_expr::DocSection =
     datafusion::logical_expr::DocSection {

@@ -1,6 +1,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 
+use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
+
 use datafusion::arrow::array::{ArrayRef, BinaryArray};
 use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::Result;
@@ -9,21 +11,27 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
-use crate::common::{self, Arg, OnError, Params};
-use crate::config::VistaConfig;
+use std::collections::HashMap;
+
+use super::remote;
+use crate::common::{self, Arg, Params};
 use crate::limits::{Limits, MAX_BINARY_BATCH_BYTES};
 
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
         super::SECTION,
-        "Reads a whole regular file as bytes. With `SET vista.base_dir`, paths resolve inside \
-         it: relative paths are joined onto it, and a path that leaves it (absolute, `..`, a \
-         symlink) is refused. Files over `vista.max_file_bytes` and non-regular files (devices, \
-         pipes) are refused. A missing or unreadable file fails the query naming the path, or \
-         gives NULL under `on_error => 'null'` (`'report'` adds the reason).",
+        "Reads a whole regular file, or an object named by URL, as bytes. URLs (`s3://bucket/key`, \
+         `gs://...`, `https://host/path`) are read through the session's object stores (in \
+         vista: made from the URL and the usual `AWS_*` / `GOOGLE_*` environment variables), \
+         `vista.remote_concurrency` at a time, with retries; `file://` URLs are local paths. \
+         With `SET vista.base_dir`, paths resolve inside it: relative paths are joined onto it, and \
+         a path that leaves it (absolute, `..`, a symlink, a URL) is refused. Files over \
+         `vista.max_file_bytes` and non-regular files (devices, pipes) are refused. A missing or \
+         unreadable file fails the query naming the path, or gives NULL under \
+         `on_error => 'null'` (`'report'` adds the reason).",
         "read_bytes(path [, on_error => 'fail' | 'null' | 'report'])",
     )
-    .with_argument("path", "File path (text).")
+    .with_argument("path", "File path or object URL (text).")
     .with_argument("on_error", "Per-row error policy: 'fail' (default), 'null' or 'report'.")
     .with_sql_example(
         "```sql\n> SELECT read_bytes('Cargo.toml') IS NOT NULL AS ok;\n+------+\n| ok   |\n+------+\n| true |\n+------+\n```",
@@ -32,12 +40,31 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
 });
 
 /// `read_bytes(path)`: file contents as Binary.
-#[derive(Debug, PartialEq, Eq, Hash)]
+#[derive(Debug)]
 pub struct ReadBytesFunc {
     signature: Signature,
     params: Params,
     /// A directory no read may leave, whatever the session sets (a shared executor's root).
     root: Option<PathBuf>,
+    /// Where URLs are read from: the session's registry (`with_stores`), or local files only.
+    stores: Arc<dyn ObjectStoreRegistry>,
+}
+
+impl PartialEq for ReadBytesFunc {
+    fn eq(&self, other: &Self) -> bool {
+        self.params == other.params
+            && self.root == other.root
+            && Arc::ptr_eq(&self.stores, &other.stores)
+    }
+}
+
+impl Eq for ReadBytesFunc {}
+
+impl std::hash::Hash for ReadBytesFunc {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.params.hash(state);
+        self.root.hash(state);
+    }
 }
 
 impl Default for ReadBytesFunc {
@@ -50,13 +77,40 @@ impl ReadBytesFunc {
     pub fn new() -> Self {
         let params = Params::new(1, &[("path", Arg::Text), ("on_error", Arg::Text)]);
         // Volatile: a file may change between queries, so the planner must not fold it.
-        Self { signature: params.signature(Volatility::Volatile), params, root: None }
+        let stores = Arc::new(DefaultObjectStoreRegistry::new());
+        Self { signature: params.signature(Volatility::Volatile), params, root: None, stores }
+    }
+
+    /// A `read_bytes` that reads URLs through `stores` (a session's object store registry).
+    pub fn with_stores(self, stores: Arc<dyn ObjectStoreRegistry>) -> Self {
+        Self { stores, ..self }
     }
 
     /// A `read_bytes` confined to `root`: `vista.base_dir` may narrow it (a relative base
     /// directory is taken inside the root) but never leave it.
     pub fn with_root(root: impl Into<PathBuf>) -> Self {
         Self { root: Some(root.into()), ..Self::new() }
+    }
+
+    /// The rows of `paths` that are URLs, fetched; refused where reads are `confined` to a
+    /// directory (a base directory or root admits local files inside it only).
+    fn fetch_urls(
+        &self,
+        paths: &[Option<&str>],
+        limits: &Limits,
+        concurrency: usize,
+        confined: bool,
+    ) -> HashMap<usize, Result<Vec<u8>, String>> {
+        let urls: Vec<(usize, url::Url)> = paths
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| Some((i, remote::remote_url((*p)?)?)))
+            .collect();
+        if confined {
+            let refused = |u| format!("'{u}' is a URL: reads are confined to a base directory");
+            return urls.into_iter().map(|(i, u)| (i, Err(refused(u)))).collect();
+        }
+        remote::fetch_all(self.stores.as_ref(), urls, limits.max_file_bytes, concurrency)
     }
 
     /// The directory paths resolve against and may not leave, if any.
@@ -134,19 +188,13 @@ impl ScalarUDFImpl for ReadBytesFunc {
         Ok(DataType::Binary)
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let report = OnError::is_report(args.scalar_arguments, self.params.on_error());
-        Ok(Arc::new(datafusion::arrow::datatypes::Field::new(
-            self.name(),
-            common::result_type(DataType::Binary, report),
-            true,
-        )))
+        Ok(self.params.result_field(self.name(), DataType::Binary, &args))
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         self.params.coerce(self.name(), arg_types)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let config = VistaConfig::from_options(&args.config_options);
-        let policy = OnError::resolve(self.name(), &args.args, self.params.on_error(), &config)?;
+        let (config, policy) = self.params.policy(self.name(), &args)?;
         let scalar = common::all_scalar(&args.args);
         let arrays = common::to_arrays(&args.args[..1], args.number_rows)?;
         let paths = common::str_values(self.name(), &arrays[0])?;
@@ -155,21 +203,28 @@ impl ScalarUDFImpl for ReadBytesFunc {
         // a row error (a smaller `datafusion.execution.batch_size` keeps such files apart).
         let mut batch_bytes = 0u64;
         let base = self.confinement(&config.base_dir);
-        let (values, errors) = common::map_rows(paths, |_, path| match path {
+        let confined = !matches!(base, Ok(None));
+        let mut remote = self.fetch_urls(&paths, &limits, config.remote_concurrency, confined);
+        let (values, errors) = common::map_rows(paths, |i, path| match path {
             None => Ok(None),
             Some(p) => {
-                let full = match base.clone()? {
-                    Some(b) => resolve_path(&b, p)?,
-                    None => PathBuf::from(p),
+                let bytes = match remote.remove(&i) {
+                    Some(fetched) => fetched?,
+                    None => {
+                        let local = remote::file_url_path(p).unwrap_or_else(|| PathBuf::from(p));
+                        let full = match base.clone()? {
+                            Some(b) => resolve_path(&b, &local.to_string_lossy())?,
+                            None => local,
+                        };
+                        read_limited(&full, limits.max_file_bytes)?
+                    }
                 };
-                let bytes = read_limited(&full, limits.max_file_bytes)?;
                 batch_bytes += bytes.len() as u64;
                 if batch_bytes > MAX_BINARY_BATCH_BYTES {
                     batch_bytes -= bytes.len() as u64;
                     return Err(format!(
-                        "'{}' does not fit in this batch: one batch of read_bytes holds at most \
-                         2 GiB (lower datafusion.execution.batch_size)",
-                        full.display()
+                        "'{p}' does not fit in this batch: one batch of read_bytes holds at most \
+                         2 GiB (lower datafusion.execution.batch_size)"
                     ));
                 }
                 Ok(Some(bytes))
