@@ -48,38 +48,75 @@ pub const SCRIPTS: &[(&str, &str)] = &[
 /// Tables a curation script may read, registered from `<input>/<name>.parquet` when present.
 const INPUT_TABLES: &[&str] = &["images", "instances", "categories", "captions"];
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, clap::Args)]
 pub struct CurateOptions {
-    /// A task of [`SCRIPTS`], or the path of a `.sql` script (an edited copy).
+    /// rec | res | grec | gres | caption | vqa | attcoseg, or the path of an edited .sql copy.
     pub task: String,
     /// Directory written by `vista import coco-instances`.
+    #[arg(long)]
     pub input: PathBuf,
-    /// Output: `samples/part-NNNNN.parquet`, `manifest.json`, `report/`.
+    /// Output directory (samples/part-*.parquet, manifest.json, report/).
+    #[arg(long = "out")]
     pub out_dir: PathBuf,
     /// Picks templates, balancing order, absent categories and image pairs.
+    #[arg(long, default_value_t = 0)]
     pub seed: i64,
-    /// Coordinate text of targets: `bins` or `decimal`.
+    /// Coordinate text of targets: bins | decimal.
+    #[arg(long, default_value = "decimal")]
     pub style: String,
     /// Contour points per mask target.
+    #[arg(long, default_value_t = 32)]
     pub points: i64,
-    /// Mask targets whose polygon redraws the mask with a lower IoU are dropped (`low_iou`).
+    /// Drop mask targets whose polygon redraws the mask with a lower IoU (`low_iou`).
+    #[arg(long, default_value_t = 0.5)]
     pub min_iou: f64,
-    /// Objects with a smaller COCO area are `tiny`.
+    /// Objects with a smaller COCO area are `tiny` (dropped).
+    #[arg(long, default_value_t = 16.0)]
     pub min_area: f64,
-    /// Images within this Hamming distance of an earlier image's pHash are dropped
-    /// (`duplicate_image`); negative turns de-duplication off (no image is read).
+    /// Drop images within this pHash Hamming distance of an earlier one (`duplicate_image`);
+    /// -1 = no de-duplication (no image is read).
+    #[arg(long, default_value_t = 4, allow_negative_numbers = true)]
     pub phash_distance: i64,
-    /// At most this many kept samples per class (category, answer, attribute; 0 = no cap).
+    /// Keep at most this many samples per class (category, answer, attribute); 0 = no cap.
+    #[arg(long, default_value_t = 0)]
     pub max_per_class: i64,
-    /// GREC/GRES/VQA: no-target samples per image (absent categories).
+    /// No-target samples (absent categories) per image for grec/gres/vqa.
+    #[arg(long, default_value_t = 1)]
     pub negatives_per_image: i64,
+    #[arg(long, default_value = "train")]
     pub split: String,
+    /// Rows per Parquet shard.
+    #[arg(long, default_value_t = 10000)]
     pub shard_rows: usize,
-    /// Where relative image paths are resolved (`vista.base_dir`).
+    /// Directory relative image paths are resolved against (vista.base_dir).
+    #[arg(long)]
     pub base_dir: Option<String>,
-    /// Memory the job's operators may hold before sorts and windows spill to disk (bytes).
-    /// Not part of what is made: shards are the same with any limit.
+    /// Memory the job's operators may hold before sorts and windows spill to the temporary
+    /// directory: 256M, 2G, ...; 0 or none = no limit (memory then grows with the candidates,
+    /// ~2.5 KB each). Not part of what is made: shards are the same with any limit.
+    #[arg(long, default_value = "256M", value_parser = parse_bytes)]
     pub memory_limit: Option<usize>,
+}
+
+/// `512`, `64K`, `256M`, `2G` (powers of 1024).
+fn parse_bytes(s: &str) -> std::result::Result<usize, String> {
+    let t = s.trim();
+    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => (&t[..i], t[i..].trim().to_ascii_uppercase()),
+        None => (t, String::new()),
+    };
+    let scale: usize = match unit.trim_end_matches("IB").trim_end_matches('B') {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        _ => return Err(format!("'{s}': expected a size such as 256M or 2G")),
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| format!("'{s}': expected a size such as 256M or 2G"))
 }
 
 /// The memory limit of a job that names none (`vista curate --memory-limit`'s default): large
@@ -235,7 +272,8 @@ pub async fn curate_async(opts: &CurateOptions) -> Result<CurateSummary> {
     if let Some(b) = &opts.base_dir {
         settings.push(("vista.base_dir".to_string(), b.clone()));
     }
-    if let Some(limit) = opts.memory_limit {
+    let memory_limit = opts.memory_limit.filter(|&bytes| bytes > 0);
+    if let Some(limit) = memory_limit {
         // A sort sets this much aside to merge its spills; DataFusion's 10 MB default alone
         // would exceed a small limit.
         let merge = (limit / 16).clamp(64 << 10, 10 << 20);
@@ -250,11 +288,8 @@ pub async fn curate_async(opts: &CurateOptions) -> Result<CurateSummary> {
     // With a limit (the default), sorts spill beyond it and memory stays near it (the queries
     // keep hash joins to small build sides: a join cannot spill); without one jobs run a little
     // faster and memory grows with the candidates (docs/curate.md).
-    let ctx = session::new_context(&SessionOptions {
-        settings,
-        target_partitions: None,
-        memory_limit: opts.memory_limit,
-    })?;
+    let ctx =
+        session::new_context(&SessionOptions { settings, target_partitions: None, memory_limit })?;
     register_inputs(&ctx, &opts.input).await?;
     let params = params(opts, &task);
     script::run_script(&ctx, COMMON_SQL, &params, "curate_common.sql").await?.collect().await?;

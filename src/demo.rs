@@ -44,14 +44,23 @@ const MODEL_FILES: &[(&str, &[u8])] = &[
     model_file!("qformer_tokenizer/tokenizer_config.json"),
 ];
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct DemoOptions {
+    /// Folder for the sample set, the model and the outputs.
+    #[arg(long, default_value = "vista-demo")]
     pub dir: PathBuf,
+    /// A model directory to use instead of the embedded one.
+    #[arg(long)]
     pub model: Option<PathBuf>,
+    /// Samples per task.
+    #[arg(long, default_value_t = 8)]
     pub samples_per_task: usize,
-    /// Also score the model's architecture with random weights.
-    pub floor: bool,
-    /// Write `report.html`.
+    /// Skip the random-weights floor (the model's architecture with random weights, scored
+    /// beside it).
+    #[arg(long)]
+    pub no_floor: bool,
+    /// Also write DIR/report.html: images with predicted boxes and polygons, and the scores.
+    #[arg(long)]
     pub report: bool,
 }
 
@@ -92,7 +101,7 @@ pub async fn run(opts: &DemoOptions) -> Result<()> {
     let run_dir = dir.join("run");
     let done = score(&model_dir, &samples, &run_dir).await?;
     eprintln!("  {done}");
-    let floor_scores = if opts.floor {
+    let floor_scores = if !opts.no_floor {
         let floor_model = dir.join("floor-model");
         write_random_weights(&model_dir, &floor_model)?;
         eprintln!(

@@ -19,13 +19,13 @@ use clap::{Parser, Subcommand};
 use vista::output::Format;
 
 use cluster::ClusterCommand;
-use curate::CurateArgs;
-use demo::DemoArgs;
 use generate::GenerateArgs;
 use import::ImportCommand;
 use run::RunArgs;
 use sql::SqlArgs;
 use train::TrainArgs;
+use vista::curate::CurateOptions;
+use vista::demo::DemoOptions;
 
 #[derive(Parser)]
 #[command(
@@ -60,11 +60,11 @@ pub(crate) enum Command {
     Train(TrainArgs),
     /// Curate instruction samples from an imported COCO-format set (queries/curate_<task>.sql,
     /// docs/curate.md): filters, balancing, sharded Parquet with a manifest, and a report.
-    Curate(CurateArgs),
+    Curate(CurateOptions),
     /// Ask the model one question about one or more images.
     Generate(GenerateArgs),
     /// The main job on a built-in sample set: generate, predict, parse, score; print the scores.
-    Demo(DemoArgs),
+    Demo(DemoOptions),
     /// Run a Ballista scheduler or executor with every vista function (docs/cluster.md; needs a
     /// binary built with `--features cluster`).
     #[command(subcommand)]

@@ -2,12 +2,10 @@
 //! runs a batched matmul with a broadcast weight, i.e. one small GEMM (or, while decoding, one
 //! GEMV) per row, which reads the weight once per row.
 
-use candle_core::{
-    CpuStorage, CustomOp1, InplaceOp1, InplaceOp2, Layout, Module, Result, Shape, Tensor, D,
-};
+use candle_core::{Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
-use super::cpu::activation::{self, gelu_f32};
+use super::cpu::ops::{FastGeluErf, SwiGlu};
 use super::cpu::{common as cpu_f32, linear as cpu_linear};
 
 #[derive(Debug, Clone)]
@@ -90,59 +88,6 @@ pub fn gelu_erf_in_place(xs: Tensor) -> Result<Tensor> {
     Ok(xs)
 }
 
-struct FastGeluErf;
-
-impl FastGeluErf {
-    fn run(values: &mut [f32]) {
-        use rayon::prelude::*;
-        values.par_chunks_mut(1 << 14).for_each(|chunk| {
-            #[cfg(target_arch = "x86_64")]
-            if cpu_f32::has_avx512() {
-                // SAFETY: the CPU has AVX-512F.
-                return unsafe { activation::avx512::gelu_in_place(chunk) };
-            }
-            for x in chunk {
-                *x = gelu_f32(*x);
-            }
-        });
-    }
-}
-
-impl CustomOp1 for FastGeluErf {
-    fn name(&self) -> &'static str {
-        "gelu-erf-f32"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(values) = storage else {
-            candle_core::bail!("gelu-erf-f32: expects f32")
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("gelu-erf-f32: expects a contiguous tensor")
-        };
-        let mut out = values[start..end].to_vec();
-        Self::run(&mut out);
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
-    }
-}
-
-impl InplaceOp1 for FastGeluErf {
-    fn name(&self) -> &'static str {
-        "gelu-erf-f32-in-place"
-    }
-
-    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> Result<()> {
-        let CpuStorage::F32(values) = storage else {
-            candle_core::bail!("gelu-erf-f32: expects f32")
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("gelu-erf-f32: expects a contiguous tensor")
-        };
-        Self::run(&mut values[start..end]);
-        Ok(())
-    }
-}
-
 /// LLaMA's gated MLP activation `silu(gate) * up`, written over `gate` on CPUs with AVX-512
 /// (candle's `silu` calls a scalar `expf` per element and the product is one more pass: ~30 ms
 /// of a 150 ms batch-8 prefill). `gate` must be the only handle on its storage (a fresh op
@@ -156,42 +101,6 @@ pub fn swiglu_in_place(gate: Tensor, up: &Tensor) -> Result<Tensor> {
     }
     gate.inplace_op2(up, &SwiGlu)?;
     Ok(gate)
-}
-
-struct SwiGlu;
-
-impl InplaceOp2 for SwiGlu {
-    fn name(&self) -> &'static str {
-        "swiglu-f32-in-place"
-    }
-
-    fn cpu_fwd(
-        &self,
-        gate: &mut CpuStorage,
-        gl: &Layout,
-        up: &CpuStorage,
-        ul: &Layout,
-    ) -> Result<()> {
-        use rayon::prelude::*;
-        let (CpuStorage::F32(g), CpuStorage::F32(u)) = (gate, up) else {
-            candle_core::bail!("swiglu-f32: expects f32")
-        };
-        let (Some((g0, g1)), Some((u0, u1))) = (gl.contiguous_offsets(), ul.contiguous_offsets())
-        else {
-            candle_core::bail!("swiglu-f32: expects contiguous tensors")
-        };
-        let (g, u) = (&mut g[g0..g1], &u[u0..u1]);
-        g.par_chunks_mut(1 << 14).zip(u.par_chunks(1 << 14)).for_each(|(g, u)| {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: swiglu_in_place only comes here on a CPU with AVX-512F.
-            unsafe {
-                activation::avx512::swiglu_in_place(g, u)
-            };
-            #[cfg(not(target_arch = "x86_64"))]
-            let _ = (g, u);
-        });
-        Ok(())
-    }
 }
 
 /// LayerNorm (`weight`, `bias`) or, without a bias and not centring, LLaMA's RMSNorm.
@@ -254,7 +163,12 @@ mod tests {
         let in_place = gelu_erf_in_place(x.copy().unwrap()).unwrap();
         assert_eq!(max_diff(&in_place, &fast), 0.0);
         // The scalar fallback of CPUs without AVX-512 too.
-        let scalar: Vec<f32> = x.to_vec1::<f32>().unwrap().into_iter().map(gelu_f32).collect();
+        let scalar: Vec<f32> = x
+            .to_vec1::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(crate::model::cpu::activation::gelu_f32)
+            .collect();
         assert!(max_diff(&Tensor::new(scalar, &Device::Cpu).unwrap(), &exact) < 2e-6);
         // A strided view is made contiguous first.
         let m = x.reshape((400, 400)).unwrap().t().unwrap();

@@ -63,39 +63,71 @@ impl Size {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, clap::Args)]
 pub struct TrainOptions {
-    /// Sample tables: Parquet files or directories of them (searched recursively).
+    /// Sample tables (Parquet files or directories, searched recursively), e.g. the output of
+    /// `vista synth`.
+    #[arg(long, required = true, num_args = 1..)]
     pub samples: Vec<PathBuf>,
+    /// Output model directory (a Hugging Face InstructBLIP checkpoint).
+    #[arg(long)]
     pub out: PathBuf,
     /// Start from this checkpoint (its tokenizers and architecture) instead of a fresh model.
+    #[arg(long)]
     pub init: Option<PathBuf>,
+    /// Architecture of a fresh model: tiny | small.
+    #[arg(long, default_value = "small", value_parser = Size::parse)]
     pub size: Size,
     /// Side of the model's square input images (fresh models).
+    #[arg(long, default_value_t = 96)]
     pub image_size: usize,
+    #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Optimiser steps of stage 1 (single-image tasks, all but the image encoder).
+    #[arg(long, default_value_t = 1000)]
     pub stage1_steps: usize,
+    /// Optimiser steps of stage 2 (multi-image tasks, the image tokenizer only).
+    #[arg(long, default_value_t = 200)]
     pub stage2_steps: usize,
+    #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
+    /// Micro-batches per optimiser step.
+    #[arg(long, default_value_t = 1)]
     pub grad_accum: usize,
+    /// Peak learning rate of stage 1.
+    #[arg(long, default_value_t = 2e-3)]
     pub lr: f64,
+    /// Peak learning rate of stage 2.
+    #[arg(long, default_value_t = 1e-3)]
     pub lr_stage2: f64,
     /// Fraction of stage 2's batches drawn from the single-image samples, so that retraining
     /// the image tokenizer for several images does not undo what it learnt for one (0 = the
     /// paper's stage 2, multi-image only).
+    #[arg(long, default_value_t = 0.0)]
     pub stage2_single: f64,
+    /// Warm-up steps per stage (at most a fifth of the stage).
+    #[arg(long, default_value_t = 50)]
     pub warmup: usize,
+    #[arg(long, default_value_t = 0.01)]
     pub weight_decay: f64,
-    /// Samples whose prompt and answer exceed this many decoder tokens are skipped (counted).
+    /// Skip samples whose prompt and answer exceed this many decoder tokens (counted).
+    #[arg(long, default_value_t = 400)]
     pub max_tokens: usize,
     /// Also train the image encoder in stage 1 (the recipe freezes a *pretrained* encoder).
+    #[arg(long)]
     pub train_vision: bool,
+    /// Write a resumable checkpoint every N steps.
+    #[arg(long, default_value_t = 100)]
     pub checkpoint_every: usize,
-    /// BPE vocabulary size of a fresh decoder tokenizer (before the 1,014 task/bin tokens).
+    /// BPE vocabulary size of a fresh decoder tokenizer (the 1,014 task and bin tokens come on
+    /// top).
+    #[arg(long, default_value_t = 800)]
     pub vocab_size: usize,
-    /// Stop after this many optimiser steps in this invocation, with a checkpoint written, so a
-    /// long run can be done in slices with `--resume` (0 = run to the end).
+    /// Stop after N optimiser steps in this invocation, with a checkpoint written, so a long
+    /// run can be done in slices with `--resume` (0 = run to the end).
+    #[arg(long, default_value_t = 0)]
     pub stop_after: usize,
+    #[arg(long)]
     pub quiet: bool,
 }
 
@@ -181,27 +213,12 @@ pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create '{}'", out.display()))?;
     let ckpt_dir = out.join("checkpoint");
     let state = if resume { Some(load_state(opts, &ckpt_dir)?) } else { None };
-
     let samples = read_samples(&opts.samples)?;
     if samples.is_empty() {
         bail!("--samples: the table has no rows");
     }
-    if state.is_none() {
-        match &opts.init {
-            Some(init) => copy_model_files(init, out)?,
-            None => write_fresh_model_files(opts, &samples, out)?,
-        }
-    }
-    let source = match (&state, &opts.init) {
-        (Some(_), _) => {
-            Some(Builder::load_source(&ckpt_dir, &Device::Cpu).map_err(anyhow::Error::msg)?)
-        }
-        (None, Some(init)) => {
-            Some(Builder::load_source(init, &Device::Cpu).map_err(anyhow::Error::msg)?)
-        }
-        (None, None) => None,
-    };
     let start_stage = state.as_ref().map_or(1, |s| s.stage);
+    let source = model_source(opts, state.is_some(), &samples)?;
     let (mut model, mut params) = build(out, source, opts.seed, start_stage, opts.train_vision)?;
 
     let (encoded, lengths, skipped) = encode_all(&model, &samples, opts.max_tokens)?;
@@ -224,13 +241,10 @@ pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
     };
     drop(samples);
     let csv_path = out.join("loss.csv");
-    let mut points: Vec<Point> = if resume { curve::read_csv(&csv_path) } else { Vec::new() };
-
+    let points = if resume { curve::read_csv(&csv_path) } else { Vec::new() };
+    let mut run = Run { opts, ckpt_dir, csv_path, state, points };
     for stage in [1u32, 2] {
-        let (steps, pool, peak) = match stage {
-            1 => (opts.stage1_steps, &single, opts.lr),
-            _ => (opts.stage2_steps, &multi, opts.lr_stage2),
-        };
+        let pool = if stage == 1 { &single } else { &multi };
         if stage < start_stage {
             continue;
         }
@@ -244,12 +258,74 @@ pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
         } else {
             summary.stage2_trained_parameters = trained;
         }
-        if steps == 0 {
-            continue;
+        let data = StepData { encoded: &encoded, lengths: &lengths, single: &single, pool };
+        if run.stage(&model, &params, &data, stage, &mut summary)? {
+            summary.stopped_early = true;
+            summary.seconds = started.elapsed().as_secs_f64();
+            return Ok(summary);
         }
-        if pool.is_empty() {
+    }
+    summary.seconds = started.elapsed().as_secs_f64();
+    finish(opts, &params, &run.points, summary)
+}
+
+/// The weights a run starts from: its checkpoint (a resume), `--init`, or none (fresh weights,
+/// whose config and tokenizers are written to the output here). A new run copies or writes the
+/// model files first.
+fn model_source(
+    opts: &TrainOptions,
+    resuming: bool,
+    samples: &[Sample],
+) -> Result<Option<HashMap<String, Tensor>>> {
+    let load = |dir: &Path| Builder::load_source(dir, &Device::Cpu).map_err(anyhow::Error::msg);
+    if resuming {
+        return load(&opts.out.join("checkpoint")).map(Some);
+    }
+    match &opts.init {
+        Some(init) => {
+            copy_model_files(init, &opts.out)?;
+            load(init).map(Some)
+        }
+        None => {
+            write_fresh_model_files(opts, samples, &opts.out)?;
+            Ok(None)
+        }
+    }
+}
+
+/// One invocation of `vista train`: its options, where checkpoints and the loss curve go, the
+/// state it resumed from, and the curve so far.
+struct Run<'a> {
+    opts: &'a TrainOptions,
+    ckpt_dir: PathBuf,
+    csv_path: PathBuf,
+    state: Option<TrainerState>,
+    points: Vec<Point>,
+}
+
+impl Run<'_> {
+    /// Runs `stage`'s optimiser steps (from the resumed step, if the run resumed in this stage),
+    /// with checkpoints; true when `--stop-after` stopped the run.
+    fn stage(
+        &mut self,
+        model: &VistaModel,
+        params: &Params,
+        data: &StepData,
+        stage: u32,
+        summary: &mut TrainSummary,
+    ) -> Result<bool> {
+        let opts = self.opts;
+        let (steps, peak) = if stage == 1 {
+            (opts.stage1_steps, opts.lr)
+        } else {
+            (opts.stage2_steps, opts.lr_stage2)
+        };
+        if steps == 0 {
+            return Ok(false);
+        }
+        if data.pool.is_empty() {
             eprintln!("vista train: stage {stage}: no samples for this stage; skipped");
-            continue;
+            return Ok(false);
         }
         let mut opt = AdamW::new(AdamWConfig {
             lr: peak,
@@ -257,18 +333,17 @@ pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
             ..Default::default()
         });
         let mut first_step = 0;
-        if let Some(st) = state.as_ref().filter(|s| s.stage == stage) {
-            opt.load(&ckpt_dir, st.adam_t, &Device::Cpu).map_err(anyhow::Error::msg)?;
+        if let Some(st) = self.state.as_ref().filter(|s| s.stage == stage) {
+            opt.load(&self.ckpt_dir, st.adam_t, &Device::Cpu).map_err(anyhow::Error::msg)?;
             first_step = st.step;
-            points.retain(|p| p.stage < stage || p.step < first_step);
+            self.points.retain(|p| p.stage < stage || p.step < first_step);
         }
         let warmup = opts.warmup.min(steps / 5).max(1);
         let t0 = Instant::now();
         for step in first_step..steps {
             let lr = schedule(step, steps, warmup, peak, 0.1);
-            let data = StepData { encoded: &encoded, lengths: &lengths, single: &single, pool };
-            let (grads, loss_sum) = accumulate(&model, &params, &data, stage, step, opts)?;
-            let norm = opt.step(&params.trained, &grads, opts.grad_accum as f64, lr)?;
+            let (grads, loss_sum) = accumulate(model, params, data, stage, step, opts)?;
+            let grad_norm = opt.step(&params.trained, &grads, opts.grad_accum as f64, lr)?;
             let loss = loss_sum / opts.grad_accum as f64;
             if !loss.is_finite() {
                 bail!(
@@ -276,46 +351,29 @@ pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
                     step + 1
                 );
             }
-            points.push(Point {
-                stage,
-                step,
-                loss,
-                lr,
-                grad_norm: norm,
-                seconds: t0.elapsed().as_secs_f64(),
-            });
+            let seconds = t0.elapsed().as_secs_f64();
+            self.points.push(Point { stage, step, loss, lr, grad_norm, seconds });
             summary.steps += 1;
             let done = step + 1;
             if !opts.quiet && (done % 10 == 0 || done == steps) {
                 eprintln!(
-                    "stage {stage} step {done}/{steps}  loss {loss:.4}  lr {lr:.2e}  |g| {norm:.3}  {:.1}s",
-                    t0.elapsed().as_secs_f64()
+                    "stage {stage} step {done}/{steps}  loss {loss:.4}  lr {lr:.2e}  |g| {grad_norm:.3}  {seconds:.1}s"
                 );
             }
             let stopping = opts.stop_after > 0 && summary.steps >= opts.stop_after;
-            if (opts.checkpoint_every > 0 && done % opts.checkpoint_every == 0)
-                || done == steps
-                || stopping
-            {
-                let st = TrainerState {
-                    stage,
-                    step: done,
-                    adam_t: opt.t,
-                    fingerprint: fingerprint(opts),
-                };
-                write_checkpoint(&ckpt_dir, &params, &opt, &st)?;
-                curve::write_csv(&csv_path, &points)?;
+            let every = opts.checkpoint_every > 0 && done % opts.checkpoint_every == 0;
+            if every || done == steps || stopping {
+                let fingerprint = fingerprint(opts);
+                let st = TrainerState { stage, step: done, adam_t: opt.t, fingerprint };
+                write_checkpoint(&self.ckpt_dir, params, &opt, &st)?;
+                curve::write_csv(&self.csv_path, &self.points)?;
             }
             if stopping {
-                summary.stopped_early = true;
-                summary.seconds = started.elapsed().as_secs_f64();
-                return Ok(summary);
+                return Ok(true);
             }
         }
+        Ok(false)
     }
-
-    summary.seconds = started.elapsed().as_secs_f64();
-    finish(opts, &params, &points, summary)
 }
 
 /// The checkpoint state a resumed run continues from; it must come from the same options.
@@ -435,6 +493,22 @@ fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `TrainOptions::default()` (what library callers start from) and `vista train`'s defaults
+    /// are the same options.
+    #[test]
+    fn library_and_command_line_defaults_agree() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            opts: TrainOptions,
+        }
+        let parsed =
+            <Cli as clap::Parser>::parse_from(["train", "--samples", "s", "--out", "model"]);
+        let defaults = TrainOptions { samples: vec!["s".into()], ..TrainOptions::default() };
+        let json = |o: &TrainOptions| serde_json::to_string(o).unwrap();
+        assert_eq!(json(&parsed.opts), json(&defaults));
+    }
 
     /// Every parameter a stage trains gets a gradient from the answer loss: the image pathway
     /// (encoder, queries, Q-Former, projection) included.

@@ -6,3 +6,4 @@ pub mod activation;
 pub mod attention;
 pub mod common;
 pub mod linear;
+pub mod ops;

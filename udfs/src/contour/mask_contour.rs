@@ -15,8 +15,7 @@ use datafusion::logical_expr::{
 use super::mask;
 use super::options;
 use super::trace::{self, Components};
-use crate::common::{self, Arg, OnError, Params};
-use crate::config::VistaConfig;
+use crate::common::{self, Arg, Params};
 
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
@@ -96,8 +95,7 @@ impl ScalarUDFImpl for MaskContourFunc {
         Ok(value_type())
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let report = OnError::is_report(args.scalar_arguments, self.params.on_error());
-        Ok(Arc::new(Field::new(self.name(), common::result_type(value_type(), report), true)))
+        Ok(self.params.result_field(self.name(), value_type(), &args))
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         let mut t = self.params.coerce(self.name(), arg_types)?;
@@ -106,8 +104,7 @@ impl ScalarUDFImpl for MaskContourFunc {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let func = self.name();
-        let config = VistaConfig::from_options(&args.config_options);
-        let policy = OnError::resolve(func, &args.args, self.params.on_error(), &config)?;
+        let (_, policy) = self.params.policy(func, &args)?;
         let components = match common::const_str(func, "components", &args.args, 1)?.as_deref() {
             None => Components::Largest,
             Some(s) if s.eq_ignore_ascii_case("largest") => Components::Largest,

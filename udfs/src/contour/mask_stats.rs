@@ -3,7 +3,7 @@
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{ArrayRef, Float64Array, Float64Builder, Int64Array, ListBuilder};
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::Result;
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature,
@@ -13,8 +13,7 @@ use datafusion::logical_expr::{
 use super::mask;
 use super::options;
 use super::space::Space;
-use crate::common::{self, Arg, OnError, Params};
-use crate::config::VistaConfig;
+use crate::common::{self, Arg, Params};
 
 const RLE_4X5: &str = "named_struct('size', [4, 5], 'counts', '52207')";
 
@@ -100,8 +99,7 @@ impl ScalarUDFImpl for MaskStatFunc {
         Ok(self.value_type())
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let report = OnError::is_report(args.scalar_arguments, self.params.on_error());
-        Ok(Arc::new(Field::new(self.name(), common::result_type(self.value_type(), report), true)))
+        Ok(self.params.result_field(self.name(), self.value_type(), &args))
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         let mut t = self.params.coerce(self.name(), arg_types)?;
@@ -110,8 +108,7 @@ impl ScalarUDFImpl for MaskStatFunc {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let func = self.name();
-        let config = VistaConfig::from_options(&args.config_options);
-        let policy = OnError::resolve(func, &args.args, self.params.on_error(), &config)?;
+        let (_, policy) = self.params.policy(func, &args)?;
         let scalar = common::all_scalar(&args.args);
         let arr = args.args[0].to_array(args.number_rows)?;
         let rows = mask::read_rles(func, &arr)?;
@@ -208,8 +205,7 @@ impl ScalarUDFImpl for MaskIouFunc {
         Ok(DataType::Float64)
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let report = OnError::is_report(args.scalar_arguments, self.params.on_error());
-        Ok(Arc::new(Field::new(self.name(), common::result_type(DataType::Float64, report), true)))
+        Ok(self.params.result_field(self.name(), DataType::Float64, &args))
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         let mut t = self.params.coerce(self.name(), arg_types)?;
@@ -219,8 +215,7 @@ impl ScalarUDFImpl for MaskIouFunc {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let func = self.name();
-        let config = VistaConfig::from_options(&args.config_options);
-        let policy = OnError::resolve(func, &args.args, self.params.on_error(), &config)?;
+        let (_, policy) = self.params.policy(func, &args)?;
         let scalar = common::all_scalar(&args.args);
         let arrays = common::to_arrays(&args.args[..2], args.number_rows)?;
         let a = mask::read_rles(func, &arrays[0])?;

@@ -12,8 +12,7 @@ use datafusion::logical_expr::{
 use super::mask::{self, Mask, Rle};
 use super::options;
 use super::space::Space;
-use crate::common::{self, Arg, OnError, Params};
-use crate::config::VistaConfig;
+use crate::common::{self, Arg, Params};
 
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
@@ -138,7 +137,6 @@ impl ScalarUDFImpl for PolygonToMaskFunc {
         Ok(mask::rle_type())
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let report = OnError::is_report(args.scalar_arguments, self.params.on_error());
         let format = format_of(self.name(), args.scalar_arguments.get(4).copied().flatten())?;
         let one = match format {
             Format::Rle => mask::rle_type(),
@@ -149,7 +147,7 @@ impl ScalarUDFImpl for PolygonToMaskFunc {
         } else {
             one
         };
-        Ok(Arc::new(Field::new(self.name(), common::result_type(t, report), true)))
+        Ok(self.params.result_field(self.name(), t, &args))
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         let mut t = self.params.coerce(self.name(), arg_types)?;
@@ -169,8 +167,7 @@ impl ScalarUDFImpl for PolygonToMaskFunc {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let func = self.name();
-        let config = VistaConfig::from_options(&args.config_options);
-        let policy = OnError::resolve(func, &args.args, self.params.on_error(), &config)?;
+        let (_, policy) = self.params.policy(func, &args)?;
         let space = options::space(func, &args.args, 3, Space::Norm)?;
         let format = format_of(func, common::const_arg(&args.args, 4))?;
         let scalar = common::all_scalar(&args.args);

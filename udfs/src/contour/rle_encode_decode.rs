@@ -3,7 +3,7 @@
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{ArrayRef, BinaryArray, Int64Builder, ListBuilder};
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::{plan_err, Result, ScalarValue};
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature,
@@ -12,8 +12,7 @@ use datafusion::logical_expr::{
 
 use super::mask::{self, Mask};
 use super::options;
-use crate::common::{self, Arg, OnError, Params};
-use crate::config::VistaConfig;
+use crate::common::{self, Arg, Params};
 
 static ENCODE_DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
@@ -93,13 +92,12 @@ impl ScalarUDFImpl for RleEncodeFunc {
         Ok(mask::rle_type())
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let report = OnError::is_report(args.scalar_arguments, self.params.on_error());
         let t = if mask::is_mask_list_type(args.arg_fields[0].data_type()) {
             DataType::new_list(mask::rle_type(), true)
         } else {
             mask::rle_type()
         };
-        Ok(Arc::new(Field::new(self.name(), common::result_type(t, report), true)))
+        Ok(self.params.result_field(self.name(), t, &args))
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         let mut t = self.params.coerce(self.name(), arg_types)?;
@@ -108,8 +106,7 @@ impl ScalarUDFImpl for RleEncodeFunc {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let func = self.name();
-        let config = VistaConfig::from_options(&args.config_options);
-        let policy = OnError::resolve(func, &args.args, self.params.on_error(), &config)?;
+        let (_, policy) = self.params.policy(func, &args)?;
         let scalar = common::all_scalar(&args.args);
         let arr = args.args[0].to_array(args.number_rows)?;
         let (result, errors) = if mask::is_mask_list_type(arr.data_type()) {
@@ -182,9 +179,8 @@ impl ScalarUDFImpl for RleDecodeFunc {
         Ok(DataType::Binary)
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let report = OnError::is_report(args.scalar_arguments, self.params.on_error());
         let to = decode_to(self.name(), args.scalar_arguments.get(1).copied().flatten())?;
-        Ok(Arc::new(Field::new(self.name(), common::result_type(decode_type(to), report), true)))
+        Ok(self.params.result_field(self.name(), decode_type(to), &args))
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         let mut t = self.params.coerce(self.name(), arg_types)?;
@@ -193,8 +189,7 @@ impl ScalarUDFImpl for RleDecodeFunc {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let func = self.name();
-        let config = VistaConfig::from_options(&args.config_options);
-        let policy = OnError::resolve(func, &args.args, self.params.on_error(), &config)?;
+        let (_, policy) = self.params.policy(func, &args)?;
         let to = decode_to(func, common::const_arg(&args.args, 1))?;
         let scalar = common::all_scalar(&args.args);
         let arr = args.args[0].to_array(args.number_rows)?;

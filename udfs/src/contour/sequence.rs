@@ -1,7 +1,7 @@
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{ArrayRef, Float64Builder, ListBuilder};
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::{plan_err, Result};
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature,
@@ -14,8 +14,7 @@ use super::options;
 use super::sample::{self, Contour, Method};
 use super::space::Space;
 use super::trace::{self, Components};
-use crate::common::{self, Arg, OnError, Params};
-use crate::config::VistaConfig;
+use crate::common::{self, Arg, Params};
 
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
@@ -188,10 +187,9 @@ impl ScalarUDFImpl for MaskToSequenceFunc {
         Ok(seq_type())
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let report = OnError::is_report(args.scalar_arguments, self.params.on_error());
         let list = mask::is_mask_list_type(args.arg_fields[0].data_type());
         let t = if list { DataType::new_list(seq_type(), true) } else { seq_type() };
-        Ok(Arc::new(Field::new(self.name(), common::result_type(t, report), true)))
+        Ok(self.params.result_field(self.name(), t, &args))
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         let mut t = self.params.coerce(self.name(), arg_types)?;
@@ -200,8 +198,7 @@ impl ScalarUDFImpl for MaskToSequenceFunc {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let func = self.name();
-        let config = VistaConfig::from_options(&args.config_options);
-        let policy = OnError::resolve(func, &args.args, self.params.on_error(), &config)?;
+        let (_, policy) = self.params.policy(func, &args)?;
         let n = common::const_i64(func, "n", &args.args, 1)?.unwrap_or(32);
         if n < 3 {
             return plan_err!("{func}: n must be at least 3, got {n}");

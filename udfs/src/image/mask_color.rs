@@ -3,15 +3,14 @@
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{ArrayRef, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::Result;
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature,
     Volatility,
 };
 
-use crate::common::{self, Arg, OnError, Params};
-use crate::config::VistaConfig;
+use crate::common::{self, Arg, Params};
 use crate::contour::{mask, options, Mask};
 
 /// A 2x2 PNG: left column red (220, 30, 30), right column blue (30, 60, 200).
@@ -158,8 +157,7 @@ impl ScalarUDFImpl for MaskColorFunc {
         Ok(DataType::Utf8)
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let report = OnError::is_report(args.scalar_arguments, self.params.on_error());
-        Ok(Arc::new(Field::new(self.name(), common::result_type(DataType::Utf8, report), true)))
+        Ok(self.params.result_field(self.name(), DataType::Utf8, &args))
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         let mut t = self.params.coerce(self.name(), arg_types)?;
@@ -168,8 +166,7 @@ impl ScalarUDFImpl for MaskColorFunc {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let func = self.name();
-        let config = VistaConfig::from_options(&args.config_options);
-        let policy = OnError::resolve(func, &args.args, self.params.on_error(), &config)?;
+        let (config, policy) = self.params.policy(func, &args)?;
         let scalar = common::all_scalar(&args.args);
         let arrays = common::to_arrays(&args.args[..2], args.number_rows)?;
         let images = common::image_values(func, &arrays[0])?;

@@ -3,7 +3,7 @@
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{ArrayRef, Int64Array};
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::Result;
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature,
@@ -12,8 +12,7 @@ use datafusion::logical_expr::{
 use image::imageops::FilterType;
 use image::GrayImage;
 
-use crate::common::{self, Arg, OnError, Params};
-use crate::config::VistaConfig;
+use crate::common::{self, Arg, Params};
 
 /// Side of the greyscale image the DCT runs on (`hash_size * highfreq_factor` = 8 * 4).
 const N: usize = 32;
@@ -145,15 +144,13 @@ impl ScalarUDFImpl for ImagePhashFunc {
         Ok(DataType::Int64)
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let report = OnError::is_report(args.scalar_arguments, self.params.on_error());
-        Ok(Arc::new(Field::new(self.name(), common::result_type(DataType::Int64, report), true)))
+        Ok(self.params.result_field(self.name(), DataType::Int64, &args))
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         self.params.coerce(self.name(), arg_types)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let config = VistaConfig::from_options(&args.config_options);
-        let policy = OnError::resolve(self.name(), &args.args, self.params.on_error(), &config)?;
+        let (config, policy) = self.params.policy(self.name(), &args)?;
         let scalar = common::all_scalar(&args.args);
         let arrays = common::to_arrays(&args.args[..1], args.number_rows)?;
         let images = common::image_values(self.name(), &arrays[0])?;

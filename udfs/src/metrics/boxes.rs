@@ -5,7 +5,7 @@
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{ArrayRef, Float64Array};
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::Result;
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature,
@@ -13,8 +13,7 @@ use datafusion::logical_expr::{
 };
 
 use super::lists;
-use crate::common::{self, Arg, OnError, Params};
-use crate::config::VistaConfig;
+use crate::common::{self, Arg, Params};
 
 /// A validated box `[x0, y0, x1, y1]`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -153,8 +152,7 @@ impl ScalarUDFImpl for BoxOverlapFunc {
         Ok(DataType::Float64)
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let report = OnError::is_report(args.scalar_arguments, self.params.on_error());
-        Ok(Arc::new(Field::new(self.name(), common::result_type(DataType::Float64, report), true)))
+        Ok(self.params.result_field(self.name(), DataType::Float64, &args))
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         let mut types = self.params.coerce(self.name(), arg_types)?;
@@ -163,8 +161,7 @@ impl ScalarUDFImpl for BoxOverlapFunc {
         Ok(types)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let config = VistaConfig::from_options(&args.config_options);
-        let policy = OnError::resolve(self.name(), &args.args, self.params.on_error(), &config)?;
+        let (_, policy) = self.params.policy(self.name(), &args)?;
         let scalar = common::all_scalar(&args.args);
         let arrays = common::to_arrays(&args.args[..2], args.number_rows)?;
         let preds = lists::float_lists(self.name(), "pred", &arrays[0])?;

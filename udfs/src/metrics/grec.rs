@@ -22,8 +22,7 @@ use datafusion::logical_expr::{
 
 use super::boxes::{giou, BoxXyxy};
 use super::lists;
-use crate::common::{self, Arg, OnError, Params};
-use crate::config::VistaConfig;
+use crate::common::{self, Arg, Params};
 
 /// The outcome of one sample.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -208,12 +207,7 @@ impl ScalarUDFImpl for GrecMatchFunc {
         Ok(DataType::Struct(match_fields()))
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let report = OnError::is_report(args.scalar_arguments, self.params.on_error());
-        Ok(Arc::new(Field::new(
-            self.name(),
-            common::result_type(DataType::Struct(match_fields()), report),
-            true,
-        )))
+        Ok(self.params.result_field(self.name(), DataType::Struct(match_fields()), &args))
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         let mut types = self.params.coerce(self.name(), arg_types)?;
@@ -222,8 +216,7 @@ impl ScalarUDFImpl for GrecMatchFunc {
         Ok(types)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let config = VistaConfig::from_options(&args.config_options);
-        let policy = OnError::resolve(self.name(), &args.args, self.params.on_error(), &config)?;
+        let (_, policy) = self.params.policy(self.name(), &args)?;
         let thr = const_f64(self.name(), "iou_threshold", &args.args, 2, 0.5)?;
         let scalar = common::all_scalar(&args.args);
         let arrays = common::to_arrays(&args.args[..2], args.number_rows)?;

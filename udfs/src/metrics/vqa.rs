@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{ArrayRef, Float64Array};
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::{exec_err, Result};
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature,
@@ -18,8 +18,7 @@ use datafusion::logical_expr::{
 
 use super::caption::{py_split, py_strip};
 use super::lists;
-use crate::common::{self, Arg, OnError, Params};
-use crate::config::VistaConfig;
+use crate::common::{self, Arg, Params};
 
 /// Which version of the official script.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -336,8 +335,7 @@ impl ScalarUDFImpl for VqaAccuracyFunc {
         Ok(DataType::Float64)
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let report = OnError::is_report(args.scalar_arguments, self.params.on_error());
-        Ok(Arc::new(Field::new(self.name(), common::result_type(DataType::Float64, report), true)))
+        Ok(self.params.result_field(self.name(), DataType::Float64, &args))
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         let mut types = self.params.coerce(self.name(), arg_types)?;
@@ -345,8 +343,7 @@ impl ScalarUDFImpl for VqaAccuracyFunc {
         Ok(types)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let config = VistaConfig::from_options(&args.config_options);
-        let policy = OnError::resolve(self.name(), &args.args, self.params.on_error(), &config)?;
+        let (_, policy) = self.params.policy(self.name(), &args)?;
         let variant = match common::const_str(self.name(), "variant", &args.args, 2)? {
             Some(v) => VqaVariant::parse(&v)?,
             None => VqaVariant::Current,

@@ -1,0 +1,99 @@
+//! The CPU kernels of `activation` as candle custom ops, so that `nn`'s layers apply them to
+//! tensors (fresh copies or in place).
+
+use candle_core::{CpuStorage, CustomOp1, InplaceOp1, InplaceOp2, Layout, Result, Shape};
+
+use super::activation::{self, gelu_f32};
+use super::common as cpu_f32;
+
+/// GELU with the exact erf, through `activation`'s rational approximation (AVX-512 where the CPU
+/// has it), in parallel chunks.
+pub(crate) struct FastGeluErf;
+
+impl FastGeluErf {
+    fn run(values: &mut [f32]) {
+        use rayon::prelude::*;
+        values.par_chunks_mut(1 << 14).for_each(|chunk| {
+            #[cfg(target_arch = "x86_64")]
+            if cpu_f32::has_avx512() {
+                // SAFETY: the CPU has AVX-512F.
+                return unsafe { activation::avx512::gelu_in_place(chunk) };
+            }
+            for x in chunk {
+                *x = gelu_f32(*x);
+            }
+        });
+    }
+}
+
+impl CustomOp1 for FastGeluErf {
+    fn name(&self) -> &'static str {
+        "gelu-erf-f32"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let CpuStorage::F32(values) = storage else {
+            candle_core::bail!("gelu-erf-f32: expects f32")
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("gelu-erf-f32: expects a contiguous tensor")
+        };
+        let mut out = values[start..end].to_vec();
+        Self::run(&mut out);
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+}
+
+impl InplaceOp1 for FastGeluErf {
+    fn name(&self) -> &'static str {
+        "gelu-erf-f32-in-place"
+    }
+
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> Result<()> {
+        let CpuStorage::F32(values) = storage else {
+            candle_core::bail!("gelu-erf-f32: expects f32")
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("gelu-erf-f32: expects a contiguous tensor")
+        };
+        Self::run(&mut values[start..end]);
+        Ok(())
+    }
+}
+
+/// `silu(gate) * up` over `gate`; only for CPUs with AVX-512 (`nn::swiglu_in_place` checks).
+pub(crate) struct SwiGlu;
+
+impl InplaceOp2 for SwiGlu {
+    fn name(&self) -> &'static str {
+        "swiglu-f32-in-place"
+    }
+
+    fn cpu_fwd(
+        &self,
+        gate: &mut CpuStorage,
+        gl: &Layout,
+        up: &CpuStorage,
+        ul: &Layout,
+    ) -> Result<()> {
+        use rayon::prelude::*;
+        let (CpuStorage::F32(g), CpuStorage::F32(u)) = (gate, up) else {
+            candle_core::bail!("swiglu-f32: expects f32")
+        };
+        let (Some((g0, g1)), Some((u0, u1))) = (gl.contiguous_offsets(), ul.contiguous_offsets())
+        else {
+            candle_core::bail!("swiglu-f32: expects contiguous tensors")
+        };
+        let (g, u) = (&mut g[g0..g1], &u[u0..u1]);
+        g.par_chunks_mut(1 << 14).zip(u.par_chunks(1 << 14)).for_each(|(g, u)| {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: swiglu_in_place only comes here on a CPU with AVX-512F.
+            unsafe {
+                activation::avx512::swiglu_in_place(g, u)
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = (g, u);
+        });
+        Ok(())
+    }
+}
