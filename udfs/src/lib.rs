@@ -42,7 +42,7 @@ pub fn register_all(ctx: &SessionContext) -> datafusion::common::Result<()> {
     for f in aggregate_functions() {
         ctx.register_udaf(f);
     }
-    // read_bytes reads URLs through the stores this session knows.
+    // read_bytes reads URLs through the object stores registered on this context.
     let stores = ctx.runtime_env().object_store_registry.clone();
     let read_bytes = image::ReadBytesFunc::new().with_stores(stores);
     ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(read_bytes));
