@@ -22,7 +22,7 @@ use vista_udfs::contour::sequence::{mask_sequence, rle_sequence};
 use vista_udfs::contour::{Method, Space};
 
 fn masks() -> Vec<Mask> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/contour/masks.json");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/contour/masks.json");
     let all: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     all.iter()
         .map(|m| {

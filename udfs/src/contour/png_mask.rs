@@ -32,18 +32,46 @@ pub fn decode(bytes: &[u8]) -> Result<Mask, String> {
         lut
     });
     let size = reader.output_buffer_size().ok_or_else(|| bad(&"image too large"))?;
-    let mut buf = vec![0u8; size];
-    let frame = reader.next_frame(&mut buf).map_err(|e| bad(&e))?;
-    let line = frame.line_size;
-    // Row-major foreground bytes (0 or 1), then transposed.
-    let mut rows = vec![0u8; w * h];
-    for (y, out) in rows.chunks_exact_mut(w.max(1)).enumerate().take(h) {
-        let src = &buf[y * line..(y + 1) * line];
-        foreground_row(src, out, color, depth, palette.as_ref()).map_err(|e| bad(&e))?;
+    with_raw_buffer(size, |buf| {
+        let frame = reader.next_frame(buf).map_err(|e| bad(&e))?;
+        let line = frame.line_size;
+        // A band of rows as foreground bytes (0 or 1), small enough to stay in cache, then
+        // transposed into the mask's columns.
+        let mut m = Mask::empty(w, h);
+        let mut band = vec![0u8; BAND * w];
+        for y0 in (0..h).step_by(BAND) {
+            let n = (h - y0).min(BAND);
+            for k in 0..n {
+                let src = &buf[(y0 + k) * line..(y0 + k + 1) * line];
+                let out = &mut band[k * w..(k + 1) * w];
+                foreground_row(src, out, color, depth, palette.as_ref()).map_err(|e| bad(&e))?;
+            }
+            transpose_band(&band[..n * w], &mut m.bits, w, h, y0);
+        }
+        Ok(m)
+    })
+}
+
+/// Rows per band of `decode`.
+const BAND: usize = 32;
+
+/// Runs `f` on a buffer of `size` bytes for the decoded image. Buffers up to 16 MiB are kept per
+/// thread and reused: a fresh one per mask costs more in page faults than its decode.
+fn with_raw_buffer<T>(size: usize, f: impl FnOnce(&mut [u8]) -> T) -> T {
+    const KEEP: usize = 16 << 20;
+    thread_local! {
+        static RAW: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    let mut m = Mask::empty(w, h);
-    transpose(&rows, &mut m.bits, w, h);
-    Ok(m)
+    if size > KEEP {
+        return f(&mut vec![0u8; size]);
+    }
+    RAW.with(|raw| {
+        let mut buf = raw.borrow_mut();
+        if buf.len() < size {
+            buf.resize(size, 0);
+        }
+        f(&mut buf[..size])
+    })
 }
 
 /// One raw PNG row to foreground bytes.
@@ -110,19 +138,15 @@ fn samples(src: &[u8], out: &mut [u8], bits: usize, f: impl Fn(u8) -> u8) {
     }
 }
 
-/// `dst[x * h + y] = src[y * w + x]`, in 32 x 32 tiles so both sides stay in cache.
-fn transpose(src: &[u8], dst: &mut [u8], w: usize, h: usize) {
-    const T: usize = 32;
-    for y0 in (0..h).step_by(T) {
-        let y1 = (y0 + T).min(h);
-        for x0 in (0..w).step_by(T) {
-            let x1 = (x0 + T).min(w);
-            for x in x0..x1 {
-                let col = &mut dst[x * h + y0..x * h + y1];
-                for (k, d) in col.iter_mut().enumerate() {
-                    *d = src[(y0 + k) * w + x];
-                }
-            }
+/// Writes a band of rows `y0..y0 + n` (row-major, `w` wide) into the column-major `dst` (`h`
+/// tall): `dst[x * h + y0 + k] = band[k * w + x]`. Each column's part is one contiguous write
+/// and the band stays in cache while it is read across.
+fn transpose_band(band: &[u8], dst: &mut [u8], w: usize, h: usize, y0: usize) {
+    let n = band.len() / w.max(1);
+    for x in 0..w {
+        let col = &mut dst[x * h + y0..x * h + y0 + n];
+        for (k, d) in col.iter_mut().enumerate() {
+            *d = band[k * w + x];
         }
     }
 }

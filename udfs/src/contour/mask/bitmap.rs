@@ -119,19 +119,17 @@ impl Mask {
 
     /// Uncompressed COCO counts, canonical as pycocotools' `rleEncode` writes them.
     pub fn counts(&self) -> Vec<u64> {
+        let bits = &self.bits;
         let mut counts = Vec::new();
-        let mut prev = 0u8;
-        let mut run = 0u64;
-        for &b in &self.bits {
-            if b != prev {
-                counts.push(run);
-                run = 0;
-                prev = b;
+        let (mut value, mut start) = (0u8, 0usize);
+        loop {
+            let end = run_end(bits, start, value);
+            counts.push((end - start) as u64);
+            if end == bits.len() {
+                return counts;
             }
-            run += 1;
+            (value, start) = (bits[end], end);
         }
-        counts.push(run);
-        counts
     }
 
     /// The compressed COCO RLE string, byte-identical with pycocotools' `encode(...)['counts']`.
@@ -263,4 +261,21 @@ pub(crate) fn last_nonzero(s: &[u8]) -> Option<usize> {
         end -= 32;
     }
     s[..end].iter().rposition(|&u| u != 0)
+}
+
+/// The first index from `i` on whose byte is not `value` (or the length): eight bytes are
+/// compared at a time, since runs in masks are hundreds of pixels long.
+fn run_end(bits: &[u8], mut i: usize, value: u8) -> usize {
+    let same = u64::from_le_bytes([value; 8]);
+    while let Some(chunk) = bits.get(i..i + 8) {
+        let differ = u64::from_le_bytes(chunk.try_into().expect("eight bytes")) ^ same;
+        if differ != 0 {
+            return i + (differ.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < bits.len() && bits[i] == value {
+        i += 1;
+    }
+    i
 }

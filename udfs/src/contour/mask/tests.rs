@@ -195,3 +195,35 @@ fn polygon_union_by_runs_is_canonical() {
     assert_eq!(r.counts, bitmap.counts());
     assert_eq!(Rle::from_polygons(4, 4, &[]).counts, vec![16]);
 }
+
+/// Run lengths read eight bytes at a time equal a byte-by-byte count, for runs of every length
+/// around the eight-byte steps and masks starting with either value.
+#[test]
+fn counts_equal_a_byte_by_byte_count() {
+    let naive = |bits: &[u8]| {
+        let (mut counts, mut prev, mut run) = (Vec::new(), 0u8, 0u64);
+        for &b in bits {
+            if b != prev {
+                counts.push(run);
+                (run, prev) = (0, b);
+            }
+            run += 1;
+        }
+        counts.push(run);
+        counts
+    };
+    let mut state = 7u64;
+    for len in [0usize, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 300] {
+        for density in [1u64, 3, 50, 97] {
+            let bits: Vec<u8> = (0..len)
+                .map(|_| {
+                    state =
+                        state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    u8::from((state >> 33) % 100 < density)
+                })
+                .collect();
+            let m = Mask { width: len, height: 1, bits: bits.clone() };
+            assert_eq!(m.counts(), naive(&bits), "len {len}, density {density}");
+        }
+    }
+}
