@@ -29,7 +29,8 @@ SELECT sample_id, task, instruction,
        a['answer'] AS answer,
        b['boxes'] AS boxes,
        polygon_to_mask(m['polygons'], width, height, space => 'pixel') AS masks,
-       CASE WHEN task IN ('rec', 'grec') THEN b['status']
+       CASE WHEN g['truncated'] THEN 'truncated'
+            WHEN task IN ('rec', 'grec') THEN b['status']
             WHEN task IN ('res', 'gres', 'coseg') THEN m['status']
             ELSE a['status'] END AS parse_status,
        g['error'] AS error,
@@ -102,6 +103,12 @@ FROM joined WHERE task = 'coseg'
 UNION ALL
 SELECT 'all', 'parsed', AVG(CASE WHEN parse_status = 'ok' THEN 1.0 ELSE 0.0 END), COUNT(*),
        'parse_status = ok'
+FROM predictions
+UNION ALL
+-- Answers cut by vista.max_new_tokens (vista demo sets 400: a 32-point mask answer takes about
+-- 130 tokens) are counted, never scored as if complete.
+SELECT 'all', 'truncated', AVG(CASE WHEN parse_status = 'truncated' THEN 1.0 ELSE 0.0 END),
+       COUNT(*), 'answers cut by max_new_tokens'
 FROM predictions
 UNION ALL
 SELECT 'res', 'gt_contour_iou@32_adaptive', AVG(adaptive), COUNT(*), 'mask_to_sequence adaptive'

@@ -490,6 +490,7 @@ fn demo_runs_the_main_job_and_writes_predictions_and_scores() {
     // greedily, so every score is a fixed number (the gt_contour rows do not involve the model).
     let want = [
         ("all", "parsed", 0.7),
+        ("all", "truncated", 0.0),
         ("caption", "cider_d", 0.33571414773089414),
         ("coseg", "miou", 0.0),
         ("grec", "n_acc", 1.0),
