@@ -10,8 +10,10 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::{plan_datafusion_err, plan_err, Result, ScalarValue};
 use datafusion::datasource::MemTable;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::{DocSection, Documentation, Expr};
-use datafusion::parquet::file::metadata::ParquetMetaDataReader;
+use datafusion::parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use vista_udfs::VistaConfig;
 
 pub const NAME: &str = "parquet_kv_metadata";
@@ -23,7 +25,8 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
         DocSection { include: true, label: "Vista table functions", description: None },
         "The key-value metadata of a Parquet file, or of every `.parquet` file under a directory \
-         (sorted by path), one row per key: `file`, `key`, `value`. Vista's outputs carry their \
+         (sorted by path), one row per key: `file`, `key`, `value`. The path may be an object store \
+         URL (`s3://bucket/out/scores.parquet`, or a prefix). Vista's outputs carry their \
          provenance there (`vista.sql`, `vista.model`, `vista.limit.*`, ...). Paths are confined \
          to `vista.base_dir` when it is set.",
         "parquet_kv_metadata(path)",
@@ -59,7 +62,12 @@ impl TableFunctionImpl for ParquetKvMetadata {
             crate::confine::check_location(&base, &path)
                 .map_err(|e| plan_datafusion_err!("{NAME}: {e}"))?;
         }
-        let batch = read(Path::new(&path))?;
+        let batch = if crate::object_stores::is_url(&path) {
+            let files = read_remote(args.session().runtime_env(), &path)?;
+            to_batch(files.iter().map(|(f, meta)| (f.as_str(), meta)))?
+        } else {
+            read(Path::new(&path))?
+        };
         Ok(Arc::new(MemTable::try_new(schema(), vec![vec![batch]])?))
     }
 }
@@ -82,16 +90,27 @@ fn read(path: &Path) -> Result<RecordBatch> {
     } else {
         vec![path.to_path_buf()]
     };
-    let (mut file_col, mut keys, mut values) =
-        (StringBuilder::new(), StringBuilder::new(), StringBuilder::new());
+    let mut metas = Vec::new();
     for f in &files {
         let open = std::fs::File::open(f)
             .map_err(|e| plan_datafusion_err!("{NAME}: cannot open '{}': {e}", f.display()))?;
         let meta = ParquetMetaDataReader::new().parse_and_finish(&open).map_err(|e| {
             plan_datafusion_err!("{NAME}: '{}' is not a readable Parquet file: {e}", f.display())
         })?;
+        metas.push((f.display().to_string(), meta));
+    }
+    to_batch(metas.iter().map(|(f, meta)| (f.as_str(), meta)))
+}
+
+/// The rows of the files' key-value metadata.
+fn to_batch<'a>(
+    files: impl Iterator<Item = (&'a str, &'a ParquetMetaData)>,
+) -> Result<RecordBatch> {
+    let (mut file_col, mut keys, mut values) =
+        (StringBuilder::new(), StringBuilder::new(), StringBuilder::new());
+    for (f, meta) in files {
         for kv in meta.file_metadata().key_value_metadata().into_iter().flatten() {
-            file_col.append_value(f.display().to_string());
+            file_col.append_value(f);
             keys.append_value(&kv.key);
             values.append_option(kv.value.as_deref());
         }
@@ -102,6 +121,62 @@ fn read(path: &Path) -> Result<RecordBatch> {
         Arc::new(values.finish()) as _,
     ];
     Ok(RecordBatch::try_new(schema(), columns)?)
+}
+
+/// The footers of the Parquet object `url` names, or of the `.parquet` objects under it (sorted
+/// by URL), read with three ranged requests each: the object's size, the footer's length and
+/// the metadata.
+fn read_remote(runtime: &RuntimeEnv, url: &str) -> Result<Vec<(String, ParquetMetaData)>> {
+    use datafusion::object_store::{path::Path as ObjectPath, ObjectStoreExt};
+    use futures::TryStreamExt;
+    let parsed = url::Url::parse(url).map_err(|e| plan_datafusion_err!("{NAME}: '{url}': {e}"))?;
+    let root = parsed[..url::Position::BeforePath].to_string();
+    let store = runtime.object_store(ObjectStoreUrl::parse(&root)?)?;
+    let named = ObjectPath::from_url_path(parsed.path())
+        .map_err(|e| plan_datafusion_err!("{NAME}: '{url}': {e}"))?;
+    let work = async move {
+        let mut files = vec![named.clone()];
+        if !named.as_ref().ends_with(".parquet") {
+            let listed: Vec<_> = store.list(Some(&named)).try_collect().await?;
+            files = listed.into_iter().map(|o| o.location).collect();
+            files.retain(|p| {
+                p.filename().is_some_and(|n| n.ends_with(".parquet") && !n.starts_with('.'))
+            });
+            files.sort();
+        }
+        let mut out = Vec::new();
+        for file in files {
+            let size = store.head(&file).await?.size;
+            let shown = format!("{root}/{file}");
+            let not_parquet = |why: String| datafusion::object_store::Error::Generic {
+                store: "parquet_kv_metadata",
+                source: format!("'{shown}' is not a readable Parquet file: {why}").into(),
+            };
+            if size < 12 {
+                return Err(not_parquet(format!("{size} bytes")));
+            }
+            let tail = store.get_range(&file, size - 8..size).await?;
+            if &tail[4..] != b"PAR1" {
+                return Err(not_parquet("no PAR1 magic at its end".into()));
+            }
+            let len = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+            if len + 12 > size {
+                return Err(not_parquet(format!("a footer of {len} bytes in {size}")));
+            }
+            let footer = store.get_range(&file, size - 8 - len..size - 8).await?;
+            let meta = ParquetMetaDataReader::decode_metadata(&footer)
+                .map_err(|e| not_parquet(e.to_string()))?;
+            out.push((shown, meta));
+        }
+        Ok::<_, datafusion::object_store::Error>(out)
+    };
+    vista_udfs::image::block_on_io(work).map_err(|e| plan_datafusion_err!("{NAME}: {e}"))?.map_err(
+        |e| plan_datafusion_err!("{NAME}: cannot read '{url}': {}", one_line(&e.to_string())),
+    )
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The `.parquet` files under `dir`, hidden entries (temporaries being written) left out.

@@ -814,6 +814,21 @@ fn s3_and_https_tables_and_images_read_through_object_stores() {
                     SELECT count(*) AS n FROM 's3://vista/tables/paths.parquet'";
     let both = s3.ok(d.path(), &["sql", "-q", "--format", "csv", "-c", external]);
     assert_eq!(both, "n\n3\nn\n3\n");
+    // The provenance of a file in a bucket reads back, by file and by prefix.
+    let kv =
+        "SELECT file, value FROM parquet_kv_metadata('s3://vista/tables/') WHERE key = 'vista.sql'";
+    let got = s3.ok(d.path(), &["sql", "-q", "--format", "csv", "-c", kv]);
+    assert!(got.starts_with("file,value\ns3://vista/tables/paths.parquet,\"COPY (SELECT"), "{got}");
+    let kv_file =
+        "SELECT count(*) AS n FROM parquet_kv_metadata('s3://vista/tables/paths.parquet') \
+                   WHERE key = 'vista.version'";
+    let got = s3.ok(d.path(), &["sql", "-q", "--format", "csv", "-c", kv_file]);
+    assert_eq!(got, "n\n1\n");
+    let missing = "SELECT * FROM parquet_kv_metadata('s3://vista/none.parquet')";
+    let out = s3.vista(d.path(), &["sql", "-c", missing]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(!out.status.success() && err.trim_end().lines().count() == 1, "{err}");
+    assert!(err.contains("cannot read 's3://vista/none.parquet'"), "{err}");
     // A missing object fails the query in one line naming it; a too-large one is refused.
     let out = s3.vista(d.path(), &["sql", "-c", "SELECT read_bytes('s3://vista/img/missing.png')"]);
     let err = String::from_utf8(out.stderr).unwrap();

@@ -64,25 +64,29 @@ pub fn fetch_all(
     if jobs.is_empty() {
         return out;
     }
-    let runtime = match io_runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            out.extend(jobs.into_iter().map(|j| (j.row, Err(e.clone()))));
-            return out;
-        }
-    };
     let rows: Vec<usize> = jobs.iter().map(|j| j.row).collect();
     let fetched = futures::stream::iter(jobs)
         .map(move |job| async move { (job.row, fetch(&job, max_bytes).await) })
         .buffer_unordered(concurrency.max(1))
         .collect::<Vec<_>>();
-    match futures::executor::block_on(runtime.spawn(fetched)) {
+    match block_on_io(fetched) {
         Ok(results) => out.extend(results),
-        Err(e) => {
-            out.extend(rows.into_iter().map(|r| (r, Err(format!("remote reads stopped: {e}")))))
-        }
+        Err(e) => out.extend(rows.into_iter().map(|r| (r, Err(e.clone())))),
     }
     out
+}
+
+/// Runs `work` (object store requests) to completion on the remote-read runtime and waits for
+/// it: how synchronous code (a scalar function, a table function's planning) reads remote
+/// objects.
+pub fn block_on_io<F>(work: F) -> Result<F::Output, String>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let runtime = io_runtime()?;
+    futures::executor::block_on(runtime.spawn(work))
+        .map_err(|e| format!("remote reads stopped: {e}"))
 }
 
 async fn fetch(job: &Fetch, max_bytes: u64) -> Result<Vec<u8>, String> {
