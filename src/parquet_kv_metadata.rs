@@ -171,12 +171,13 @@ fn read_remote(runtime: &RuntimeEnv, url: &str) -> Result<Vec<(String, ParquetMe
         Ok::<_, datafusion::object_store::Error>(out)
     };
     vista_udfs::image::block_on_io(work).map_err(|e| plan_datafusion_err!("{NAME}: {e}"))?.map_err(
-        |e| plan_datafusion_err!("{NAME}: cannot read '{url}': {}", one_line(&e.to_string())),
+        |e| {
+            plan_datafusion_err!(
+                "{NAME}: cannot read '{url}': {}",
+                crate::engine::one_line(&e.to_string())
+            )
+        },
     )
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The `.parquet` files under `dir`, hidden entries (temporaries being written) left out.
