@@ -26,7 +26,7 @@ use ballista_executor::executor_process::{start_executor_process, ExecutorProces
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::start_server;
-use datafusion::execution::{FunctionRegistry, SessionState};
+use datafusion::execution::{FunctionRegistry, SessionState, SessionStateBuilder};
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -59,7 +59,11 @@ pub fn cluster_config() -> SessionConfig {
 /// vista function on top (the scheduler decodes the client's logical plan by function name and
 /// plans it physically, async `vista_generate` included).
 pub fn scheduler_session(config: SessionConfig) -> datafusion::common::Result<SessionState> {
-    let mut state = default_session_builder(config)?;
+    // Planning lists the files of `s3://` and other remote tables: the same stores as vista.
+    let state = default_session_builder(config)?;
+    let mut state = SessionStateBuilder::new_from_existing(state)
+        .with_runtime_env(crate::object_stores::runtime_env(None)?)
+        .build();
     for f in vista_scalars() {
         state.register_udf(f)?;
     }
@@ -92,7 +96,8 @@ pub fn executor_registry(root: &Path) -> BallistaFunctionRegistry {
 /// function lists with Ballista's own, so ours are registered again afterwards.
 pub async fn remote_context(url: &str, opts: &SessionOptions) -> Result<SessionContext> {
     let config = session::session_config(SessionConfig::new_with_ballista(), opts)?;
-    let state = session::state_builder(config).build();
+    let runtime = crate::object_stores::runtime_env(None)?;
+    let state = session::state_builder(config).with_runtime_env(runtime).build();
     let ctx = SessionContext::remote_with_state(url, state)
         .await
         .map_err(|e| anyhow!("cannot use scheduler '{url}': {}", e.strip_backtrace()))?
@@ -188,6 +193,12 @@ pub async fn run_executor(opts: &ExecutorOptions) -> Result<()> {
         executor_heartbeat_interval_seconds: opts.heartbeat_interval_s,
         override_function_registry: Some(Arc::new(executor_registry(&opts.root))),
         override_config_producer: Some(Arc::new(cluster_config)),
+        // Tasks read remote tables through the same stores as vista (Ballista's default
+        // runtime knows local files only); spills go to the work directory, as by default.
+        override_runtime_producer: Some({
+            let spills = work_dir.clone();
+            Arc::new(move |_: &SessionConfig| crate::object_stores::runtime_env(Some(&spills)))
+        }),
         ..ExecutorProcessConfig::default()
     };
     eprintln!(

@@ -51,6 +51,26 @@ impl ObjectStoreRegistry for RemoteStores {
     }
 }
 
+/// The process's registry, shared by the sessions a cluster process makes (each Ballista task
+/// gets a runtime of its own; its stores and their connection pools outlive it here).
+pub fn shared() -> Arc<RemoteStores> {
+    static SHARED: std::sync::OnceLock<Arc<RemoteStores>> = std::sync::OnceLock::new();
+    SHARED.get_or_init(Default::default).clone()
+}
+
+/// A runtime whose object stores are the process's [`shared`] registry, temporary files under
+/// `temp_dir` when given.
+pub fn runtime_env(
+    temp_dir: Option<&std::path::Path>,
+) -> Result<Arc<datafusion::execution::runtime_env::RuntimeEnv>> {
+    let mut builder = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+        .with_object_store_registry(shared());
+    if let Some(dir) = temp_dir {
+        builder = builder.with_temp_file_path(dir);
+    }
+    builder.build_arc()
+}
+
 /// A new store for `url`'s bucket or host.
 fn store_for(url: &Url) -> Result<Arc<dyn ObjectStore>> {
     let root = &url[..url::Position::BeforePath];

@@ -17,6 +17,10 @@ use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::prelude::{JsonReadOptions, ParquetReadOptions, SessionContext};
 use vista::session::SessionOptions;
 
+#[path = "common/s3.rs"]
+mod s3;
+use s3::S3Server;
+
 /// The tests start clusters of their own; one at a time on a small machine.
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -45,7 +49,7 @@ struct Node {
 }
 
 impl Node {
-    fn spawn(dir: &Path, name: &str, args: &[String]) -> Node {
+    fn spawn(dir: &Path, name: &str, args: &[String], env: &[(String, String)]) -> Node {
         let log = dir.join(format!("{name}.log"));
         let out = File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_vista"))
@@ -53,6 +57,7 @@ impl Node {
             .current_dir(dir)
             .env("VISTA_LOG", "info")
             .env("RAYON_NUM_THREADS", "1")
+            .envs(env.iter().cloned())
             .stdout(Stdio::from(out.try_clone().unwrap()))
             .stderr(Stdio::from(out))
             .spawn()
@@ -92,6 +97,11 @@ fn wait_until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
 
 /// A scheduler and `n` executors of `tasks` concurrent tasks each, registered and ready.
 fn start_cluster(dir: &Path, n: usize, tasks: usize) -> Cluster {
+    start_cluster_with(dir, n, tasks, &[])
+}
+
+/// [`start_cluster`] with extra environment variables for every process.
+fn start_cluster_with(dir: &Path, n: usize, tasks: usize, env: &[(String, String)]) -> Cluster {
     let sp = free_port();
     let scheduler = Node::spawn(
         dir,
@@ -104,6 +114,7 @@ fn start_cluster(dir: &Path, n: usize, tasks: usize) -> Cluster {
             "--executor-timeout".into(),
             "6".into(),
         ],
+        env,
     );
     wait_until("the scheduler", 60, || TcpStream::connect(("127.0.0.1", sp)).is_ok());
     let executors: Vec<Node> = (0..n)
@@ -126,6 +137,7 @@ fn start_cluster(dir: &Path, n: usize, tasks: usize) -> Cluster {
                     "--root".into(),
                     root().to_string_lossy().into_owned(),
                 ],
+                env,
             );
             // Ports are picked before binding: wait for this one before picking the next.
             wait_until("an executor", 60, || {
@@ -384,6 +396,36 @@ fn the_cli_runs_sql_on_a_cluster() {
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     assert!(String::from_utf8_lossy(&run.stdout).contains("20 rows written"));
     assert!(out.exists());
+}
+
+/// A table in a bucket: the client plans it, the scheduler lists it, the executors read it, all
+/// through the stores made from the same AWS variables; the result equals the in-process run's.
+#[test]
+fn a_cluster_reads_tables_from_s3() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(s3) = S3Server::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("quads");
+    runtime().block_on(write_polygons(&input, 2, 10));
+    s3.put("/vista", b"");
+    let mut names: Vec<_> = std::fs::read_dir(&input).unwrap().map(|e| e.unwrap().path()).collect();
+    names.sort();
+    for f in &names {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        s3.put(&format!("/vista/quads/{name}"), &std::fs::read(f).unwrap());
+    }
+    let cluster = start_cluster_with(dir.path(), 1, 2, &s3.env());
+    let q = "SELECT count(*) AS n, sum(mask_area(polygon_to_mask(poly, 640, 640, space => 'pixel'))) AS area FROM q";
+    let local = input.to_string_lossy().into_owned();
+    let want =
+        s3.ok(dir.path(), &["sql", "--format", "csv", "--table", &format!("q={local}"), "-c", q]);
+    let table = "q=s3://vista/quads/";
+    let got = s3.ok(
+        dir.path(),
+        &["sql", "--cluster", &cluster.url, "--format", "csv", "--table", table, "-c", q],
+    );
+    assert_eq!(got, want);
+    assert!(want.starts_with("n,area\n20,"), "{want}");
 }
 
 /// A long query loses one of its two executors after tasks started on both.
