@@ -20,7 +20,8 @@ polygon_mask (pycocotools-exact rasteriser). Prints a Markdown table with the ra
 PNG files (--png, needs `cargo build --release --example bench_png`): 200 512x512
 8-bit greyscale PNG masks (the fixtures, shifted) written to a temporary folder, then
   decode: cv2.imread(p, IMREAD_UNCHANGED) per file vs vista's Mask::from_png (file read included
-    on both sides, one thread);
+    on both sides, one thread), also for the same masks saved by PIL as 1-bit greyscale and as
+    palette PNGs;
   pipeline, whole process timed from outside (interpreter or binary start, imports, reading,
     exit): vista's SQL `rle_encode(read_bytes(p))` -> `mask_to_sequence(m, 32, 'adaptive')` ->
     `polygon_to_mask` -> `mask_iou` on 1 and 2 partitions, vs this script's --ref-pipeline
@@ -120,6 +121,20 @@ def png_bench(masks, bench_png, rounds, count=200):
     print("| step | OpenCV | vista | speed-up |")
     print("|---|---:|---:|---:|")
     print(f"| decode one PNG file (us) | {cv_us:.1f} | {ours_us:.1f} | {cv_us / ours_us:.2f}x |")
+    # The same masks as 1-bit greyscale and as palette PNGs (PIL writes both).
+    from PIL import Image
+
+    for mode, label in (("1", "1-bit greyscale"), ("P", "palette")):
+        other = tempfile.mkdtemp(prefix=f"vista_png_{mode}_")
+        for f in files:
+            img = Image.fromarray(cv2.imread(f, cv2.IMREAD_UNCHANGED))
+            img = img.convert("1") if mode == "1" else img.convert("P")
+            img.save(os.path.join(other, os.path.basename(f)))
+        other_files = sorted(os.path.join(other, f) for f in os.listdir(other))
+        cv_other = timed(rounds, len(other_files), lambda: [cv2.imread(f, cv2.IMREAD_UNCHANGED) for f in other_files])
+        out = subprocess.run([bench_png, "decode", other, str(rounds)], capture_output=True, text=True, check=True)
+        ours_other = json.loads(out.stdout.strip().splitlines()[-1])["us_per_file"]
+        print(f"| decode one PNG file, {label} (us) | {cv_other:.1f} | {ours_other:.1f} | {cv_other / ours_other:.2f}x |")
     for p in (1, 2):
         ref_s, ref_out = whole_process([sys.executable, os.path.abspath(__file__), "--ref-pipeline", folder, "--workers", str(p)])
         ours_s, ours_out = whole_process([bench_png, "pipeline", folder, str(p)])

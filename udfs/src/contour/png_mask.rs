@@ -32,6 +32,13 @@ pub fn decode(bytes: &[u8]) -> Result<Mask, String> {
         lut
     });
     let size = reader.output_buffer_size().ok_or_else(|| bad(&"image too large"))?;
+    // Palette indices and greyscale below 8 bits go through a table; the rest sample by sample.
+    let unpack = match (depth as usize, color, &palette) {
+        (bits, ColorType::Indexed, Some(lut)) => Some(Unpack::new(bits, |v| lut[v as usize])),
+        (_, ColorType::Indexed, None) => return Err(bad(&"an indexed PNG without a palette")),
+        (bits, _, _) if bits < 8 => Some(Unpack::new(bits, |v| (v != 0) as u8)),
+        _ => None,
+    };
     with_raw_buffer(size, |buf| {
         let frame = reader.next_frame(buf).map_err(|e| bad(&e))?;
         let line = frame.line_size;
@@ -44,7 +51,10 @@ pub fn decode(bytes: &[u8]) -> Result<Mask, String> {
             for k in 0..n {
                 let src = &buf[(y0 + k) * line..(y0 + k + 1) * line];
                 let out = &mut band[k * w..(k + 1) * w];
-                foreground_row(src, out, color, depth, palette.as_ref()).map_err(|e| bad(&e))?;
+                match &unpack {
+                    Some(u) => u.row(src, out),
+                    None => foreground_row(src, out, color, depth),
+                }
             }
             transpose_band(&band[..n * w], &mut m.bits, w, h, y0);
         }
@@ -74,14 +84,60 @@ fn with_raw_buffer<T>(size: usize, f: impl FnOnce(&mut [u8]) -> T) -> T {
     })
 }
 
-/// One raw PNG row to foreground bytes.
-fn foreground_row(
-    src: &[u8],
-    out: &mut [u8],
-    color: ColorType,
-    depth: BitDepth,
-    palette: Option<&[u8; 256]>,
-) -> Result<(), String> {
+/// Rows of 1-, 2-, 4- or 8-bit samples (greyscale or palette indices) to foreground bytes, a
+/// whole byte at a time: each byte value's `8 / bits` foreground bytes are worked out once per
+/// image.
+struct Unpack {
+    per_byte: usize,
+    table: Box<[[u8; 8]; 256]>,
+}
+
+impl Unpack {
+    /// `fg` maps a sample to its foreground byte (0 or 1).
+    fn new(bits: usize, fg: impl Fn(u8) -> u8) -> Unpack {
+        let per_byte = 8 / bits;
+        let mask = ((1u16 << bits) - 1) as u8;
+        let mut table = Box::new([[0u8; 8]; 256]);
+        for (byte, out) in table.iter_mut().enumerate() {
+            for (i, o) in out.iter_mut().take(per_byte).enumerate() {
+                *o = fg((byte as u8 >> (8 - bits * (i + 1))) & mask);
+            }
+        }
+        Unpack { per_byte, table }
+    }
+
+    fn row(&self, src: &[u8], out: &mut [u8]) {
+        // One output per byte (8-bit indices) and eight (1-bit masks) are the common layouts:
+        // fixed-size copies the compiler turns into single loads and stores.
+        match self.per_byte {
+            1 => {
+                for (o, &byte) in out.iter_mut().zip(src) {
+                    *o = self.table[byte as usize][0];
+                }
+            }
+            8 => {
+                let full = out.len() / 8;
+                let mut whole = out.chunks_exact_mut(8);
+                for (chunk, &byte) in (&mut whole).zip(src) {
+                    chunk.copy_from_slice(&self.table[byte as usize]);
+                }
+                let rest = whole.into_remainder();
+                if let Some(&byte) = src.get(full).filter(|_| !rest.is_empty()) {
+                    rest.copy_from_slice(&self.table[byte as usize][..rest.len()]);
+                }
+            }
+            n => {
+                for (chunk, &byte) in out.chunks_mut(n).zip(src) {
+                    chunk.copy_from_slice(&self.table[byte as usize][..chunk.len()]);
+                }
+            }
+        }
+    }
+}
+
+/// One raw PNG row of 8- or 16-bit greyscale or colour samples to foreground bytes: a pixel is
+/// foreground when any colour channel is non-zero (alpha is ignored).
+fn foreground_row(src: &[u8], out: &mut [u8], color: ColorType, depth: BitDepth) {
     let bits = depth as usize;
     let channels = match color {
         ColorType::Grayscale | ColorType::Indexed => 1,
@@ -95,18 +151,6 @@ fn foreground_row(
     } else {
         channels
     };
-    if color == ColorType::Indexed {
-        let lut = palette.ok_or("an indexed PNG without a palette")?;
-        return {
-            samples(src, out, bits, |v| lut[v as usize]);
-            Ok(())
-        };
-    }
-    if bits < 8 {
-        // Only greyscale has bit depths below 8.
-        samples(src, out, bits, |v| (v != 0) as u8);
-        return Ok(());
-    }
     let bytes = channels * bits / 8;
     let colour_bytes = colours * bits / 8;
     if bytes == 1 {
@@ -118,42 +162,91 @@ fn foreground_row(
             *o = px[..colour_bytes].iter().any(|&b| b != 0) as u8;
         }
     }
-    Ok(())
-}
-
-/// Unpacks `bits`-wide samples (1, 2, 4 or 8; most significant first) through `f`.
-fn samples(src: &[u8], out: &mut [u8], bits: usize, f: impl Fn(u8) -> u8) {
-    if bits == 8 {
-        for (o, &v) in out.iter_mut().zip(src) {
-            *o = f(v);
-        }
-        return;
-    }
-    let per_byte = 8 / bits;
-    let mask = (1u8 << bits) - 1;
-    for (x, o) in out.iter_mut().enumerate() {
-        let byte = src[x / per_byte];
-        let shift = 8 - bits * (x % per_byte + 1);
-        *o = f((byte >> shift) & mask);
-    }
 }
 
 /// Writes a band of rows `y0..y0 + n` (row-major, `w` wide) into the column-major `dst` (`h`
-/// tall): `dst[x * h + y0 + k] = band[k * w + x]`. Each column's part is one contiguous write
-/// and the band stays in cache while it is read across.
+/// tall): `dst[x * h + y0 + k] = band[k * w + x]`. Blocks of 8 x 8 bytes are transposed in
+/// registers (one load per row, one store per column); the edges a block does not cover go byte
+/// by byte.
 fn transpose_band(band: &[u8], dst: &mut [u8], w: usize, h: usize, y0: usize) {
     let n = band.len() / w.max(1);
-    for x in 0..w {
-        let col = &mut dst[x * h + y0..x * h + y0 + n];
-        for (k, d) in col.iter_mut().enumerate() {
-            *d = band[k * w + x];
+    let (w8, n8) = (w / 8 * 8, n / 8 * 8);
+    for k0 in (0..n8).step_by(8) {
+        for x0 in (0..w8).step_by(8) {
+            let rows: [u64; 8] = std::array::from_fn(|i| {
+                let at = (k0 + i) * w + x0;
+                u64::from_le_bytes(band[at..at + 8].try_into().expect("eight bytes"))
+            });
+            for (j, col) in transpose8(rows).into_iter().enumerate() {
+                let at = (x0 + j) * h + y0 + k0;
+                dst[at..at + 8].copy_from_slice(&col.to_le_bytes());
+            }
         }
     }
+    // The columns right of the last whole block, then the rows below it.
+    let edge = |dst: &mut [u8], xs: std::ops::Range<usize>, ks: std::ops::Range<usize>| {
+        for x in xs {
+            for k in ks.clone() {
+                dst[x * h + y0 + k] = band[k * w + x];
+            }
+        }
+    };
+    edge(dst, w8..w, 0..n);
+    edge(dst, 0..w8, n8..n);
+}
+
+/// An 8 x 8 byte matrix, row `i` in `rows[i]` (byte `j` = column `j`), transposed: byte `i` of
+/// the result's `j`th word is byte `j` of `rows[i]`. Three rounds of swapping 4-, 2- and 1-byte
+/// sub-blocks across the diagonal, with masks and shifts.
+fn transpose8(r: [u64; 8]) -> [u64; 8] {
+    let mut r = r;
+    // Swap the off-diagonal 4x4 blocks, then 2x2 blocks within them, then single bytes.
+    for (step, mask) in
+        [(4usize, 0x0000_0000_FFFF_FFFFu64), (2, 0x0000_FFFF_0000_FFFF), (1, 0x00FF_00FF_00FF_00FF)]
+    {
+        let shift = 8 * step as u32;
+        for i in 0..8 {
+            if i & step == 0 {
+                let (a, b) = (r[i], r[i + step]);
+                r[i] = (a & mask) | ((b & mask) << shift);
+                r[i + step] = ((a >> shift) & mask) | (b & !mask);
+            }
+        }
+    }
+    r
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_eight_by_eight_block_transposes() {
+        let rows: [u64; 8] = std::array::from_fn(|i| {
+            u64::from_le_bytes(std::array::from_fn(|j| (16 * i + j) as u8))
+        });
+        let cols = transpose8(rows);
+        for (j, col) in cols.iter().enumerate() {
+            let want: [u8; 8] = std::array::from_fn(|i| (16 * i + j) as u8);
+            assert_eq!(col.to_le_bytes(), want, "column {j}");
+        }
+    }
+
+    #[test]
+    fn bands_of_any_shape_transpose() {
+        for (w, n, h) in [(1, 1, 1), (8, 8, 8), (17, 9, 20), (64, 32, 40), (5, 13, 13), (9, 8, 16)]
+        {
+            let band: Vec<u8> = (0..w * n).map(|v| (v * 7 % 251) as u8).collect();
+            let y0 = h - n;
+            let mut dst = vec![0u8; w * h];
+            transpose_band(&band, &mut dst, w, h, y0);
+            for x in 0..w {
+                for k in 0..n {
+                    assert_eq!(dst[x * h + y0 + k], band[k * w + x], "{w}x{n}: ({x}, {k})");
+                }
+            }
+        }
+    }
 
     /// Encodes `m` as a PNG of the given colour type and depth with the `png` crate.
     fn encode(m: &Mask, color: ColorType, depth: BitDepth) -> Vec<u8> {
