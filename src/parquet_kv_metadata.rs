@@ -10,7 +10,6 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::{plan_datafusion_err, plan_err, Result, ScalarValue};
 use datafusion::datasource::MemTable;
-use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::{DocSection, Documentation, Expr};
 use datafusion::parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
@@ -127,13 +126,12 @@ fn to_batch<'a>(
 /// by URL), read with three ranged requests each: the object's size, the footer's length and
 /// the metadata.
 fn read_remote(runtime: &RuntimeEnv, url: &str) -> Result<Vec<(String, ParquetMetaData)>> {
-    use datafusion::object_store::{path::Path as ObjectPath, ObjectStoreExt};
+    use datafusion::object_store::ObjectStoreExt;
     use futures::TryStreamExt;
     let parsed = url::Url::parse(url).map_err(|e| plan_datafusion_err!("{NAME}: '{url}': {e}"))?;
     let root = parsed[..url::Position::BeforePath].to_string();
-    let store = runtime.object_store(ObjectStoreUrl::parse(&root)?)?;
-    let named = ObjectPath::from_url_path(parsed.path())
-        .map_err(|e| plan_datafusion_err!("{NAME}: '{url}': {e}"))?;
+    let (store, named) = vista_udfs::image::locate(runtime.object_store_registry.as_ref(), &parsed)
+        .map_err(|e| plan_datafusion_err!("{NAME}: {e}"))?;
     let work = async move {
         let mut files = vec![named.clone()];
         if !named.as_ref().ends_with(".parquet") {

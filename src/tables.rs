@@ -10,7 +10,7 @@ use serde::Deserialize;
 /// Registers `path` (a file, or a directory of files of one format; local or an `s3://`, `gs://`
 /// or `http(s)://` URL) as table `name`.
 pub async fn register(ctx: &SessionContext, name: &str, path: &str) -> Result<()> {
-    if vista_udfs::image::remote_url(path).is_some() {
+    if crate::object_stores::is_url(path) {
         let (location, ext, array) = remote_layout(ctx, path)
             .await
             .with_context(|| format!("table '{name}': cannot read '{path}'"))?;
@@ -140,15 +140,12 @@ fn file_format(p: &Path) -> Option<&'static str> {
 /// A remote table's location, format and JSON layout: an object named with its extension, or a
 /// prefix ("directory") whose first object with a known extension tells the format.
 async fn remote_layout(ctx: &SessionContext, path: &str) -> Result<(String, &'static str, bool)> {
-    use datafusion::execution::object_store::ObjectStoreUrl;
-    use datafusion::object_store::path::Path as ObjectPath;
     use datafusion::object_store::ObjectStoreExt;
     use futures::TryStreamExt;
     let url = url::Url::parse(path)?;
-    let store = ctx
-        .runtime_env()
-        .object_store(ObjectStoreUrl::parse(&url[..url::Position::BeforePath])?)?;
-    let named = ObjectPath::from_url_path(url.path())?;
+    let registry = ctx.runtime_env().object_store_registry.clone();
+    let (store, named) =
+        vista_udfs::image::locate(registry.as_ref(), &url).map_err(anyhow::Error::msg)?;
     let (location, first, ext) = match ext_of(Path::new(url.path())) {
         Some(ext) => (path.to_string(), named, ext),
         None => {

@@ -152,6 +152,11 @@ pub(crate) fn import(cmd: ImportCommand) -> Result<ExitCode> {
         println!("{report}; written to {}", out.display());
         return Ok(ExitCode::SUCCESS);
     }
+    // Importers that skip malformed lines list them before the count.
+    let reported = |r: import::SamplesReport| {
+        r.print_skipped();
+        r.samples
+    };
     let (n, out) = match &cmd {
         ImportCommand::CocoCaptions { annotations, common } => {
             (import::import_coco_captions(annotations, &opts(common), &common.out)?, &common.out)
@@ -162,37 +167,29 @@ pub(crate) fn import(cmd: ImportCommand) -> Result<ExitCode> {
         ),
         ImportCommand::CocoInstances { .. } => unreachable!("handled above"),
         ImportCommand::Pope { questions, common } => {
-            let report = import::import_pope(questions, &opts(common), &common.out)?;
-            report.print_skipped();
-            (report.samples, &common.out)
+            (reported(import::import_pope(questions, &opts(common), &common.out)?), &common.out)
         }
         ImportCommand::Pointqa { questions, query, question, common } => {
             let pq = import::PointQaOptions { query: *query, phrasing: *question };
-            let report = import::import_pointqa(questions, pq, &opts(common), &common.out)?;
-            report.print_skipped();
-            (report.samples, &common.out)
+            (
+                reported(import::import_pointqa(questions, pq, &opts(common), &common.out)?),
+                &common.out,
+            )
         }
         ImportCommand::Karpathy { dataset, common } => {
-            let report = import::import_karpathy(dataset, &opts(common), &common.out)?;
-            report.print_skipped();
-            (report.samples, &common.out)
+            (reported(import::import_karpathy(dataset, &opts(common), &common.out)?), &common.out)
         }
-        ImportCommand::Nlvr2 { statements, images, common } => {
-            let report = import::import_nlvr2(statements, images, &opts(common), &common.out)?;
-            report.print_skipped();
-            (report.samples, &common.out)
-        }
+        ImportCommand::Nlvr2 { statements, images, common } => (
+            reported(import::import_nlvr2(statements, images, &opts(common), &common.out)?),
+            &common.out,
+        ),
         ImportCommand::VgRegions { regions, common } => {
-            let report = import::import_vg_regions(regions, &opts(common), &common.out)?;
-            report.print_skipped();
-            (report.samples, &common.out)
+            (reported(import::import_vg_regions(regions, &opts(common), &common.out)?), &common.out)
         }
-        ImportCommand::Coseg { images, masks, group_size, common } => {
-            let report =
-                import::import_coseg(images, masks, *group_size, &opts(common), &common.out)?;
-            report.print_skipped();
-            (report.samples, &common.out)
-        }
+        ImportCommand::Coseg { images, masks, group_size, common } => (
+            reported(import::import_coseg(images, masks, *group_size, &opts(common), &common.out)?),
+            &common.out,
+        ),
         ImportCommand::RefsRegions { refs, instances, common } => {
             (import::import_refs_regions(refs, instances, &opts(common), &common.out)?, &common.out)
         }

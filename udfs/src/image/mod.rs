@@ -20,7 +20,7 @@ pub use image_size::{ImageSizeFunc, Side};
 pub use mask_color::{color_name, MaskColorFunc};
 pub use phash::ImagePhashFunc;
 pub use read_bytes::ReadBytesFunc;
-pub use remote::{block_on_io, remote_url};
+pub use remote::{block_on_io, locate, remote_url};
 
 pub(crate) const SECTION: datafusion::logical_expr::DocSection =
     datafusion::logical_expr::DocSection {

@@ -29,6 +29,19 @@ pub fn file_url_path(path: &str) -> Option<std::path::PathBuf> {
     path.starts_with("file://").then(|| Url::parse(path).ok()?.to_file_path().ok()).flatten()
 }
 
+/// The store that holds the object (or prefix) `url` names, made on first use by `stores`, and
+/// the object's path in it; the error is one line naming the URL.
+pub fn locate(
+    stores: &dyn ObjectStoreRegistry,
+    url: &Url,
+) -> Result<(Arc<dyn ObjectStore>, ObjectPath), String> {
+    let cannot =
+        |e: &dyn std::fmt::Display| format!("cannot read '{url}': {}", one_line(&e.to_string()));
+    let store = stores.get_store(url).map_err(|e| cannot(&e))?;
+    let location = ObjectPath::from_url_path(url.path()).map_err(|e| cannot(&e))?;
+    Ok((store, location))
+}
+
 /// One object to fetch: its row, its URL, and the store that holds it.
 struct Fetch {
     row: usize,
@@ -48,16 +61,12 @@ pub fn fetch_all(
     let mut out = HashMap::new();
     let mut jobs = Vec::new();
     for (row, url) in urls {
-        match stores.get_store(&url) {
-            Ok(store) => jobs.push(Fetch {
-                row,
-                location: ObjectPath::from_url_path(url.path())
-                    .unwrap_or_else(|_| ObjectPath::from(url.path())),
-                url: url.to_string(),
-                store,
-            }),
+        match locate(stores, &url) {
+            Ok((store, location)) => {
+                jobs.push(Fetch { row, url: url.to_string(), store, location })
+            }
             Err(e) => {
-                out.insert(row, Err(format!("cannot read '{url}': {}", one_line(&e.to_string()))));
+                out.insert(row, Err(e));
             }
         }
     }
