@@ -27,11 +27,14 @@ fn options(samples: &Path, out: &Path) -> TrainOptions {
         size: Size::Tiny,
         image_size: 48,
         seed: 11,
+        pretrain_steps: 6,
+        pretrain_batch: 4,
         stage1_steps: 24,
         stage2_steps: 4,
         batch_size: 4,
         lr: 3e-3,
         stage2_single: 0.5,
+        stage1_multi: 0.25,
         warmup: 4,
         max_tokens: 300,
         vocab_size: 300,
@@ -60,13 +63,15 @@ fn trains_learns_and_writes_a_loadable_checkpoint() {
     let out = tmp.path().join("model");
     let opts = TrainOptions { stage1_steps: 40, ..options(&data, &out) };
     let summary = train(&opts, false).unwrap_or_else(|e| panic!("train failed: {e:#}"));
-    assert_eq!(summary.steps, 44);
+    assert_eq!(summary.steps, 50);
     assert!(summary.stage1_samples > 0 && summary.stage2_samples > 0, "{summary:?}");
-    // Stage 2 trains the image tokenizer only.
+    // Stage 0 trains the image encoder (and its patch head) only, stage 2 the image tokenizer.
+    assert!(summary.stage0_trained_parameters < summary.stage1_trained_parameters);
     assert!(summary.stage2_trained_parameters < summary.stage1_trained_parameters);
 
     let curve = losses(&out);
-    assert_eq!(curve.len(), 44);
+    assert_eq!(curve.len(), 50);
+    assert_eq!(curve.iter().filter(|(s, _)| *s == 0).count(), 6);
     assert_eq!(curve.iter().filter(|(s, _)| *s == 2).count(), 4);
     let stage1: Vec<f64> = curve.iter().filter(|(s, _)| *s == 1).map(|(_, l)| *l).collect();
     let head = stage1[..5].iter().sum::<f64>() / 5.0;
@@ -78,7 +83,7 @@ fn trains_learns_and_writes_a_loadable_checkpoint() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("train_report.json")).unwrap())
             .unwrap();
-    assert_eq!(report["summary"]["steps"], 44);
+    assert_eq!(report["summary"]["steps"], 50);
 
     // The directory is a checkpoint: the loader reads it and the model answers.
     let model = vista::model::VistaModel::load(&out, "cpu", "f32").unwrap();
@@ -108,15 +113,16 @@ fn a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one() {
     let whole = tmp.path().join("whole");
     train(&options(&data, &whole), false).unwrap();
 
-    // The same run in three slices: one inside stage 1, one across the stage boundary.
+    // The same run in three slices: one inside stage 0, the next across the boundary into
+    // stage 1, the last across the boundary into stage 2.
     let sliced = tmp.path().join("sliced");
-    let first = TrainOptions { stop_after: 10, ..options(&data, &sliced) };
+    let first = TrainOptions { stop_after: 4, ..options(&data, &sliced) };
     let s = train(&first, false).unwrap();
-    assert!(s.stopped_early && s.steps == 10);
+    assert!(s.stopped_early && s.steps == 4);
     assert!(!sliced.join("model.safetensors").exists(), "a stopped run is not a final model");
     let second = TrainOptions { stop_after: 16, ..options(&data, &sliced) };
     assert_eq!(train(&second, true).unwrap().steps, 16);
-    assert_eq!(train(&options(&data, &sliced), true).unwrap().steps, 2);
+    assert_eq!(train(&options(&data, &sliced), true).unwrap().steps, 14);
 
     let a = std::fs::read(whole.join("model.safetensors")).unwrap();
     let b = std::fs::read(sliced.join("model.safetensors")).unwrap();
@@ -140,6 +146,7 @@ fn fine_tunes_an_existing_checkpoint() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/model/tiny_xattn1_mha_coords");
     let opts = TrainOptions {
         init: Some(init.clone()),
+        pretrain_steps: 0,
         stage1_steps: 3,
         stage2_steps: 1,
         max_tokens: 2000,

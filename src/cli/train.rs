@@ -25,16 +25,18 @@ pub(crate) async fn train(args: TrainArgs) -> Result<ExitCode> {
         println!("stopped after {} steps ({:.0}s); continue with --resume", s.steps, s.seconds);
         return Ok(ExitCode::SUCCESS);
     }
+    let loss = |l: Option<f64>| l.map_or("-".to_string(), |l| format!("{l:.3}"));
     println!(
-            "trained {} steps in {:.0}s on {} samples ({} too long, skipped): loss {:.3} -> {:.3} (stage 1), {} (stage 2); model in {}",
-            s.steps,
-            s.seconds,
-            s.samples,
-            s.skipped_too_long,
-            s.first_loss.unwrap_or(f64::NAN),
-            s.final_loss_stage1.unwrap_or(f64::NAN),
-            s.final_loss_stage2.map_or("-".to_string(), |l| format!("{l:.3}")),
-            out.display()
-        );
+        "trained {} steps in {:.0}s on {} samples ({} too long, skipped): loss {} -> {} (stage 0), {} (stage 1), {} (stage 2); model in {}",
+        s.steps,
+        s.seconds,
+        s.samples,
+        s.skipped_too_long,
+        loss(s.first_loss),
+        loss(s.final_loss_stage0),
+        loss(s.final_loss_stage1),
+        loss(s.final_loss_stage2),
+        out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -62,11 +62,21 @@ pub fn write_csv(path: &Path, points: &[Point]) -> Result<()> {
 }
 
 /// The texts [`write_png`] draws besides numbers: axis titles and legend.
-pub const LABELS: [&str; 5] = ["STEP", "LOSS", "STAGE 1", "STAGE 2", "LINE = MEAN OF 20 STEPS"];
+pub const LABELS: [&str; 6] =
+    ["STEP", "LOSS", "STAGE 0", "STAGE 1", "STAGE 2", "LINE = MEAN OF 20 STEPS"];
 
-/// Loss against global step: stage 1 blue, stage 2 orange, a 20-step running mean drawn dark
-/// over the raw points; the y axis runs from 0 to the largest loss. Axis titles, ticks at both
-/// ends of each axis and a legend of the two stages are drawn in.
+/// Light (raw points) and dark (running mean) colours of stages 0 (green), 1 (blue), 2 (orange).
+fn colours(stage: u32) -> ([u8; 3], [u8; 3]) {
+    match stage {
+        0 => ([160, 215, 160], [30, 120, 40]),
+        1 => ([150, 180, 235], [20, 60, 170]),
+        _ => ([245, 190, 140], [200, 90, 10]),
+    }
+}
+
+/// Loss against global step, coloured by stage, a 20-step running mean drawn dark over the raw
+/// points; the y axis runs from 0 to the largest loss. Axis titles, ticks at both ends of each
+/// axis and a legend of the stages present are drawn in.
 pub fn write_png(path: &Path, points: &[Point]) -> Result<()> {
     let (w, h) = (720u32, 380u32);
     let (left, right, top, bottom) = (50u32, 20u32, 40u32, 30u32);
@@ -87,7 +97,7 @@ pub fn write_png(path: &Path, points: &[Point]) -> Result<()> {
     }
     for (i, p) in points.iter().enumerate() {
         let (x, y) = at(i, p.loss);
-        let c = if p.stage == 1 { [150, 180, 235] } else { [245, 190, 140] };
+        let c = colours(p.stage).0;
         img.put_pixel(x, y, Rgb(c));
     }
     let mut prev: Option<(u32, u32)> = None;
@@ -95,7 +105,7 @@ pub fn write_png(path: &Path, points: &[Point]) -> Result<()> {
         let lo = i.saturating_sub(19);
         let mean = points[lo..=i].iter().map(|p| p.loss).sum::<f64>() / (i - lo + 1) as f64;
         let (x, y) = at(i, mean);
-        let c = if points[i].stage == 1 { [20, 60, 170] } else { [200, 90, 10] };
+        let c = colours(points[i].stage).1;
         if let Some((px, py)) = prev {
             let steps = px.abs_diff(x).max(py.abs_diff(y)).max(1);
             for s in 0..=steps {
@@ -107,7 +117,7 @@ pub fn write_png(path: &Path, points: &[Point]) -> Result<()> {
         }
         prev = Some((x, y));
     }
-    let [x_title, y_title, stage1, stage2, line] = LABELS;
+    let [x_title, y_title, stage0, stage1, stage2, line] = LABELS;
     draw_text(&mut img, y_title, 4, 6);
     draw_text(&mut img, &format!("{max_loss:.2}"), 2, top);
     draw_text(&mut img, "0", left - 12, top + ph - 10);
@@ -116,7 +126,13 @@ pub fn write_png(path: &Path, points: &[Point]) -> Result<()> {
     draw_text(&mut img, &steps, w - right - text_width(&steps), top + ph + 8);
     draw_text(&mut img, x_title, left + (pw - text_width(x_title)) / 2, top + ph + 8);
     let mut x = left + 60;
-    for (label, c) in [(stage1, [20, 60, 170]), (stage2, [200, 90, 10]), (line, [90, 90, 90])] {
+    let has_stage0 = points.iter().any(|p| p.stage == 0);
+    let legend = [(stage0, 0), (stage1, 1), (stage2, 2)]
+        .into_iter()
+        .filter(|&(_, st)| st > 0 || has_stage0)
+        .map(|(label, st)| (label, colours(st).1))
+        .chain([(line, [90, 90, 90])]);
+    for (label, c) in legend {
         draw_text_in(&mut img, label, x, 6, c);
         x += text_width(label) + 24;
     }

@@ -16,11 +16,13 @@
 //! seed, the stage and the epoch, so a resumed run takes the same batches as an uninterrupted one.
 
 mod checkpoint;
+mod coords;
 pub mod curve;
 mod data;
 mod loss;
 pub mod optim;
 pub mod params;
+mod pretrain;
 pub mod vocab;
 
 use std::collections::HashMap;
@@ -83,6 +85,17 @@ pub struct TrainOptions {
     pub image_size: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Optimiser steps of stage 0: the image encoder alone learns what lies under each patch of
+    /// synthetic scenes drawn on the fly (colour, shape, size, background, the object's box),
+    /// then stays frozen unless `--train-vision` (0 = no stage 0).
+    #[arg(long, default_value_t = 0)]
+    pub pretrain_steps: usize,
+    /// Scenes per stage-0 step.
+    #[arg(long, default_value_t = 32)]
+    pub pretrain_batch: usize,
+    /// Peak learning rate of stage 0.
+    #[arg(long, default_value_t = 2e-3)]
+    pub lr_pretrain: f64,
     /// Optimiser steps of stage 1 (single-image tasks, all but the image encoder).
     #[arg(long, default_value_t = 1000)]
     pub stage1_steps: usize,
@@ -105,6 +118,15 @@ pub struct TrainOptions {
     /// paper's stage 2, multi-image only).
     #[arg(long, default_value_t = 0.0)]
     pub stage2_single: f64,
+    /// Fraction of stage 1's batches drawn from the multi-image samples, so that the decoder
+    /// has seen their answer words (true/false, several masks) before stage 2 freezes it
+    /// (0 = the paper's stage 1, single-image only).
+    #[arg(long, default_value_t = 0.0)]
+    pub stage1_multi: f64,
+    /// Initial coordinate-token rows of a fresh decoder: `ordinal` (neighbouring `<bin_k>`
+    /// start close, see docs/train.md) or `independent` (every row drawn on its own).
+    #[arg(long, default_value = "ordinal", value_parser = ["ordinal", "independent"])]
+    pub coord_init: String,
     /// Warm-up steps per stage (at most a fifth of the stage).
     #[arg(long, default_value_t = 50)]
     pub warmup: usize,
@@ -140,6 +162,9 @@ impl Default for TrainOptions {
             size: Size::Small,
             image_size: 96,
             seed: 0,
+            pretrain_steps: 0,
+            pretrain_batch: 32,
+            lr_pretrain: 2e-3,
             stage1_steps: 1000,
             stage2_steps: 200,
             batch_size: 16,
@@ -147,6 +172,8 @@ impl Default for TrainOptions {
             lr: 2e-3,
             lr_stage2: 1e-3,
             stage2_single: 0.0,
+            stage1_multi: 0.0,
+            coord_init: "ordinal".into(),
             warmup: 50,
             weight_decay: 0.01,
             max_tokens: 400,
@@ -166,19 +193,24 @@ pub struct TrainSummary {
     pub stage1_samples: usize,
     pub stage2_samples: usize,
     pub parameters: usize,
+    pub stage0_trained_parameters: usize,
     pub stage1_trained_parameters: usize,
     pub stage2_trained_parameters: usize,
     pub steps: usize,
     pub seconds: f64,
     pub first_loss: Option<f64>,
+    pub final_loss_stage0: Option<f64>,
     pub final_loss_stage1: Option<f64>,
     pub final_loss_stage2: Option<f64>,
     /// `stop_after` ended this invocation; `--resume` continues.
     pub stopped_early: bool,
 }
 
+/// Which tensors a stage trains: 0 the image encoder, 1 all but the encoder (unless
+/// `train_vision`), 2 the image tokenizer.
 fn trains(stage: u32, train_vision: bool) -> impl Fn(&str) -> bool + Send + Sync + 'static {
     move |name: &str| match stage {
+        0 => name.starts_with("vision_model."),
         1 => train_vision || !name.starts_with("vision_model."),
         _ => {
             name.starts_with("qformer.")
@@ -188,7 +220,8 @@ fn trains(stage: u32, train_vision: bool) -> impl Fn(&str) -> bool + Send + Sync
     }
 }
 
-/// Builds the model of `dir` with `source` weights (or a seeded init) and the stage's vars.
+/// Builds the model of `dir` with `source` weights (or a seeded init) and the stage's vars;
+/// stage 0 adds its patch head (from `source` when it has one).
 fn build(
     dir: &Path,
     source: Option<HashMap<String, Tensor>>,
@@ -196,17 +229,35 @@ fn build(
     stage: u32,
     train_vision: bool,
 ) -> Result<(VistaModel, Params)> {
+    let head_source = source.as_ref().filter(|s| s.contains_key(pretrain::HEAD_WEIGHT)).cloned();
     let (builder, handle) = Builder::new(source, seed, trains(stage, train_vision));
     let model =
         VistaModel::load_with(dir, builder.into_var_builder(&Device::Cpu), "training".into())
             .map_err(anyhow::Error::msg)?;
-    Ok((model, handle.take()))
+    let mut params = handle.take();
+    if stage == 0 {
+        let hidden = model.config.vision_config.hidden_size;
+        pretrain::add_head(&mut params, head_source.as_ref(), hidden, seed)?;
+    }
+    Ok((model, params))
+}
+
+/// A fresh model's weights with the coordinate rows of `--coord-init ordinal`.
+fn fresh_weights(opts: &TrainOptions) -> Result<HashMap<String, Tensor>> {
+    let (model, params) = build(&opts.out, None, opts.seed, 1, true)?;
+    let mut tensors = params.tensors();
+    if opts.coord_init == "ordinal" {
+        let bins: Vec<u32> =
+            (0..).map_while(|k| model.tokenizer.token_to_id(&format!("<bin_{k}>"))).collect();
+        coords::ordinal_rows(&mut tensors, &bins, opts.seed)?;
+    }
+    Ok(tensors)
 }
 
 /// Runs (or resumes) training; returns what it did.
 pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
-    if opts.batch_size == 0 || opts.grad_accum == 0 {
-        bail!("--batch-size and --grad-accum must be at least 1");
+    if opts.batch_size == 0 || opts.grad_accum == 0 || opts.pretrain_batch == 0 {
+        bail!("--batch-size, --pretrain-batch and --grad-accum must be at least 1");
     }
     let started = Instant::now();
     let out = &opts.out;
@@ -217,9 +268,14 @@ pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
     if samples.is_empty() {
         bail!("--samples: the table has no rows");
     }
-    let start_stage = state.as_ref().map_or(1, |s| s.stage);
-    let source = model_source(opts, state.is_some(), &samples)?;
-    let (mut model, mut params) = build(out, source, opts.seed, start_stage, opts.train_vision)?;
+    let first_stage = if opts.pretrain_steps > 0 { 0 } else { 1 };
+    let start_stage = state.as_ref().map_or(first_stage, |s| s.stage);
+    let source = match model_source(opts, state.is_some(), &samples)? {
+        Some(s) => s,
+        None => fresh_weights(opts)?,
+    };
+    let (mut model, mut params) =
+        build(out, Some(source), opts.seed, start_stage, opts.train_vision)?;
 
     let (encoded, lengths, skipped) = encode_all(&model, &samples, opts.max_tokens)?;
     let single: Vec<usize> = (0..encoded.len()).filter(|&i| encoded[i].images.len() <= 1).collect();
@@ -230,11 +286,13 @@ pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
         stage1_samples: single.len(),
         stage2_samples: multi.len(),
         parameters: params.total_count(),
+        stage0_trained_parameters: 0,
         stage1_trained_parameters: 0,
         stage2_trained_parameters: 0,
         steps: 0,
         seconds: 0.0,
         first_loss: None,
+        final_loss_stage0: None,
         final_loss_stage1: None,
         final_loss_stage2: None,
         stopped_early: false,
@@ -243,22 +301,23 @@ pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
     let csv_path = out.join("loss.csv");
     let points = if resume { curve::read_csv(&csv_path) } else { Vec::new() };
     let mut run = Run { opts, ckpt_dir, csv_path, state, points };
-    for stage in [1u32, 2] {
-        let pool = if stage == 1 { &single } else { &multi };
+    for stage in [0u32, 1, 2] {
         if stage < start_stage {
             continue;
         }
         if stage > start_stage {
-            let source = params.tensors();
+            let mut source = params.tensors();
+            source.retain(|k, _| !k.starts_with("pretrain_head."));
             (model, params) = build(out, Some(source), opts.seed, stage, opts.train_vision)?;
         }
         let trained = params.trained_count();
-        if stage == 1 {
-            summary.stage1_trained_parameters = trained;
-        } else {
-            summary.stage2_trained_parameters = trained;
+        match stage {
+            0 => summary.stage0_trained_parameters = trained,
+            1 => summary.stage1_trained_parameters = trained,
+            _ => summary.stage2_trained_parameters = trained,
         }
-        let data = StepData { encoded: &encoded, lengths: &lengths, single: &single, pool };
+        let data =
+            StepData { encoded: &encoded, lengths: &lengths, single: &single, multi: &multi };
         if run.stage(&model, &params, &data, stage, &mut summary)? {
             summary.stopped_early = true;
             summary.seconds = started.elapsed().as_secs_f64();
@@ -315,15 +374,15 @@ impl Run<'_> {
         summary: &mut TrainSummary,
     ) -> Result<bool> {
         let opts = self.opts;
-        let (steps, peak) = if stage == 1 {
-            (opts.stage1_steps, opts.lr)
-        } else {
-            (opts.stage2_steps, opts.lr_stage2)
+        let (steps, peak) = match stage {
+            0 => (opts.pretrain_steps, opts.lr_pretrain),
+            1 => (opts.stage1_steps, opts.lr),
+            _ => (opts.stage2_steps, opts.lr_stage2),
         };
         if steps == 0 {
             return Ok(false);
         }
-        if data.pool.is_empty() {
+        if stage > 0 && data.pool(stage).is_empty() {
             eprintln!("vista train: stage {stage}: no samples for this stage; skipped");
             return Ok(false);
         }
@@ -418,10 +477,55 @@ fn encode_all(
 struct StepData<'a> {
     encoded: &'a [Encoded],
     lengths: &'a [usize],
-    /// Single-image samples (stage 1's pool; mixed into stage 2 at `stage2_single`).
+    /// Single-image samples: stage 1's pool, mixed into stage 2 at `stage2_single`.
     single: &'a [usize],
-    /// The stage's pool.
-    pool: &'a [usize],
+    /// Multi-image samples: stage 2's pool, mixed into stage 1 at `stage1_multi`.
+    multi: &'a [usize],
+}
+
+impl StepData<'_> {
+    fn pool(&self, stage: u32) -> &[usize] {
+        if stage == 1 {
+            self.single
+        } else {
+            self.multi
+        }
+    }
+}
+
+/// The loss of one micro-batch: stage 0's scenes, or a stage's samples (with the other pool's
+/// share of batches mixed in).
+fn micro_loss(
+    model: &VistaModel,
+    params: &Params,
+    data: &StepData,
+    stage: u32,
+    step: usize,
+    micro: usize,
+    opts: &TrainOptions,
+) -> Result<Tensor> {
+    let m = (step * opts.grad_accum + micro) as u64;
+    if stage == 0 {
+        let index = m * opts.pretrain_batch as u64;
+        return Ok(pretrain::batch_loss(model, params, opts.seed, index, opts.pretrain_batch)?);
+    }
+    let (share, other) = if stage == 1 {
+        (opts.stage1_multi, data.multi)
+    } else {
+        (opts.stage2_single, data.single)
+    };
+    let mixed = !other.is_empty()
+        && share > 0.0
+        && SplitMix64::new(opts.seed ^ 0x5eed ^ m.wrapping_mul(0x9e37_79b9)).unit() < share;
+    let idx = if mixed {
+        // Its own order (stage 3 + the stage of the shuffle), independent of the stage's pool.
+        let order = if stage == 1 { 4 } else { 3 };
+        batch_indices(other, data.lengths, opts.seed, order, step, micro, opts)
+    } else {
+        batch_indices(data.pool(stage), data.lengths, opts.seed, stage, step, micro, opts)
+    };
+    let batch: Vec<&Encoded> = idx.iter().map(|&i| &data.encoded[i]).collect();
+    Ok(batch_loss(model, &batch)?)
 }
 
 /// The summed gradients of one optimiser step's micro-batches and their summed loss.
@@ -436,19 +540,7 @@ fn accumulate(
     let mut grads: HashMap<String, Tensor> = HashMap::new();
     let mut loss_sum = 0.0;
     for micro in 0..opts.grad_accum {
-        let m = (step * opts.grad_accum + micro) as u64;
-        let single_batch = stage == 2
-            && !data.single.is_empty()
-            && SplitMix64::new(opts.seed ^ 0x5eed ^ m.wrapping_mul(0x9e37_79b9)).unit()
-                < opts.stage2_single;
-        let idx = if single_batch {
-            // Its own order (stage 3 of the shuffle), independent of the multi-image one.
-            batch_indices(data.single, data.lengths, opts.seed, 3, step, micro, opts)
-        } else {
-            batch_indices(data.pool, data.lengths, opts.seed, stage, step, micro, opts)
-        };
-        let batch: Vec<&Encoded> = idx.iter().map(|&i| &data.encoded[i]).collect();
-        let loss = batch_loss(model, &batch)?;
+        let loss = micro_loss(model, params, data, stage, step, micro, opts)?;
         loss_sum += loss.to_scalar::<f32>()? as f64;
         let store = loss.backward()?;
         for (name, var) in &params.trained {
@@ -483,6 +575,7 @@ fn finish(
         (!tail.is_empty()).then(|| tail.iter().sum::<f64>() / tail.len() as f64)
     };
     summary.first_loss = points.first().map(|p| p.loss);
+    summary.final_loss_stage0 = last(0);
     summary.final_loss_stage1 = last(1);
     summary.final_loss_stage2 = last(2);
     let report = serde_json::json!({ "options": opts, "summary": summary });

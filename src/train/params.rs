@@ -143,7 +143,7 @@ fn init_std(name: &str, dims: &[usize]) -> f64 {
 }
 
 /// A standard normal draw (Box-Muller).
-fn normal(rng: &mut SplitMix64) -> f64 {
+pub(super) fn normal(rng: &mut SplitMix64) -> f64 {
     let u1 = rng.unit().max(1e-300);
     let u2 = rng.unit();
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
