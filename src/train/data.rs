@@ -141,6 +141,10 @@ pub(super) struct Encoded {
     pub(super) qformer_ids: Vec<u32>,
     pub(super) answer: Vec<u32>,
     pub(super) images: Vec<Arc<[u8]>>,
+    /// The box of a single-image answer that is one box or one mask (stage 0's grounding).
+    pub(super) box_target: Option<[f32; 4]>,
+    /// A single-image sample whose answer is text, not coordinates (stage 0's words probe).
+    pub(super) text_answer: bool,
 }
 
 pub(super) fn encode(model: &VistaModel, s: &Sample) -> Result<Encoded, String> {
@@ -153,7 +157,11 @@ pub(super) fn encode(model: &VistaModel, s: &Sample) -> Result<Encoded, String> 
         .get_ids()
         .to_vec();
     answer.extend_from_slice(model.stop_ids());
-    Ok(Encoded { prompt, qformer_ids, answer, images: s.images.clone() })
+    let box_target =
+        (s.images.len() == 1).then(|| super::pretrain::target_box(&s.target)).flatten();
+    let text_answer =
+        s.images.len() == 1 && !s.target.trim().is_empty() && !s.target.contains("<bin_");
+    Ok(Encoded { prompt, qformer_ids, answer, images: s.images.clone(), box_target, text_answer })
 }
 
 /// Batches per group: a group of shuffled samples is sorted by length and cut into batches, so

@@ -138,6 +138,10 @@ pub struct TrainOptions {
     /// Also train the image encoder in stage 1 (the recipe freezes a *pretrained* encoder).
     #[arg(long)]
     pub train_vision: bool,
+    /// Keep the image tokenizer (query tokens, Q-Former) frozen in stage 1, as stage 0 left
+    /// it: stage 1 trains the projection and the decoder to read it, stage 2 adapts it.
+    #[arg(long)]
+    pub freeze_tokenizer: bool,
     /// Write a resumable checkpoint every N steps.
     #[arg(long, default_value_t = 100)]
     pub checkpoint_every: usize,
@@ -178,6 +182,7 @@ impl Default for TrainOptions {
             weight_decay: 0.01,
             max_tokens: 400,
             train_vision: false,
+            freeze_tokenizer: false,
             checkpoint_every: 100,
             vocab_size: 800,
             stop_after: 0,
@@ -206,12 +211,22 @@ pub struct TrainSummary {
     pub stopped_early: bool,
 }
 
-/// Which tensors a stage trains: 0 the image encoder, 1 all but the encoder (unless
-/// `train_vision`), 2 the image tokenizer.
-fn trains(stage: u32, train_vision: bool) -> impl Fn(&str) -> bool + Send + Sync + 'static {
+/// Which tensors a stage trains: 0 the image encoder and tokenizer, 1 all but the encoder
+/// (unless `train_vision`; nor the query tokens and Q-Former under `freeze_tokenizer`), 2 the
+/// image tokenizer.
+fn trains(stage: u32, opts: &TrainOptions) -> impl Fn(&str) -> bool + Send + Sync + 'static {
+    let (train_vision, freeze_tokenizer) = (opts.train_vision, opts.freeze_tokenizer);
     move |name: &str| match stage {
-        0 => name.starts_with("vision_model."),
-        1 => train_vision || !name.starts_with("vision_model."),
+        0 => {
+            name.starts_with("vision_model.")
+                || name.starts_with("qformer.")
+                || name.starts_with("query_tokens")
+                || name.starts_with("language_projection.")
+        }
+        1 => {
+            let tokenizer = name.starts_with("qformer.") || name.starts_with("query_tokens");
+            (train_vision || !name.starts_with("vision_model.")) && !(freeze_tokenizer && tokenizer)
+        }
         _ => {
             name.starts_with("qformer.")
                 || name.starts_with("query_tokens")
@@ -227,24 +242,26 @@ fn build(
     source: Option<HashMap<String, Tensor>>,
     seed: u64,
     stage: u32,
-    train_vision: bool,
+    opts: &TrainOptions,
 ) -> Result<(VistaModel, Params)> {
     let head_source = source.as_ref().filter(|s| s.contains_key(pretrain::HEAD_WEIGHT)).cloned();
-    let (builder, handle) = Builder::new(source, seed, trains(stage, train_vision));
+    let (builder, handle) = Builder::new(source, seed, trains(stage, opts));
     let model =
         VistaModel::load_with(dir, builder.into_var_builder(&Device::Cpu), "training".into())
             .map_err(anyhow::Error::msg)?;
     let mut params = handle.take();
     if stage == 0 {
-        let hidden = model.config.vision_config.hidden_size;
-        pretrain::add_head(&mut params, head_source.as_ref(), hidden, seed)?;
+        let (vision, text) =
+            (model.config.vision_config.hidden_size, model.config.text_config.hidden_size);
+        let vocab = model.config.text_config.vocab_size;
+        pretrain::add_heads(&mut params, head_source.as_ref(), vision, text, vocab, seed)?;
     }
     Ok((model, params))
 }
 
 /// A fresh model's weights with the coordinate rows of `--coord-init ordinal`.
 fn fresh_weights(opts: &TrainOptions) -> Result<HashMap<String, Tensor>> {
-    let (model, params) = build(&opts.out, None, opts.seed, 1, true)?;
+    let (model, params) = build(&opts.out, None, opts.seed, 1, opts)?;
     let mut tensors = params.tensors();
     if opts.coord_init == "ordinal" {
         let bins: Vec<u32> =
@@ -274,12 +291,14 @@ pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
         Some(s) => s,
         None => fresh_weights(opts)?,
     };
-    let (mut model, mut params) =
-        build(out, Some(source), opts.seed, start_stage, opts.train_vision)?;
+    let (mut model, mut params) = build(out, Some(source), opts.seed, start_stage, opts)?;
 
     let (encoded, lengths, skipped) = encode_all(&model, &samples, opts.max_tokens)?;
     let single: Vec<usize> = (0..encoded.len()).filter(|&i| encoded[i].images.len() <= 1).collect();
     let multi: Vec<usize> = (0..encoded.len()).filter(|&i| encoded[i].images.len() > 1).collect();
+    let probed: Vec<usize> = (0..encoded.len())
+        .filter(|&i| encoded[i].box_target.is_some() || encoded[i].text_answer)
+        .collect();
     let mut summary = TrainSummary {
         samples: samples.len(),
         skipped_too_long: skipped,
@@ -307,8 +326,8 @@ pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
         }
         if stage > start_stage {
             let mut source = params.tensors();
-            source.retain(|k, _| !k.starts_with("pretrain_head."));
-            (model, params) = build(out, Some(source), opts.seed, stage, opts.train_vision)?;
+            source.retain(|k, _| !k.starts_with(pretrain::PREFIX));
+            (model, params) = build(out, Some(source), opts.seed, stage, opts)?;
         }
         let trained = params.trained_count();
         match stage {
@@ -316,8 +335,13 @@ pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
             1 => summary.stage1_trained_parameters = trained,
             _ => summary.stage2_trained_parameters = trained,
         }
-        let data =
-            StepData { encoded: &encoded, lengths: &lengths, single: &single, multi: &multi };
+        let data = StepData {
+            encoded: &encoded,
+            lengths: &lengths,
+            single: &single,
+            multi: &multi,
+            probed: &probed,
+        };
         if run.stage(&model, &params, &data, stage, &mut summary)? {
             summary.stopped_early = true;
             summary.seconds = started.elapsed().as_secs_f64();
@@ -481,6 +505,8 @@ struct StepData<'a> {
     single: &'a [usize],
     /// Multi-image samples: stage 2's pool, mixed into stage 1 at `stage1_multi`.
     multi: &'a [usize],
+    /// Single-image samples whose answer is one box or mask, or text: stage 0's probe batches.
+    probed: &'a [usize],
 }
 
 impl StepData<'_> {
@@ -507,7 +533,14 @@ fn micro_loss(
     let m = (step * opts.grad_accum + micro) as u64;
     if stage == 0 {
         let index = m * opts.pretrain_batch as u64;
-        return Ok(pretrain::batch_loss(model, params, opts.seed, index, opts.pretrain_batch)?);
+        let scenes = pretrain::scene_loss(model, params, opts.seed, index, opts.pretrain_batch)?;
+        if data.probed.is_empty() {
+            return Ok(scenes);
+        }
+        let o = TrainOptions { batch_size: opts.pretrain_batch, ..opts.clone() };
+        let idx = batch_indices(data.probed, data.lengths, opts.seed, 0, step, micro, &o);
+        let batch: Vec<&Encoded> = idx.iter().map(|&i| &data.encoded[i]).collect();
+        return Ok((scenes + pretrain::probe_loss(model, params, &batch)?)?);
     }
     let (share, other) = if stage == 1 {
         (opts.stage1_multi, data.multi)
@@ -603,8 +636,8 @@ mod tests {
         assert_eq!(json(&parsed.opts), json(&defaults));
     }
 
-    /// Every parameter a stage trains gets a gradient from the answer loss: the image pathway
-    /// (encoder, queries, Q-Former, projection) included.
+    /// Every parameter a stage trains gets a gradient from its loss: the image pathway (encoder,
+    /// queries, Q-Former, projection) included, and stage 0's heads.
     #[test]
     fn every_trained_parameter_gets_a_gradient() {
         let tmp = tempfile::tempdir().unwrap();
@@ -628,16 +661,36 @@ mod tests {
         let samples = read_samples(&opts.samples).unwrap();
         std::fs::create_dir_all(&opts.out).unwrap();
         write_fresh_model_files(&opts, &samples, &opts.out).unwrap();
-        for stage in [1u32, 2] {
-            let (model, params) = build(&opts.out, None, 3, stage, true).unwrap();
-            let batch: Vec<Encoded> = samples
-                .iter()
-                .filter(|s| (s.images.len() > 1) == (stage == 2))
-                .take(4)
-                .map(|s| encode(&model, s).unwrap())
+        for stage in [0u32, 1, 2] {
+            let (model, params) = build(&opts.out, None, 3, stage, &opts).unwrap();
+            let grads = if stage == 0 {
+                // Scenes through the patch head; a box answer and a text answer through the
+                // probe heads.
+                let encoded: Vec<Encoded> = samples
+                    .iter()
+                    .filter(|s| s.images.len() == 1)
+                    .map(|s| encode(&model, s).unwrap())
+                    .collect();
+                let probe: Vec<&Encoded> = [
+                    encoded.iter().find(|e| e.box_target.is_some()),
+                    encoded.iter().find(|e| e.text_answer),
+                ]
+                .into_iter()
+                .map(Option::unwrap)
                 .collect();
-            let refs: Vec<&Encoded> = batch.iter().collect();
-            let grads = batch_loss(&model, &refs).unwrap().backward().unwrap();
+                let scenes = pretrain::scene_loss(&model, &params, 5, 0, 2).unwrap();
+                let probes = pretrain::probe_loss(&model, &params, &probe).unwrap();
+                (scenes + probes).unwrap().backward().unwrap()
+            } else {
+                let batch: Vec<Encoded> = samples
+                    .iter()
+                    .filter(|s| (s.images.len() > 1) == (stage == 2))
+                    .take(4)
+                    .map(|s| encode(&model, s).unwrap())
+                    .collect();
+                let refs: Vec<&Encoded> = batch.iter().collect();
+                batch_loss(&model, &refs).unwrap().backward().unwrap()
+            };
             // The text tokens' feed-forward block of the Q-Former's last layer feeds nothing
             // (only the query outputs leave the Q-Former): no gradient there, as in transformers.
             let last = format!(
@@ -661,5 +714,29 @@ mod tests {
                 .collect();
             assert!(missing.is_empty(), "stage {stage}: no gradient for {missing:?}");
         }
+    }
+
+    /// What each stage trains, by checkpoint name.
+    #[test]
+    fn stages_train_their_parts() {
+        let names = [
+            "vision_model.encoder.layers.0.mlp.fc1.weight",
+            "query_tokens",
+            "qformer.encoder.layer.0.attention.attention.query.weight",
+            "language_projection.weight",
+            "language_model.lm_head.weight",
+        ];
+        let trained = |stage: u32, opts: &TrainOptions| -> Vec<bool> {
+            let f = trains(stage, opts);
+            names.iter().map(|n| f(n)).collect()
+        };
+        let d = TrainOptions::default();
+        assert_eq!(trained(0, &d), [true, true, true, true, false]);
+        assert_eq!(trained(1, &d), [false, true, true, true, true]);
+        assert_eq!(trained(2, &d), [false, true, true, true, false]);
+        let frozen = TrainOptions { freeze_tokenizer: true, ..TrainOptions::default() };
+        assert_eq!(trained(1, &frozen), [false, false, false, true, true]);
+        let vision = TrainOptions { train_vision: true, ..TrainOptions::default() };
+        assert_eq!(trained(1, &vision), [true, true, true, true, true]);
     }
 }

@@ -3,15 +3,24 @@
 //! seeded stream), and every patch token of the encoder's output is asked, through a linear head
 //! that is dropped afterwards, what lies under it: the colour, shape and size of the object
 //! covering most of the patch (or none), the scene's background texture, and the object's box.
-//! These are the facts every task's answer is made of, so the Q-Former and the decoder start
-//! stage 1 from features they can read instead of from noise.
+//! These are the facts every task's answer is made of.
+//!
+//! In the same steps the image tokenizer (query tokens, Q-Former, projection) learns to extract
+//! what the instruction asks for: for every single-image training sample, the mean of its image
+//! tokens must give, through linear heads, the box when the answer is one box or one mask (REC,
+//! RES, one-target GREC/GRES), and the answer's words (their distribution over the decoder's
+//! vocabulary) when the answer is text (VQA, PointQA, captions). The decoder then starts stage 1
+//! from image tokens that already carry the answer, instead of having to discover the routing
+//! through the language loss, where the answers' text priors win.
 
 use std::collections::HashMap;
 
 use candle_core::{DType, Tensor, Var, D};
 use image::RgbImage;
 
+use super::data::Encoded;
 use super::params::Params;
+use crate::model::prompt::Template;
 use crate::model::VistaModel;
 use crate::synth::scene::{self, Scene, BACKGROUNDS, COLORS, SHAPES, SIZES};
 
@@ -19,6 +28,12 @@ use crate::synth::scene::{self, Scene, BACKGROUNDS, COLORS, SHAPES, SIZES};
 /// and checkpoints treat them as any other) and are left out of the model from stage 1 on.
 pub(super) const HEAD_WEIGHT: &str = "pretrain_head.weight";
 pub(super) const HEAD_BIAS: &str = "pretrain_head.bias";
+pub(super) const GROUND_WEIGHT: &str = "pretrain_ground.weight";
+pub(super) const GROUND_BIAS: &str = "pretrain_ground.bias";
+pub(super) const WORDS_WEIGHT: &str = "pretrain_words.weight";
+pub(super) const WORDS_BIAS: &str = "pretrain_words.bias";
+/// Every stage-0 head's name starts so; stage 1 leaves them out.
+pub(super) const PREFIX: &str = "pretrain_";
 
 /// Objects per scene, as `vista synth` draws them by default.
 const MAX_OBJECTS: usize = 4;
@@ -35,31 +50,131 @@ fn outputs() -> usize {
     GROUPS.iter().sum::<usize>() + BOX
 }
 
-/// Adds the head to `params.trained`: from `source` (a resumed stage 0) or freshly initialised.
-pub(super) fn add_head(
+/// Adds the heads to `params.trained`: from `source` (a resumed stage 0) or freshly initialised.
+pub(super) fn add_heads(
     params: &mut Params,
     source: Option<&HashMap<String, Tensor>>,
-    hidden: usize,
+    vision_hidden: usize,
+    text_hidden: usize,
+    vocab: usize,
     seed: u64,
 ) -> candle_core::Result<()> {
     let dev = candle_core::Device::Cpu;
-    let (w, b) = match source.and_then(|s| Some((s.get(HEAD_WEIGHT)?, s.get(HEAD_BIAS)?))) {
-        Some((w, b)) => (w.clone(), b.clone()),
-        None => {
-            let mut rng = crate::model::generate::SplitMix64::new(seed ^ SCENE_SALT);
-            let std = 1.0 / (hidden as f64).sqrt();
-            let values: Vec<f32> = (0..outputs() * hidden)
-                .map(|_| (super::params::normal(&mut rng) * std) as f32)
-                .collect();
-            (
-                Tensor::from_vec(values, (outputs(), hidden), &dev)?,
-                Tensor::zeros(outputs(), DType::F32, &dev)?,
-            )
-        }
-    };
-    params.trained.insert(HEAD_WEIGHT.into(), Var::from_tensor(&w)?);
-    params.trained.insert(HEAD_BIAS.into(), Var::from_tensor(&b)?);
+    let mut rng = crate::model::generate::SplitMix64::new(seed ^ SCENE_SALT);
+    for (w_name, b_name, out, hidden) in [
+        (HEAD_WEIGHT, HEAD_BIAS, outputs(), vision_hidden),
+        (GROUND_WEIGHT, GROUND_BIAS, BOX, text_hidden),
+        (WORDS_WEIGHT, WORDS_BIAS, vocab, text_hidden),
+    ] {
+        let (w, b) = match source.and_then(|s| Some((s.get(w_name)?, s.get(b_name)?))) {
+            Some((w, b)) => (w.clone(), b.clone()),
+            None => {
+                let std = 1.0 / (hidden as f64).sqrt();
+                let values: Vec<f32> = (0..out * hidden)
+                    .map(|_| (super::params::normal(&mut rng) * std) as f32)
+                    .collect();
+                (
+                    Tensor::from_vec(values, (out, hidden), &dev)?,
+                    Tensor::zeros(out, DType::F32, &dev)?,
+                )
+            }
+        };
+        params.trained.insert(w_name.into(), Var::from_tensor(&w)?);
+        params.trained.insert(b_name.into(), Var::from_tensor(&b)?);
+    }
     Ok(())
+}
+
+/// The box `[x0, y0, x1, y1] / 1000` of an answer that is one box or one mask in bin tokens
+/// (`<b_st><bin_a> <bin_b> <bin_c> <bin_d><b_ed>`, `<m_st><bin_x> <bin_y> ...<m_ed>`); None for
+/// other answers, several targets or none.
+pub(super) fn target_box(target: &str) -> Option<[f32; 4]> {
+    let t = target.trim();
+    let is_box = t.starts_with("<b_st>");
+    if !(is_box || t.starts_with("<m_st>")) || t.contains("_sep>") {
+        return None;
+    }
+    let bins: Vec<f32> = t
+        .split("<bin_")
+        .skip(1)
+        .map(|p| p.split('>').next().and_then(|n| n.parse::<f32>().ok()).map(|v| v / 1000.0))
+        .collect::<Option<_>>()?;
+    if is_box {
+        return (bins.len() == 4).then(|| [bins[0], bins[1], bins[2], bins[3]]);
+    }
+    if bins.len() < 6 || bins.len() % 2 == 1 {
+        return None;
+    }
+    let (xs, ys): (Vec<f32>, Vec<f32>) = bins.chunks(2).map(|p| (p[0], p[1])).unzip();
+    let lo = |v: &[f32]| v.iter().copied().fold(f32::INFINITY, f32::min);
+    let hi = |v: &[f32]| v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    Some([lo(&xs), lo(&ys), hi(&xs), hi(&ys)])
+}
+
+/// The probe loss of a batch of single-image samples: for rows with a box, the L1 distance (in
+/// units of the image side) of the box read from the mean image token; for rows with a text
+/// answer, the cross-entropy of the answer's token distribution under the words head.
+pub(super) fn probe_loss(
+    model: &VistaModel,
+    params: &Params,
+    batch: &[&Encoded],
+) -> candle_core::Result<Tensor> {
+    let dev = &model.device;
+    let mut pixels = Vec::with_capacity(batch.len());
+    let mut qrows = Vec::with_capacity(batch.len());
+    for e in batch {
+        pixels.push(
+            model
+                .preprocess
+                .run(
+                    &e.images[0],
+                    Template::VicunaV1.pads_to_square(),
+                    vista_udfs::limits::DEFAULT_MAX_IMAGE_PIXELS,
+                )
+                .map_err(candle_core::Error::Msg)?,
+        );
+        qrows.push(e.qformer_ids.clone());
+    }
+    let (qids, qmask) = model.qformer_batch(&qrows)?;
+    let pooled = model.net.image_tokens(&model.pixel_tensor(pixels)?, &qids, &qmask)?.mean(1)?;
+    let head = |w: &str, b: &str, x: &Tensor| {
+        x.matmul(&params.trained[w].as_tensor().t()?)?.broadcast_add(params.trained[b].as_tensor())
+    };
+    let rows =
+        |keep: &dyn Fn(&Encoded) -> bool| -> candle_core::Result<Option<(Tensor, Vec<usize>)>> {
+            let idx: Vec<usize> = (0..batch.len()).filter(|&i| keep(batch[i])).collect();
+            if idx.is_empty() {
+                return Ok(None);
+            }
+            let ids = Tensor::new(idx.iter().map(|&i| i as u32).collect::<Vec<_>>(), dev)?;
+            Ok(Some((pooled.index_select(&ids, 0)?, idx)))
+        };
+    let mut loss = Tensor::zeros((), DType::F32, dev)?;
+    if let Some((x, idx)) = rows(&|e| e.box_target.is_some())? {
+        let boxes: Vec<f32> =
+            idx.iter().flat_map(|&i| batch[i].box_target.unwrap_or_default()).collect();
+        let target = Tensor::from_vec(boxes, (idx.len(), BOX), dev)?;
+        let l1 = (head(GROUND_WEIGHT, GROUND_BIAS, &x)? - target)?.abs()?.mean_all()?;
+        loss = (loss + (l1 * BOX_WEIGHT)?)?;
+    }
+    if let Some((x, idx)) = rows(&|e| e.text_answer)? {
+        let logp = candle_nn::ops::log_softmax(&head(WORDS_WEIGHT, WORDS_BIAS, &x)?, D::Minus1)?;
+        let vocab = logp.dim(1)?;
+        let mut bags = vec![0f32; idx.len() * vocab];
+        for (r, &i) in idx.iter().enumerate() {
+            let words =
+                &batch[i].answer[..batch[i].answer.len().saturating_sub(model.stop_ids().len())];
+            for &t in words {
+                if (t as usize) < vocab {
+                    bags[r * vocab + t as usize] += 1.0 / words.len().max(1) as f32;
+                }
+            }
+        }
+        let bags = Tensor::from_vec(bags, (idx.len(), vocab), dev)?;
+        let ce = (logp * bags)?.sum_all()?.neg()? / idx.len() as f64;
+        loss = (loss + ce?)?;
+    }
+    Ok(loss)
 }
 
 /// What lies under each patch of one scene, row-major over the patch grid.
@@ -126,7 +241,7 @@ fn patch_labels(s: &Scene, patch: usize) -> PatchLabels {
 
 /// The loss of micro-batch `micro` of step `step`: `batch` fresh scenes through the encoder and
 /// the head; the mean of the class groups' cross-entropies plus the weighted box L1.
-pub(super) fn batch_loss(
+pub(super) fn scene_loss(
     model: &VistaModel,
     params: &Params,
     seed: u64,
@@ -176,6 +291,23 @@ pub(super) fn batch_loss(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn boxes_are_read_from_one_box_or_one_mask() {
+        let b = target_box("<b_st><bin_615> <bin_365> <bin_917> <bin_667><b_ed>");
+        assert_eq!(b, Some([0.615, 0.365, 0.917, 0.667]));
+        let m =
+            target_box("<m_st><bin_100> <bin_200> <bin_300> <bin_250> <bin_150> <bin_400><m_ed>");
+        assert_eq!(m, Some([0.1, 0.2, 0.3, 0.4]));
+        assert_eq!(
+            target_box(
+                "<b_st><bin_1> <bin_2> <bin_3> <bin_4><b_sep><bin_1> <bin_2> <bin_3> <bin_4><b_ed>"
+            ),
+            None
+        );
+        assert_eq!(target_box(""), None);
+        assert_eq!(target_box("red"), None);
+    }
 
     #[test]
     fn patch_labels_follow_the_visible_masks() {
