@@ -533,14 +533,24 @@ fn micro_loss(
     let m = (step * opts.grad_accum + micro) as u64;
     if stage == 0 {
         let index = m * opts.pretrain_batch as u64;
-        let scenes = pretrain::scene_loss(model, params, opts.seed, index, opts.pretrain_batch)?;
-        if data.probed.is_empty() {
-            return Ok(scenes);
+        let (scenes, [classes, patch_box]) =
+            pretrain::scene_loss(model, params, opts.seed, index, opts.pretrain_batch)?;
+        let (loss, [probe_box, words]) = if data.probed.is_empty() {
+            (scenes, [f64::NAN; 2])
+        } else {
+            let o = TrainOptions { batch_size: opts.pretrain_batch, ..opts.clone() };
+            let idx = batch_indices(data.probed, data.lengths, opts.seed, 0, step, micro, &o);
+            let batch: Vec<&Encoded> = idx.iter().map(|&i| &data.encoded[i]).collect();
+            let (probes, parts) = pretrain::probe_loss(model, params, &batch)?;
+            ((scenes + probes)?, parts)
+        };
+        if !opts.quiet && micro == 0 && (step + 1) % 50 == 0 {
+            eprintln!(
+                "stage 0 step {}: patch classes {classes:.3} (cross-entropy, 4 groups), patch box {patch_box:.3}, probe box {probe_box:.3} (L1, image sides), probe words {words:.3}",
+                step + 1
+            );
         }
-        let o = TrainOptions { batch_size: opts.pretrain_batch, ..opts.clone() };
-        let idx = batch_indices(data.probed, data.lengths, opts.seed, 0, step, micro, &o);
-        let batch: Vec<&Encoded> = idx.iter().map(|&i| &data.encoded[i]).collect();
-        return Ok((scenes + pretrain::probe_loss(model, params, &batch)?)?);
+        return Ok(loss);
     }
     let (share, other) = if stage == 1 {
         (opts.stage1_multi, data.multi)
@@ -678,8 +688,8 @@ mod tests {
                 .into_iter()
                 .map(Option::unwrap)
                 .collect();
-                let scenes = pretrain::scene_loss(&model, &params, 5, 0, 2).unwrap();
-                let probes = pretrain::probe_loss(&model, &params, &probe).unwrap();
+                let scenes = pretrain::scene_loss(&model, &params, 5, 0, 2).unwrap().0;
+                let probes = pretrain::probe_loss(&model, &params, &probe).unwrap().0;
                 (scenes + probes).unwrap().backward().unwrap()
             } else {
                 let batch: Vec<Encoded> = samples

@@ -113,12 +113,13 @@ pub(super) fn target_box(target: &str) -> Option<[f32; 4]> {
 
 /// The probe loss of a batch of single-image samples: for rows with a box, the L1 distance (in
 /// units of the image side) of the box read from the mean image token; for rows with a text
-/// answer, the cross-entropy of the answer's token distribution under the words head.
+/// answer, the cross-entropy of the answer's token distribution under the words head. Also
+/// returns the two parts (NaN where the batch had no such row).
 pub(super) fn probe_loss(
     model: &VistaModel,
     params: &Params,
     batch: &[&Encoded],
-) -> candle_core::Result<Tensor> {
+) -> candle_core::Result<(Tensor, [f64; 2])> {
     let dev = &model.device;
     let mut pixels = Vec::with_capacity(batch.len());
     let mut qrows = Vec::with_capacity(batch.len());
@@ -150,11 +151,13 @@ pub(super) fn probe_loss(
             Ok(Some((pooled.index_select(&ids, 0)?, idx)))
         };
     let mut loss = Tensor::zeros((), DType::F32, dev)?;
+    let mut parts = [f64::NAN; 2];
     if let Some((x, idx)) = rows(&|e| e.box_target.is_some())? {
         let boxes: Vec<f32> =
             idx.iter().flat_map(|&i| batch[i].box_target.unwrap_or_default()).collect();
         let target = Tensor::from_vec(boxes, (idx.len(), BOX), dev)?;
         let l1 = (head(GROUND_WEIGHT, GROUND_BIAS, &x)? - target)?.abs()?.mean_all()?;
+        parts[0] = f64::from(l1.to_scalar::<f32>()?);
         loss = (loss + (l1 * BOX_WEIGHT)?)?;
     }
     if let Some((x, idx)) = rows(&|e| e.text_answer)? {
@@ -171,10 +174,11 @@ pub(super) fn probe_loss(
             }
         }
         let bags = Tensor::from_vec(bags, (idx.len(), vocab), dev)?;
-        let ce = (logp * bags)?.sum_all()?.neg()? / idx.len() as f64;
-        loss = (loss + ce?)?;
+        let ce = ((logp * bags)?.sum_all()?.neg()? / idx.len() as f64)?;
+        parts[1] = f64::from(ce.to_scalar::<f32>()?);
+        loss = (loss + ce)?;
     }
-    Ok(loss)
+    Ok((loss, parts))
 }
 
 /// What lies under each patch of one scene, row-major over the patch grid.
@@ -239,15 +243,16 @@ fn patch_labels(s: &Scene, patch: usize) -> PatchLabels {
     labels
 }
 
-/// The loss of micro-batch `micro` of step `step`: `batch` fresh scenes through the encoder and
-/// the head; the mean of the class groups' cross-entropies plus the weighted box L1.
+/// The loss of `batch` fresh scenes (from scene `index` of the stream) through the encoder and
+/// the patch head: the class groups' summed cross-entropies plus the weighted box L1; also
+/// returns the two parts (the box L1 in image sides).
 pub(super) fn scene_loss(
     model: &VistaModel,
     params: &Params,
     seed: u64,
     index: u64,
     batch: usize,
-) -> candle_core::Result<Tensor> {
+) -> candle_core::Result<(Tensor, [f64; 2])> {
     let dev = &model.device;
     let vc = &model.config.vision_config;
     let (side, patch) = (vc.image_size, vc.patch_size);
@@ -284,8 +289,9 @@ pub(super) fn scene_loss(
         .abs()?
         .broadcast_mul(&covered)?
         .sum_all()?;
-    let l1 = (l1 * (BOX_WEIGHT / (f64::from(n_covered) * BOX as f64)))?;
-    loss + l1
+    let l1 = (l1 / (f64::from(n_covered) * BOX as f64))?;
+    let parts = [f64::from(loss.to_scalar::<f32>()?), f64::from(l1.to_scalar::<f32>()?)];
+    Ok(((loss + (l1 * BOX_WEIGHT)?)?, parts))
 }
 
 #[cfg(test)]
