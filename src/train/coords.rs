@@ -1,16 +1,14 @@
 //! Coordinate tokens with ordinal structure. `<bin_0>` .. `<bin_1000>` are separate vocabulary
 //! entries; initialised independently, the decoder has to learn 1001 unrelated classes from a few
-//! thousand boxes, with no notion that `<bin_740>` lies next to `<bin_741>`. Here each bin's
-//! input embedding and output row start as a quadratic in its coordinate t = 2k/1000 - 1 along
-//! three random directions, `a·u + b·t·v - c·t²·w`, plus a smaller independent part. Then:
-//! - a hidden state h gives bin logits `a·h·u + b·t·h·v - c·t²·h·w`: a discretised Gaussian over
-//!   the coordinate whose centre `b·h·v / (2c·h·w)` and sharpness are *linear* read-outs of h,
-//!   so a decoder whose image tokens carry a coordinate linearly can write it without first
-//!   learning 1001 separate directions;
-//! - neighbouring bins start close, a gradient on one bin moves its neighbours, and a near miss
-//!   costs less than a far one;
-//! - reading a coordinate back from the input embedding is linear too (along v).
-//! The rows stay trainable.
+//! thousand boxes, with no notion that `<bin_740>` lies next to `<bin_741>`. Two initialisations
+//! give each bin's input embedding and output row a smooth dependence on its coordinate, plus a
+//! smaller independent part, so neighbouring bins start close, a gradient on one bin moves its
+//! neighbours, and a near miss costs less than a far one. The rows stay trainable.
+//! - `cosine`: 32 cosine basis functions over the coordinate, each along a random direction.
+//! - `quadratic`: `a·u + b·t·v - c·t²·w` in the coordinate t = 2k/1000 - 1 along three random
+//!   directions. A hidden state h then gives the bins the logits `a·h·u + b·t·h·v - c·t²·h·w`: a
+//!   discretised Gaussian whose centre `b·h·v / (2c·h·w)` and sharpness are linear read-outs of
+//!   h, and a coordinate is read back from the input embedding linearly (along v).
 
 use std::collections::HashMap;
 
@@ -27,9 +25,9 @@ const SHAPE: [f64; 3] = [0.5, 1.0, 1.0];
 /// Share of each row's energy in the independent part.
 const OWN_SHARE: f64 = 0.2;
 
-/// Rewrites the rows `bins` (in coordinate order) of [`TOKEN_TABLES`] in `tensors`; the rows'
-/// mean norm stays what it was.
-pub(super) fn ordinal_rows(
+/// `quadratic`: rewrites the rows `bins` (in coordinate order) of [`TOKEN_TABLES`] in `tensors`;
+/// the rows' mean norm stays what it was.
+pub(super) fn quadratic_rows(
     tensors: &mut HashMap<String, Tensor>,
     bins: &[u32],
     seed: u64,
@@ -79,6 +77,65 @@ pub(super) fn ordinal_rows(
     Ok(())
 }
 
+/// Cosine basis functions over the coordinate: neighbouring bins within about 1001 / BASIS of
+/// each other start strongly correlated.
+const BASIS: usize = 32;
+/// Share of each row's energy in the smooth part.
+const SMOOTH_SHARE: f64 = 0.75;
+
+/// `cosine`: rewrites the rows `bins` (in coordinate order) of [`TOKEN_TABLES`] in `tensors`,
+/// keeping each row's norm.
+pub(super) fn cosine_rows(
+    tensors: &mut HashMap<String, Tensor>,
+    bins: &[u32],
+    seed: u64,
+) -> candle_core::Result<()> {
+    let mut rng = SplitMix64::new(seed ^ 0x636f_6f72_6473);
+    for name in TOKEN_TABLES {
+        let Some(table) = tensors.get(name) else { continue };
+        let (vocab, d) = table.dims2()?;
+        let mut rows: Vec<f32> = table.flatten_all()?.to_vec1()?;
+        let directions: Vec<f64> =
+            (0..BASIS * d).map(|_| super::params::normal(&mut rng)).collect();
+        let b = bins.len() as f64;
+        for (k, &id) in bins.iter().enumerate() {
+            let id = id as usize;
+            if id >= vocab {
+                continue;
+            }
+            let row = &mut rows[id * d..(id + 1) * d];
+            let x = (k as f64 + 0.5) / b;
+            let mut smooth = vec![0f64; d];
+            for j in 0..BASIS {
+                let c = (std::f64::consts::PI * j as f64 * x).cos();
+                for (s, r) in smooth.iter_mut().zip(&directions[j * d..(j + 1) * d]) {
+                    *s += c * r;
+                }
+            }
+            let unit = |v: &mut [f64]| {
+                let n = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
+                v.iter_mut().for_each(|x| *x /= n);
+            };
+            let norm = row.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
+            let mut own: Vec<f64> = row.iter().map(|&x| f64::from(x)).collect();
+            unit(&mut own);
+            unit(&mut smooth);
+            let mut mixed: Vec<f64> = smooth
+                .iter()
+                .zip(&own)
+                .map(|(s, o)| SMOOTH_SHARE.sqrt() * s + (1.0 - SMOOTH_SHARE).sqrt() * o)
+                .collect();
+            unit(&mut mixed);
+            for (r, m) in row.iter_mut().zip(&mixed) {
+                *r = (m * norm) as f32;
+            }
+        }
+        let t = Tensor::from_vec(rows, (vocab, d), table.device())?;
+        tensors.insert(name.to_string(), t);
+    }
+    Ok(())
+}
+
 /// Cosine similarity of rows `a` and `b` of a table.
 #[cfg(test)]
 fn similarity(t: &Tensor, a: u32, b: u32) -> f32 {
@@ -96,7 +153,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn neighbouring_bins_start_close_and_norms_stay() {
+    fn quadratic_neighbouring_bins_start_close_and_norms_stay() {
         let dev = candle_core::Device::Cpu;
         let mut rng = SplitMix64::new(1);
         let (vocab, d) = (1100, 64);
@@ -106,7 +163,7 @@ mod tests {
         let t = Tensor::from_vec(values, (vocab, d), &dev).unwrap();
         let mut m = HashMap::from([(TOKEN_TABLES[0].to_string(), t.clone())]);
         let bins: Vec<u32> = (50..1051).collect();
-        ordinal_rows(&mut m, &bins, 7).unwrap();
+        quadratic_rows(&mut m, &bins, 7).unwrap();
         let new = &m[TOKEN_TABLES[0]];
         // Bins 450 and 451 (rows 500, 501) start close; coordinates 0.05 and 0.85 apart do not.
         let near = similarity(new, 500, 501);
@@ -123,5 +180,27 @@ mod tests {
             norms.mean_all().unwrap().to_scalar::<f32>().unwrap()
         };
         assert!((mean_norm(&t) / mean_norm(new) - 1.0).abs() < 0.05);
+    }
+
+    #[test]
+    fn cosine_neighbouring_bins_start_close_and_norms_stay() {
+        let dev = candle_core::Device::Cpu;
+        let mut rng = SplitMix64::new(1);
+        let (vocab, d) = (1100, 64);
+        let values: Vec<f32> = (0..vocab * d)
+            .map(|_| (super::super::params::normal(&mut rng) * 0.02) as f32)
+            .collect();
+        let t = Tensor::from_vec(values, (vocab, d), &dev).unwrap();
+        let mut m = HashMap::from([(TOKEN_TABLES[0].to_string(), t.clone())]);
+        let bins: Vec<u32> = (50..1051).collect();
+        cosine_rows(&mut m, &bins, 7).unwrap();
+        let new = &m[TOKEN_TABLES[0]];
+        let (near, far) = (similarity(new, 500, 501), similarity(new, 100, 900));
+        assert!(near > 0.7, "neighbours {near}");
+        assert!(far.abs() < 0.3, "far apart {far}");
+        let norm = |r: Tensor| {
+            r.sqr().unwrap().sum_all().unwrap().sqrt().unwrap().to_scalar::<f32>().unwrap()
+        };
+        assert!((norm(t.get(600).unwrap()) - norm(new.get(600).unwrap())).abs() < 1e-5);
     }
 }

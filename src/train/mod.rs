@@ -123,10 +123,14 @@ pub struct TrainOptions {
     /// (0 = the paper's stage 1, single-image only).
     #[arg(long, default_value_t = 0.0)]
     pub stage1_multi: f64,
-    /// Initial coordinate-token rows of a fresh decoder: `ordinal` (neighbouring `<bin_k>`
-    /// start close, see docs/train.md) or `independent` (every row drawn on its own).
-    #[arg(long, default_value = "ordinal", value_parser = ["ordinal", "independent"])]
+    /// Initial coordinate-token rows of a fresh decoder: `cosine` or `quadratic` (neighbouring
+    /// `<bin_k>` start close, see docs/train.md) or `independent` (every row on its own).
+    #[arg(long, default_value = "cosine", value_parser = ["cosine", "quadratic", "independent"])]
     pub coord_init: String,
+    /// Standard deviation of a fresh image encoder's position and class embeddings (the patch
+    /// embeddings they are added to have unit scale; transformers uses 0.02).
+    #[arg(long, default_value_t = 0.02)]
+    pub vision_position_std: f64,
     /// Warm-up steps per stage (at most a fifth of the stage).
     #[arg(long, default_value_t = 50)]
     pub warmup: usize,
@@ -177,7 +181,8 @@ impl Default for TrainOptions {
             lr_stage2: 1e-3,
             stage2_single: 0.0,
             stage1_multi: 0.0,
-            coord_init: "ordinal".into(),
+            coord_init: "cosine".into(),
+            vision_position_std: 0.02,
             warmup: 50,
             weight_decay: 0.01,
             max_tokens: 400,
@@ -259,14 +264,23 @@ fn build(
     Ok((model, params))
 }
 
-/// A fresh model's weights with the coordinate rows of `--coord-init ordinal`.
+/// A fresh model's weights, with the coordinate rows of `--coord-init`.
 fn fresh_weights(opts: &TrainOptions) -> Result<HashMap<String, Tensor>> {
     let (model, params) = build(&opts.out, None, opts.seed, 1, opts)?;
     let mut tensors = params.tensors();
-    if opts.coord_init == "ordinal" {
-        let bins: Vec<u32> =
-            (0..).map_while(|k| model.tokenizer.token_to_id(&format!("<bin_{k}>"))).collect();
-        coords::ordinal_rows(&mut tensors, &bins, opts.seed)?;
+    let bins: Vec<u32> =
+        (0..).map_while(|k| model.tokenizer.token_to_id(&format!("<bin_{k}>"))).collect();
+    match opts.coord_init.as_str() {
+        "cosine" => coords::cosine_rows(&mut tensors, &bins, opts.seed)?,
+        "quadratic" => coords::quadratic_rows(&mut tensors, &bins, opts.seed)?,
+        _ => {}
+    }
+    // Drawn at the embeddings' N(0, 0.02), rescaled to `--vision-position-std`.
+    for name in ["position_embedding", "class_embedding"] {
+        let key = format!("vision_model.embeddings.{name}");
+        if let Some(t) = tensors.get_mut(&key) {
+            *t = (&*t * (opts.vision_position_std / params::INIT_STD))?;
+        }
     }
     Ok(tensors)
 }
@@ -304,7 +318,14 @@ pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
         skipped_too_long: skipped,
         stage1_samples: single.len(),
         stage2_samples: multi.len(),
-        parameters: params.total_count(),
+        // The model's own tensors: stage 0's heads are not part of it.
+        parameters: params.total_count()
+            - params
+                .trained
+                .iter()
+                .filter(|(k, _)| k.starts_with(pretrain::PREFIX))
+                .map(|(_, v)| v.elem_count())
+                .sum::<usize>(),
         stage0_trained_parameters: 0,
         stage1_trained_parameters: 0,
         stage2_trained_parameters: 0,

@@ -132,16 +132,7 @@ impl Builder {
 /// model, it leaves the Q-Former's cross-attention uniform and its outputs almost independent
 /// of the image (two different images change them by 0.4%), and training never learns to look.
 /// Fan-in scaling keeps every layer's output at unit scale, so the image reaches the decoder.
-/// The image encoder's position and class embeddings are added to patch embeddings of that unit
-/// scale, so they start at unit scale too: at 0.02 a patch's position is 2% of its token, and
-/// the encoder cannot tell where anything is until training has grown them (measured in
-/// docs/train.md: stage 0's box errors).
 fn init_std(name: &str, dims: &[usize]) -> f64 {
-    if name.starts_with("vision_model.embeddings.")
-        && (name.ends_with("position_embedding") || name.ends_with("class_embedding"))
-    {
-        return 1.0;
-    }
     let embedding = (name.contains("embed") && !name.contains("patch_embedding"))
         || name.ends_with("query_tokens");
     if embedding || dims.len() < 2 {

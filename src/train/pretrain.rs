@@ -289,9 +289,10 @@ pub(super) fn scene_loss(
         .abs()?
         .broadcast_mul(&covered)?
         .sum_all()?;
-    let l1 = (l1 / (f64::from(n_covered) * BOX as f64))?;
-    let parts = [f64::from(loss.to_scalar::<f32>()?), f64::from(l1.to_scalar::<f32>()?)];
-    Ok(((loss + (l1 * BOX_WEIGHT)?)?, parts))
+    let weighted = (l1 * (BOX_WEIGHT / (f64::from(n_covered) * BOX as f64)))?;
+    let box_l1 = f64::from(weighted.to_scalar::<f32>()?) / BOX_WEIGHT;
+    let parts = [f64::from(loss.to_scalar::<f32>()?), box_l1];
+    Ok(((loss + weighted)?, parts))
 }
 
 #[cfg(test)]
