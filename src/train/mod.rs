@@ -1,5 +1,8 @@
 //! `vista train`: VistaLLM's two-stage recipe on an instruction table (schemas/samples.json).
 //!
+//! - Stage 0 (optional, `--pretrain-steps`) teaches the image side to see: the encoder on
+//!   synthetic scenes with per-patch labels, the image tokenizer to carry each sample's answer
+//!   (src/train/pretrain.rs); its heads are dropped afterwards.
 //! - Stage 1 trains everything but the image encoder on single-image samples.
 //! - Stage 2 trains the image tokenizer (query tokens, Q-Former, projection) on multi-image
 //!   samples, with the language model frozen.
@@ -85,9 +88,10 @@ pub struct TrainOptions {
     pub image_size: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Optimiser steps of stage 0: the image encoder alone learns what lies under each patch of
-    /// synthetic scenes drawn on the fly (colour, shape, size, background, the object's box),
-    /// then stays frozen unless `--train-vision` (0 = no stage 0).
+    /// Optimiser steps of stage 0: the image encoder learns what lies under each patch of
+    /// synthetic scenes drawn on the fly (colour, shape, size, background, the object's box) and
+    /// the image tokenizer to carry each sample's answer (its box or its words); the encoder then
+    /// stays frozen unless `--train-vision` (0 = no stage 0).
     #[arg(long, default_value_t = 0)]
     pub pretrain_steps: usize,
     /// Scenes per stage-0 step.
@@ -241,7 +245,7 @@ fn trains(stage: u32, opts: &TrainOptions) -> impl Fn(&str) -> bool + Send + Syn
 }
 
 /// Builds the model of `dir` with `source` weights (or a seeded init) and the stage's vars;
-/// stage 0 adds its patch head (from `source` when it has one).
+/// stage 0 adds its heads (from `source` when it has them).
 fn build(
     dir: &Path,
     source: Option<HashMap<String, Tensor>>,
