@@ -569,7 +569,7 @@ fn micro_loss(
             let (probes, parts) = pretrain::probe_loss(model, params, &batch)?;
             ((scenes + probes)?, parts)
         };
-        if !opts.quiet && micro == 0 && (step + 1) % 50 == 0 {
+        if !opts.quiet && micro == 0 && (step + 1).is_multiple_of(50) {
             eprintln!(
                 "stage 0 step {}: patch classes {classes:.3} (cross-entropy, 4 groups), patch box {patch_box:.3}, probe box {probe_box:.3} (L1, image sides), probe words {words:.3}",
                 step + 1

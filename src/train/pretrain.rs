@@ -340,6 +340,6 @@ mod tests {
             }
             assert_eq!(l.classes[3][i], s.background as u32);
         }
-        assert!(l.covered.iter().any(|&c| c == 1.0));
+        assert!(l.covered.contains(&1.0));
     }
 }
