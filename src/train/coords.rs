@@ -25,6 +25,60 @@ const SHAPE: [f64; 3] = [0.5, 1.0, 1.0];
 /// Share of each row's energy in the independent part.
 const OWN_SHARE: f64 = 0.2;
 
+/// Cosine basis functions over the coordinate: neighbouring bins within about 1001 / BASIS of
+/// each other start strongly correlated.
+const BASIS: usize = 32;
+/// Share of each row's energy in the smooth part.
+const SMOOTH_SHARE: f64 = 0.75;
+
+fn norm(row: &[f32]) -> f64 {
+    row.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt()
+}
+
+/// Scales `v` to unit length.
+fn normalise(v: &mut [f64]) {
+    let n = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
+    v.iter_mut().for_each(|x| *x /= n);
+}
+
+/// A random unit vector of `d` entries.
+fn direction(rng: &mut SplitMix64, d: usize) -> Vec<f64> {
+    let mut v: Vec<f64> = (0..d).map(|_| super::params::normal(rng)).collect();
+    normalise(&mut v);
+    v
+}
+
+/// Rewrites the rows of each of [`TOKEN_TABLES`] present in `tensors`, in that order:
+/// `rewrite(rng, rows, d)` gets the table's rows (row-major, `d` columns) and one random stream
+/// shared by the tables.
+fn rewrite_tables(
+    tensors: &mut HashMap<String, Tensor>,
+    seed: u64,
+    mut rewrite: impl FnMut(&mut SplitMix64, &mut [f32], usize),
+) -> candle_core::Result<()> {
+    let mut rng = SplitMix64::new(seed ^ 0x636f_6f72_6473);
+    for name in TOKEN_TABLES {
+        let Some(table) = tensors.get(name) else { continue };
+        let (vocab, d) = table.dims2()?;
+        let mut rows: Vec<f32> = table.flatten_all()?.to_vec1()?;
+        rewrite(&mut rng, &mut rows, d);
+        let t = Tensor::from_vec(rows, (vocab, d), table.device())?;
+        tensors.insert(name.to_string(), t);
+    }
+    Ok(())
+}
+
+/// Calls `f(k, row)` for the row of each bin `bins[k]` inside the table.
+fn for_each_bin(rows: &mut [f32], d: usize, bins: &[u32], mut f: impl FnMut(usize, &mut [f32])) {
+    let vocab = rows.len() / d;
+    for (k, &id) in bins.iter().enumerate() {
+        let id = id as usize;
+        if id < vocab {
+            f(k, &mut rows[id * d..(id + 1) * d]);
+        }
+    }
+}
+
 /// `quadratic`: rewrites the rows `bins` (in coordinate order) of [`TOKEN_TABLES`] in `tensors`;
 /// the rows' mean norm stays what it was.
 pub(super) fn quadratic_rows(
@@ -32,56 +86,32 @@ pub(super) fn quadratic_rows(
     bins: &[u32],
     seed: u64,
 ) -> candle_core::Result<()> {
-    let mut rng = SplitMix64::new(seed ^ 0x636f_6f72_6473);
-    for name in TOKEN_TABLES {
-        let Some(table) = tensors.get(name) else { continue };
-        let (vocab, d) = table.dims2()?;
-        let mut rows: Vec<f32> = table.flatten_all()?.to_vec1()?;
+    rewrite_tables(tensors, seed, |rng, rows, d| {
+        let vocab = rows.len() / d;
         let ids: Vec<usize> = bins.iter().map(|&b| b as usize).filter(|&b| b < vocab).collect();
         if ids.len() < 2 {
-            continue;
+            return;
         }
-        let norm_of = |r: &[f32]| r.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
-        let mean_norm = ids.iter().map(|&id| norm_of(&rows[id * d..(id + 1) * d])).sum::<f64>()
-            / ids.len() as f64;
-        let unit = |v: Vec<f64>| {
-            let n = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
-            v.into_iter().map(|x| x / n).collect::<Vec<f64>>()
-        };
-        let dirs: Vec<Vec<f64>> = (0..3)
-            .map(|_| unit((0..d).map(|_| super::params::normal(&mut rng)).collect()))
-            .collect();
+        let mean_norm =
+            ids.iter().map(|&id| norm(&rows[id * d..(id + 1) * d])).sum::<f64>() / ids.len() as f64;
+        let dirs: Vec<Vec<f64>> = (0..3).map(|_| direction(rng, d)).collect();
         // E[|shape part|²] over t uniform in [-1, 1]: a² + b²/3 + c²/5.
         let [a, b, c] = SHAPE;
         let shape_norm = (a * a + b * b / 3.0 + c * c / 5.0).sqrt();
         let (shape_scale, own_scale) = ((1.0 - OWN_SHARE).sqrt() / shape_norm, OWN_SHARE.sqrt());
         let last = (bins.len() - 1) as f64;
-        for (k, &id) in bins.iter().enumerate() {
-            let id = id as usize;
-            if id >= vocab {
-                continue;
-            }
-            let row = &mut rows[id * d..(id + 1) * d];
+        for_each_bin(rows, d, bins, |k, row| {
             let t = 2.0 * k as f64 / last - 1.0;
             let coef = [a, b * t, -c * t * t];
-            let own = norm_of(row).max(1e-12);
+            let own = norm(row).max(1e-12);
             for (i, r) in row.iter_mut().enumerate() {
                 let shaped: f64 = (0..3).map(|j| coef[j] * dirs[j][i]).sum();
                 let x = shape_scale * shaped + own_scale * f64::from(*r) / own;
                 *r = (mean_norm * x) as f32;
             }
-        }
-        let t = Tensor::from_vec(rows, (vocab, d), table.device())?;
-        tensors.insert(name.to_string(), t);
-    }
-    Ok(())
+        });
+    })
 }
-
-/// Cosine basis functions over the coordinate: neighbouring bins within about 1001 / BASIS of
-/// each other start strongly correlated.
-const BASIS: usize = 32;
-/// Share of each row's energy in the smooth part.
-const SMOOTH_SHARE: f64 = 0.75;
 
 /// `cosine`: rewrites the rows `bins` (in coordinate order) of [`TOKEN_TABLES`] in `tensors`,
 /// keeping each row's norm.
@@ -90,20 +120,10 @@ pub(super) fn cosine_rows(
     bins: &[u32],
     seed: u64,
 ) -> candle_core::Result<()> {
-    let mut rng = SplitMix64::new(seed ^ 0x636f_6f72_6473);
-    for name in TOKEN_TABLES {
-        let Some(table) = tensors.get(name) else { continue };
-        let (vocab, d) = table.dims2()?;
-        let mut rows: Vec<f32> = table.flatten_all()?.to_vec1()?;
-        let directions: Vec<f64> =
-            (0..BASIS * d).map(|_| super::params::normal(&mut rng)).collect();
+    rewrite_tables(tensors, seed, |rng, rows, d| {
+        let directions: Vec<f64> = (0..BASIS * d).map(|_| super::params::normal(rng)).collect();
         let b = bins.len() as f64;
-        for (k, &id) in bins.iter().enumerate() {
-            let id = id as usize;
-            if id >= vocab {
-                continue;
-            }
-            let row = &mut rows[id * d..(id + 1) * d];
+        for_each_bin(rows, d, bins, |k, row| {
             let x = (k as f64 + 0.5) / b;
             let mut smooth = vec![0f64; d];
             for j in 0..BASIS {
@@ -112,28 +132,21 @@ pub(super) fn cosine_rows(
                     *s += c * r;
                 }
             }
-            let unit = |v: &mut [f64]| {
-                let n = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
-                v.iter_mut().for_each(|x| *x /= n);
-            };
-            let norm = row.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
+            let row_norm = norm(row);
             let mut own: Vec<f64> = row.iter().map(|&x| f64::from(x)).collect();
-            unit(&mut own);
-            unit(&mut smooth);
+            normalise(&mut own);
+            normalise(&mut smooth);
             let mut mixed: Vec<f64> = smooth
                 .iter()
                 .zip(&own)
                 .map(|(s, o)| SMOOTH_SHARE.sqrt() * s + (1.0 - SMOOTH_SHARE).sqrt() * o)
                 .collect();
-            unit(&mut mixed);
+            normalise(&mut mixed);
             for (r, m) in row.iter_mut().zip(&mixed) {
-                *r = (m * norm) as f32;
+                *r = (m * row_norm) as f32;
             }
-        }
-        let t = Tensor::from_vec(rows, (vocab, d), table.device())?;
-        tensors.insert(name.to_string(), t);
-    }
-    Ok(())
+        });
+    })
 }
 
 /// Cosine similarity of rows `a` and `b` of a table.

@@ -8,7 +8,6 @@ use anyhow::{anyhow, bail, Context, Result};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::TrainOptions;
 use crate::model::generate::SplitMix64;
 use crate::model::prompt::{Prompt, Template};
 use crate::model::VistaModel;
@@ -168,20 +167,19 @@ pub(super) fn encode(model: &VistaModel, s: &Sample) -> Result<Encoded, String> 
 /// that a batch's rows need little padding (the padded length is what a step costs).
 pub(super) const LENGTH_GROUP: usize = 8;
 
-/// Sample indices of micro-batch `micro` of optimiser step `step` of a stage. The batches of an
-/// epoch are a function of the seed, the stage and the epoch: a resumed run recomputes them.
+/// Sample indices of a stage's micro-batch `m` (counted over the stage: step × accumulation +
+/// micro), `batch_size` of them. The batches of an epoch are a function of the seed, the stage
+/// and the epoch: a resumed run recomputes them.
 pub(super) fn batch_indices(
     pool: &[usize],
     lengths: &[usize],
     seed: u64,
     stage: u32,
-    step: usize,
-    micro: usize,
-    opts: &TrainOptions,
+    m: usize,
+    batch_size: usize,
 ) -> Vec<usize> {
-    let bs = opts.batch_size.min(pool.len());
+    let bs = batch_size.min(pool.len());
     let per_epoch = pool.len() / bs;
-    let m = step * opts.grad_accum + micro;
     let (epoch, at) = (m / per_epoch, m % per_epoch);
     let mut order = pool.to_vec();
     let mut rng =

@@ -9,9 +9,12 @@ use crate::model::llama::KvCache;
 use crate::model::prompt::{Piece, Template};
 use crate::model::VistaModel;
 
-/// The answer-token loss of a batch: mean over samples of each sample's mean token NLL.
-pub(super) fn batch_loss(model: &VistaModel, batch: &[&Encoded]) -> candle_core::Result<Tensor> {
-    let dev = &model.device;
+/// The image tokens [images, Q, hidden] of every image of `batch` in order, each read with its
+/// sample's instruction; None when no sample has an image.
+pub(super) fn image_tokens(
+    model: &VistaModel,
+    batch: &[&Encoded],
+) -> candle_core::Result<Option<Tensor>> {
     let mut pixels = Vec::new();
     let mut qrows = Vec::new();
     for e in batch {
@@ -29,12 +32,17 @@ pub(super) fn batch_loss(model: &VistaModel, batch: &[&Encoded]) -> candle_core:
             qrows.push(e.qformer_ids.clone());
         }
     }
-    let image_tokens = if pixels.is_empty() {
-        None
-    } else {
-        let (qids, qmask) = model.qformer_batch(&qrows)?;
-        Some(model.net.image_tokens(&model.pixel_tensor(pixels)?, &qids, &qmask)?)
-    };
+    if pixels.is_empty() {
+        return Ok(None);
+    }
+    let (qids, qmask) = model.qformer_batch(&qrows)?;
+    Ok(Some(model.net.image_tokens(&model.pixel_tensor(pixels)?, &qids, &qmask)?))
+}
+
+/// The answer-token loss of a batch: mean over samples of each sample's mean token NLL.
+pub(super) fn batch_loss(model: &VistaModel, batch: &[&Encoded]) -> candle_core::Result<Tensor> {
+    let dev = &model.device;
+    let image_tokens = image_tokens(model, batch)?;
     let mut rows = Vec::with_capacity(batch.len());
     let mut first = 0;
     for e in batch {

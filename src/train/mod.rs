@@ -555,16 +555,16 @@ fn micro_loss(
     micro: usize,
     opts: &TrainOptions,
 ) -> Result<Tensor> {
-    let m = (step * opts.grad_accum + micro) as u64;
+    let m = step * opts.grad_accum + micro;
     if stage == 0 {
-        let index = m * opts.pretrain_batch as u64;
+        let index = (m * opts.pretrain_batch) as u64;
         let (scenes, [classes, patch_box]) =
             pretrain::scene_loss(model, params, opts.seed, index, opts.pretrain_batch)?;
         let (loss, [probe_box, words]) = if data.probed.is_empty() {
             (scenes, [f64::NAN; 2])
         } else {
-            let o = TrainOptions { batch_size: opts.pretrain_batch, ..opts.clone() };
-            let idx = batch_indices(data.probed, data.lengths, opts.seed, 0, step, micro, &o);
+            let idx =
+                batch_indices(data.probed, data.lengths, opts.seed, 0, m, opts.pretrain_batch);
             let batch: Vec<&Encoded> = idx.iter().map(|&i| &data.encoded[i]).collect();
             let (probes, parts) = pretrain::probe_loss(model, params, &batch)?;
             ((scenes + probes)?, parts)
@@ -584,13 +584,14 @@ fn micro_loss(
     };
     let mixed = !other.is_empty()
         && share > 0.0
-        && SplitMix64::new(opts.seed ^ 0x5eed ^ m.wrapping_mul(0x9e37_79b9)).unit() < share;
+        && SplitMix64::new(opts.seed ^ 0x5eed ^ (m as u64).wrapping_mul(0x9e37_79b9)).unit()
+            < share;
     let idx = if mixed {
         // Its own order (stage 3 + the stage of the shuffle), independent of the stage's pool.
         let order = if stage == 1 { 4 } else { 3 };
-        batch_indices(other, data.lengths, opts.seed, order, step, micro, opts)
+        batch_indices(other, data.lengths, opts.seed, order, m, opts.batch_size)
     } else {
-        batch_indices(data.pool(stage), data.lengths, opts.seed, stage, step, micro, opts)
+        batch_indices(data.pool(stage), data.lengths, opts.seed, stage, m, opts.batch_size)
     };
     let batch: Vec<&Encoded> = idx.iter().map(|&i| &data.encoded[i]).collect();
     Ok(batch_loss(model, &batch)?)

@@ -20,7 +20,6 @@ use image::RgbImage;
 
 use super::data::Encoded;
 use super::params::Params;
-use crate::model::prompt::Template;
 use crate::model::VistaModel;
 use crate::synth::scene::{self, Scene, BACKGROUNDS, COLORS, SHAPES, SIZES};
 
@@ -121,23 +120,10 @@ pub(super) fn probe_loss(
     batch: &[&Encoded],
 ) -> candle_core::Result<(Tensor, [f64; 2])> {
     let dev = &model.device;
-    let mut pixels = Vec::with_capacity(batch.len());
-    let mut qrows = Vec::with_capacity(batch.len());
-    for e in batch {
-        pixels.push(
-            model
-                .preprocess
-                .run(
-                    &e.images[0],
-                    Template::VicunaV1.pads_to_square(),
-                    vista_udfs::limits::DEFAULT_MAX_IMAGE_PIXELS,
-                )
-                .map_err(candle_core::Error::Msg)?,
-        );
-        qrows.push(e.qformer_ids.clone());
-    }
-    let (qids, qmask) = model.qformer_batch(&qrows)?;
-    let pooled = model.net.image_tokens(&model.pixel_tensor(pixels)?, &qids, &qmask)?.mean(1)?;
+    // Probe samples have one image each, so image token row i is sample i's.
+    let pooled = super::loss::image_tokens(model, batch)?
+        .ok_or_else(|| candle_core::Error::Msg("a probe batch without images".into()))?
+        .mean(1)?;
     let head = |w: &str, b: &str, x: &Tensor| {
         x.matmul(&params.trained[w].as_tensor().t()?)?.broadcast_add(params.trained[b].as_tensor())
     };
