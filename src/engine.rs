@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::DataFusionError;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::{execute_stream, ExecutionPlan};
@@ -75,14 +76,14 @@ fn is_query(s: &Statement) -> bool {
         || matches!(s, Statement::Explain(_))
 }
 
-async fn run_statement(
+async fn run_statement<W: Write + ?Sized>(
     ctx: &SessionContext,
     stmt: Statement,
     text: &str,
     query: bool,
     sink: &Sink,
     out_file: Option<&Path>,
-    stdout: &mut dyn Write,
+    stdout: &mut W,
 ) -> Result<()> {
     let mut stmt = stmt;
     if let Statement::CopyTo(copy) = &mut stmt {
@@ -117,24 +118,61 @@ async fn run_statement(
 }
 
 /// Plans and runs any statement but vista's own `COPY` files.
-async fn run_planned(
+async fn run_planned<W: Write + ?Sized>(
     ctx: &SessionContext,
     stmt: Statement,
     text: &str,
     query: bool,
     sink: &Sink,
     out_file: Option<&Path>,
-    stdout: &mut dyn Write,
+    stdout: &mut W,
 ) -> Result<()> {
+    let plan = plan_statement(ctx, stmt).await?;
+    match out_file {
+        Some(path) => write_out_file(ctx, plan, path, text, sink).await,
+        None => print_result(ctx, plan, query, sink, stdout).await,
+    }
+}
+
+/// A statement's plan (`SHOW FUNCTIONS` lists vista's functions), refused when it reads
+/// outside `vista.base_dir`.
+async fn plan_statement(ctx: &SessionContext, stmt: Statement) -> Result<LogicalPlan> {
     let plan = match show_functions_sql(&stmt) {
         Some(sql) => plan_sql(ctx, &sql).await?,
         None => ctx.state().statement_to_plan(stmt).await.map_err(dferr)?,
     };
     crate::confine::check_plan(ctx, &plan)?;
-    match out_file {
-        Some(path) => write_out_file(ctx, plan, path, text, sink).await,
-        None => print_result(ctx, plan, query, sink, stdout).await,
+    Ok(plan)
+}
+
+/// Runs every statement of `sql` as `run_sql` does, printing nothing, and returns the last
+/// query's schema and rows (`None` when `sql` holds no query): for callers that want Arrow.
+pub async fn run_sql_batches(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<Option<(SchemaRef, Vec<RecordBatch>)>> {
+    let stmts = parse(sql)?;
+    let last_query = stmts.iter().rposition(is_query);
+    let quiet = Sink { format: Format::Table, out: None, max_rows: 0, quiet: true };
+    let mut result = None;
+    for (i, stmt) in stmts.into_iter().enumerate() {
+        let text = stmt.to_string();
+        let step = async {
+            if Some(i) != last_query {
+                let query = is_query(&stmt);
+                return run_statement(ctx, stmt, &text, query, &quiet, None, &mut std::io::sink())
+                    .await;
+            }
+            let df = ctx.execute_logical_plan(plan_statement(ctx, stmt).await?).await;
+            let df = df.map_err(dferr)?;
+            let schema = Arc::new(df.schema().as_arrow().clone());
+            let physical = df.create_physical_plan().await.map_err(dferr)?;
+            result = Some((schema, collect(ctx, physical, false, None).await?.0));
+            Ok(())
+        };
+        step.await.with_context(|| format!("statement {}: {}", i + 1, abbreviate(&text)))?;
     }
+    Ok(result)
 }
 
 /// `--out FILE`: the result in the format the file name (or `--format`) asks for.
@@ -166,12 +204,12 @@ async fn write_out_file(
 }
 
 /// A statement's result on stdout; a table cut to `sink.max_rows` rows says how many it has.
-async fn print_result(
+async fn print_result<W: Write + ?Sized>(
     ctx: &SessionContext,
     plan: LogicalPlan,
     query: bool,
     sink: &Sink,
-    stdout: &mut dyn Write,
+    stdout: &mut W,
 ) -> Result<()> {
     let df = ctx.execute_logical_plan(plan).await.map_err(dferr)?;
     let schema = Arc::new(df.schema().as_arrow().clone());
@@ -298,5 +336,34 @@ fn abbreviate(sql: &str) -> String {
         format!("{}...", s.chars().take(77).collect::<String>())
     } else {
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::{new_context, SessionOptions};
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Int64Type;
+
+    /// Every statement runs in order (vista's own `COPY` writes its file), and the last query's
+    /// rows come back; text without a query gives nothing; a failing statement is named.
+    #[tokio::test]
+    async fn run_sql_batches_returns_the_last_query() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = new_context(&SessionOptions::default()).unwrap();
+        let out = dir.path().join("t.parquet");
+        let sql = format!(
+            "CREATE TABLE t AS VALUES (1), (2), (3); COPY t TO '{0}'; \
+             SELECT sum(column1) AS s FROM t; SELECT count(*) AS n FROM '{0}'",
+            out.display()
+        );
+        let (schema, batches) = run_sql_batches(&ctx, &sql).await.unwrap().unwrap();
+        assert_eq!(schema.field(0).name(), "n");
+        assert_eq!(batches[0].column(0).as_primitive::<Int64Type>().value(0), 3);
+        assert!(run_sql_batches(&ctx, "SET vista.max_new_tokens = 3").await.unwrap().is_none());
+        let err = run_sql_batches(&ctx, "SELECT 1; SELECT * FROM missing").await.unwrap_err();
+        let msg = one_line(&format!("{err:#}"));
+        assert!(msg.starts_with("statement 2: SELECT * FROM missing:"), "{msg}");
     }
 }
