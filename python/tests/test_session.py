@@ -75,6 +75,11 @@ def test_pandas_round_trip_through_vista_session():
     assert back["c"].tolist()[:2] == ["A DOG", "TWO CATS"]
     assert back["t"].tolist()[:2] == ["a dog", "two cats"]
     assert s.tables() == ["caps", "vista_functions"]
+    # Anything exporting an Arrow stream registers (here a RecordBatchReader), replacing the
+    # table of that name.
+    batch = pa.record_batch({"id": [7, 8]})
+    s.register("caps", pa.RecordBatchReader.from_batches(batch.schema, [batch]))
+    assert s.sql("SELECT sum(id) AS s FROM caps").to_pylist() == [{"s": 15}]
     assert s.sql("SET vista.max_new_tokens = 3") is None
 
 
@@ -158,3 +163,36 @@ def test_ctrl_c_cancels_a_running_query():
     assert time.monotonic() - started < 10
     # The session is still usable.
     assert s.sql("SELECT 1 AS one").to_pylist() == [{"one": 1}]
+
+
+def test_a_job_runs_and_resumes(tmp_path):
+    import pyarrow.parquet as pq
+
+    samples = tmp_path / "samples.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "sample_id": [f"s{i:03}" for i in range(10)],
+                "text": [f"caption {i}" for i in range(10)],
+            }
+        ),
+        samples,
+    )
+    job = tmp_path / "job.sql"
+    job.write_text(
+        "CREATE VIEW predictions AS SELECT sample_id, upper(text) AS pred, "
+        "CAST(NULL AS VARCHAR) AS error FROM samples;\n"
+        "CREATE VIEW scores AS SELECT count(*) AS n FROM predictions;\n"
+    )
+    s = vista.Session()
+    first = s.run(job, samples, tmp_path / "out", chunk_rows=3)
+    assert (first["total"], first["computed"], first["resumed"], first["failed"]) == (10, 10, 0, 0)
+    again = s.run(job, samples, tmp_path / "out", chunk_rows=3)
+    assert (again["total"], again["computed"], again["resumed"]) == (10, 0, 10)
+    assert again["fingerprint"] == first["fingerprint"]
+    preds = pq.read_table(first["predictions"]).to_pydict()
+    got = dict(zip(preds["sample_id"], preds["pred"]))
+    assert got == {f"s{i:03}": f"CAPTION {i}" for i in range(10)}
+    assert pq.read_table(first["scores"]).column("n").to_pylist() == [10]
+    with pytest.raises(vista.VistaError, match="already holds a job|resume"):
+        s.run(job, samples, tmp_path / "out", resume=False)
