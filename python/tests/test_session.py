@@ -53,6 +53,15 @@ def test_every_function_registers_into_a_datafusion_context():
         "t": "<b_st><bin_100> <bin_200> <bin_300> <bin_400><b_ed>",
         "s": "ok",
     }
+    # A row error under `on_error` 'report' (its result type is planned from the literal).
+    report = ctx.sql(
+        "SELECT mask_area(X'89504E470D0A1A0A00', 'report') AS r"
+    ).to_pylist()[0]["r"]
+    assert report == {
+        "value": None,
+        "error": "not a readable PNG mask (9 bytes): not a readable image (9 bytes): "
+        "unexpected end of file",
+    }
     # Every documented scalar and aggregate function is in the context.
     documented = {f["name"] for f in vista.functions() if f["kind"] in ("scalar", "aggregate")}
     registered = {f.name for f in vista._vista.scalar_functions()}
