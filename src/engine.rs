@@ -76,6 +76,8 @@ fn is_query(s: &Statement) -> bool {
         || matches!(s, Statement::Explain(_))
 }
 
+/// Generic over the writer so that a caller with a `Send` writer (`run_sql_batches`) gets a
+/// future it can spawn.
 async fn run_statement<W: Write + ?Sized>(
     ctx: &SessionContext,
     stmt: Statement,
