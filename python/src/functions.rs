@@ -85,7 +85,7 @@ impl ScalarUDFImpl for ConstantsAsScalars {
         let rows = args.number_rows;
         for arg in &mut args.args {
             if let ColumnarValue::Array(a) = arg {
-                if !a.is_empty() && (1..a.len()).all(|i| same_value(a, i)) {
+                if is_constant(a) {
                     *arg = ColumnarValue::Scalar(ScalarValue::try_from_array(a, 0)?);
                 }
             }
@@ -96,14 +96,15 @@ impl ScalarUDFImpl for ConstantsAsScalars {
     }
 }
 
-/// Whether row `i` of `a` holds the same value as row 0 (two NULLs are the same).
-fn same_value(a: &datafusion::arrow::array::ArrayRef, i: usize) -> bool {
+/// Whether every row of `a` holds the value of its first row (NULLs compare equal: arrow's
+/// logical equality), and there is a first row.
+fn is_constant(a: &datafusion::arrow::array::ArrayRef) -> bool {
     use datafusion::arrow::array::Array;
-    match (a.is_null(0), a.is_null(i)) {
-        (true, true) => true,
-        (false, false) => a.slice(0, 1).to_data() == a.slice(i, 1).to_data(),
-        _ => false,
+    if a.is_empty() {
+        return false;
     }
+    let first = a.slice(0, 1).to_data();
+    (1..a.len()).all(|i| a.slice(i, 1).to_data() == first)
 }
 
 /// One vista aggregate function, ready for `datafusion.udaf(...)`.

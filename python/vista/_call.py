@@ -64,8 +64,7 @@ def call(function: str, *columns: Any, **options: Any) -> Any:
 
     A scalar function gives one value per row: a list, or a ``pyarrow.Array`` when any input
     is one. An aggregate gives its one value (a struct as a dict)."""
-    kinds = {f["name"]: f["kind"] for f in _documentation().values()}
-    kind = kinds.get(function)
+    kind = _documentation().get(function, {}).get("kind")
     if kind not in ("scalar", "aggregate"):
         raise ValueError(f"'{function}' is not a vista scalar or aggregate function")
     arrow_in = any(isinstance(c, (pa.Array, pa.ChunkedArray)) for c in columns)

@@ -165,17 +165,22 @@ fn similarity(t: &Tensor, a: u32, b: u32) -> f32 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn quadratic_neighbouring_bins_start_close_and_norms_stay() {
-        let dev = candle_core::Device::Cpu;
+    /// A seeded 1100 x 64 token table (std 0.02) under the first table name, and the 1001 bin
+    /// rows 50..1051.
+    fn random_table() -> (Tensor, HashMap<String, Tensor>, Vec<u32>) {
         let mut rng = SplitMix64::new(1);
         let (vocab, d) = (1100, 64);
         let values: Vec<f32> = (0..vocab * d)
             .map(|_| (super::super::params::normal(&mut rng) * 0.02) as f32)
             .collect();
-        let t = Tensor::from_vec(values, (vocab, d), &dev).unwrap();
-        let mut m = HashMap::from([(TOKEN_TABLES[0].to_string(), t.clone())]);
-        let bins: Vec<u32> = (50..1051).collect();
+        let t = Tensor::from_vec(values, (vocab, d), &candle_core::Device::Cpu).unwrap();
+        let m = HashMap::from([(TOKEN_TABLES[0].to_string(), t.clone())]);
+        (t, m, (50..1051).collect())
+    }
+
+    #[test]
+    fn quadratic_neighbouring_bins_start_close_and_norms_stay() {
+        let (t, mut m, bins) = random_table();
         quadratic_rows(&mut m, &bins, 7).unwrap();
         let new = &m[TOKEN_TABLES[0]];
         // Bins 450 and 451 (rows 500, 501) start close; coordinates 0.05 and 0.85 apart do not.
@@ -197,15 +202,7 @@ mod tests {
 
     #[test]
     fn cosine_neighbouring_bins_start_close_and_norms_stay() {
-        let dev = candle_core::Device::Cpu;
-        let mut rng = SplitMix64::new(1);
-        let (vocab, d) = (1100, 64);
-        let values: Vec<f32> = (0..vocab * d)
-            .map(|_| (super::super::params::normal(&mut rng) * 0.02) as f32)
-            .collect();
-        let t = Tensor::from_vec(values, (vocab, d), &dev).unwrap();
-        let mut m = HashMap::from([(TOKEN_TABLES[0].to_string(), t.clone())]);
-        let bins: Vec<u32> = (50..1051).collect();
+        let (t, mut m, bins) = random_table();
         cosine_rows(&mut m, &bins, 7).unwrap();
         let new = &m[TOKEN_TABLES[0]];
         let (near, far) = (similarity(new, 500, 501), similarity(new, 100, 900));
