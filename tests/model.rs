@@ -14,6 +14,9 @@ use vista::model::prompt::Template;
 use vista::model::{llama::KvCache, VistaModel};
 use vista_udfs::generate::{GenerateRequest, GenerateSettings, VisionLanguageModel};
 
+#[path = "model/llava.rs"]
+mod llava;
+
 const CHECKPOINTS: [&str; 2] = ["tiny_xattn1_mha_coords", "tiny_xattn2_gqa_odd"];
 
 fn root() -> PathBuf {
@@ -174,35 +177,37 @@ fn forward_pass_matches_transformers() {
                 image += n;
                 rows.push(m.prompt_embeds(p, &toks).unwrap());
             }
-            let width = rows.iter().map(|r| r.dim(0).unwrap()).max().unwrap();
-            let hidden = rows[0].dim(1).unwrap();
-            let pads: Vec<usize> = rows.iter().map(|r| width - r.dim(0).unwrap()).collect();
-            let padded: Vec<Tensor> = rows
-                .iter()
-                .zip(&pads)
-                .map(|(r, &p)| {
-                    let z = Tensor::zeros((p, hidden), DType::F32, &Device::Cpu).unwrap();
-                    Tensor::cat(&[&z, r], 0).unwrap()
-                })
-                .collect();
-            let positions: Vec<Vec<u32>> = pads
-                .iter()
-                .map(|&p| (0..width).map(|j| j.saturating_sub(p) as u32).collect())
-                .collect();
-            let mut cache = KvCache::new(m.net.llm.layers());
-            let logits = m
-                .net
-                .llm
-                .forward(&Tensor::stack(&padded, 0).unwrap(), &positions, &pads, &mut cache, true)
-                .unwrap();
-            assert_eq!(logits.dims(), want_logits.dims(), "{name} {key}");
-            for (r, &p) in pads.iter().enumerate() {
-                let ours = logits.get(r).unwrap().narrow(0, p, width - p).unwrap();
-                let theirs = want_logits.get(r).unwrap().narrow(0, p, width - p).unwrap();
-                let d = max_abs_diff(&ours, &theirs);
-                assert!(d < 1e-4, "{name} {key} row {r} logits: {d}");
-            }
+            assert_logits(&m.net.llm, &rows, want_logits, &format!("{name} {key}"));
         }
+    }
+}
+
+/// Runs prompt embeddings as one left-padded batch, as the recorded run did, and compares the
+/// logits where the attention mask is 1.
+fn assert_logits(llm: &vista::model::llama::Llama, rows: &[Tensor], want: &Tensor, what: &str) {
+    let width = rows.iter().map(|r| r.dim(0).unwrap()).max().unwrap();
+    let hidden = rows[0].dim(1).unwrap();
+    let pads: Vec<usize> = rows.iter().map(|r| width - r.dim(0).unwrap()).collect();
+    let padded: Vec<Tensor> = rows
+        .iter()
+        .zip(&pads)
+        .map(|(r, &p)| {
+            let z = Tensor::zeros((p, hidden), DType::F32, &Device::Cpu).unwrap();
+            Tensor::cat(&[&z, r], 0).unwrap()
+        })
+        .collect();
+    let positions: Vec<Vec<u32>> =
+        pads.iter().map(|&p| (0..width).map(|j| j.saturating_sub(p) as u32).collect()).collect();
+    let mut cache = KvCache::new(llm.layers());
+    let logits = llm
+        .forward(&Tensor::stack(&padded, 0).unwrap(), &positions, &pads, &mut cache, true)
+        .unwrap();
+    assert_eq!(logits.dims(), want.dims(), "{what}");
+    for (r, &p) in pads.iter().enumerate() {
+        let ours = logits.get(r).unwrap().narrow(0, p, width - p).unwrap();
+        let theirs = want.get(r).unwrap().narrow(0, p, width - p).unwrap();
+        let d = max_abs_diff(&ours, &theirs);
+        assert!(d < 1e-4, "{what} row {r} logits: {d}");
     }
 }
 
@@ -285,7 +290,7 @@ fn bad_rows_fail_alone() {
     assert!(out[0].as_ref().unwrap_err().contains("image 1: cannot decode"), "{:?}", out[0]);
     assert_eq!(out[1].as_ref().unwrap(), &alone);
     assert!(out[2].as_ref().unwrap_err().contains("2 <image> markers"), "{:?}", out[2]);
-    let bad = GenerateSettings { prompt_template: "llava".into(), ..settings };
+    let bad = GenerateSettings { prompt_template: "chatml".into(), ..settings };
     assert!(f.model.generate(&[corrupt_free()], &bad)[0].is_err());
 }
 
@@ -329,6 +334,9 @@ fn copy_checkpoint(name: &str, to: &Path) {
         if entry.file_type().unwrap().is_file() {
             std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
         }
+    }
+    if !from.join("qformer_tokenizer").is_dir() {
+        return;
     }
     std::fs::create_dir_all(to.join("qformer_tokenizer")).unwrap();
     for entry in std::fs::read_dir(from.join("qformer_tokenizer")).unwrap() {
@@ -380,7 +388,7 @@ fn devices_and_dtypes_are_checked() {
 #[test]
 fn coordinate_tokens_survive_decoding() {
     let f = fixture(CHECKPOINTS[0]);
-    let tok = &f.model.tokenizer;
+    let tok = &f.model.text.tokenizer;
     let want = ["<b_st>", "<bin_0>", "<bin_1000>", "<b_sep>", "<m_st>", "<p_ed>"];
     let ids: Vec<u32> = want.iter().map(|t| tok.token_to_id(t).unwrap()).collect();
     assert_eq!(f.model.decode(&ids).unwrap().replace(' ', ""), want.concat());

@@ -88,7 +88,7 @@ fn trains_learns_and_writes_a_loadable_checkpoint() {
 
     // The directory is a checkpoint: the loader reads it and the model answers.
     let model = vista::model::VistaModel::load(&out, "cpu", "f32").unwrap();
-    assert!(model.tokenizer.token_to_id("<bin_1000>").is_some());
+    assert!(model.text.tokenizer.token_to_id("<bin_1000>").is_some());
     let settings =
         vista_udfs::generate::GenerateSettings { max_new_tokens: 8, ..Default::default() };
     let png = {

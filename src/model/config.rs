@@ -108,6 +108,46 @@ impl TextConfig {
         self.head_dim.unwrap_or(self.hidden_size / self.num_attention_heads)
     }
 
+    /// Rejects what the decoder code does not implement, instead of computing something else.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.model_type != "llama" {
+            return Err(format!(
+                "config.json: text_config.model_type `{}` is not supported (only `llama`/Vicuna decoders)",
+                self.model_type
+            ));
+        }
+        let rope_type =
+            self.rope_parameters.as_ref().and_then(|p| p.rope_type.clone()).or_else(|| {
+                self.rope_scaling.as_ref().and_then(|s| {
+                    s.get("rope_type")
+                        .or_else(|| s.get("type"))
+                        .and_then(|v| v.as_str().map(str::to_string))
+                })
+            });
+        if let Some(kind) = rope_type.filter(|k| k != "default") {
+            return Err(format!(
+                "config.json: text_config rope type `{kind}` is not supported (only default RoPE)"
+            ));
+        }
+        if self.hidden_act != "silu" {
+            return Err(format!(
+                "config.json: text_config.hidden_act `{}` is not supported (silu)",
+                self.hidden_act
+            ));
+        }
+        if self.num_attention_heads == 0
+            || self.num_kv_heads() == 0
+            || !self.num_attention_heads.is_multiple_of(self.num_kv_heads())
+        {
+            return Err(format!(
+                "config.json: text_config.num_attention_heads {} is not a multiple of num_key_value_heads {}",
+                self.num_attention_heads,
+                self.num_kv_heads()
+            ));
+        }
+        Ok(())
+    }
+
     pub fn rope_theta(&self) -> f64 {
         self.rope_parameters
             .as_ref()
@@ -137,26 +177,7 @@ impl Config {
 
     /// Rejects what the model code does not implement, instead of computing something else.
     fn validate(&self) -> Result<(), String> {
-        let t = &self.text_config;
-        if t.model_type != "llama" {
-            return Err(format!(
-                "config.json: text_config.model_type `{}` is not supported (only `llama`/Vicuna decoders)",
-                t.model_type
-            ));
-        }
-        let rope_type =
-            t.rope_parameters.as_ref().and_then(|p| p.rope_type.clone()).or_else(|| {
-                t.rope_scaling.as_ref().and_then(|s| {
-                    s.get("rope_type")
-                        .or_else(|| s.get("type"))
-                        .and_then(|v| v.as_str().map(str::to_string))
-                })
-            });
-        if let Some(kind) = rope_type.filter(|k| k != "default") {
-            return Err(format!(
-                "config.json: text_config rope type `{kind}` is not supported (only default RoPE)"
-            ));
-        }
+        self.text_config.validate()?;
         for (what, act) in [
             ("vision_config.hidden_act", &self.vision_config.hidden_act),
             ("qformer_config.hidden_act", &self.qformer_config.hidden_act),
@@ -164,12 +185,6 @@ impl Config {
             if act != "gelu" {
                 return Err(format!("config.json: {what} `{act}` is not supported (gelu)"));
             }
-        }
-        if t.hidden_act != "silu" {
-            return Err(format!(
-                "config.json: text_config.hidden_act `{}` is not supported (silu)",
-                t.hidden_act
-            ));
         }
         let checks = [
             (
@@ -189,16 +204,6 @@ impl Config {
                     "config.json: {what}.hidden_size {hidden} is not a multiple of num_attention_heads {heads}"
                 ));
             }
-        }
-        if t.num_attention_heads == 0
-            || t.num_kv_heads() == 0
-            || !t.num_attention_heads.is_multiple_of(t.num_kv_heads())
-        {
-            return Err(format!(
-                "config.json: text_config.num_attention_heads {} is not a multiple of num_key_value_heads {}",
-                t.num_attention_heads,
-                t.num_kv_heads()
-            ));
         }
         if self.qformer_config.cross_attention_frequency == 0 {
             return Err("config.json: qformer_config.cross_attention_frequency must be >= 1".into());

@@ -247,9 +247,14 @@ pub struct Llama {
 }
 
 impl Llama {
-    /// `vb` points at `language_model`.
+    /// `vb` points at `language_model` (`model.*` and `lm_head` below it).
     pub fn new(cfg: &TextConfig, vb: VarBuilder) -> Result<Self> {
-        let m = vb.pp("model");
+        Self::from_parts(cfg, vb.pp("model"), vb)
+    }
+
+    /// The decoder's tensors under `m` (`embed_tokens`, `layers`, `norm`) and `lm_head` under
+    /// `head`: checkpoints of other families keep the two apart.
+    pub fn from_parts(cfg: &TextConfig, m: VarBuilder, head: VarBuilder) -> Result<Self> {
         let embed_tokens = embedding(cfg.vocab_size, cfg.hidden_size, m.pp("embed_tokens"))?;
         let blocks = (0..cfg.num_hidden_layers)
             .map(|i| {
@@ -270,10 +275,10 @@ impl Llama {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let lm_head = if cfg.tie_word_embeddings && !vb.contains_tensor("lm_head.weight") {
+        let lm_head = if cfg.tie_word_embeddings && !head.contains_tensor("lm_head.weight") {
             Linear::new(embed_tokens.embeddings().clone(), None)
         } else {
-            Linear::new(vb.pp("lm_head").get((cfg.vocab_size, cfg.hidden_size), "weight")?, None)
+            Linear::new(head.pp("lm_head").get((cfg.vocab_size, cfg.hidden_size), "weight")?, None)
         };
         let hd = cfg.head_dim();
         let theta = cfg.rope_theta() as f32;

@@ -8,6 +8,7 @@ pub mod cpu;
 pub mod generate;
 pub mod instructblip;
 pub mod llama;
+pub mod llava;
 pub mod nn;
 pub mod preprocess;
 pub mod prompt;
@@ -35,16 +36,127 @@ use prompt::{Piece, Prompt, Template};
 pub struct VistaModel {
     pub config: Config,
     pub net: InstructBlip,
-    pub tokenizer: Tokenizer,
+    pub text: TextSide,
     pub qformer_tokenizer: Tokenizer,
     pub preprocess: Preprocess,
     pub device: Device,
     pub dtype: DType,
+    qformer_pad: u32,
+    fingerprint: String,
+}
+
+/// The decoder's tokenizer and what every family does with it: stop and hidden tokens, context
+/// checks, and turning generated ids into text.
+pub struct TextSide {
+    pub tokenizer: Tokenizer,
     stop_ids: Vec<u32>,
     /// Special tokens never shown in the text (BOS, EOS, padding, unknown).
     hidden_ids: Vec<u32>,
-    qformer_pad: u32,
-    fingerprint: String,
+}
+
+impl TextSide {
+    /// `tokenizer.json` of a checkpoint directory, its special tokens named by
+    /// `tokenizer_config.json` (LLaMA's `<s>`, `</s>`, `<unk>` when it does not say).
+    pub fn load(dir: &Path) -> Result<Self, String> {
+        let tok_path = dir.join("tokenizer.json");
+        if !tok_path.is_file() {
+            return Err(format!(
+                "{}: tokenizer.json missing (only the fast-tokenizer JSON is read; save the \
+                 tokenizer with transformers to produce it)",
+                dir.display()
+            ));
+        }
+        let tokenizer = load_tokenizer(&tok_path)?;
+        let named = |key: &str, fallback: &str| {
+            configured_token(dir, key)
+                .and_then(|t| tokenizer.token_to_id(&t))
+                .or_else(|| tokenizer.token_to_id(fallback))
+        };
+        let eos = named("eos_token", "</s>").ok_or_else(|| {
+            format!("{}: the tokenizer has no end-of-sequence token", dir.display())
+        })?;
+        let hidden_ids = [
+            named("bos_token", "<s>"),
+            Some(eos),
+            named("pad_token", "<unk>"),
+            named("unk_token", "<unk>"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        Ok(TextSide { tokenizer, stop_ids: vec![eos], hidden_ids })
+    }
+
+    /// Refuses an instruction that cannot fit a context of `context` tokens before tokenizing
+    /// it: a token is at least one byte of text, so more bytes than `CONTEXT_BYTES_PER_TOKEN`
+    /// times the context would only be tokenized to be refused.
+    pub fn check_instruction(&self, instruction: &str, context: usize) -> Result<(), String> {
+        const CONTEXT_BYTES_PER_TOKEN: usize = 64;
+        if instruction.len() > context.saturating_mul(CONTEXT_BYTES_PER_TOKEN) {
+            return Err(format!(
+                "instruction of {} bytes cannot fit the model's context of {context} tokens",
+                instruction.len()
+            ));
+        }
+        Ok(())
+    }
+
+    /// A prompt (text and image tokens) must fit the decoder's context
+    /// (`max_position_embeddings`): attention over a longer one allocates memory quadratic in
+    /// its length, and the model was never trained on such positions.
+    pub fn check_context(&self, len: usize, context: usize) -> Result<(), String> {
+        if len > context {
+            return Err(format!(
+                "prompt of {len} tokens exceeds the model's context of {context} tokens \
+                 (text_config.max_position_embeddings)"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Text of generated ids: a final stop token and BOS/EOS/padding are dropped; other special
+    /// tokens (VistaLLM's `<bin_k>`, `<b_st>`, ...) are kept because they carry the answer.
+    pub fn decode(&self, ids: &[u32]) -> Result<String, String> {
+        let ids: Vec<u32> = ids
+            .iter()
+            .copied()
+            .filter(|id| !self.hidden_ids.contains(id) && !self.stop_ids.contains(id))
+            .collect();
+        self.tokenizer
+            .decode(&ids, false)
+            .map_err(|e| format!("cannot decode generated tokens: {e}"))
+    }
+
+    pub fn decode_options(&self, settings: &GenerateSettings) -> DecodeOptions {
+        DecodeOptions {
+            max_new_tokens: settings.max_new_tokens,
+            num_beams: settings.num_beams.max(1),
+            temperature: settings.temperature,
+            top_p: settings.top_p,
+            seed: settings.seed,
+            stop: self.stop_ids.clone(),
+            length_penalty: 1.0,
+            max_image_pixels: settings.max_image_pixels,
+        }
+    }
+
+    /// Each row's text, and whether it ran into the length limit: the stop token is part of
+    /// the output, so a row without one at the end was cut.
+    pub fn finish(
+        &self,
+        rows: Vec<Result<Vec<u32>, String>>,
+        opts: &DecodeOptions,
+    ) -> Vec<Result<Generation, String>> {
+        rows.into_iter()
+            .map(|r| {
+                r.and_then(|ids| {
+                    let stopped = ids.last().is_some_and(|t| opts.stop.contains(t));
+                    let truncated = !stopped && ids.len() >= opts.max_new_tokens;
+                    Ok(Generation { text: self.decode(&ids)?, truncated })
+                })
+            })
+            .collect()
+    }
 }
 
 /// `cpu`, `cuda` or `cuda:N` (CUDA needs a build with `--features cuda`).
@@ -181,34 +293,9 @@ impl VistaModel {
         let (device, dtype) = (vb.device().clone(), vb.dtype());
         let config = Config::from_json(&read(&dir.join("config.json"))?)?;
         let net = InstructBlip::new(&config, vb).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let tok_path = dir.join("tokenizer.json");
-        if !tok_path.is_file() {
-            return Err(format!(
-                "{}: tokenizer.json missing (only the fast-tokenizer JSON is read; save the \
-                 tokenizer with transformers to produce it)",
-                dir.display()
-            ));
-        }
-        let tokenizer = load_tokenizer(&tok_path)?;
+        let text = TextSide::load(dir)?;
         let qformer_tokenizer = load_qformer_tokenizer(dir)?;
         let preprocess = Preprocess::from_dir(dir, config.vision_config.image_size)?;
-        let named = |key: &str, fallback: &str| {
-            configured_token(dir, key)
-                .and_then(|t| tokenizer.token_to_id(&t))
-                .or_else(|| tokenizer.token_to_id(fallback))
-        };
-        let eos = named("eos_token", "</s>").ok_or_else(|| {
-            format!("{}: the tokenizer has no end-of-sequence token", dir.display())
-        })?;
-        let hidden_ids = [
-            named("bos_token", "<s>"),
-            Some(eos),
-            named("pad_token", "<unk>"),
-            named("unk_token", "<unk>"),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
         let qformer_pad = config
             .qformer_config
             .pad_token_id
@@ -217,20 +304,18 @@ impl VistaModel {
         Ok(VistaModel {
             config,
             net,
-            tokenizer,
+            text,
             qformer_tokenizer,
             preprocess,
             device,
             dtype,
-            stop_ids: vec![eos],
-            hidden_ids,
             qformer_pad,
             fingerprint,
         })
     }
 
     pub fn stop_ids(&self) -> &[u32] {
-        &self.stop_ids
+        &self.text.stop_ids
     }
 
     pub fn num_query_tokens(&self) -> usize {
@@ -260,44 +345,7 @@ impl VistaModel {
         instruction: &str,
         images: usize,
     ) -> Result<Prompt, String> {
-        prompt::build(template, instruction, images, &self.tokenizer)
-    }
-
-    /// Refuses an instruction that cannot fit the decoder's context before tokenizing it: a
-    /// token is at least one byte of text, so more bytes than `CONTEXT_BYTES_PER_TOKEN` times
-    /// the context would only be tokenized to be refused.
-    fn check_instruction_length(&self, instruction: &str) -> Result<(), String> {
-        const CONTEXT_BYTES_PER_TOKEN: usize = 64;
-        let context = self.config.text_config.max_position_embeddings;
-        if instruction.len() > context.saturating_mul(CONTEXT_BYTES_PER_TOKEN) {
-            return Err(format!(
-                "instruction of {} bytes cannot fit the model's context of {context} tokens",
-                instruction.len()
-            ));
-        }
-        Ok(())
-    }
-
-    /// A prompt (text tokens and image query tokens) must fit the decoder's context
-    /// (`max_position_embeddings`): attention over a longer one allocates memory quadratic in
-    /// its length, and the model was never trained on such positions.
-    fn check_prompt_length(&self, prompt: &Prompt) -> Result<(), String> {
-        let context = self.config.text_config.max_position_embeddings;
-        let len: usize = prompt
-            .pieces
-            .iter()
-            .map(|p| match p {
-                Piece::Tokens(t) => t.len(),
-                Piece::Image(_) => self.num_query_tokens(),
-            })
-            .sum();
-        if len > context {
-            return Err(format!(
-                "prompt of {len} tokens exceeds the model's context of {context} tokens \
-                 (text_config.max_position_embeddings)"
-            ));
-        }
-        Ok(())
+        prompt::build(template, instruction, images, &self.text.tokenizer)
     }
 
     /// Stacks preprocessed images into [n, 3, S, S] on the model's device and dtype, freeing
@@ -349,30 +397,12 @@ impl VistaModel {
         Tensor::cat(&parts, 0)
     }
 
-    /// Text of generated ids: a final stop token and BOS/EOS/padding are dropped; other special
-    /// tokens (VistaLLM's `<bin_k>`, `<b_st>`, ...) are kept because they carry the answer.
     pub fn decode(&self, ids: &[u32]) -> Result<String, String> {
-        let ids: Vec<u32> = ids
-            .iter()
-            .copied()
-            .filter(|id| !self.hidden_ids.contains(id) && !self.stop_ids.contains(id))
-            .collect();
-        self.tokenizer
-            .decode(&ids, false)
-            .map_err(|e| format!("cannot decode generated tokens: {e}"))
+        self.text.decode(ids)
     }
 
     pub fn decode_options(&self, settings: &GenerateSettings) -> DecodeOptions {
-        DecodeOptions {
-            max_new_tokens: settings.max_new_tokens,
-            num_beams: settings.num_beams.max(1),
-            temperature: settings.temperature,
-            top_p: settings.top_p,
-            seed: settings.seed,
-            stop: self.stop_ids.clone(),
-            length_penalty: 1.0,
-            max_image_pixels: settings.max_image_pixels,
-        }
+        self.text.decode_options(settings)
     }
 
     /// Generated token ids per request (each row's own error, or its ids).
@@ -393,9 +423,10 @@ impl VistaModel {
         let mut qformer_rows: Vec<Vec<u32>> = Vec::new();
         for (row, req) in batch.iter().enumerate() {
             let prepared = (|| {
-                self.check_instruction_length(&req.instruction)?;
+                let context = self.config.text_config.max_position_embeddings;
+                self.text.check_instruction(&req.instruction, context)?;
                 let prompt = self.prompt(template, &req.instruction, req.images.len())?;
-                self.check_prompt_length(&prompt)?;
+                self.text.check_context(prompt.len(self.num_query_tokens()), context)?;
                 let qids = self.qformer_ids(&prompt.qformer_text)?;
                 let imgs = req
                     .images
@@ -484,28 +515,34 @@ impl VisionLanguageModel for VistaModel {
             Err(e) => return vec![Err(e); batch.len()],
         };
         let opts = self.decode_options(settings);
-        self.generate_ids(batch, template, &opts)
-            .into_iter()
-            .map(|r| {
-                r.and_then(|ids| {
-                    // The stop token is part of the output: a row without one at the end ran
-                    // into the length limit.
-                    let stopped = ids.last().is_some_and(|t| opts.stop.contains(t));
-                    let truncated = !stopped && ids.len() >= opts.max_new_tokens;
-                    Ok(Generation { text: self.decode(&ids)?, truncated })
-                })
-            })
-            .collect()
+        self.text.finish(self.generate_ids(batch, template, &opts), &opts)
+    }
+}
+
+/// The families `vista.model` can hold, told apart by config.json's `model_type`: VistaLLM and
+/// InstructBLIP (`instructblip`), LLaVA-1.5 (`llava`).
+pub fn load_model(
+    dir: &Path,
+    device: &str,
+    dtype: &str,
+) -> Result<Arc<dyn VisionLanguageModel>, String> {
+    let config = read(&dir.join("config.json"))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&config).map_err(|e| format!("{}/config.json: {e}", dir.display()))?;
+    match json.get("model_type").and_then(|v| v.as_str()) {
+        Some("llava") => Ok(Arc::new(llava::LlavaModel::load(dir, device, dtype)?)),
+        Some("instructblip") | None => Ok(Arc::new(VistaModel::load(dir, device, dtype)?)),
+        Some(other) => Err(format!(
+            "{}/config.json: model_type `{other}` is not supported (instructblip, llava)",
+            dir.display()
+        )),
     }
 }
 
 /// The loader the session registers: `vista.model` is the checkpoint directory, `vista.device`
 /// `cpu`/`cuda:N`, `vista.dtype` `f32`/`bf16`/`f16`.
 pub fn loader() -> ModelLoader {
-    Arc::new(|spec: &ModelSpec| {
-        VistaModel::load(Path::new(&spec.dir), &spec.device, &spec.dtype)
-            .map(|m| Arc::new(m) as Arc<dyn VisionLanguageModel>)
-    })
+    Arc::new(|spec: &ModelSpec| load_model(Path::new(&spec.dir), &spec.device, &spec.dtype))
 }
 
 /// `vista generate --model DIR --image a.png [--image b.png] --prompt "..."`: one answer.
@@ -517,7 +554,7 @@ pub fn generate_cli(
     prompt: &str,
     settings: &GenerateSettings,
 ) -> anyhow::Result<String> {
-    let model = VistaModel::load(model_dir, device, dtype).map_err(anyhow::Error::msg)?;
+    let model = load_model(model_dir, device, dtype).map_err(anyhow::Error::msg)?;
     let images = images
         .iter()
         .map(|p| {

@@ -1,7 +1,8 @@
 //! Image preprocessing as InstructBLIP's image processor does it: any input mode to 8-bit RGB
 //! (transparency composited onto white), optional white square padding (VistaLLM's
 //! `Expand2square`), PIL's bicubic resize to the checkpoint's size (ported bit-exactly), then
-//! rescale by 1/255 and normalise with the checkpoint's mean/std.
+//! rescale by 1/255 and normalise with the checkpoint's mean/std. CLIP's processor (LLaVA)
+//! instead resizes the shortest edge to the size and crops the centre square.
 
 use std::path::Path;
 
@@ -17,6 +18,9 @@ pub struct Preprocess {
     pub size: usize,
     pub mean: [f32; 3],
     pub std: [f32; 3],
+    /// Resize the shortest edge to `size`, then crop the centre `size` x `size` square
+    /// (`do_center_crop` with `size.shortest_edge`); otherwise resize to the square directly.
+    pub center_crop: bool,
 }
 
 #[derive(Deserialize)]
@@ -29,13 +33,16 @@ struct ImageProcessorFile {
     image_mean: Option<[f32; 3]>,
     image_std: Option<[f32; 3]>,
     size: Option<serde_json::Value>,
+    do_center_crop: Option<bool>,
+    crop_size: Option<serde_json::Value>,
 }
 
 impl Preprocess {
     /// From `processor_config.json` or `preprocessor_config.json` when present, else the vision
     /// config's image size with CLIP statistics.
     pub fn from_dir(dir: &Path, image_size: usize) -> Result<Self, String> {
-        let mut pre = Preprocess { size: image_size, mean: CLIP_MEAN, std: CLIP_STD };
+        let mut pre =
+            Preprocess { size: image_size, mean: CLIP_MEAN, std: CLIP_STD, center_crop: false };
         let file = ["preprocessor_config.json", "processor_config.json"]
             .iter()
             .map(|f| dir.join(f))
@@ -70,6 +77,19 @@ impl Preprocess {
                     path.display()
                 ));
             }
+            pre.center_crop = ip.do_center_crop == Some(true) && side("shortest_edge").is_some();
+        }
+        if pre.center_crop {
+            let crop = ip.crop_size.as_ref();
+            let side = |k: &str| crop.and_then(|c| c.get(k)).and_then(|v| v.as_u64());
+            let (h, w) = (side("height"), side("width"));
+            if (h, w) != (Some(image_size as u64), Some(image_size as u64)) {
+                return Err(format!(
+                    "{}: crop_size {} must be {image_size}x{image_size}, the vision tower's input",
+                    path.display(),
+                    crop.map_or("(missing)".to_string(), |c| c.to_string())
+                ));
+            }
         }
         Ok(pre)
     }
@@ -88,7 +108,11 @@ impl Preprocess {
         } else {
             img
         };
-        let img = resize_bicubic(&img, self.size, self.size);
+        let img = if self.center_crop {
+            resize_shortest_and_crop(&img, self.size)
+        } else {
+            resize_bicubic(&img, self.size, self.size)
+        };
         Ok(self.normalize(&img))
     }
 
@@ -146,6 +170,20 @@ fn composite_on_white(img: &RgbaImage) -> RgbImage {
         }
     }
     out
+}
+
+/// CLIP's processor: the shortest edge resized to `size` (the other to `size * long / short`,
+/// truncated) with PIL's bicubic filter, then the centre `size` x `size` square, its corner at
+/// ((w - size) / 2, (h - size) / 2) rounded down.
+pub fn resize_shortest_and_crop(img: &RgbImage, size: usize) -> RgbImage {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let (short, long) = (w.min(h), w.max(h));
+    let other = size * long / short;
+    let (rw, rh) = if w <= h { (size, other) } else { (other, size) };
+    let resized = resize_bicubic(img, rw, rh);
+    let (left, top) = ((rw - size) / 2, (rh - size) / 2);
+    image::imageops::crop_imm(&resized, left as u32, top as u32, size as u32, size as u32)
+        .to_image()
 }
 
 /// VistaLLM's `Expand2square`: a white square of side max(w, h), the image pasted at

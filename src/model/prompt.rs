@@ -8,6 +8,9 @@
 //!   (with BOS); the Q-Former sees the instruction verbatim. InstructBLIP has no image marker:
 //!   `<image>` markers (which `vista_prompt` writes) are removed first, so the eval jobs' prompts
 //!   serve both templates.
+//! - `llava` (llava-hf's chat template): `USER: {instruction} ASSISTANT:`, each image without a
+//!   marker first as `<image>` and a newline; a LLaVA checkpoint also reads `vicuna_v1` this way
+//!   and `raw` as the same text without the chat turn.
 
 use tokenizers::Tokenizer;
 
@@ -20,6 +23,7 @@ pub const IMAGE_MARKER: &str = "<image>";
 pub enum Template {
     VicunaV1,
     Raw,
+    Llava,
 }
 
 impl Template {
@@ -27,9 +31,10 @@ impl Template {
         match name {
             "vicuna_v1" | "vicuna_v1.1" => Ok(Template::VicunaV1),
             "raw" => Ok(Template::Raw),
-            other => {
-                Err(format!("unknown prompt template `{other}` (expected `vicuna_v1` or `raw`)"))
-            }
+            "llava" => Ok(Template::Llava),
+            other => Err(format!(
+                "unknown prompt template `{other}` (expected `vicuna_v1`, `raw` or `llava`)"
+            )),
         }
     }
 
@@ -97,6 +102,25 @@ pub fn vicuna_text(instruction: &str, images: usize) -> Result<String, String> {
 }
 
 /// The instruction as the Q-Former reads it in `vicuna_v1` mode: markers removed.
+/// The instruction with one marker per image: images without markers go first, each on its own
+/// line (LLaVA's layout).
+pub fn llava_instruction(instruction: &str, images: usize) -> Result<String, String> {
+    let markers = instruction.matches(IMAGE_MARKER).count();
+    if markers == 0 {
+        Ok(format!("{}{instruction}", format!("{IMAGE_MARKER}\n").repeat(images)))
+    } else if markers != images {
+        Err(format!(
+            "the instruction has {markers} {IMAGE_MARKER} markers but the row has {images} images"
+        ))
+    } else {
+        Ok(instruction.to_string())
+    }
+}
+
+pub fn llava_text(instruction: &str, images: usize) -> Result<String, String> {
+    Ok(format!("USER: {} ASSISTANT:", llava_instruction(instruction, images)?))
+}
+
 pub fn qformer_text(instruction: &str) -> String {
     instruction.replace(IMAGE_MARKER, " ").split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -129,34 +153,42 @@ pub fn build(
             pieces.push(Piece::Tokens(encode(tok, &text, true)?));
             Ok(Prompt { pieces, qformer_text: text })
         }
-        Template::VicunaV1 => {
-            let text = vicuna_text(instruction, images)?;
-            let pieces = match tok.token_to_id(IMAGE_MARKER) {
-                Some(marker) => split_on_marker(encode(tok, &text, true)?, marker),
-                // A vocabulary without the marker: tokenize the text between markers apart.
-                None => {
-                    let mut pieces = Vec::new();
-                    for (i, part) in text.split(IMAGE_MARKER).enumerate() {
-                        if i > 0 {
-                            pieces.push(Piece::Image(i - 1));
-                        }
-                        let ids = encode(tok, part, i == 0)?;
-                        if !ids.is_empty() {
-                            pieces.push(Piece::Tokens(ids));
-                        }
-                    }
-                    pieces
+        Template::VicunaV1 => marked(&vicuna_text(instruction, images)?, instruction, images, tok),
+        Template::Llava => marked(&llava_text(instruction, images)?, instruction, images, tok),
+    }
+}
+
+/// The prompt of `text`, whose `<image>` markers stand for the row's images in order.
+pub fn marked(
+    text: &str,
+    instruction: &str,
+    images: usize,
+    tok: &Tokenizer,
+) -> Result<Prompt, String> {
+    let pieces = match tok.token_to_id(IMAGE_MARKER) {
+        Some(marker) => split_on_marker(encode(tok, text, true)?, marker),
+        // A vocabulary without the marker: tokenize the text between markers apart.
+        None => {
+            let mut pieces = Vec::new();
+            for (i, part) in text.split(IMAGE_MARKER).enumerate() {
+                if i > 0 {
+                    pieces.push(Piece::Image(i - 1));
                 }
-            };
-            let found = pieces.iter().filter(|p| matches!(p, Piece::Image(_))).count();
-            if found != images {
-                return Err(format!(
+                let ids = encode(tok, part, i == 0)?;
+                if !ids.is_empty() {
+                    pieces.push(Piece::Tokens(ids));
+                }
+            }
+            pieces
+        }
+    };
+    let found = pieces.iter().filter(|p| matches!(p, Piece::Image(_))).count();
+    if found != images {
+        return Err(format!(
                     "the tokenized prompt has {found} {IMAGE_MARKER} tokens but the row has {images} images"
                 ));
-            }
-            Ok(Prompt { pieces, qformer_text: qformer_text(instruction) })
-        }
     }
+    Ok(Prompt { pieces, qformer_text: qformer_text(instruction) })
 }
 
 fn split_on_marker(ids: Vec<u32>, marker: u32) -> Vec<Piece> {
@@ -220,6 +252,25 @@ mod tests {
     #[test]
     fn templates_parse() {
         assert_eq!(Template::parse("raw").unwrap(), Template::Raw);
-        assert!(Template::parse("llava").is_err());
+        assert_eq!(Template::parse("llava").unwrap(), Template::Llava);
+        let err = Template::parse("chatml").unwrap_err();
+        assert_eq!(
+            err,
+            "unknown prompt template `chatml` (expected `vicuna_v1`, `raw` or `llava`)"
+        );
+    }
+
+    #[test]
+    fn llava_puts_unmarked_images_first_on_their_own_lines() {
+        assert_eq!(
+            llava_text("What is it?", 2).unwrap(),
+            "USER: <image>\n<image>\nWhat is it? ASSISTANT:"
+        );
+        assert_eq!(
+            llava_text("Is <image> a cat?", 1).unwrap(),
+            "USER: Is <image> a cat? ASSISTANT:"
+        );
+        let err = llava_text("<image> or <image>", 1).unwrap_err();
+        assert_eq!(err, "the instruction has 2 <image> markers but the row has 1 images");
     }
 }

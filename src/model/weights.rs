@@ -161,7 +161,7 @@ pub fn var_builder(
 /// Identifies a checkpoint by every byte that decides its answers: `config.json`, the SHA-256
 /// of each weight shard (as the Hugging Face Hub shows it) and the tokenizer files beside them.
 /// Two checkpoints that differ in one weight differ here, so a job never resumes with another
-/// model's chunks. Shard digests are cached by (path, size, modification time) in
+/// model's chunks. It starts with config.json's `model_type`. Shard digests are cached by (path, size, modification time) in
 /// [`digest_cache_path`], so a resume does not read 14 GB again.
 pub fn fingerprint(dir: &Path, config_json: &[u8], files: &[PathBuf]) -> Result<String, String> {
     use sha2::{Digest, Sha256};
@@ -184,7 +184,12 @@ pub fn fingerprint(dir: &Path, config_json: &[u8], files: &[PathBuf]) -> Result<
         }
     }
     let d = h.finalize();
-    Ok(format!("instructblip-{}", hex(&d[..8])))
+    // The family first, so that output metadata says which code wrote the answers.
+    let family = serde_json::from_slice::<serde_json::Value>(config_json)
+        .ok()
+        .and_then(|v| v.get("model_type")?.as_str().map(str::to_string))
+        .unwrap_or_else(|| "instructblip".to_string());
+    Ok(format!("{family}-{}", hex(&d[..8])))
 }
 
 /// Files besides the weights whose bytes change what a model writes.

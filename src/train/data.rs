@@ -150,6 +150,7 @@ pub(super) fn encode(model: &VistaModel, s: &Sample) -> Result<Encoded, String> 
     let prompt = model.prompt(Template::VicunaV1, &s.instruction, s.images.len())?;
     let qformer_ids = model.qformer_ids(&prompt.qformer_text)?;
     let mut answer = model
+        .text
         .tokenizer
         .encode(s.target.as_str(), false)
         .map_err(|e| format!("cannot tokenize the target: {e}"))?

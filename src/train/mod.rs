@@ -273,7 +273,7 @@ fn fresh_weights(opts: &TrainOptions) -> Result<HashMap<String, Tensor>> {
     let (model, params) = build(&opts.out, None, opts.seed, 1, opts)?;
     let mut tensors = params.tensors();
     let bins: Vec<u32> =
-        (0..).map_while(|k| model.tokenizer.token_to_id(&format!("<bin_{k}>"))).collect();
+        (0..).map_while(|k| model.text.tokenizer.token_to_id(&format!("<bin_{k}>"))).collect();
     match opts.coord_init.as_str() {
         "cosine" => coords::cosine_rows(&mut tensors, &bins, opts.seed)?,
         "quadratic" => coords::quadratic_rows(&mut tensors, &bins, opts.seed)?,

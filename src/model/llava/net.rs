@@ -1,0 +1,107 @@
+//! The network as `LlavaForConditionalGeneration` lays it out: CLIP vision tower
+//! (candle-transformers), the two-layer GELU projector and the LLaMA decoder (ours, for batched
+//! generation with padding).
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::clip::text_model::Activation;
+use candle_transformers::models::clip::vision_model::{ClipVisionConfig, ClipVisionTransformer};
+
+use super::config::LlavaConfig;
+use crate::model::llama::Llama;
+use crate::model::nn::{gelu_erf, linear_b, Linear};
+
+pub struct Llava {
+    vision: ClipVisionTransformer,
+    /// Indices into the encoder layers' outputs, concatenated in this order.
+    feature_layers: Vec<usize>,
+    drop_class_token: bool,
+    linear_1: Linear,
+    linear_2: Linear,
+    pub llm: Llama,
+}
+
+/// Where a checkpoint keeps each part: the llava-hf checkpoints, transformers 5's and
+/// transformers 4's own saves name them differently.
+const VISION_PREFIXES: [&str; 4] = [
+    "vision_tower.vision_model",
+    "vision_tower",
+    "model.vision_tower.vision_model",
+    "model.vision_tower",
+];
+const PROJECTOR_PREFIXES: [&str; 2] = ["multi_modal_projector", "model.multi_modal_projector"];
+
+fn find_prefix<'a>(vb: &VarBuilder, prefixes: &[&'a str], probe: &str) -> Result<&'a str> {
+    prefixes.iter().copied().find(|p| vb.contains_tensor(&format!("{p}.{probe}"))).ok_or_else(
+        || {
+            candle_core::Error::Msg(format!(
+                "no tensor `{probe}` under any of {}",
+                prefixes.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
+            ))
+        },
+    )
+}
+
+impl Llava {
+    pub fn new(cfg: &LlavaConfig, vb: VarBuilder) -> Result<Self> {
+        let v = &cfg.vision_config;
+        // candle-transformers draws a random class embedding when the tensor is missing.
+        let vision_vb = vb.pp(find_prefix(&vb, &VISION_PREFIXES, "embeddings.class_embedding")?);
+        let clip = ClipVisionConfig {
+            embed_dim: v.hidden_size,
+            activation: Activation::QuickGelu,
+            intermediate_size: v.intermediate_size,
+            num_hidden_layers: v.num_hidden_layers,
+            num_attention_heads: v.num_attention_heads,
+            projection_dim: v.projection_dim,
+            num_channels: v.num_channels,
+            image_size: v.image_size,
+            patch_size: v.patch_size,
+        };
+        let vision = ClipVisionTransformer::new(vision_vb, &clip)?;
+        let feature_layers = cfg.feature_layers().map_err(candle_core::Error::Msg)?;
+        let proj = vb.pp(find_prefix(&vb, &PROJECTOR_PREFIXES, "linear_1.weight")?);
+        let text_hidden = cfg.text_config.hidden_size;
+        let in_dim = v.hidden_size * feature_layers.len();
+        let bias = cfg.multimodal_projector_bias;
+        let linear_1 = linear_b(in_dim, text_hidden, bias, proj.pp("linear_1"))?;
+        let linear_2 = linear_b(text_hidden, text_hidden, bias, proj.pp("linear_2"))?;
+        let llm = if vb.contains_tensor("language_model.model.embed_tokens.weight") {
+            Llama::new(&cfg.text_config, vb.pp("language_model"))?
+        } else {
+            Llama::from_parts(&cfg.text_config, vb.pp("model").pp("language_model"), vb.clone())?
+        };
+        Ok(Llava {
+            vision,
+            feature_layers,
+            drop_class_token: cfg.vision_feature_select_strategy == "default",
+            linear_1,
+            linear_2,
+            llm,
+        })
+    }
+
+    /// The selected vision features [n, T, vision_hidden * layers] of pixel_values [n, 3, S, S].
+    pub fn vision_features(&self, pixel_values: &Tensor) -> Result<Tensor> {
+        let states = self.vision.output_hidden_states(pixel_values)?;
+        let picked = self
+            .feature_layers
+            .iter()
+            .map(|&k| {
+                let s = &states[k];
+                if self.drop_class_token {
+                    s.narrow(1, 1, s.dim(1)? - 1)
+                } else {
+                    Ok(s.clone())
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::cat(&picked, 2)
+    }
+
+    /// Image tokens for the language model [n, T, text_hidden].
+    pub fn image_tokens(&self, pixel_values: &Tensor) -> Result<Tensor> {
+        let x = self.linear_1.forward(&self.vision_features(pixel_values)?)?;
+        self.linear_2.forward(&gelu_erf(&x)?)
+    }
+}

@@ -1,0 +1,206 @@
+//! Parity of the LLaVA family with transformers' `LlavaForConditionalGeneration` on the tiny
+//! random checkpoints made by scripts/make_tiny_llava.py: CLIP preprocessing, projected image
+//! tokens and logits (1e-4), greedy, stop-token and beam outputs, single and batched with left
+//! padding (identical tokens), and answers through `vista_generate` in SQL.
+
+use super::*;
+use vista::model::llava::LlavaModel;
+use vista::model::prompt::Piece;
+
+const LLAVA: [&str; 2] = ["llava_tiny_default_gqa", "llava_tiny_full_mha"];
+
+struct LlavaFixture {
+    model: LlavaModel,
+    tensors: HashMap<String, Tensor>,
+    expected: Value,
+}
+
+fn llava(name: &str) -> LlavaFixture {
+    let dir = root().join(name);
+    let model = LlavaModel::load(&dir, "cpu", "f32").unwrap_or_else(|e| panic!("{name}: {e}"));
+    let tensors =
+        candle_core::safetensors::load(dir.join("expected/tensors.safetensors"), &Device::Cpu)
+            .unwrap();
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected/expected.json")).unwrap())
+            .unwrap();
+    LlavaFixture { model, tensors, expected }
+}
+
+fn cases(f: &LlavaFixture) -> impl Iterator<Item = (&String, &Value)> {
+    f.expected["cases"].as_object().unwrap().iter()
+}
+
+#[test]
+fn llava_preprocessing_is_clips_centre_crop() {
+    for name in LLAVA {
+        let f = llava(name);
+        assert!(f.model.preprocess.center_crop);
+        let s = f.model.preprocess.size;
+        for image in f.expected["images"].as_array().unwrap() {
+            let image = image.as_str().unwrap();
+            let ours = f.model.preprocess.run(&image_bytes(image), false, u64::MAX).unwrap();
+            let ours = Tensor::from_vec(ours, (3, s, s), &Device::Cpu).unwrap();
+            let d = max_abs_diff(&ours, &f.tensors[&format!("pixel_values.{image}")]);
+            assert!(d < 1e-5, "{name} {image}: max diff {d}");
+        }
+    }
+}
+
+#[test]
+fn llava_prompts_tokenize_as_the_chat_template() {
+    for name in LLAVA {
+        let f = llava(name);
+        let image_token = f.expected["image_token_id"].as_u64().unwrap() as u32;
+        let per_image = f.expected["image_tokens_per_image"].as_u64().unwrap() as usize;
+        assert_eq!(f.model.config.tokens_per_image(), per_image);
+        for (key, case) in cases(&f) {
+            for (r, row) in case["rows"].as_array().unwrap().iter().enumerate() {
+                let n = row["images"].as_array().unwrap().len();
+                let instruction = row["instruction"].as_str().unwrap();
+                // VistaLLM's default template name means LLaVA's own chat turn here.
+                for template in [Template::Llava, Template::VicunaV1] {
+                    let prompt = f.model.prompt(template, instruction, n).unwrap();
+                    assert_eq!(
+                        prompt.flat_ids(per_image, image_token),
+                        ids(&case["input_ids"][r]),
+                        "{name} {key} row {r}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn llava_forward_pass_matches_transformers() {
+    for name in LLAVA {
+        let f = llava(name);
+        let m = &f.model;
+        for (key, case) in cases(&f) {
+            let Some(want_logits) = f.tensors.get(&format!("{key}.logits")) else {
+                continue;
+            };
+            let mut pixels = Vec::new();
+            let mut prompts = Vec::new();
+            for row in case["rows"].as_array().unwrap() {
+                let names = row["images"].as_array().unwrap();
+                for n in names {
+                    pixels
+                        .push(f.tensors[&format!("pixel_values.{}", n.as_str().unwrap())].clone());
+                }
+                let instruction = row["instruction"].as_str().unwrap();
+                prompts.push(m.prompt(Template::Llava, instruction, names.len()).unwrap());
+            }
+            let tokens = m.net.image_tokens(&Tensor::stack(&pixels, 0).unwrap()).unwrap();
+            let d = max_abs_diff(&tokens, &f.tensors[&format!("{key}.image_tokens")]);
+            assert!(d < 1e-4, "{name} {key} image tokens: {d}");
+            let mut image = 0;
+            let rows: Vec<Tensor> = prompts
+                .iter()
+                .map(|p| {
+                    let parts: Vec<Tensor> = p
+                        .pieces
+                        .iter()
+                        .map(|piece| match piece {
+                            Piece::Tokens(t) => m
+                                .net
+                                .llm
+                                .embed(&Tensor::new(t.as_slice(), &Device::Cpu).unwrap())
+                                .unwrap(),
+                            Piece::Image(_) => {
+                                image += 1;
+                                tokens.get(image - 1).unwrap()
+                            }
+                        })
+                        .collect();
+                    Tensor::cat(&parts, 0).unwrap()
+                })
+                .collect();
+            assert_logits(&m.net.llm, &rows, want_logits, &format!("{name} {key}"));
+        }
+    }
+}
+
+#[test]
+fn llava_generation_matches_transformers_batched_and_single() {
+    for name in LLAVA {
+        let f = llava(name);
+        for (key, case) in cases(&f) {
+            let reqs = requests(case);
+            let opts = DecodeOptions {
+                max_new_tokens: case["max_new_tokens"].as_u64().unwrap() as usize,
+                num_beams: case["num_beams"].as_u64().unwrap() as usize,
+                stop: ids(&case["stop_ids"]),
+                ..f.model.text.decode_options(&GenerateSettings::default())
+            };
+            let want: Vec<Vec<u32>> =
+                case["generated"].as_array().unwrap().iter().map(ids).collect();
+            let batched: Vec<Vec<u32>> = f
+                .model
+                .generate_ids(&reqs, Template::Llava, &opts)
+                .into_iter()
+                .map(Result::unwrap)
+                .collect();
+            assert_eq!(batched, want, "{name} {key} batched");
+            for (r, req) in reqs.iter().enumerate() {
+                let single = f
+                    .model
+                    .generate_ids(std::slice::from_ref(req), Template::Llava, &opts)
+                    .pop()
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(single, want[r], "{name} {key} row {r} alone");
+            }
+        }
+    }
+}
+
+/// The loader picks the family from config.json; a row that cannot run fails alone.
+#[test]
+fn llava_loads_by_model_type_and_bad_rows_fail_alone() {
+    let f = llava(LLAVA[0]);
+    let model = vista::model::load_model(&root().join(LLAVA[0]), "cpu", "f32").unwrap();
+    assert!(model.fingerprint().starts_with("llava-"), "{}", model.fingerprint());
+    let case = &f.expected["cases"]["batch"];
+    let mut reqs = requests(case);
+    reqs.insert(
+        1,
+        GenerateRequest { images: vec![Arc::from(&b"not an image"[..])], instruction: "x".into() },
+    );
+    reqs.push(GenerateRequest {
+        images: vec![image_bytes("rgb_40x30.png")],
+        instruction: "<image> and <image>".into(),
+    });
+    let settings = GenerateSettings { max_new_tokens: 10, ..Default::default() };
+    let out = model.generate_detailed(&reqs, &settings);
+    let want: Vec<String> = case["generated"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| f.model.text.decode(&ids(g)).unwrap())
+        .collect();
+    let texts: Vec<&str> =
+        [0, 2, 3].iter().map(|&i| out[i].as_ref().unwrap().text.as_str()).collect();
+    assert_eq!(texts, want);
+    assert!(out[0].as_ref().unwrap().truncated, "10 tokens without a stop token");
+    let err = out[1].as_ref().unwrap_err();
+    assert!(err.starts_with("image 1: "), "{err}");
+    let err = out[4].as_ref().unwrap_err();
+    assert_eq!(err, "the instruction has 2 <image> markers but the row has 1 images");
+}
+
+#[test]
+fn unknown_families_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_checkpoint(LLAVA[1], tmp.path());
+    edit_config(tmp.path(), |c| c["model_type"] = "qwen9_vl".into());
+    let err = vista::model::load_model(tmp.path(), "cpu", "f32").err().unwrap();
+    assert!(err.ends_with("model_type `qwen9_vl` is not supported (instructblip, llava)"), "{err}");
+    edit_config(tmp.path(), |c| {
+        c["model_type"] = "llava".into();
+        c["vision_config"]["hidden_act"] = "gelu".into();
+    });
+    let err = vista::model::load_model(tmp.path(), "cpu", "f32").err().unwrap();
+    assert_eq!(err, "config.json: vision_config.hidden_act `gelu` is not supported (quick_gelu)");
+}
