@@ -10,10 +10,12 @@ use std::sync::Arc;
 use candle_core::{DType, Device, Tensor};
 use serde_json::Value;
 use vista::model::generate::DecodeOptions;
-use vista::model::prompt::Template;
+use vista::model::prompt::{Piece, Prompt, Template};
 use vista::model::{llama::KvCache, VistaModel};
 use vista_udfs::generate::{GenerateRequest, GenerateSettings, VisionLanguageModel};
 
+#[path = "model/device.rs"]
+mod device;
 #[path = "model/llava.rs"]
 mod llava;
 
@@ -164,27 +166,29 @@ fn forward_pass_matches_transformers() {
             assert!(d < 1e-4, "{name} {key} image tokens: {d}");
 
             // Left-padded batch, as the recorded run: logits compared where the mask is 1.
-            let mut image = 0;
-            let mut rows = Vec::new();
-            for p in &prompts {
-                let n = p
-                    .pieces
-                    .iter()
-                    .filter(|x| matches!(x, vista::model::prompt::Piece::Image(_)))
-                    .count();
-                let toks: Vec<Tensor> =
-                    (image..image + n).map(|k| tokens.get(k).unwrap()).collect();
-                image += n;
-                rows.push(m.prompt_embeds(p, &toks).unwrap());
-            }
+            let rows = blip_rows(m, &prompts, &tokens);
             assert_logits(&m.net.llm, &rows, want_logits, &format!("{name} {key}"));
         }
     }
 }
 
-/// Runs prompt embeddings as one left-padded batch, as the recorded run did, and compares the
-/// logits where the attention mask is 1.
-fn assert_logits(llm: &vista::model::llama::Llama, rows: &[Tensor], want: &Tensor, what: &str) {
+/// Each prompt's embeddings, its images' tokens taken in order from `tokens` [images, Q, hidden].
+fn blip_rows(m: &VistaModel, prompts: &[Prompt], tokens: &Tensor) -> Vec<Tensor> {
+    let mut image = 0;
+    prompts
+        .iter()
+        .map(|p| {
+            let n = p.pieces.iter().filter(|x| matches!(x, Piece::Image(_))).count();
+            let toks: Vec<Tensor> = (image..image + n).map(|k| tokens.get(k).unwrap()).collect();
+            image += n;
+            m.prompt_embeds(p, &toks).unwrap()
+        })
+        .collect()
+}
+
+/// Logits [rows, width, vocab] of prompt embeddings run as one left-padded batch, as the
+/// recorded runs did, and each row's padding.
+fn padded_logits(llm: &vista::model::llama::Llama, rows: &[Tensor]) -> (Tensor, Vec<usize>) {
     let width = rows.iter().map(|r| r.dim(0).unwrap()).max().unwrap();
     let hidden = rows[0].dim(1).unwrap();
     let pads: Vec<usize> = rows.iter().map(|r| width - r.dim(0).unwrap()).collect();
@@ -192,7 +196,7 @@ fn assert_logits(llm: &vista::model::llama::Llama, rows: &[Tensor], want: &Tenso
         .iter()
         .zip(&pads)
         .map(|(r, &p)| {
-            let z = Tensor::zeros((p, hidden), DType::F32, &Device::Cpu).unwrap();
+            let z = Tensor::zeros((p, hidden), r.dtype(), r.device()).unwrap();
             Tensor::cat(&[&z, r], 0).unwrap()
         })
         .collect();
@@ -202,7 +206,14 @@ fn assert_logits(llm: &vista::model::llama::Llama, rows: &[Tensor], want: &Tenso
     let logits = llm
         .forward(&Tensor::stack(&padded, 0).unwrap(), &positions, &pads, &mut cache, true)
         .unwrap();
+    (logits, pads)
+}
+
+/// Compares logits where the attention mask is 1.
+fn assert_logits(llm: &vista::model::llama::Llama, rows: &[Tensor], want: &Tensor, what: &str) {
+    let (logits, pads) = padded_logits(llm, rows);
     assert_eq!(logits.dims(), want.dims(), "{what}");
+    let width = logits.dim(1).unwrap();
     for (r, &p) in pads.iter().enumerate() {
         let ours = logits.get(r).unwrap().narrow(0, p, width - p).unwrap();
         let theirs = want.get(r).unwrap().narrow(0, p, width - p).unwrap();

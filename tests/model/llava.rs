@@ -5,17 +5,16 @@
 
 use super::*;
 use vista::model::llava::LlavaModel;
-use vista::model::prompt::Piece;
 
-const LLAVA: [&str; 2] = ["llava_tiny_default_gqa", "llava_tiny_full_mha"];
+pub(crate) const LLAVA: [&str; 2] = ["llava_tiny_default_gqa", "llava_tiny_full_mha"];
 
-struct LlavaFixture {
-    model: LlavaModel,
-    tensors: HashMap<String, Tensor>,
-    expected: Value,
+pub(crate) struct LlavaFixture {
+    pub(crate) model: LlavaModel,
+    pub(crate) tensors: HashMap<String, Tensor>,
+    pub(crate) expected: Value,
 }
 
-fn llava(name: &str) -> LlavaFixture {
+pub(crate) fn llava(name: &str) -> LlavaFixture {
     let dir = root().join(name);
     let model = LlavaModel::load(&dir, "cpu", "f32").unwrap_or_else(|e| panic!("{name}: {e}"));
     let tensors =
@@ -95,31 +94,34 @@ fn llava_forward_pass_matches_transformers() {
             let tokens = m.net.image_tokens(&Tensor::stack(&pixels, 0).unwrap()).unwrap();
             let d = max_abs_diff(&tokens, &f.tensors[&format!("{key}.image_tokens")]);
             assert!(d < 1e-4, "{name} {key} image tokens: {d}");
-            let mut image = 0;
-            let rows: Vec<Tensor> = prompts
-                .iter()
-                .map(|p| {
-                    let parts: Vec<Tensor> = p
-                        .pieces
-                        .iter()
-                        .map(|piece| match piece {
-                            Piece::Tokens(t) => m
-                                .net
-                                .llm
-                                .embed(&Tensor::new(t.as_slice(), &Device::Cpu).unwrap())
-                                .unwrap(),
-                            Piece::Image(_) => {
-                                image += 1;
-                                tokens.get(image - 1).unwrap()
-                            }
-                        })
-                        .collect();
-                    Tensor::cat(&parts, 0).unwrap()
-                })
-                .collect();
+            let rows = llava_rows(m, &prompts, &tokens);
             assert_logits(&m.net.llm, &rows, want_logits, &format!("{name} {key}"));
         }
     }
+}
+
+/// Each prompt's embeddings, its images' tokens taken in order from `tokens` [images, T, hidden].
+pub(crate) fn llava_rows(m: &LlavaModel, prompts: &[Prompt], tokens: &Tensor) -> Vec<Tensor> {
+    let mut image = 0;
+    prompts
+        .iter()
+        .map(|p| {
+            let parts: Vec<Tensor> = p
+                .pieces
+                .iter()
+                .map(|piece| match piece {
+                    Piece::Tokens(t) => {
+                        m.net.llm.embed(&Tensor::new(t.as_slice(), &m.device).unwrap()).unwrap()
+                    }
+                    Piece::Image(_) => {
+                        image += 1;
+                        tokens.get(image - 1).unwrap()
+                    }
+                })
+                .collect();
+            Tensor::cat(&parts, 0).unwrap()
+        })
+        .collect()
 }
 
 #[test]

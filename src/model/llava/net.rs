@@ -2,7 +2,7 @@
 //! (candle-transformers), the two-layer GELU projector and the LLaMA decoder (ours, for batched
 //! generation with padding).
 
-use candle_core::{Module, Result, Tensor};
+use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::clip::text_model::Activation;
 use candle_transformers::models::clip::vision_model::{ClipVisionConfig, ClipVisionTransformer};
@@ -13,6 +13,7 @@ use crate::model::nn::{gelu_erf, linear_b, Linear};
 
 pub struct Llava {
     vision: ClipVisionTransformer,
+    vision_dtype: DType,
     /// Indices into the encoder layers' outputs, concatenated in this order.
     feature_layers: Vec<usize>,
     drop_class_token: bool,
@@ -58,7 +59,10 @@ impl Llava {
             image_size: v.image_size,
             patch_size: v.patch_size,
         };
-        let vision = ClipVisionTransformer::new(vision_vb, &clip)?;
+        // candle's CPU matmul has no bf16/f16 kernel (our decoder's CPU linears have their own),
+        // so on the CPU the CLIP tower runs in f32 whatever the model's dtype.
+        let vision_dtype = if vb.device().is_cpu() { DType::F32 } else { vb.dtype() };
+        let vision = ClipVisionTransformer::new(vision_vb.to_dtype(vision_dtype), &clip)?;
         let feature_layers = cfg.feature_layers().map_err(candle_core::Error::Msg)?;
         let proj = vb.pp(find_prefix(&vb, &PROJECTOR_PREFIXES, "linear_1.weight")?);
         let text_hidden = cfg.text_config.hidden_size;
@@ -73,6 +77,7 @@ impl Llava {
         };
         Ok(Llava {
             vision,
+            vision_dtype,
             feature_layers,
             drop_class_token: cfg.vision_feature_select_strategy == "default",
             linear_1,
@@ -81,9 +86,11 @@ impl Llava {
         })
     }
 
-    /// The selected vision features [n, T, vision_hidden * layers] of pixel_values [n, 3, S, S].
+    /// The selected vision features [n, T, vision_hidden * layers] of pixel_values [n, 3, S, S],
+    /// in the dtype of `pixel_values`.
     pub fn vision_features(&self, pixel_values: &Tensor) -> Result<Tensor> {
-        let states = self.vision.output_hidden_states(pixel_values)?;
+        let states =
+            self.vision.output_hidden_states(&pixel_values.to_dtype(self.vision_dtype)?)?;
         let picked = self
             .feature_layers
             .iter()
@@ -96,7 +103,7 @@ impl Llava {
                 }
             })
             .collect::<Result<Vec<_>>>()?;
-        Tensor::cat(&picked, 2)
+        Tensor::cat(&picked, 2)?.to_dtype(pixel_values.dtype())
     }
 
     /// Image tokens for the language model [n, T, text_hidden].
