@@ -31,7 +31,8 @@ extensions_options! {
         pub top_p: f64, default = 1.0
         /// Seed for sampling.
         pub seed: u64, default = 0
-        /// Prompt template: `vicuna_v1` or `raw`.
+        /// Prompt template: `vicuna_v1`, `raw` or `llava` (a LLaVA checkpoint reads `vicuna_v1`
+        /// as its own chat template).
         pub prompt_template: String, default = "vicuna_v1".to_string()
         /// Most pixels a decoded image, or any buffer derived from it (square padding), may
         /// hold; a larger image is a row error. The default is PIL's decompression-bomb error
@@ -42,8 +43,9 @@ extensions_options! {
         /// Most requests `read_bytes` has in flight at once for the URLs (`s3://`, `gs://`,
         /// `http(s)://`) of one batch.
         pub remote_concurrency: usize, default = 16
-        /// Coordinates the model writes: `bins` (VistaLLM-style checkpoints with bin tokens) or
-        /// `decimal`; `vista_prompt(..., style => 'model')` asks for this style.
+        /// Coordinates the model writes: `bins` (VistaLLM-style checkpoints with bin tokens),
+        /// `decimal`, or `llava` (LLaVA-1.5's instructions and boxes);
+        /// `vista_prompt(..., style => 'model')` asks for this style.
         pub coord_style: String, default = "bins".to_string()
     }
 }

@@ -137,6 +137,14 @@ pub fn format_objects(objects: &[Vec<f64>], style: Style, tag: Tag) -> Result<St
                 .collect();
             format!("[{}]", prims.join(";"))
         }
+        Style::Llava => per
+            .iter()
+            .map(|o| {
+                let v: Vec<String> = o.iter().map(|&v| format!("{:.2}", clamp01(v))).collect();
+                format!("[{}]", v.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
     })
 }
 
@@ -312,7 +320,7 @@ fn format_doc(kind: Kind) -> Documentation {
         if kind == Kind::Boxes { "boxes" } else { "points" },
         "list<double>, or a list of such lists for several objects.",
     )
-    .with_argument("style", "'bins' (default), 'decimal', or 'model' (the style SET vista.coord_style names).")
+    .with_argument("style", "'bins' (default), 'decimal', 'llava' (LLaVA-1.5's `[0.12, 0.34, 0.56, 0.78]`), or 'model' (the style SET vista.coord_style names).")
     .with_argument("space", "Space of the values: 'square' (default), 'norm' or 'pixel'.")
     .with_argument("width", "Image width in pixels (needed for 'norm' and 'pixel').")
     .with_argument("height", "Image height in pixels (needed for 'norm' and 'pixel').")
@@ -713,7 +721,7 @@ mod tests {
     #[test]
     fn format_and_parse_round_trip_in_both_styles() {
         let objs = vec![vec![0.1, 0.2, 0.3, 0.4], vec![0.5, 0.5, 0.9, 0.95]];
-        for style in [Style::Bins, Style::Decimal] {
+        for style in [Style::Bins, Style::Decimal, Style::Llava] {
             let t = format_objects(&objs, style, Tag::Box).unwrap();
             assert_eq!(parse_objects(&t, &[Tag::Box]), Parsed::Ok(objs.clone()), "{t}");
         }
@@ -724,6 +732,10 @@ mod tests {
         assert_eq!(
             format_objects(&objs, Style::Decimal, Tag::Box).unwrap(),
             "[0.100,0.200,0.300,0.400;0.500,0.500,0.900,0.950]"
+        );
+        assert_eq!(
+            format_objects(&objs, Style::Llava, Tag::Box).unwrap(),
+            "[0.10, 0.20, 0.30, 0.40], [0.50, 0.50, 0.90, 0.95]"
         );
         assert_eq!(
             format_objects(&[vec![0.25, 0.5, 1.0, 0.0]], Style::Bins, Tag::Point).unwrap(),

@@ -34,6 +34,10 @@ pub fn scalar_functions() -> Vec<ScalarUDF> {
 pub enum Style {
     Decimal,
     Bins,
+    /// LLaVA-1.5's own instructions where it was trained on the task, its boxes
+    /// `[0.12, 0.34, 0.56, 0.78]` (fractions of the square-padded image, two decimals);
+    /// `decimal` otherwise.
+    Llava,
 }
 
 impl Style {
@@ -41,7 +45,8 @@ impl Style {
         match s.to_ascii_lowercase().as_str() {
             "decimal" => Ok(Style::Decimal),
             "bins" => Ok(Style::Bins),
-            other => Err(format!("style must be 'decimal' or 'bins', got '{other}'")),
+            "llava" => Ok(Style::Llava),
+            other => Err(format!("style must be 'decimal', 'bins' or 'llava', got '{other}'")),
         }
     }
 }
@@ -122,8 +127,8 @@ const TASKS: &str =
 /// How coordinates are to be written, appended to instructions that ask for coordinates.
 fn style_note(style: Style, what: &str) -> &'static str {
     match (style, what) {
-        (Style::Decimal, "box") => " Write coordinates as fractions of the image padded to a square, with three decimals, e.g. [0.120,0.340,0.560,0.780].",
-        (Style::Decimal, _) => " Write coordinates as fractions of the image padded to a square, with three decimals.",
+        (Style::Decimal | Style::Llava, "box") => " Write coordinates as fractions of the image padded to a square, with three decimals, e.g. [0.120,0.340,0.560,0.780].",
+        (Style::Decimal | Style::Llava, _) => " Write coordinates as fractions of the image padded to a square, with three decimals.",
         (Style::Bins, "box") => " Write each coordinate as a bin token <bin_0> to <bin_1000> and wrap each answer in <b_st> and <b_ed>.",
         (Style::Bins, _) => " Write each coordinate as a bin token <bin_0> to <bin_1000> and wrap each answer in <m_st> and <m_ed>.",
     }
@@ -150,6 +155,19 @@ pub struct PromptInput<'a> {
 }
 
 /// The instruction for `task` in `style`.
+/// LLaVA-1.5's instructions for the tasks of its training mixture (its image goes first).
+fn llava_template(task: &str) -> Option<&'static str> {
+    Some(match task {
+        "caption" => "Provide a one-sentence caption for the provided image.",
+        "vqa" => "{in}\nAnswer the question using a single word or phrase.",
+        "rec" => {
+            "Please provide the bounding box coordinate of the region this sentence describes: {in}"
+        }
+        "region_caption" => "Please provide a short description for this region: {region}",
+        _ => return None,
+    })
+}
+
 pub fn render(task: &str, style: Style, p: &PromptInput) -> Result<String, String> {
     let task = task.to_ascii_lowercase();
     let list = templates(&task).ok_or_else(|| format!("unknown task '{task}' (one of {TASKS})"))?;
@@ -172,11 +190,12 @@ pub fn render(task: &str, style: Style, p: &PromptInput) -> Result<String, Strin
     if task == "coseg" && !(2..=16).contains(&p.n_images) {
         return Err(format!("n_images must be between 2 and 16, got {}", p.n_images));
     }
-    let template = list[(mix(p.seed) % list.len() as u64) as usize];
+    let llava = if style == Style::Llava { llava_template(&task) } else { None };
+    let template = llava.unwrap_or(list[(mix(p.seed) % list.len() as u64) as usize]);
     let n = p.n_points;
     let points = format!("[x0, y0, x1, y1, ..., x{}, y{}]", n - 1, n - 1);
     let (bsep, msep) = match style {
-        Style::Decimal => ("\";\"", "\";\""),
+        Style::Decimal | Style::Llava => ("\";\"", "\";\""),
         Style::Bins => ("<b_sep>", "<m_sep>"),
     };
     let coseg_in = match (task.as_str(), input) {
@@ -193,6 +212,7 @@ pub fn render(task: &str, style: Style, p: &PromptInput) -> Result<String, Strin
         .replace("{n}", &n.to_string())
         .replace("{images}", &vec!["<image>"; p.n_images].join(" "));
     match task.as_str() {
+        _ if llava.is_some() => {}
         "rec" | "grec" | "pointing" => text.push_str(style_note(style, "box")),
         "res" | "gres" | "coseg" => text.push_str(style_note(style, "mask")),
         _ => {}
@@ -208,10 +228,12 @@ static PROMPT_DOC: LazyLock<Documentation> = LazyLock::new(|| {
          a text such as the sample id, hashed with FNV-1a) picks one reproducibly. Coordinate tasks \
          say how to write the answer in the chosen style: `decimal` (fractions of the square-padded \
          image, 3 decimals, `;` between objects) or `bins` (`<bin_k>` tokens, `<b_sep>`/`<m_sep>`). \
-         `model` asks for the style the model writes, `SET vista.coord_style` (default bins), so \
-         one job file serves checkpoint families that write either. \
+         `llava` asks LLaVA-1.5 in its own words for caption, vqa, rec and region_caption (the \
+         instructions of its training mixture, boxes `[0.12, 0.34, 0.56, 0.78]`) and as `decimal` \
+         for the rest. `model` asks for the style the model writes, `SET vista.coord_style` \
+         (default bins), so one job file serves every checkpoint family. \
          Tasks: caption, vqa, rec, res, grec, gres, region_caption, pointqa, pointing (Visual7W: pick a candidate box), nlvr, coseg.",
-        "vista_prompt(task, input [, style => 'decimal' | 'bins' | 'model' [, seed [, region [, n_points => 32 [, n_images => 2]]]]])",
+        "vista_prompt(task, input [, style => 'decimal' | 'bins' | 'llava' | 'model' [, seed [, region [, n_points => 32 [, n_images => 2]]]]])",
     )
     .with_argument("task", "The task name (a column works: prompts for mixed samples).")
     .with_argument("input", "Referring expression (rec, res, grec, gres), question (vqa, pointqa), statement (nlvr), shared attribute (coseg, optional); NULL for caption. For region_caption, the region when `region` is absent.")
@@ -534,6 +556,33 @@ mod tests {
             assert!(render(task, Style::Decimal, &p(0)).unwrap_err().contains("needs a region"));
         }
         assert!(render("ocr", Style::Decimal, &p(0)).unwrap_err().contains("unknown task 'ocr'"));
+    }
+
+    #[test]
+    fn llava_style_uses_its_training_instructions() {
+        let input = |i: &'static str, region: Option<&'static str>| PromptInput {
+            input: Some(i),
+            region,
+            seed: 3,
+            n_points: 32,
+            n_images: 2,
+        };
+        assert_eq!(
+            render("rec", Style::Llava, &input("the red car", None)).unwrap(),
+            "Please provide the bounding box coordinate of the region this sentence describes: the red car"
+        );
+        assert_eq!(
+            render("vqa", Style::Llava, &input("What colour is it?", None)).unwrap(),
+            "What colour is it?\nAnswer the question using a single word or phrase."
+        );
+        assert_eq!(
+            render("region_caption", Style::Llava, &input("", Some("[0.10, 0.20, 0.30, 0.40]")))
+                .unwrap(),
+            "Please provide a short description for this region: [0.10, 0.20, 0.30, 0.40]"
+        );
+        // Tasks LLaVA-1.5 was not trained on are asked as `decimal`.
+        let res = input("the dog", None);
+        assert_eq!(render("res", Style::Llava, &res), render("res", Style::Decimal, &res));
         let c = ctx();
         let err = run(&c, "SELECT vista_prompt('rec', 'x', style => 'words')").unwrap_err();
         assert!(
