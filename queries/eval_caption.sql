@@ -18,7 +18,7 @@ SET vista.max_new_tokens = 96;
 CREATE OR REPLACE VIEW predictions AS
 WITH prompted AS (
     SELECT sample_id, task, image, image_path,
-           vista_prompt('caption', NULL, 'decimal', sample_id) AS instruction
+           vista_prompt('caption', NULL, 'model', sample_id) AS instruction
     FROM samples
 ),
 generated AS (

@@ -15,7 +15,7 @@ SET vista.max_new_tokens = 32;
 CREATE OR REPLACE VIEW predictions AS
 WITH prompted AS (
     SELECT sample_id, task, images,
-           vista_prompt('nlvr', instruction, 'decimal', sample_id) AS instruction
+           vista_prompt('nlvr', instruction, 'model', sample_id) AS instruction
     FROM samples
 ),
 generated AS (

@@ -19,7 +19,7 @@ SET vista.max_new_tokens = 32;
 CREATE OR REPLACE VIEW predictions AS
 WITH prompted AS (
     SELECT sample_id, task, image, image_path,
-           vista_prompt('vqa', instruction, 'decimal', sample_id) AS instruction
+           vista_prompt('vqa', instruction, 'model', sample_id) AS instruction
     FROM samples
 ),
 generated AS (

@@ -13,13 +13,17 @@
 #   unversioned links to them go into $CUDA_VENV/link.
 # - the driver library libcuda.so: it comes with the NVIDIA driver, never from a wheel, usually
 #   only as libcuda.so.1; the same link directory gets libcuda.so -> the driver's libcuda.so.1.
+#   On a build machine without the driver, a stub libcuda.so (soname libcuda.so.1) exporting
+#   every driver function cudarc declares stands in for it, as the toolkit's lib/stubs does: the
+#   binary links, and loads the real driver where it runs.
 # - CUDA_COMPUTE_CAP (candle-kernels' target architecture): from nvidia-smi, else 90 (H100/H200).
 # At run time the binary finds the same libraries through LD_LIBRARY_PATH.
 #
 # cudarc 0.19 knows CUDA up to 13.4, so the toolkit wheels are pinned to 13.2.
 
 CUDA_VENV=${CUDA_VENV:-$PWD/target/cuda-venv}
-CUDA_WHEELS=${CUDA_WHEELS:-"nvidia-cuda-nvcc==13.2.* nvidia-cuda-runtime==13.2.* nvidia-cuda-nvrtc==13.2.* nvidia-cuda-cccl==13.2.* nvidia-cublas nvidia-curand"}
+# nvvm and crt carry the same version as nvcc: a newer nvvm writes PTX that this ptxas rejects.
+CUDA_WHEELS=${CUDA_WHEELS:-"nvidia-cuda-nvcc==13.2.* nvidia-nvvm==13.2.* nvidia-cuda-crt==13.2.* nvidia-cuda-runtime==13.2.* nvidia-cuda-nvrtc==13.2.* nvidia-cuda-cccl==13.2.* nvidia-cublas nvidia-curand"}
 
 cuda_env_main() {
   local print_only=0
@@ -52,7 +56,9 @@ cuda_env_main() {
   for f in "$driver" /usr/lib/x86_64-linux-gnu/libcuda.so.1 /usr/lib64/libcuda.so.1 /usr/local/nvidia/lib64/libcuda.so.1; do
     if [ -n "$f" ] && [ -e "$f" ]; then ln -sf "$f" "$link/libcuda.so"; break; fi
   done
-  [ -e "$link/libcuda.so" ] || echo "cuda_env.sh: no libcuda.so.1 (the NVIDIA driver) found; linking will fail" >&2
+  if [ ! -e "$link/libcuda.so" ]; then
+    cuda_stub_driver "$link" || return 1
+  fi
   export CUDA_ROOT="$cuda_home" CUDA_PATH="$cuda_home"
   export PATH="$cuda_home/bin:$PATH"
   export LIBRARY_PATH="$link${LIBRARY_PATH:+:$LIBRARY_PATH}"
@@ -62,6 +68,20 @@ cuda_env_main() {
     export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90}
   fi
   nvcc --version | tail -1
+}
+
+# A libcuda.so exporting every driver function of cudarc's bindings (the cargo registry's copy).
+cuda_stub_driver() {
+  local link=$1 bindings
+  bindings=$(ls "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/cudarc-*/src/driver/sys/mod.rs 2>/dev/null | tail -1)
+  if [ -z "$bindings" ]; then
+    echo "cuda_env.sh: no NVIDIA driver and no cudarc sources (run cargo fetch first)" >&2
+    return 1
+  fi
+  echo "cuda_env.sh: no NVIDIA driver here; linking against a stub libcuda.so" >&2
+  grep -o '^ *fn cu[A-Za-z0-9_]*' "$bindings" | awk '{print "void " $2 "(void) {}"}' | sort -u \
+    > "$link/cuda_stub.c"
+  cc -shared -fPIC -Wl,-soname,libcuda.so.1 -o "$link/libcuda.so" "$link/cuda_stub.c"
 }
 
 cuda_env_main "$@"

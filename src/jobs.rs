@@ -262,7 +262,7 @@ async fn run_locked(
     };
     write_manifest(&opts.out_dir, &manifest)?;
 
-    let meta = output_metadata(ctx, sql, &fingerprint);
+    let meta = output_metadata(ctx, sql, &fingerprint, &parts);
     let run = ChunkRun { ctx, job, opts, chunk_dir: &chunk_dir, meta: &meta };
     let resumed = committed.done.len();
     let (seen, computed) = run.compute(&committed, total, &mut manifest).await?;
@@ -330,12 +330,30 @@ impl Committed {
     }
 }
 
-/// The key-value metadata of every file the job writes: provenance, the job fingerprint and
-/// the limits in force.
-fn output_metadata(ctx: &SessionContext, sql: &str, fingerprint: &str) -> Vec<(String, String)> {
+/// The key-value metadata of every file the job writes: provenance, the job fingerprint, the
+/// limits in force and, when the model ran, which model wrote the answers under which rules (its
+/// fingerprint and family, the prompt template and coordinate style).
+fn output_metadata(
+    ctx: &SessionContext,
+    sql: &str,
+    fingerprint: &str,
+    parts: &FingerprintParts,
+) -> Vec<(String, String)> {
     let mut extra = vec![(FINGERPRINT_KEY.to_string(), fingerprint.to_string())];
     let config = VistaConfig::from_options(ctx.state().config_options());
     extra.extend(vista_udfs::limits::Limits::from_config(&config).metadata());
+    if !parts.model.is_empty() {
+        // Model fingerprints are `{model_type}-{digest}`.
+        let family = parts.model.rsplit_once('-').map_or(parts.model.as_str(), |(f, _)| f);
+        for (k, v) in [
+            ("model_fingerprint", parts.model.as_str()),
+            ("model_type", family),
+            ("prompt_template", config.prompt_template.as_str()),
+            ("coord_style", config.coord_style.as_str()),
+        ] {
+            extra.push((format!("vista.{k}"), v.to_string()));
+        }
+    }
     output::provenance(Some(sql), &extra)
 }
 

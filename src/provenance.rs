@@ -53,11 +53,22 @@ pub fn of_plan(ctx: &SessionContext, plan: &LogicalPlan) -> Vec<(String, String)
             ("top_p", c.top_p.to_string()),
             ("seed", c.seed.to_string()),
             ("prompt_template", c.prompt_template.clone()),
+            ("coord_style", c.coord_style.clone()),
         ] {
             kv.push((format!("vista.{k}"), v));
         }
+        // The model family (config.json's `model_type`): which prompt and answer rules apply.
+        if let Some(family) = model_type(&c.model) {
+            kv.push(("vista.model_type".to_string(), family));
+        }
     }
     kv
+}
+
+fn model_type(dir: &str) -> Option<String> {
+    let text = std::fs::read_to_string(std::path::Path::new(dir).join("config.json")).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json.get("model_type")?.as_str().map(str::to_string)
 }
 
 fn collect(plan: &LogicalPlan, ours: &HashSet<String>, used: &mut Used) {
