@@ -18,6 +18,8 @@ use vista_udfs::generate::{GenerateRequest, GenerateSettings, VisionLanguageMode
 mod device;
 #[path = "model/llava.rs"]
 mod llava;
+#[path = "model/qwen3_vl.rs"]
+mod qwen3_vl;
 
 const CHECKPOINTS: [&str; 2] = ["tiny_xattn1_mha_coords", "tiny_xattn2_gqa_odd"];
 

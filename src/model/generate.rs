@@ -39,15 +39,71 @@ impl Default for DecodeOptions {
     }
 }
 
+/// How a family runs the prompt through the decoder and where each row's positions go on from
+/// there. LLaMA-style families count positions over a row's real tokens ([`Plain`]); Qwen3-VL
+/// gives image tokens grid positions and adds DeepStack features in its prompt pass.
+pub trait Prefill {
+    /// Last-position logits [n, vocab] of the prompts `rows` (indices into the generate call's
+    /// rows), left-padded by `pads` into `embeds` [n, width, hidden]; fills `cache`.
+    fn prefill(
+        &self,
+        llm: &Llama,
+        rows: &[usize],
+        embeds: &Tensor,
+        pads: &[usize],
+        cache: &mut KvCache,
+    ) -> Result<Tensor>;
+
+    /// Added to a row's 1-D position (its count of real tokens so far) while decoding.
+    fn position_offset(&self, _row: usize) -> i64 {
+        0
+    }
+}
+
+/// Positions 0, 1, 2, ... over each row's real tokens.
+pub struct Plain;
+
+impl Prefill for Plain {
+    fn prefill(
+        &self,
+        llm: &Llama,
+        _rows: &[usize],
+        embeds: &Tensor,
+        pads: &[usize],
+        cache: &mut KvCache,
+    ) -> Result<Tensor> {
+        llm.forward(embeds, &prefill_positions(embeds.dim(1)?, pads), pads, cache, false)
+    }
+}
+
 /// Generates for each row of prompt embeddings ([len_i, hidden] each).
 pub fn generate(llm: &Llama, rows: &[Tensor], opts: &DecodeOptions) -> Result<Vec<Vec<u32>>> {
+    generate_with(llm, rows, opts, &Plain)
+}
+
+/// [`generate`] with a family's own prompt pass and positions.
+pub fn generate_with(
+    llm: &Llama,
+    rows: &[Tensor],
+    opts: &DecodeOptions,
+    prefill: &dyn Prefill,
+) -> Result<Vec<Vec<u32>>> {
     if rows.is_empty() || opts.max_new_tokens == 0 {
         return Ok(vec![Vec::new(); rows.len()]);
     }
     if opts.num_beams > 1 {
-        return rows.iter().map(|r| beam_search(llm, r, opts)).collect();
+        return rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| beam_search(llm, i, r, opts, prefill))
+            .collect();
     }
-    sample_batch(llm, rows, opts)
+    sample_batch(llm, rows, opts, prefill)
+}
+
+/// A decoding position: the row's count of real tokens plus its family's offset.
+fn decode_position(real: usize, offset: i64) -> u32 {
+    (real as i64 + offset).max(0) as u32
 }
 
 /// Left-pads rows into [n, max_len, hidden]; returns it with each row's padding.
@@ -71,13 +127,17 @@ pub(crate) fn prefill_positions(width: usize, pads: &[usize]) -> Vec<Vec<u32>> {
     pads.iter().map(|&p| (0..width).map(|j| j.saturating_sub(p) as u32).collect()).collect()
 }
 
-fn sample_batch(llm: &Llama, rows: &[Tensor], opts: &DecodeOptions) -> Result<Vec<Vec<u32>>> {
+fn sample_batch(
+    llm: &Llama,
+    rows: &[Tensor],
+    opts: &DecodeOptions,
+    prefill: &dyn Prefill,
+) -> Result<Vec<Vec<u32>>> {
     let device = rows[0].device().clone();
     let (embeds, mut pads) = left_pad(rows)?;
-    let width = embeds.dim(1)?;
     let mut cache = KvCache::new(llm.layers());
-    let mut logits =
-        llm.forward(&embeds, &prefill_positions(width, &pads), &pads, &mut cache, false)?;
+    let all: Vec<usize> = (0..rows.len()).collect();
+    let mut logits = prefill.prefill(llm, &all, &embeds, &pads, &mut cache)?;
     let mut out: Vec<Vec<u32>> = vec![Vec::new(); rows.len()];
     let mut rngs: Vec<SplitMix64> = (0..rows.len()).map(|_| SplitMix64::new(opts.seed)).collect();
     let mut active: Vec<usize> = (0..rows.len()).collect();
@@ -111,7 +171,11 @@ fn sample_batch(llm: &Llama, rows: &[Tensor], opts: &DecodeOptions) -> Result<Ve
         let ids = Tensor::new(next.as_slice(), &device)?.unsqueeze(1)?;
         let embeds = llm.embed(&ids)?;
         let total = cache.len();
-        let positions: Vec<Vec<u32>> = pads.iter().map(|&p| vec![(total - p) as u32]).collect();
+        let positions: Vec<Vec<u32>> = pads
+            .iter()
+            .zip(&active)
+            .map(|(&p, &row)| vec![decode_position(total - p, prefill.position_offset(row))])
+            .collect();
         logits = llm.forward(&embeds, &positions, &pads, &mut cache, false)?;
     }
     Ok(out)
@@ -180,13 +244,18 @@ struct Beam {
 /// `beams`) become finished hypotheses scored by length-normalised log-probability; the search
 /// ends when no running beam can beat the worst of `beams` finished ones, or at
 /// `max_new_tokens`.
-fn beam_search(llm: &Llama, row: &Tensor, opts: &DecodeOptions) -> Result<Vec<u32>> {
+fn beam_search(
+    llm: &Llama,
+    index: usize,
+    row: &Tensor,
+    opts: &DecodeOptions,
+    prefill: &dyn Prefill,
+) -> Result<Vec<u32>> {
     let k = opts.num_beams;
     let device = row.device().clone();
-    let len = row.dim(0)?;
     let mut cache = KvCache::new(llm.layers());
-    let prefill_pos = vec![(0..len as u32).collect::<Vec<u32>>()];
-    let mut logits = llm.forward(&row.unsqueeze(0)?, &prefill_pos, &[0], &mut cache, false)?;
+    let mut logits = prefill.prefill(llm, &[index], &row.unsqueeze(0)?, &[0], &mut cache)?;
+    let offset = prefill.position_offset(index);
     let mut beams = vec![Beam { tokens: Vec::new(), score: 0.0 }];
     let mut finished: Vec<(Vec<u32>, f64)> = Vec::new();
     let norm = |score: f32, n: usize| score as f64 / (n as f64).powf(opts.length_penalty);
@@ -248,7 +317,7 @@ fn beam_search(llm: &Llama, row: &Tensor, opts: &DecodeOptions) -> Result<Vec<u3
             .collect();
         let ids: Vec<u32> = next.iter().map(|n| n.1).collect();
         let embeds = llm.embed(&Tensor::new(ids.as_slice(), &device)?.unsqueeze(1)?)?;
-        let pos: Vec<Vec<u32>> = vec![vec![cache.len() as u32]; beams.len()];
+        let pos: Vec<Vec<u32>> = vec![vec![decode_position(cache.len(), offset)]; beams.len()];
         let pads = vec![0; beams.len()];
         logits = llm.forward(&embeds, &pos, &pads, &mut cache, false)?;
     }

@@ -24,6 +24,9 @@ struct Attention {
     k_proj: Linear,
     v_proj: Linear,
     o_proj: Linear,
+    /// Qwen3's RMS norms of each head's queries and keys, before RoPE (absent in LLaMA).
+    q_norm: Option<Norm>,
+    k_norm: Option<Norm>,
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
@@ -39,6 +42,8 @@ impl Attention {
             k_proj: linear_b(d, kvh * hd, b, vb.pp("k_proj"))?,
             v_proj: linear_b(d, kvh * hd, b, vb.pp("v_proj"))?,
             o_proj: linear_b(h * hd, d, b, vb.pp("o_proj"))?,
+            q_norm: head_norm(cfg, &vb, "q_norm")?,
+            k_norm: head_norm(cfg, &vb, "k_norm")?,
             heads: h,
             kv_heads: kvh,
             head_dim: hd,
@@ -59,6 +64,14 @@ impl Attention {
         let q = shape(self.q_proj.forward(xs)?, self.heads)?;
         let k = shape(self.k_proj.forward(xs)?, self.kv_heads)?;
         let v = shape(self.v_proj.forward(xs)?, self.kv_heads)?;
+        let q = match &self.q_norm {
+            Some(n) => n.forward(&q)?,
+            None => q,
+        };
+        let k = match &self.k_norm {
+            Some(n) => n.forward(&k)?,
+            None => k,
+        };
         let q = apply_rope(&q, &rope.0, &rope.1)?;
         let k = apply_rope(&k, &rope.0, &rope.1)?;
         let (k, v) = match cache {
@@ -85,6 +98,14 @@ impl Attention {
         let att = softmax_last_dim(&att)?;
         let out = att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, self.heads * self.head_dim))?;
         self.o_proj.forward(&out)
+    }
+}
+
+fn head_norm(cfg: &TextConfig, vb: &VarBuilder, name: &str) -> Result<Option<Norm>> {
+    if vb.contains_tensor(&format!("{name}.weight")) {
+        Ok(Some(rms_norm(cfg.head_dim(), cfg.rms_norm_eps, vb.pp(name))?))
+    } else {
+        Ok(None)
     }
 }
 
@@ -302,6 +323,34 @@ impl Llama {
         self.embed_tokens.forward(ids)
     }
 
+    /// cos/sin [rows, t, head_dim / 2] for multimodal RoPE: frequency `i` turns with the
+    /// position on axis `axis_of[i]` (0 temporal, 1 height, 2 width) of `positions[r][axis]`.
+    pub fn mrope_tables(
+        &self,
+        positions: &[[Vec<u32>; 3]],
+        axis_of: &[usize],
+        dtype: DType,
+        dev: &Device,
+    ) -> Result<(Tensor, Tensor)> {
+        let rows = positions.len();
+        let t = positions.first().map_or(0, |p| p[0].len());
+        let half = self.head_dim / 2;
+        let mut cos = Vec::with_capacity(rows * t * half);
+        let mut sin = Vec::with_capacity(rows * t * half);
+        for row in positions {
+            for j in 0..t {
+                for (&f, &axis) in self.inv_freq.iter().zip(axis_of) {
+                    let a = row[axis].get(j).copied().unwrap_or(0) as f32 * f;
+                    cos.push(a.cos());
+                    sin.push(a.sin());
+                }
+            }
+        }
+        let cos = Tensor::from_vec(cos, (rows, t, half), dev)?.to_dtype(dtype)?;
+        let sin = Tensor::from_vec(sin, (rows, t, half), dev)?.to_dtype(dtype)?;
+        Ok((cos, sin))
+    }
+
     /// cos/sin [rows, t, head_dim / 2] for each row's own positions.
     fn rope_tables(
         &self,
@@ -359,6 +408,20 @@ impl Llama {
         key_pad: &[usize],
         cache: &mut KvCache,
     ) -> Result<Tensor> {
+        let rope = self.rope_tables(positions, embeds.dtype(), embeds.device())?;
+        self.hidden_states_with(embeds, &rope, key_pad, cache, &mut |_, xs| Ok(xs))
+    }
+
+    /// [`hidden_states`](Self::hidden_states) with the rotary tables given, and `after_layer(k,
+    /// xs)` applied to the output of every layer k (Qwen3-VL adds DeepStack features there).
+    pub fn hidden_states_with(
+        &self,
+        embeds: &Tensor,
+        rope: &(Tensor, Tensor),
+        key_pad: &[usize],
+        cache: &mut KvCache,
+        after_layer: &mut dyn FnMut(usize, Tensor) -> Result<Tensor>,
+    ) -> Result<Tensor> {
         let (rows, t, _) = embeds.dims3()?;
         let dev = embeds.device();
         let dtype = embeds.dtype();
@@ -375,17 +438,20 @@ impl Llama {
             }
         }
         let mask = Tensor::from_vec(mask, (rows, 1, t, total), dev)?.to_dtype(dtype)?;
-        let rope = self.rope_tables(positions, dtype, dev)?;
         let mut xs = embeds.clone();
-        for (block, layer_cache) in self.blocks.iter().zip(cache.layers.iter_mut()) {
+        for (k, (block, layer_cache)) in self.blocks.iter().zip(cache.layers.iter_mut()).enumerate()
+        {
             let h = block.self_attn.forward(
                 &block.input_layernorm.forward(&xs)?,
-                &rope,
+                rope,
                 &mask,
                 layer_cache,
             )?;
             let h = (h + &xs)?;
-            xs = (block.mlp.forward(&block.post_attention_layernorm.forward(&h)?)? + h)?;
+            xs = after_layer(
+                k,
+                (block.mlp.forward(&block.post_attention_layernorm.forward(&h)?)? + h)?,
+            )?;
         }
         self.norm.forward(&xs)
     }

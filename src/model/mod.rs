@@ -13,6 +13,7 @@ pub mod nn;
 pub mod preprocess;
 pub mod prompt;
 pub mod qformer;
+pub mod qwen3_vl;
 pub mod vision;
 pub mod weights;
 
@@ -520,7 +521,7 @@ impl VisionLanguageModel for VistaModel {
 }
 
 /// The families `vista.model` can hold, told apart by config.json's `model_type`: VistaLLM and
-/// InstructBLIP (`instructblip`), LLaVA-1.5 (`llava`).
+/// InstructBLIP (`instructblip`), LLaVA-1.5 (`llava`), Qwen3-VL (`qwen3_vl`).
 pub fn load_model(
     dir: &Path,
     device: &str,
@@ -531,9 +532,10 @@ pub fn load_model(
         serde_json::from_str(&config).map_err(|e| format!("{}/config.json: {e}", dir.display()))?;
     match json.get("model_type").and_then(|v| v.as_str()) {
         Some("llava") => Ok(Arc::new(llava::LlavaModel::load(dir, device, dtype)?)),
+        Some("qwen3_vl") => Ok(Arc::new(qwen3_vl::Qwen3VlModel::load(dir, device, dtype)?)),
         Some("instructblip") | None => Ok(Arc::new(VistaModel::load(dir, device, dtype)?)),
         Some(other) => Err(format!(
-            "{}/config.json: model_type `{other}` is not supported (instructblip, llava)",
+            "{}/config.json: model_type `{other}` is not supported (instructblip, llava, qwen3_vl)",
             dir.display()
         )),
     }

@@ -24,6 +24,7 @@ pub enum Template {
     VicunaV1,
     Raw,
     Llava,
+    Qwen,
 }
 
 impl Template {
@@ -32,8 +33,9 @@ impl Template {
             "vicuna_v1" | "vicuna_v1.1" => Ok(Template::VicunaV1),
             "raw" => Ok(Template::Raw),
             "llava" => Ok(Template::Llava),
+            "qwen" => Ok(Template::Qwen),
             other => Err(format!(
-                "unknown prompt template `{other}` (expected `vicuna_v1`, `raw` or `llava`)"
+                "unknown prompt template `{other}` (expected `vicuna_v1`, `raw`, `llava` or `qwen`)"
             )),
         }
     }
@@ -117,6 +119,29 @@ pub fn llava_instruction(instruction: &str, images: usize) -> Result<String, Str
     }
 }
 
+/// Qwen-VL's image: its marker token between the vision delimiters.
+pub const QWEN_IMAGE: &str = "<|vision_start|><|image_pad|><|vision_end|>";
+
+/// The instruction with Qwen-VL's image blocks: one per `<image>` marker, those without a marker
+/// first; in Qwen3-VL's chat template for one user turn when `chat`.
+pub fn qwen_text(instruction: &str, images: usize, chat: bool) -> Result<String, String> {
+    let markers = instruction.matches(IMAGE_MARKER).count();
+    let body = if markers == 0 {
+        format!("{}{instruction}", QWEN_IMAGE.repeat(images))
+    } else if markers != images {
+        return Err(format!(
+            "the instruction has {markers} {IMAGE_MARKER} markers but the row has {images} images"
+        ));
+    } else {
+        instruction.replace(IMAGE_MARKER, QWEN_IMAGE)
+    };
+    Ok(if chat {
+        format!("<|im_start|>user\n{body}<|im_end|>\n<|im_start|>assistant\n")
+    } else {
+        body
+    })
+}
+
 pub fn llava_text(instruction: &str, images: usize) -> Result<String, String> {
     Ok(format!("USER: {} ASSISTANT:", llava_instruction(instruction, images)?))
 }
@@ -154,7 +179,10 @@ pub fn build(
             Ok(Prompt { pieces, qformer_text: text })
         }
         Template::VicunaV1 => marked(&vicuna_text(instruction, images)?, instruction, images, tok),
-        Template::Llava => marked(&llava_text(instruction, images)?, instruction, images, tok),
+        // A checkpoint of another family reads its own chat turn for `llava` and `qwen`.
+        Template::Llava | Template::Qwen => {
+            marked(&llava_text(instruction, images)?, instruction, images, tok)
+        }
     }
 }
 
@@ -191,7 +219,8 @@ pub fn marked(
     Ok(Prompt { pieces, qformer_text: qformer_text(instruction) })
 }
 
-fn split_on_marker(ids: Vec<u32>, marker: u32) -> Vec<Piece> {
+/// Token ids with each `marker` token standing for the next image.
+pub fn split_on_marker(ids: Vec<u32>, marker: u32) -> Vec<Piece> {
     let mut pieces = Vec::new();
     let mut run = Vec::new();
     let mut image = 0;
@@ -256,7 +285,7 @@ mod tests {
         let err = Template::parse("chatml").unwrap_err();
         assert_eq!(
             err,
-            "unknown prompt template `chatml` (expected `vicuna_v1`, `raw` or `llava`)"
+            "unknown prompt template `chatml` (expected `vicuna_v1`, `raw`, `llava` or `qwen`)"
         );
     }
 

@@ -198,7 +198,10 @@ fn unknown_families_are_named() {
     copy_checkpoint(LLAVA[1], tmp.path());
     edit_config(tmp.path(), |c| c["model_type"] = "qwen9_vl".into());
     let err = vista::model::load_model(tmp.path(), "cpu", "f32").err().unwrap();
-    assert!(err.ends_with("model_type `qwen9_vl` is not supported (instructblip, llava)"), "{err}");
+    assert!(
+        err.ends_with("model_type `qwen9_vl` is not supported (instructblip, llava, qwen3_vl)"),
+        "{err}"
+    );
     edit_config(tmp.path(), |c| {
         c["model_type"] = "llava".into();
         c["vision_config"]["hidden_act"] = "gelu".into();

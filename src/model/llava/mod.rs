@@ -64,7 +64,9 @@ impl LlavaModel {
         images: usize,
     ) -> Result<Prompt, String> {
         let text = match template {
-            Template::VicunaV1 | Template::Llava => prompt::llava_text(instruction, images)?,
+            Template::VicunaV1 | Template::Llava | Template::Qwen => {
+                prompt::llava_text(instruction, images)?
+            }
             Template::Raw => prompt::llava_instruction(instruction, images)?,
         };
         prompt::marked(&text, instruction, images, &self.text.tokenizer)

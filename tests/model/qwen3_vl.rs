@@ -1,0 +1,175 @@
+//! Parity of the Qwen3-VL family with transformers' `Qwen3VLForConditionalGeneration` on the
+//! tiny random checkpoints made by scripts/make_tiny_qwen3_vl.py: the processor's patches and
+//! grids, prompt ids, merged image tokens and DeepStack features, logits of left-padded batches
+//! (1e-4), and greedy, stop-token and beam outputs, single and batched (identical tokens).
+
+use super::*;
+use vista::model::qwen3_vl::Qwen3VlModel;
+
+pub(crate) const QWEN: [&str; 2] = ["qwen3_vl_tiny_gqa", "qwen3_vl_tiny_mha_tied"];
+
+pub(crate) struct QwenFixture {
+    pub(crate) model: Qwen3VlModel,
+    pub(crate) tensors: HashMap<String, Tensor>,
+    pub(crate) expected: Value,
+}
+
+pub(crate) fn qwen(name: &str) -> QwenFixture {
+    let dir = root().join(name);
+    let model = Qwen3VlModel::load(&dir, "cpu", "f32").unwrap_or_else(|e| panic!("{name}: {e}"));
+    let tensors =
+        candle_core::safetensors::load(dir.join("expected/tensors.safetensors"), &Device::Cpu)
+            .unwrap();
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected/expected.json")).unwrap())
+            .unwrap();
+    QwenFixture { model, tensors, expected }
+}
+
+fn cases(f: &QwenFixture) -> impl Iterator<Item = (&String, &Value)> {
+    f.expected["cases"].as_object().unwrap().iter()
+}
+
+#[test]
+fn qwen_patches_match_the_image_processor() {
+    for name in QWEN {
+        let f = qwen(name);
+        for image in f.expected["images"].as_array().unwrap() {
+            let image = image.as_str().unwrap();
+            let p = f.model.patches(&image_bytes(image), u64::MAX).unwrap();
+            let grid = f.tensors[&format!("image_grid_thw.{image}")].to_vec1::<f32>().unwrap();
+            assert_eq!(grid, vec![1.0, p.grid_h as f32, p.grid_w as f32], "{name} {image}");
+            let want = &f.tensors[&format!("pixel_values.{image}")];
+            let ours = Tensor::from_vec(p.data, want.dims(), &Device::Cpu).unwrap();
+            let d = max_abs_diff(&ours, want);
+            assert!(d < 1e-5, "{name} {image}: max diff {d}");
+        }
+    }
+}
+
+#[test]
+fn qwen_prompts_tokenize_as_the_chat_template() {
+    for name in QWEN {
+        let f = qwen(name);
+        let image_token = f.model.config.image_token_id;
+        let m2 = f.model.config.vision_config.spatial_merge_size.pow(2);
+        for (key, case) in cases(&f) {
+            for (r, row) in case["rows"].as_array().unwrap().iter().enumerate() {
+                let names: Vec<&str> =
+                    row["images"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+                let instruction = row["instruction"].as_str().unwrap();
+                for template in [Template::Qwen, Template::VicunaV1] {
+                    let pieces = f.model.prompt(template, instruction, names.len()).unwrap();
+                    let mut flat = Vec::new();
+                    for piece in pieces {
+                        match piece {
+                            Piece::Tokens(t) => flat.extend(t),
+                            Piece::Image(k) => {
+                                let p = f.model.patches(&image_bytes(names[k]), u64::MAX).unwrap();
+                                flat.extend(std::iter::repeat_n(
+                                    image_token,
+                                    p.grid_h * p.grid_w / m2,
+                                ));
+                            }
+                        }
+                    }
+                    assert_eq!(flat, ids(&case["input_ids"][r]), "{name} {key} row {r}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn qwen_forward_pass_matches_transformers() {
+    for name in QWEN {
+        let f = qwen(name);
+        for (key, case) in cases(&f) {
+            let Some(want) = f.tensors.get(&format!("{key}.logits")) else {
+                continue;
+            };
+            let reqs = requests(case);
+            let patches: Vec<_> = reqs
+                .iter()
+                .flat_map(|r| r.images.iter().map(|b| f.model.patches(b, u64::MAX).unwrap()))
+                .collect();
+            let (tokens, stacks) =
+                f.model.vision.forward(&patches, &Device::Cpu, DType::F32).unwrap();
+            let d = max_abs_diff(&tokens, &f.tensors[&format!("{key}.image_tokens")]);
+            assert!(d < 1e-4, "{name} {key} image tokens: {d}");
+            for (i, s) in stacks.iter().enumerate() {
+                let d = max_abs_diff(s, &f.tensors[&format!("{key}.deepstack.{i}")]);
+                assert!(d < 1e-4, "{name} {key} deepstack {i}: {d}");
+            }
+            let (logits, pads) = f.model.prompt_logits(&reqs, Template::Qwen).unwrap();
+            assert_eq!(logits.dims(), want.dims(), "{name} {key}");
+            let width = logits.dim(1).unwrap();
+            for (r, &p) in pads.iter().enumerate() {
+                let ours = logits.get(r).unwrap().narrow(0, p, width - p).unwrap();
+                let theirs = want.get(r).unwrap().narrow(0, p, width - p).unwrap();
+                let d = max_abs_diff(&ours, &theirs);
+                assert!(d < 1e-4, "{name} {key} row {r} logits: {d}");
+            }
+        }
+    }
+}
+
+#[test]
+fn qwen_generation_matches_transformers_batched_and_single() {
+    for name in QWEN {
+        let f = qwen(name);
+        for (key, case) in cases(&f) {
+            let reqs = requests(case);
+            let opts = DecodeOptions {
+                max_new_tokens: case["max_new_tokens"].as_u64().unwrap() as usize,
+                num_beams: case["num_beams"].as_u64().unwrap() as usize,
+                stop: ids(&case["stop_ids"]),
+                ..f.model.text.decode_options(&GenerateSettings::default())
+            };
+            let want: Vec<Vec<u32>> =
+                case["generated"].as_array().unwrap().iter().map(ids).collect();
+            let batched: Vec<Vec<u32>> = f
+                .model
+                .generate_ids(&reqs, Template::Qwen, &opts)
+                .into_iter()
+                .map(Result::unwrap)
+                .collect();
+            assert_eq!(batched, want, "{name} {key} batched");
+            for (r, req) in reqs.iter().enumerate() {
+                let single = f
+                    .model
+                    .generate_ids(std::slice::from_ref(req), Template::Qwen, &opts)
+                    .pop()
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(single, want[r], "{name} {key} row {r} alone");
+            }
+        }
+    }
+}
+
+/// The loader picks the family from config.json; a row that cannot run fails alone.
+#[test]
+fn qwen_loads_by_model_type_and_bad_rows_fail_alone() {
+    let f = qwen(QWEN[0]);
+    let model = vista::model::load_model(&root().join(QWEN[0]), "cpu", "f32").unwrap();
+    assert!(model.fingerprint().starts_with("qwen3_vl-"), "{}", model.fingerprint());
+    let case = &f.expected["cases"]["batch"];
+    let mut reqs = requests(case);
+    reqs.insert(
+        1,
+        GenerateRequest { images: vec![Arc::from(&b"not an image"[..])], instruction: "x".into() },
+    );
+    let settings = GenerateSettings { max_new_tokens: 10, ..Default::default() };
+    let out = model.generate_detailed(&reqs, &settings);
+    let want: Vec<String> = case["generated"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| f.model.text.decode(&ids(g)).unwrap())
+        .collect();
+    let texts: Vec<&str> =
+        [0, 2, 3].iter().map(|&i| out[i].as_ref().unwrap().text.as_str()).collect();
+    assert_eq!(texts, want);
+    assert!(out[1].as_ref().unwrap_err().starts_with("image 1: "), "{:?}", out[1]);
+}
