@@ -1,4 +1,4 @@
-//! The recorded cases of every tiny checkpoint (both families) on another device and dtype,
+//! The recorded cases of every tiny checkpoint (every family) on another device and dtype,
 //! against the same code on the CPU in f32. `scripts/gpu_check.sh` runs it on `cuda:0` in f32 and
 //! bf16; its dry run runs it on the CPU in bf16. Settings: `VISTA_DEVICE` (default `cpu`),
 //! `VISTA_DTYPE` (default `f32`). One JSON line per case on stdout.
@@ -9,8 +9,10 @@
 //!   near-tie may flip a token), not required equal.
 
 use super::llava::{llava_rows, LLAVA};
+use super::qwen3_vl::QWEN;
 use super::*;
 use vista::model::llava::LlavaModel;
+use vista::model::qwen3_vl::Qwen3VlModel;
 
 /// Image tokens [images, T, hidden] and prompt logits [rows, width, vocab] with each row's padding.
 struct Forward {
@@ -159,6 +161,35 @@ fn device_parity() {
             let gaps = f.tensors.contains_key(&format!("{key}.logits")).then(|| {
                 let (a, b) =
                     (llava_forward(&cpu, &f.tensors, case), llava_forward(&dev, &f.tensors, case));
+                let gap = max_abs_diff(&a.tokens, &b.tokens.to_device(&Device::Cpu).unwrap());
+                ((gap, scale_of(&a.tokens)), logit_gap(&a, &b))
+            });
+            report(name, key, gaps, same);
+        }
+    }
+    for name in QWEN {
+        let dir = root().join(name);
+        let cpu = Qwen3VlModel::load(&dir, "cpu", "f32").unwrap();
+        let dev = Qwen3VlModel::load(&dir, &device, &dtype).unwrap();
+        let f = super::qwen3_vl::qwen(name);
+        for (key, case) in f.expected["cases"].as_object().unwrap() {
+            let reqs = requests(case);
+            let outputs = |m: &Qwen3VlModel| {
+                let opts = case_options(case, m.text.decode_options(&GenerateSettings::default()));
+                m.generate_ids(&reqs, Template::Qwen, &opts)
+            };
+            let same = outputs(&cpu) == outputs(&dev);
+            let gaps = f.tensors.contains_key(&format!("{key}.logits")).then(|| {
+                let forward = |m: &Qwen3VlModel| {
+                    let patches: Vec<_> = reqs
+                        .iter()
+                        .flat_map(|r| r.images.iter().map(|b| m.patches(b, u64::MAX).unwrap()))
+                        .collect();
+                    let tokens = m.vision.forward(&patches, &m.device, m.dtype).unwrap().0;
+                    let (logits, pads) = m.prompt_logits(&reqs, Template::Qwen).unwrap();
+                    Forward { tokens, logits, pads }
+                };
+                let (a, b) = (forward(&cpu), forward(&dev));
                 let gap = max_abs_diff(&a.tokens, &b.tokens.to_device(&Device::Cpu).unwrap());
                 ((gap, scale_of(&a.tokens)), logit_gap(&a, &b))
             });
