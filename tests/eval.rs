@@ -714,59 +714,78 @@ fn every_eval_query_runs_as_a_job_and_as_plain_sql() {
     }
 }
 
-/// The same job files run a LLaVA checkpoint: `vista.coord_style = 'llava'` makes them ask in
-/// LLaVA-1.5's words, the family's chat template wraps the prompt, and the output metadata says
-/// which family and rules wrote the answers.
+/// The same job files run a LLaVA and a Qwen3-VL checkpoint: `vista.coord_style` (`llava`,
+/// `qwen`) makes them ask in the family's own words, the family's chat template wraps the
+/// prompt, and the output metadata says which family and rules wrote the answers.
 #[test]
-fn eval_jobs_run_llava_unchanged() {
-    let dir = tempfile::tempdir().unwrap();
-    let llava = root().join("tests/fixtures/model/llava_tiny_default_gqa");
-    let settings = [
-        ("model", llava.display().to_string()),
-        ("base_dir", fixtures().join("images").display().to_string()),
-        ("coord_style", "llava".to_string()),
-        ("batch_size", "4".to_string()),
-    ];
-    let ctx = session(&settings, vista::model::loader());
-    let model = vista::model::llava::LlavaModel::load(&llava, "cpu", "f32").unwrap();
-    for (task, asks) in [
-        ("caption", "Provide a one-sentence caption for the provided image."),
-        ("vqa", "\nAnswer the question using a single word or phrase."),
+fn eval_jobs_run_other_families_unchanged() {
+    let families = [
         (
-            "rec",
-            "Please provide the bounding box coordinate of the region this sentence describes: ",
+            "llava_tiny_default_gqa",
+            "llava",
+            [
+                "Provide a one-sentence caption for the provided image.",
+                "\nAnswer the question using a single word or phrase.",
+                "Please provide the bounding box coordinate of the region this sentence describes: ",
+            ],
         ),
-    ] {
-        let (samples, n) = samples_for(task, dir.path());
-        let out = dir.path().join(task);
-        let summary = job(&ctx, task, &samples, &out, 4, false);
-        assert_eq!((summary.computed, summary.failed), (n, 0), "{task}");
-        let preds = out.join("predictions.parquet");
-        let instructions = column_by_id(&preds, "instruction");
-        let raw = column_by_id(&preds, "raw");
-        assert!(instructions.values().all(|i| i.as_deref().unwrap().contains(asks)), "{task}");
-        // Each answer is what the model writes for that instruction alone (16 new tokens).
-        let (id, instruction) = instructions.iter().min_by_key(|(id, _)| id.as_str()).unwrap();
-        let sample = samples_of(task).into_iter().find(|s| &s.sample_id == id).unwrap();
-        let image = image_bytes(sample.image_path.as_deref().unwrap());
-        let images = vec![Arc::<[u8]>::from(image.as_slice())];
-        let request = GenerateRequest { images, instruction: instruction.clone().unwrap() };
-        let gen = GenerateSettings { max_new_tokens: 16, ..Default::default() };
-        let alone = model.generate(&[request], &gen).pop().unwrap().unwrap();
-        assert_eq!(raw[id].as_deref(), Some(alone.as_str()), "{task} {id}");
-        let file = std::fs::File::open(&preds).unwrap();
-        let meta = datafusion::parquet::file::metadata::ParquetMetaDataReader::new()
-            .parse_and_finish(&file)
-            .unwrap();
-        let kv: HashMap<String, String> = meta
-            .file_metadata()
-            .key_value_metadata()
-            .unwrap()
-            .iter()
-            .map(|k| (k.key.clone(), k.value.clone().unwrap_or_default()))
-            .collect();
-        assert_eq!(kv.get("vista.model_type").map(String::as_str), Some("llava"), "{task}: {kv:?}");
-        assert_eq!(kv["vista.coord_style"], "llava", "{task}");
+        (
+            "qwen3_vl_tiny_gqa",
+            "qwen",
+            [
+                "Describe this image in one sentence.",
+                "\nAnswer the question using a single word or phrase.",
+                " in the image and output its bbox coordinates in JSON format.",
+            ],
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (checkpoint, style, asks) in families {
+        let path = root().join("tests/fixtures/model").join(checkpoint);
+        let settings = [
+            ("model", path.display().to_string()),
+            ("base_dir", fixtures().join("images").display().to_string()),
+            ("coord_style", style.to_string()),
+            ("batch_size", "4".to_string()),
+        ];
+        let ctx = session(&settings, vista::model::loader());
+        let model = vista::model::load_model(&path, "cpu", "f32").unwrap();
+        let family = model.fingerprint().rsplit_once('-').unwrap().0.to_string();
+        for (task, asks) in ["caption", "vqa", "rec"].into_iter().zip(asks) {
+            let (samples, n) = samples_for(task, dir.path());
+            let out = dir.path().join(format!("{style}_{task}"));
+            let summary = job(&ctx, task, &samples, &out, 4, false);
+            assert_eq!((summary.computed, summary.failed), (n, 0), "{style} {task}");
+            let preds = out.join("predictions.parquet");
+            let instructions = column_by_id(&preds, "instruction");
+            let raw = column_by_id(&preds, "raw");
+            assert!(
+                instructions.values().all(|i| i.as_deref().unwrap().contains(asks)),
+                "{style} {task}: {instructions:?}"
+            );
+            // Each answer is what the model writes for that instruction alone (16 new tokens).
+            let (id, instruction) = instructions.iter().min_by_key(|(id, _)| id.as_str()).unwrap();
+            let sample = samples_of(task).into_iter().find(|s| &s.sample_id == id).unwrap();
+            let image = image_bytes(sample.image_path.as_deref().unwrap());
+            let images = vec![Arc::<[u8]>::from(image.as_slice())];
+            let request = GenerateRequest { images, instruction: instruction.clone().unwrap() };
+            let gen = GenerateSettings { max_new_tokens: 16, ..Default::default() };
+            let alone = model.generate(&[request], &gen).pop().unwrap().unwrap();
+            assert_eq!(raw[id].as_deref(), Some(alone.as_str()), "{style} {task} {id}");
+            let file = std::fs::File::open(&preds).unwrap();
+            let meta = datafusion::parquet::file::metadata::ParquetMetaDataReader::new()
+                .parse_and_finish(&file)
+                .unwrap();
+            let kv: HashMap<String, String> = meta
+                .file_metadata()
+                .key_value_metadata()
+                .unwrap()
+                .iter()
+                .map(|k| (k.key.clone(), k.value.clone().unwrap_or_default()))
+                .collect();
+            assert_eq!(kv.get("vista.model_type"), Some(&family), "{style} {task}");
+            assert_eq!(kv["vista.coord_style"], style, "{style} {task}");
+        }
     }
 }
 

@@ -31,8 +31,8 @@ extensions_options! {
         pub top_p: f64, default = 1.0
         /// Seed for sampling.
         pub seed: u64, default = 0
-        /// Prompt template: `vicuna_v1`, `raw` or `llava` (a LLaVA checkpoint reads `vicuna_v1`
-        /// as its own chat template).
+        /// Prompt template: `vicuna_v1`, `raw`, `llava` or `qwen` (LLaVA and Qwen3-VL
+        /// checkpoints read `vicuna_v1` as their own chat template).
         pub prompt_template: String, default = "vicuna_v1".to_string()
         /// Most pixels a decoded image, or any buffer derived from it (square padding), may
         /// hold; a larger image is a row error. The default is PIL's decompression-bomb error
@@ -44,7 +44,8 @@ extensions_options! {
         /// `http(s)://`) of one batch.
         pub remote_concurrency: usize, default = 16
         /// Coordinates the model writes: `bins` (VistaLLM-style checkpoints with bin tokens),
-        /// `decimal`, or `llava` (LLaVA-1.5's instructions and boxes);
+        /// `decimal`, `llava` (LLaVA-1.5's instructions and boxes) or `qwen` (Qwen3-VL's
+        /// grounding prompts and JSON boxes);
         /// `vista_prompt(..., style => 'model')` asks for this style.
         pub coord_style: String, default = "bins".to_string()
     }

@@ -137,6 +137,17 @@ pub fn format_objects(objects: &[Vec<f64>], style: Style, tag: Tag) -> Result<St
                 .collect();
             format!("[{}]", prims.join(";"))
         }
+        Style::Qwen => {
+            let objs: Vec<String> = per
+                .iter()
+                .map(|o| {
+                    let v: Vec<String> =
+                        o.iter().map(|&v| format!("{}", (clamp01(v) * 1000.0).round())).collect();
+                    format!("{{\"bbox_2d\": [{}]}}", v.join(", "))
+                })
+                .collect();
+            format!("[{}]", objs.join(", "))
+        }
         Style::Llava => per
             .iter()
             .map(|o| {
@@ -320,7 +331,7 @@ fn format_doc(kind: Kind) -> Documentation {
         if kind == Kind::Boxes { "boxes" } else { "points" },
         "list<double>, or a list of such lists for several objects.",
     )
-    .with_argument("style", "'bins' (default), 'decimal', 'llava' (LLaVA-1.5's `[0.12, 0.34, 0.56, 0.78]`), or 'model' (the style SET vista.coord_style names).")
+    .with_argument("style", "'bins' (default), 'decimal', 'llava' (LLaVA-1.5's `[0.12, 0.34, 0.56, 0.78]`), 'qwen' (Qwen3-VL's `{\"bbox_2d\": [120, 340, 560, 780]}`, thousandths of the image itself), or 'model' (the style SET vista.coord_style names).")
     .with_argument("space", "Space of the values: 'square' (default), 'norm' or 'pixel'.")
     .with_argument("width", "Image width in pixels (needed for 'norm' and 'pixel').")
     .with_argument("height", "Image height in pixels (needed for 'norm' and 'pixel').")
@@ -491,9 +502,12 @@ impl ScalarUDFImpl for FormatFunc {
                 } else if let Some(o) = objs.iter().find(|o| !o.len().is_multiple_of(2)) {
                     return Err(format!("points need an even number of values, got {}", o.len()));
                 }
-                if space != Space::Square {
-                    let (w, h) = sizes.at(space, row)?;
-                    objs = objs.iter().map(|o| space.convert(Space::Square, o, w, h)).collect();
+                // Qwen's boxes are fractions of the image itself, the others' of the padded square.
+                let frame = if style == Style::Qwen { Space::Norm } else { Space::Square };
+                if space != frame {
+                    let (w, h) =
+                        sizes.at(if space == Space::Square { frame } else { space }, row)?;
+                    objs = objs.iter().map(|o| space.convert(frame, o, w, h)).collect();
                 }
                 objs.retain(|o| !o.is_empty());
                 format_objects(&objs, style, tag)
@@ -530,7 +544,9 @@ fn parse_doc(kind: Kind) -> Documentation {
              `width`, `height`).{extra}",
             t = if kind == Kind::Boxes { "b" } else { "m" },
             extra = if kind == Kind::Boxes {
-                " Every box must have 4 values."
+                " Every box must have 4 values. Qwen-VL's JSON boxes (`\"bbox_2d\": [x0, y0, x1, \
+                 y1]`, thousandths of the image itself, not the padded square) are read too; \
+                 converting them to 'square' needs `width` and `height`."
             } else {
                 " Polygons may have any even number of values; `<p_st>` points are read too, one \
                  polygon per `<p_st>...<p_ed>` group item."
@@ -636,9 +652,14 @@ impl ScalarUDFImpl for ParseFunc {
                 continue;
             };
             nulls.push(true);
-            let parsed = match parse_objects(text, tags) {
-                Parsed::Ok(objs) => self.check(objs, space, &sizes, row),
-                other => other,
+            let qwen = if self.kind == Kind::Boxes { parse_bbox_2d(text) } else { None };
+            let parsed = match qwen {
+                Some(Parsed::Ok(objs)) => self.check_from(Space::Norm, objs, space, &sizes, row),
+                Some(other) => other,
+                None => match parse_objects(text, tags) {
+                    Parsed::Ok(objs) => self.check(objs, space, &sizes, row),
+                    other => other,
+                },
             };
             match parsed {
                 Parsed::Ok(objs) => {
@@ -675,9 +696,46 @@ impl ScalarUDFImpl for ParseFunc {
     }
 }
 
+/// Qwen-VL's JSON boxes, `"bbox_2d": [x0, y0, x1, y1]` (integers in 0..1000 of the image), as
+/// fractions of the image; `None` when the text has none.
+pub fn parse_bbox_2d(text: &str) -> Option<Parsed> {
+    const KEY: &str = "\"bbox_2d\"";
+    if !text.contains(KEY) {
+        return None;
+    }
+    let mut objects = Vec::new();
+    for part in text.split(KEY).skip(1) {
+        let Some(open) = part.find('[') else {
+            return Some(Parsed::Error("\"bbox_2d\" without '['".into()));
+        };
+        let Some(close) = part[open..].find(']') else {
+            return Some(Parsed::Error("\"bbox_2d\" without ']'".into()));
+        };
+        let body: String =
+            part[open + 1..open + close].chars().filter(|c| !c.is_whitespace()).collect();
+        match parse_decimals(&body) {
+            Ok(v) => objects.push(v.iter().map(|x| x / 1000.0).collect()),
+            Err(e) => return Some(Parsed::Error(e)),
+        }
+    }
+    Some(Parsed::Ok(objects))
+}
+
 impl ParseFunc {
     /// Shape checks and the conversion from the text frame to `space`.
     fn check(&self, objs: Vec<Vec<f64>>, space: Space, sizes: &Sizes, row: usize) -> Parsed {
+        self.check_from(Space::Square, objs, space, sizes, row)
+    }
+
+    /// As [`check`](Self::check), for values in `frame`.
+    fn check_from(
+        &self,
+        frame: Space,
+        objs: Vec<Vec<f64>>,
+        space: Space,
+        sizes: &Sizes,
+        row: usize,
+    ) -> Parsed {
         for (k, o) in objs.iter().enumerate() {
             let bad = match self.kind {
                 Kind::Boxes => o.len() != 4,
@@ -693,13 +751,11 @@ impl ParseFunc {
                 ));
             }
         }
-        if space == Space::Square {
+        if space == frame {
             return Parsed::Ok(objs);
         }
-        match sizes.at(space, row) {
-            Ok((w, h)) => {
-                Parsed::Ok(objs.iter().map(|o| Space::Square.convert(space, o, w, h)).collect())
-            }
+        match sizes.at(if space == Space::Square { frame } else { space }, row) {
+            Ok((w, h)) => Parsed::Ok(objs.iter().map(|o| frame.convert(space, o, w, h)).collect()),
             Err(e) => Parsed::Error(e),
         }
     }
@@ -732,6 +788,19 @@ mod tests {
         assert_eq!(
             format_objects(&objs, Style::Decimal, Tag::Box).unwrap(),
             "[0.100,0.200,0.300,0.400;0.500,0.500,0.900,0.950]"
+        );
+        assert_eq!(
+            format_objects(&objs, Style::Qwen, Tag::Box).unwrap(),
+            "[{\"bbox_2d\": [100, 200, 300, 400]}, {\"bbox_2d\": [500, 500, 900, 950]}]"
+        );
+        assert_eq!(
+            parse_bbox_2d(&format_objects(&objs, Style::Qwen, Tag::Box).unwrap()),
+            Some(Parsed::Ok(objs.clone()))
+        );
+        assert_eq!(parse_bbox_2d("no boxes"), None);
+        assert_eq!(
+            parse_bbox_2d("```json\n[{\"bbox_2d\": [10, 20, x, 40], \"label\": \"cat\"}]\n```"),
+            Some(Parsed::Error("\"x\" is not a number".into()))
         );
         assert_eq!(
             format_objects(&objs, Style::Llava, Tag::Box).unwrap(),

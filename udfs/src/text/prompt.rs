@@ -38,6 +38,9 @@ pub enum Style {
     /// `[0.12, 0.34, 0.56, 0.78]` (fractions of the square-padded image, two decimals);
     /// `decimal` otherwise.
     Llava,
+    /// Qwen3-VL's grounding prompts and its JSON boxes `{"bbox_2d": [x0, y0, x1, y1]}`, integers
+    /// in 0..1000 of the image itself (not padded); `decimal` for the tasks it has no prompt for.
+    Qwen,
 }
 
 impl Style {
@@ -46,7 +49,10 @@ impl Style {
             "decimal" => Ok(Style::Decimal),
             "bins" => Ok(Style::Bins),
             "llava" => Ok(Style::Llava),
-            other => Err(format!("style must be 'decimal', 'bins' or 'llava', got '{other}'")),
+            "qwen" => Ok(Style::Qwen),
+            other => {
+                Err(format!("style must be 'decimal', 'bins', 'llava' or 'qwen', got '{other}'"))
+            }
         }
     }
 }
@@ -127,8 +133,8 @@ const TASKS: &str =
 /// How coordinates are to be written, appended to instructions that ask for coordinates.
 fn style_note(style: Style, what: &str) -> &'static str {
     match (style, what) {
-        (Style::Decimal | Style::Llava, "box") => " Write coordinates as fractions of the image padded to a square, with three decimals, e.g. [0.120,0.340,0.560,0.780].",
-        (Style::Decimal | Style::Llava, _) => " Write coordinates as fractions of the image padded to a square, with three decimals.",
+        (Style::Decimal | Style::Llava | Style::Qwen, "box") => " Write coordinates as fractions of the image padded to a square, with three decimals, e.g. [0.120,0.340,0.560,0.780].",
+        (Style::Decimal | Style::Llava | Style::Qwen, _) => " Write coordinates as fractions of the image padded to a square, with three decimals.",
         (Style::Bins, "box") => " Write each coordinate as a bin token <bin_0> to <bin_1000> and wrap each answer in <b_st> and <b_ed>.",
         (Style::Bins, _) => " Write each coordinate as a bin token <bin_0> to <bin_1000> and wrap each answer in <m_st> and <m_ed>.",
     }
@@ -168,6 +174,17 @@ fn llava_template(task: &str) -> Option<&'static str> {
     })
 }
 
+/// Qwen3-VL's wording for its grounding tasks (boxes in JSON) and short answers.
+fn qwen_template(task: &str) -> Option<&'static str> {
+    Some(match task {
+        "caption" => "Describe this image in one sentence.",
+        "vqa" => "{in}\nAnswer the question using a single word or phrase.",
+        "rec" => "Locate {in} in the image and output its bbox coordinates in JSON format.",
+        "grec" => "Locate every object that matches {in} in the image and output their bbox coordinates in JSON format.",
+        _ => return None,
+    })
+}
+
 pub fn render(task: &str, style: Style, p: &PromptInput) -> Result<String, String> {
     let task = task.to_ascii_lowercase();
     let list = templates(&task).ok_or_else(|| format!("unknown task '{task}' (one of {TASKS})"))?;
@@ -190,12 +207,16 @@ pub fn render(task: &str, style: Style, p: &PromptInput) -> Result<String, Strin
     if task == "coseg" && !(2..=16).contains(&p.n_images) {
         return Err(format!("n_images must be between 2 and 16, got {}", p.n_images));
     }
-    let llava = if style == Style::Llava { llava_template(&task) } else { None };
+    let llava = match style {
+        Style::Llava => llava_template(&task),
+        Style::Qwen => qwen_template(&task),
+        _ => None,
+    };
     let template = llava.unwrap_or(list[(mix(p.seed) % list.len() as u64) as usize]);
     let n = p.n_points;
     let points = format!("[x0, y0, x1, y1, ..., x{}, y{}]", n - 1, n - 1);
     let (bsep, msep) = match style {
-        Style::Decimal | Style::Llava => ("\";\"", "\";\""),
+        Style::Decimal | Style::Llava | Style::Qwen => ("\";\"", "\";\""),
         Style::Bins => ("<b_sep>", "<m_sep>"),
     };
     let coseg_in = match (task.as_str(), input) {
@@ -230,10 +251,11 @@ static PROMPT_DOC: LazyLock<Documentation> = LazyLock::new(|| {
          image, 3 decimals, `;` between objects) or `bins` (`<bin_k>` tokens, `<b_sep>`/`<m_sep>`). \
          `llava` asks LLaVA-1.5 in its own words for caption, vqa, rec and region_caption (the \
          instructions of its training mixture, boxes `[0.12, 0.34, 0.56, 0.78]`) and as `decimal` \
-         for the rest. `model` asks for the style the model writes, `SET vista.coord_style` \
+         for the rest; `qwen` asks Qwen3-VL for caption, vqa, rec and grec (boxes as JSON \
+         `bbox_2d`, which `parse_boxes` reads). `model` asks for the style the model writes, `SET vista.coord_style` \
          (default bins), so one job file serves every checkpoint family. \
          Tasks: caption, vqa, rec, res, grec, gres, region_caption, pointqa, pointing (Visual7W: pick a candidate box), nlvr, coseg.",
-        "vista_prompt(task, input [, style => 'decimal' | 'bins' | 'llava' | 'model' [, seed [, region [, n_points => 32 [, n_images => 2]]]]])",
+        "vista_prompt(task, input [, style => 'decimal' | 'bins' | 'llava' | 'qwen' | 'model' [, seed [, region [, n_points => 32 [, n_images => 2]]]]])",
     )
     .with_argument("task", "The task name (a column works: prompts for mixed samples).")
     .with_argument("input", "Referring expression (rec, res, grec, gres), question (vqa, pointqa), statement (nlvr), shared attribute (coseg, optional); NULL for caption. For region_caption, the region when `region` is absent.")
@@ -579,6 +601,10 @@ mod tests {
             render("region_caption", Style::Llava, &input("", Some("[0.10, 0.20, 0.30, 0.40]")))
                 .unwrap(),
             "Please provide a short description for this region: [0.10, 0.20, 0.30, 0.40]"
+        );
+        assert_eq!(
+            render("rec", Style::Qwen, &input("the red car", None)).unwrap(),
+            "Locate the red car in the image and output its bbox coordinates in JSON format."
         );
         // Tasks LLaVA-1.5 was not trained on are asked as `decimal`.
         let res = input("the dog", None);
