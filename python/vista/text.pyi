@@ -11,7 +11,7 @@ def format_boxes(boxes: Any, *, style: str = 'bins', space: str = 'square', widt
 
     SQL arguments:
         boxes: list<double>, or a list of such lists for several objects.
-        style: 'bins' (default), 'decimal', or 'model' (the style SET vista.coord_style names).
+        style: 'bins' (default), 'decimal', 'llava' (LLaVA-1.5's `[0.12, 0.34, 0.56, 0.78]`), 'qwen' (Qwen3-VL's `{"bbox_2d": [120, 340, 560, 780]}`, thousandths of the image itself), or 'model' (the style SET vista.coord_style names).
         space: Space of the values: 'square' (default), 'norm' or 'pixel'.
         width: Image width in pixels (needed for 'norm' and 'pixel').
         height: Image height in pixels (needed for 'norm' and 'pixel').
@@ -26,7 +26,7 @@ def format_points(points: Any, *, style: str = 'bins', space: str = 'square', wi
 
     SQL arguments:
         points: list<double>, or a list of such lists for several objects.
-        style: 'bins' (default), 'decimal', or 'model' (the style SET vista.coord_style names).
+        style: 'bins' (default), 'decimal', 'llava' (LLaVA-1.5's `[0.12, 0.34, 0.56, 0.78]`), 'qwen' (Qwen3-VL's `{"bbox_2d": [120, 340, 560, 780]}`, thousandths of the image itself), or 'model' (the style SET vista.coord_style names).
         space: Space of the values: 'square' (default), 'norm' or 'pixel'.
         width: Image width in pixels (needed for 'norm' and 'pixel').
         height: Image height in pixels (needed for 'norm' and 'pixel').
@@ -37,7 +37,7 @@ def format_points(points: Any, *, style: str = 'bins', space: str = 'square', wi
 def parse_boxes(texts: Any, *, space: str = 'square', width: Any = None, height: Any = None) -> Any:
     """Calls SQL ``parse_boxes(text [, space => 'square' | 'norm' | 'pixel', width, height])`` (scalar).
 
-    Reads boxes from model text in either style (`bins`: `<b_st>...<b_ed>`, `<b_sep>` between objects, value = bin / 1000; `decimal`: `[a,b,...;...]`), ignoring whitespace. Returns `{boxes, status}`: status `ok`, `empty` (nothing parses and the text has no coordinate markers: "no target" in GREC/GRES), or `error: <reason>` with NULL boxes (nothing is guessed). The text is in VistaLLM's square frame; `space` converts the output ('square' default; 'norm'/'pixel' need `width`, `height`). Every box must have 4 values.
+    Reads boxes from model text in either style (`bins`: `<b_st>...<b_ed>`, `<b_sep>` between objects, value = bin / 1000; `decimal`: `[a,b,...;...]`), ignoring whitespace. Returns `{boxes, status}`: status `ok`, `empty` (nothing parses and the text has no coordinate markers: "no target" in GREC/GRES), or `error: <reason>` with NULL boxes (nothing is guessed). The text is in VistaLLM's square frame; `space` converts the output ('square' default; 'norm'/'pixel' need `width`, `height`). Every box must have 4 values. Qwen-VL's JSON boxes (`"bbox_2d": [x0, y0, x1, y1]`, thousandths of the image itself, not the padded square) are read too; converting them to 'square' needs `width` and `height`.
 
     SQL arguments:
         text: Model output text.
