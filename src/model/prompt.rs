@@ -179,7 +179,8 @@ pub fn build(
             Ok(Prompt { pieces, qformer_text: text })
         }
         Template::VicunaV1 => marked(&vicuna_text(instruction, images)?, instruction, images, tok),
-        // A checkpoint of another family reads its own chat turn for `llava` and `qwen`.
+        // Templates of other families: an InstructBLIP/VistaLLM checkpoint reads both as LLaVA's
+        // layout (its image tokens at the markers).
         Template::Llava | Template::Qwen => {
             marked(&llava_text(instruction, images)?, instruction, images, tok)
         }

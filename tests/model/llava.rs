@@ -209,3 +209,23 @@ fn unknown_families_are_named() {
     let err = vista::model::load_model(tmp.path(), "cpu", "f32").err().unwrap();
     assert_eq!(err, "config.json: vision_config.hidden_act `gelu` is not supported (quick_gelu)");
 }
+
+/// `vista generate` on a LLaVA checkpoint: two images by their markers, the recorded answer.
+#[test]
+fn llava_cli_entry_point_answers() {
+    let f = llava(LLAVA[1]);
+    let case = &f.expected["cases"]["multi_image"];
+    let row = &case["rows"][0];
+    let images: Vec<PathBuf> = row["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| root().join("images").join(n.as_str().unwrap()))
+        .collect();
+    let settings = GenerateSettings { max_new_tokens: 10, ..Default::default() };
+    let dir = root().join(LLAVA[1]);
+    let instruction = row["instruction"].as_str().unwrap();
+    let text =
+        vista::model::generate_cli(&dir, "cpu", "f32", &images, instruction, &settings).unwrap();
+    assert_eq!(text, f.model.text.decode(&ids(&case["generated"][0])).unwrap());
+}

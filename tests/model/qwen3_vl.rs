@@ -173,3 +173,23 @@ fn qwen_loads_by_model_type_and_bad_rows_fail_alone() {
     assert_eq!(texts, want);
     assert!(out[1].as_ref().unwrap_err().starts_with("image 1: "), "{:?}", out[1]);
 }
+
+/// `vista generate` on a Qwen3-VL checkpoint: two images by their markers, the recorded answer.
+#[test]
+fn qwen_cli_entry_point_answers() {
+    let f = qwen(QWEN[1]);
+    let case = &f.expected["cases"]["multi_image"];
+    let row = &case["rows"][0];
+    let images: Vec<PathBuf> = row["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| root().join("images").join(n.as_str().unwrap()))
+        .collect();
+    let settings = GenerateSettings { max_new_tokens: 10, ..Default::default() };
+    let dir = root().join(QWEN[1]);
+    let instruction = row["instruction"].as_str().unwrap();
+    let text =
+        vista::model::generate_cli(&dir, "cpu", "f32", &images, instruction, &settings).unwrap();
+    assert_eq!(text, f.model.text.decode(&ids(&case["generated"][0])).unwrap());
+}
