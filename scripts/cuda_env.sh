@@ -32,7 +32,7 @@ cuda_env_main() {
   local link="$CUDA_VENV/link"
   if [ "$print_only" = 1 ]; then
     echo "would install: $CUDA_WHEELS (into $CUDA_VENV)"
-    echo "would export: CUDA_ROOT=$cuda_home PATH=$cuda_home/bin:\$PATH LIBRARY_PATH=$link LD_LIBRARY_PATH=$link"
+    echo "would export: CUDA_ROOT=$cuda_home PATH=$cuda_home/bin:\$PATH LIBRARY_PATH=$link LD_LIBRARY_PATH=$cuda_home/lib"
     echo "would link: $link/libcuda.so -> the driver's libcuda.so.1; lib*.so -> lib*.so.N of the wheels"
     return 0
   fi
@@ -62,7 +62,8 @@ cuda_env_main() {
   export CUDA_ROOT="$cuda_home" CUDA_PATH="$cuda_home"
   export PATH="$cuda_home/bin:$PATH"
   export LIBRARY_PATH="$link${LIBRARY_PATH:+:$LIBRARY_PATH}"
-  export LD_LIBRARY_PATH="$link${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  # At run time the binary asks for the versioned names (libcublas.so.13), which stay in lib/.
+  export LD_LIBRARY_PATH="$cuda_home/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   if [ -z "${CUDA_COMPUTE_CAP:-}" ]; then
     CUDA_COMPUTE_CAP=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '.')
     export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90}
