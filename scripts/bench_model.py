@@ -1,18 +1,28 @@
 #!/usr/bin/env python3
 """Benchmark side of transformers for scripts/bench_model.sh.
 
-    python3 scripts/bench_model.py make DIR      # a random-weight checkpoint of the issue's
-                                                  # small config (ViT 12x384, Q-Former 4 layers,
-                                                  # LLaMA 8x512), saved like the real ones
-    python3 scripts/bench_model.py run DIR [--device cpu|cuda] [--dtype f32|bf16] \
-        [--batches 1,8] [--new 32] [--threads N]
-    python3 scripts/bench_model.py phases DIR [--threads N]   # vision, Q-Former, prefill and
-                                                  # one decoding step at batch 8, separately
+    python3 scripts/bench_model.py make DIR [--family instructblip|llava]
+                                                  # a random-weight checkpoint of the issue's
+                                                  # small config, saved like the real ones
+    python3 scripts/bench_model.py run DIR [--family instructblip|llava] [--device cpu|cuda] \
+        [--dtype f32|bf16] [--batches 1,8] [--new 32] [--threads N]
+    python3 scripts/bench_model.py phases DIR [--threads N]   # InstructBLIP: vision, Q-Former,
+                                                  # prefill and one decoding step at batch 8
 
-`run` times InstructBlipForConditionalGeneration.generate (greedy, exactly --new tokens) on
-the VistaLLM prompt for batches of the benchmark images, preprocessing included, and prints
-one JSON line per batch size: {"impl": "transformers", "batch": B, "seconds": S,
-"images_per_s": ...}. The same work in vista: tests/model.rs `bench_generate` (see the .sh).
+Families (default instructblip):
+  instructblip  ViT 12x384 at 224 px, Q-Former 4 layers, 32 queries, LLaMA 8x512;
+                InstructBlipForConditionalGeneration on the VistaLLM prompt, images padded to
+                a square first.
+  llava         LLaVA-1.5 in the llava-hf layout: CLIP ViT 12x384 at 224 px, patch 14 (256
+                image tokens: the second-to-last layer without the class token), GELU
+                projector, LLaMA 8x512; LlavaForConditionalGeneration on llava-hf's chat turn
+                "USER: <image>\n{instruction} ASSISTANT:", the processor expanding the image
+                token, CLIP's resize and centre crop.
+
+`run` times `generate` (greedy, exactly --new tokens: min_new_tokens = max_new_tokens) for
+batches of the benchmark images, preprocessing included, and prints one JSON line per batch
+size: {"impl": "transformers", "batch": B, "seconds": S, "images_per_s": ...}. The same work
+in vista: tests/model.rs `bench_generate` (see the .sh).
 """
 
 import json
@@ -29,9 +39,24 @@ from PIL import Image  # noqa: E402
 import make_tiny_checkpoints as tiny  # noqa: E402
 
 INSTRUCTION = "Describe this image <image> as simply as possible."
+# LLaVA's: the image goes first, on its own line (tests/model.rs `bench_generate` sends the same
+# instruction, which vista's `llava` template lays out the same way).
+LLAVA_INSTRUCTION = "Describe this image as simply as possible."
+LLAVA_PROMPT = f"USER: <image>\n{LLAVA_INSTRUCTION} ASSISTANT:"
 
 
-def make(out):
+def bench_images(out):
+    rng = np.random.default_rng(3)
+    for i in range(8):
+        arr = rng.integers(0, 256, (300 + 10 * i, 400, 3), dtype=np.uint8)
+        Image.fromarray(arr, "RGB").save(os.path.join(out, f"bench_{i}.png"))
+
+
+def make(out, family="instructblip"):
+    if family == "llava":
+        return make_llava(out)
+    if family != "instructblip":
+        raise SystemExit(f"unknown family {family!r} (instructblip, llava)")
     from transformers import (
         BlipImageProcessorPil,
         InstructBlipConfig,
@@ -69,27 +94,92 @@ def make(out):
     import shutil
 
     shutil.rmtree(os.path.join(out, "_tmp_qtok"))
-    rng = np.random.default_rng(3)
-    for i in range(8):
-        arr = rng.integers(0, 256, (300 + 10 * i, 400, 3), dtype=np.uint8)
-        Image.fromarray(arr, "RGB").save(os.path.join(out, f"bench_{i}.png"))
+    bench_images(out)
     print("wrote", out)
 
 
-def run(d, device, dtype, batches, new, threads):
-    from transformers import InstructBlipForConditionalGeneration, InstructBlipProcessor
+def make_llava(out):
+    """The LLaVA-1.5 counterpart of `make`: the same LLaMA, a CLIP tower of the same size."""
+    from transformers import (
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
 
+    try:  # transformers 5 names the PIL backend explicitly; 4.x has only the PIL one.
+        from transformers import CLIPImageProcessorPil as ClipProcessor
+    except ImportError:
+        from transformers import CLIPImageProcessor as ClipProcessor
+
+    os.makedirs(out, exist_ok=True)
+    tok = tiny.llama_tokenizer(1000, coords=False)  # `<image>` is one of its special tokens
+    text_cfg = LlamaConfig(
+        vocab_size=len(tok), hidden_size=512, intermediate_size=1376, num_hidden_layers=8,
+        num_attention_heads=8, num_key_value_heads=8, max_position_embeddings=2048,
+        rms_norm_eps=1e-5, hidden_act="silu", bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, tie_word_embeddings=False,
+    )
+    vision_cfg = CLIPVisionConfig(
+        hidden_size=384, intermediate_size=1536, num_hidden_layers=12, num_attention_heads=6,
+        image_size=224, patch_size=14, hidden_act="quick_gelu", layer_norm_eps=1e-5,
+        projection_dim=512,
+    )
+    cfg = LlavaConfig(
+        vision_config=vision_cfg.to_dict(),
+        text_config=text_cfg.to_dict(),
+        image_token_index=tok.convert_tokens_to_ids("<image>"),
+        projector_hidden_act="gelu",
+        vision_feature_layer=-2,
+        vision_feature_select_strategy="default",
+        image_seq_length=(224 // 14) ** 2,
+        multimodal_projector_bias=True,
+        tie_word_embeddings=False,
+    )
+    model = LlavaForConditionalGeneration(cfg).eval()
+    tiny.randomize(model, 11)
+    improc = ClipProcessor(
+        size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224},
+        do_center_crop=True, do_convert_rgb=True,
+    )
+    proc = LlavaProcessor(image_processor=improc, tokenizer=tok, patch_size=14,
+                          vision_feature_select_strategy="default", num_additional_image_tokens=1)
+    model.save_pretrained(out)
+    proc.save_pretrained(out)
+    bench_images(out)
+    print("wrote", out)
+
+
+def run(d, device, dtype, batches, new, threads, family="instructblip"):
     torch.set_num_threads(threads)
     dt = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}[dtype]
-    model = InstructBlipForConditionalGeneration.from_pretrained(d, dtype=dt).to(device).eval()
-    proc = InstructBlipProcessor.from_pretrained(d)
-    proc.tokenizer.padding_side = "left"
     images = [Image.open(os.path.join(d, f"bench_{i % 8}.png")).convert("RGB") for i in range(max(batches))]
-    prompt = tiny.vicuna_prompt(INSTRUCTION, 1).replace("<image>", "")
+    if family == "llava":
+        from transformers import LlavaForConditionalGeneration, LlavaProcessor
+
+        model = LlavaForConditionalGeneration.from_pretrained(d, dtype=dt).to(device).eval()
+        proc = LlavaProcessor.from_pretrained(d)
+        prompt = LLAVA_PROMPT
+
+        def prepare(ims):
+            return ims
+    elif family == "instructblip":
+        from transformers import InstructBlipForConditionalGeneration, InstructBlipProcessor
+
+        model = InstructBlipForConditionalGeneration.from_pretrained(d, dtype=dt).to(device).eval()
+        proc = InstructBlipProcessor.from_pretrained(d)
+        prompt = tiny.vicuna_prompt(INSTRUCTION, 1).replace("<image>", "")
+
+        def prepare(ims):
+            return [tiny.expand2square(im) for im in ims]
+    else:
+        raise SystemExit(f"unknown family {family!r} (instructblip, llava)")
+    proc.tokenizer.padding_side = "left"
     for b in batches:
         def once():
-            sq = [tiny.expand2square(im) for im in images[:b]]
-            inputs = proc(images=sq, text=[prompt] * b, return_tensors="pt", padding=True)
+            inputs = proc(images=prepare(images[:b]), text=[prompt] * b, return_tensors="pt",
+                          padding=True)
             inputs = {k: v.to(device) for k, v in inputs.items()}
             inputs["pixel_values"] = inputs["pixel_values"].to(dt)
             with torch.inference_mode():
@@ -158,14 +248,15 @@ def main():
         return 2
     cmd, d = sys.argv[1], sys.argv[2]
     opts = dict(zip(sys.argv[3::2], sys.argv[4::2]))
+    family = opts.get("--family", "instructblip")
     if cmd == "make":
-        make(d)
+        make(d, family)
     elif cmd == "phases":
         phases(d, int(opts.get("--threads", os.environ.get("RAYON_NUM_THREADS", "2"))))
     elif cmd == "run":
         run(d, opts.get("--device", "cpu"), opts.get("--dtype", "f32"),
             [int(x) for x in opts.get("--batches", "1,8").split(",")], int(opts.get("--new", "32")),
-            int(opts.get("--threads", os.environ.get("RAYON_NUM_THREADS", "2"))))
+            int(opts.get("--threads", os.environ.get("RAYON_NUM_THREADS", "2"))), family)
     return 0
 
 

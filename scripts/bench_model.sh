@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
-# vista vs transformers on the same small InstructBLIP config (ViT 12x384, Q-Former 4 layers,
-# LLaMA 8x512, 32 new tokens, greedy), same machine, same thread count.
+# vista vs transformers on the same small config, 32 new tokens, greedy, same machine, same
+# thread count. FAMILY=instructblip (default: ViT 12x384, Q-Former 4 layers, LLaMA 8x512) or
+# FAMILY=llava (LLaVA-1.5: CLIP ViT 12x384 at 224 px, 256 image tokens, LLaMA 8x512).
 #
 #   scripts/bench_model.sh                      # CPU, f32, batches 1 and 8, 2 threads
+#   FAMILY=llava scripts/bench_model.sh         # the same for LLaVA (target/bench-model-llava)
 #   DEVICE=cuda DTYPE=bf16 BATCHES=1,8,32 FEATURES=cuda scripts/bench_model.sh
+#   PYTHON=/path/to/venv/bin/python scripts/bench_model.sh   # a Python with torch + transformers
 #
 # Prints one JSON line per (implementation, batch) and the vista/transformers ratio, plus the
 # peak RSS of the vista run next to the size of the weights.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DIR=${BENCH_DIR:-target/bench-model}
+FAMILY=${FAMILY:-instructblip}
+case "$FAMILY" in
+  instructblip) DIR=${BENCH_DIR:-target/bench-model} ;;
+  llava) DIR=${BENCH_DIR:-target/bench-model-llava} ;;
+  *) echo "FAMILY must be instructblip or llava, not $FAMILY" >&2; exit 2 ;;
+esac
+PYTHON=${PYTHON:-python3}
 DEVICE=${DEVICE:-cpu}
 DTYPE=${DTYPE:-f32}
 BATCHES=${BATCHES:-1,8}
@@ -17,14 +26,15 @@ NEW=${NEW:-32}
 THREADS=${THREADS:-2}
 FEATURES=${FEATURES:-}
 # PROFILE=release for a release build (a cold one also builds DataFusion: ~30 min on 2 cores);
-# the dev profile already compiles candle, gemm and the image codecs at opt-level 3.
+# the dev profile already compiles candle, gemm and the image codecs at opt-level 3, but vista's
+# own kernels at opt-level 1 with debug assertions (2-5x slower): ratios need PROFILE=release.
 PROFILE=${PROFILE:-dev}
 PROFILE_FLAG=$([ "$PROFILE" = release ] && echo --release || true)
 export RAYON_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS
 
-[ -f "$DIR/config.json" ] || python3 scripts/bench_model.py make "$DIR"
-python3 scripts/bench_model.py run "$DIR" --device "$DEVICE" --dtype "$DTYPE" \
-  --batches "$BATCHES" --new "$NEW" --threads "$THREADS" | tee "$DIR/transformers.jsonl"
+[ -f "$DIR/config.json" ] || "$PYTHON" scripts/bench_model.py make "$DIR" --family "$FAMILY"
+"$PYTHON" scripts/bench_model.py run "$DIR" --family "$FAMILY" --device "$DEVICE" \
+  --dtype "$DTYPE" --batches "$BATCHES" --new "$NEW" --threads "$THREADS" | tee "$DIR/transformers.jsonl"
 
 cargo test $PROFILE_FLAG ${FEATURES:+--features $FEATURES} --test model --no-run
 BIN=$(cargo test $PROFILE_FLAG ${FEATURES:+--features $FEATURES} --test model --no-run --message-format=json 2>/dev/null \

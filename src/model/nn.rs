@@ -5,7 +5,7 @@
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
-use super::cpu::ops::{FastGeluErf, SwiGlu};
+use super::cpu::ops::{FastGeluErf, QuickGelu, SwiGlu};
 use super::cpu::{common as cpu_f32, linear as cpu_linear};
 
 #[derive(Debug, Clone)]
@@ -85,6 +85,16 @@ pub fn gelu_erf_in_place(xs: Tensor) -> Result<Tensor> {
         return gelu_erf(&xs);
     }
     xs.inplace_op1(&FastGeluErf)?;
+    Ok(xs)
+}
+
+/// CLIP's QuickGELU `x * sigmoid(1.702 x)`, over `xs` where the CPU f32 fast path applies
+/// (`xs` must be the only handle on its storage), else candle's ops.
+pub fn quick_gelu_in_place(xs: Tensor) -> Result<Tensor> {
+    if !cpu_f32::applies(&xs) || !xs.is_contiguous() {
+        return &xs * candle_nn::ops::sigmoid(&(&xs * 1.702)?)?;
+    }
+    xs.inplace_op1(&QuickGelu)?;
     Ok(xs)
 }
 

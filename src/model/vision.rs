@@ -1,11 +1,14 @@
-//! The EVA ViT-g/14 image encoder of InstructBLIP (`vision_model.*`), with its post-LayerNorm.
+//! The EVA ViT-g/14 image encoder of InstructBLIP (`vision_model.*`), with its post-LayerNorm,
+//! and the same pre-LN ViT as LLaVA's CLIP tower (`VisionModel::clip`: separate q/k/v
+//! projections fused on load, QuickGELU, a LayerNorm before the first layer, hidden states of
+//! any layer).
 
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
 use super::config::VisionConfig;
 use super::cpu::attention as cpu_attention;
-use super::nn::{layer_norm, linear, softmax_last_dim, Linear, Norm};
+use super::nn::{layer_norm, linear, quick_gelu_in_place, softmax_last_dim, Linear, Norm};
 
 struct Attention {
     qkv: Linear,
@@ -59,12 +62,20 @@ impl Attention {
     }
 }
 
+/// The MLP's activation: EVA's exact GELU or CLIP's QuickGELU.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Activation {
+    GeluErf,
+    QuickGelu,
+}
+
 struct Layer {
     self_attn: Attention,
     layer_norm1: Norm,
     fc1: Linear,
     fc2: Linear,
     layer_norm2: Norm,
+    activation: Activation,
 }
 
 impl Layer {
@@ -76,15 +87,44 @@ impl Layer {
             fc1: linear(d, i, vb.pp("mlp").pp("fc1"))?,
             fc2: linear(i, d, vb.pp("mlp").pp("fc2"))?,
             layer_norm2: layer_norm(d, eps, vb.pp("layer_norm2"))?,
+            activation: Activation::GeluErf,
+        })
+    }
+
+    /// A CLIP encoder layer: q/k/v/out projections (fused here into one qkv), QuickGELU.
+    fn clip(d: usize, i: usize, heads: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+        let a = vb.pp("self_attn");
+        let part = |name: &str| -> Result<(Tensor, Tensor)> {
+            Ok((a.pp(name).get((d, d), "weight")?, a.pp(name).get(d, "bias")?))
+        };
+        let (q, k, v) = (part("q_proj")?, part("k_proj")?, part("v_proj")?);
+        let qkv = Linear::new(
+            Tensor::cat(&[&q.0, &k.0, &v.0], 0)?,
+            Some(Tensor::cat(&[&q.1, &k.1, &v.1], 0)?),
+        );
+        Ok(Layer {
+            self_attn: Attention {
+                qkv,
+                projection: linear(d, d, a.pp("out_proj"))?,
+                heads,
+                scale: ((d / heads) as f64).powf(-0.5),
+            },
+            layer_norm1: layer_norm(d, eps, vb.pp("layer_norm1"))?,
+            fc1: linear(d, i, vb.pp("mlp").pp("fc1"))?,
+            fc2: linear(i, d, vb.pp("mlp").pp("fc2"))?,
+            layer_norm2: layer_norm(d, eps, vb.pp("layer_norm2"))?,
+            activation: Activation::QuickGelu,
         })
     }
 
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let h = (self.self_attn.forward(&self.layer_norm1.forward(xs)?)? + xs)?;
-        let m = self.fc2.forward(&super::nn::gelu_erf_in_place(
-            self.fc1.forward(&self.layer_norm2.forward(&h)?)?,
-        )?)?;
-        m + h
+        let up = self.fc1.forward(&self.layer_norm2.forward(&h)?)?;
+        let up = match self.activation {
+            Activation::GeluErf => super::nn::gelu_erf_in_place(up)?,
+            Activation::QuickGelu => quick_gelu_in_place(up)?,
+        };
+        self.fc2.forward(&up)? + h
     }
 }
 
@@ -93,8 +133,22 @@ pub struct VisionModel {
     patch_embedding: Linear,
     patch_size: usize,
     position_embedding: Tensor,
+    /// CLIP's `pre_layrnorm` over the embeddings.
+    pre_layernorm: Option<Norm>,
     layers: Vec<Layer>,
     post_layernorm: Norm,
+}
+
+/// The shape of a CLIP vision tower (`CLIPVisionConfig`).
+pub struct ClipShape {
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub channels: usize,
+    pub image_size: usize,
+    pub patch_size: usize,
+    pub layer_norm_eps: f64,
 }
 
 impl VisionModel {
@@ -117,13 +171,53 @@ impl VisionModel {
             patch_embedding,
             patch_size: p,
             position_embedding: emb.get((1, side * side + 1, d), "position_embedding")?,
+            pre_layernorm: None,
             layers,
             post_layernorm: layer_norm(d, cfg.layer_norm_eps, vb.pp("post_layernorm"))?,
         })
     }
 
+    /// A CLIP vision tower (`vision_model.*` of `CLIPVisionModel`): patch convolution without
+    /// bias, positions as an embedding table, `pre_layrnorm`.
+    pub fn clip(cfg: &ClipShape, vb: VarBuilder) -> Result<Self> {
+        let (d, p, c) = (cfg.hidden_size, cfg.patch_size, cfg.channels);
+        let emb = vb.pp("embeddings");
+        let side = cfg.image_size / p;
+        let eps = cfg.layer_norm_eps;
+        let layers = (0..cfg.layers)
+            .map(|i| {
+                let l = vb.pp("encoder").pp("layers").pp(i);
+                Layer::clip(d, cfg.intermediate_size, cfg.heads, eps, l)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let patch_weight = emb.pp("patch_embedding").get((d, c, p, p), "weight")?;
+        Ok(VisionModel {
+            class_embedding: emb.get(d, "class_embedding")?.reshape((1, 1, d))?,
+            patch_embedding: Linear::new(patch_weight.reshape((d, c * p * p))?, None),
+            patch_size: p,
+            position_embedding: emb
+                .pp("position_embedding")
+                .get((side * side + 1, d), "weight")?
+                .unsqueeze(0)?,
+            pre_layernorm: Some(layer_norm(d, eps, vb.pp("pre_layrnorm"))?),
+            layers,
+            post_layernorm: layer_norm(d, eps, vb.pp("post_layernorm"))?,
+        })
+    }
+
+    pub fn layers(&self) -> usize {
+        self.layers.len()
+    }
+
     /// pixel_values [n, 3, S, S] -> post-LayerNorm features [n, 1 + patches, hidden].
     pub fn forward(&self, pixel_values: &Tensor) -> Result<Tensor> {
+        let states = self.hidden_states(pixel_values, self.layers.len())?;
+        self.post_layernorm.forward(states.last().expect("at least one layer"))
+    }
+
+    /// The outputs of the first `last` layers [n, 1 + patches, hidden] each (later layers are
+    /// not run).
+    pub fn hidden_states(&self, pixel_values: &Tensor, last: usize) -> Result<Vec<Tensor>> {
         let (n, c, h, w) = pixel_values.dims4()?;
         let p = self.patch_size;
         let (rows, cols) = (h / p, w / p);
@@ -140,9 +234,14 @@ impl VisionModel {
         let d = patches.dim(D::Minus1)?;
         let cls = self.class_embedding.expand((n, 1, d))?;
         let mut xs = Tensor::cat(&[&cls, &patches], 1)?.broadcast_add(&self.position_embedding)?;
-        for layer in &self.layers {
-            xs = layer.forward(&xs)?;
+        if let Some(norm) = &self.pre_layernorm {
+            xs = norm.forward(&xs)?;
         }
-        self.post_layernorm.forward(&xs)
+        let mut states = Vec::with_capacity(last);
+        for layer in self.layers.iter().take(last) {
+            xs = layer.forward(&xs)?;
+            states.push(xs.clone());
+        }
+        Ok(states)
     }
 }

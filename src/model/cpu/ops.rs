@@ -61,6 +61,32 @@ impl InplaceOp1 for FastGeluErf {
     }
 }
 
+/// CLIP's QuickGELU, `x * sigmoid(1.702 x)`, in place, in parallel chunks (candle's elementwise
+/// ops run on one thread with a scalar `expf`).
+pub(crate) struct QuickGelu;
+
+impl InplaceOp1 for QuickGelu {
+    fn name(&self) -> &'static str {
+        "quick-gelu-f32-in-place"
+    }
+
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> Result<()> {
+        use rayon::prelude::*;
+        let CpuStorage::F32(values) = storage else {
+            candle_core::bail!("quick-gelu-f32: expects f32")
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("quick-gelu-f32: expects a contiguous tensor")
+        };
+        values[start..end].par_chunks_mut(1 << 14).for_each(|chunk| {
+            for x in chunk {
+                *x /= 1.0 + cpu_f32::exp(-1.702 * *x);
+            }
+        });
+        Ok(())
+    }
+}
+
 /// `silu(gate) * up` over `gate`; only for CPUs with AVX-512 (`nn::swiglu_in_place` checks).
 pub(crate) struct SwiGlu;
 

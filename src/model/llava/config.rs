@@ -79,13 +79,6 @@ impl LlavaConfig {
                 v.hidden_act
             ));
         }
-        // candle-transformers' CLIP layers use transformers' default epsilon.
-        if v.layer_norm_eps != 1e-5 {
-            return Err(format!(
-                "config.json: vision_config.layer_norm_eps {} is not supported (1e-5)",
-                v.layer_norm_eps
-            ));
-        }
         if v.num_attention_heads == 0 || !v.hidden_size.is_multiple_of(v.num_attention_heads) {
             return Err(format!(
                 "config.json: vision_config.hidden_size {} is not a multiple of num_attention_heads {}",

@@ -1,19 +1,19 @@
-//! The network as `LlavaForConditionalGeneration` lays it out: CLIP vision tower
-//! (candle-transformers), the two-layer GELU projector and the LLaMA decoder (ours, for batched
-//! generation with padding).
+//! The network as `LlavaForConditionalGeneration` lays it out: the CLIP vision tower, the
+//! two-layer GELU projector and the LLaMA decoder. The tower is our ViT (`model::vision`) with
+//! CLIP's layout: candle-transformers' `clip::vision_model` computes the same features, but
+//! with candle's single-threaded softmax and QuickGELU a batch of 8 took ~0.95 s of LLaVA's
+//! 2.1 s against transformers' 0.6 s (scripts/bench_model.sh, docs/model.md).
 
-use candle_core::{DType, Module, Result, Tensor};
+use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::clip::text_model::Activation;
-use candle_transformers::models::clip::vision_model::{ClipVisionConfig, ClipVisionTransformer};
 
 use super::config::LlavaConfig;
 use crate::model::llama::Llama;
 use crate::model::nn::{gelu_erf, linear_b, Linear};
+use crate::model::vision::{ClipShape, VisionModel};
 
 pub struct Llava {
-    vision: ClipVisionTransformer,
-    vision_dtype: DType,
+    vision: VisionModel,
     /// Indices into the encoder layers' outputs, concatenated in this order.
     feature_layers: Vec<usize>,
     drop_class_token: bool,
@@ -46,23 +46,18 @@ fn find_prefix<'a>(vb: &VarBuilder, prefixes: &[&'a str], probe: &str) -> Result
 impl Llava {
     pub fn new(cfg: &LlavaConfig, vb: VarBuilder) -> Result<Self> {
         let v = &cfg.vision_config;
-        // candle-transformers draws a random class embedding when the tensor is missing.
         let vision_vb = vb.pp(find_prefix(&vb, &VISION_PREFIXES, "embeddings.class_embedding")?);
-        let clip = ClipVisionConfig {
-            embed_dim: v.hidden_size,
-            activation: Activation::QuickGelu,
+        let shape = ClipShape {
+            hidden_size: v.hidden_size,
             intermediate_size: v.intermediate_size,
-            num_hidden_layers: v.num_hidden_layers,
-            num_attention_heads: v.num_attention_heads,
-            projection_dim: v.projection_dim,
-            num_channels: v.num_channels,
+            layers: v.num_hidden_layers,
+            heads: v.num_attention_heads,
+            channels: v.num_channels,
             image_size: v.image_size,
             patch_size: v.patch_size,
+            layer_norm_eps: v.layer_norm_eps,
         };
-        // candle's CPU matmul has no bf16/f16 kernel (our decoder's CPU linears have their own),
-        // so on the CPU the CLIP tower runs in f32 whatever the model's dtype.
-        let vision_dtype = if vb.device().is_cpu() { DType::F32 } else { vb.dtype() };
-        let vision = ClipVisionTransformer::new(vision_vb.to_dtype(vision_dtype), &clip)?;
+        let vision = VisionModel::clip(&shape, vision_vb)?;
         let feature_layers = cfg.feature_layers().map_err(candle_core::Error::Msg)?;
         let proj = vb.pp(find_prefix(&vb, &PROJECTOR_PREFIXES, "linear_1.weight")?);
         let text_hidden = cfg.text_config.hidden_size;
@@ -77,7 +72,6 @@ impl Llava {
         };
         Ok(Llava {
             vision,
-            vision_dtype,
             feature_layers,
             drop_class_token: cfg.vision_feature_select_strategy == "default",
             linear_1,
@@ -86,11 +80,10 @@ impl Llava {
         })
     }
 
-    /// The selected vision features [n, T, vision_hidden * layers] of pixel_values [n, 3, S, S],
-    /// in the dtype of `pixel_values`.
+    /// The selected vision features [n, T, vision_hidden * layers] of pixel_values [n, 3, S, S].
     pub fn vision_features(&self, pixel_values: &Tensor) -> Result<Tensor> {
-        let states =
-            self.vision.output_hidden_states(&pixel_values.to_dtype(self.vision_dtype)?)?;
+        let last = self.feature_layers.iter().max().map_or(0, |k| k + 1);
+        let states = self.vision.hidden_states(pixel_values, last)?;
         let picked = self
             .feature_layers
             .iter()
@@ -103,7 +96,7 @@ impl Llava {
                 }
             })
             .collect::<Result<Vec<_>>>()?;
-        Tensor::cat(&picked, 2)?.to_dtype(pixel_values.dtype())
+        Tensor::cat(&picked, 2)
     }
 
     /// Image tokens for the language model [n, T, text_hidden].
