@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Benchmark side of transformers for scripts/bench_model.sh.
 
-    python3 scripts/bench_model.py make DIR [--family instructblip|llava]
+    python3 scripts/bench_model.py make DIR [--family instructblip|llava|qwen3_vl]
                                                   # a random-weight checkpoint of the issue's
                                                   # small config, saved like the real ones
-    python3 scripts/bench_model.py run DIR [--family instructblip|llava] [--device cpu|cuda] \
+    python3 scripts/bench_model.py run DIR [--family instructblip|llava|qwen3_vl] [--device cpu|cuda] \
         [--dtype f32|bf16] [--batches 1,8] [--new 32] [--threads N]
     python3 scripts/bench_model.py phases DIR [--threads N]   # InstructBLIP: vision, Q-Former,
                                                   # prefill and one decoding step at batch 8
@@ -18,6 +18,10 @@ Families (default instructblip):
                 projector, LLaMA 8x512; LlavaForConditionalGeneration on llava-hf's chat turn
                 "USER: <image>\n{instruction} ASSISTANT:", the processor expanding the image
                 token, CLIP's resize and centre crop.
+  qwen3_vl      Qwen3-VL: vision 12x384, patch 16, merge 2, DeepStack at layers 3, 6, 9, 48x48
+                learned positions; the same decoder size (8x512, head_dim 64, mrope [12, 10,
+                10]); images resized within 448x448 pixels (300x400 -> 288x384: 108 image
+                tokens); Qwen3VLForConditionalGeneration on Qwen's chat turn.
 
 `run` times `generate` (greedy, exactly --new tokens: min_new_tokens = max_new_tokens) for
 batches of the benchmark images, preprocessing included, and prints one JSON line per batch
@@ -55,8 +59,10 @@ def bench_images(out):
 def make(out, family="instructblip"):
     if family == "llava":
         return make_llava(out)
+    if family == "qwen3_vl":
+        return make_qwen3_vl(out)
     if family != "instructblip":
-        raise SystemExit(f"unknown family {family!r} (instructblip, llava)")
+        raise SystemExit(f"unknown family {family!r} (instructblip, llava, qwen3_vl)")
     from transformers import (
         BlipImageProcessorPil,
         InstructBlipConfig,
@@ -151,9 +157,93 @@ def make_llava(out):
     print("wrote", out)
 
 
+def make_qwen3_vl(out):
+    """A Qwen3-VL of the same decoder size, saved as `save_pretrained` writes it."""
+    import make_tiny_qwen3_vl as tq
+    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    os.makedirs(out, exist_ok=True)
+    tok = tq.qwen_tokenizer(1000)
+    ids = {t: tok.convert_tokens_to_ids(t) for t in tq.SPECIAL}
+    cfg = Qwen3VLConfig(
+        text_config=dict(vocab_size=len(tok), hidden_size=512, intermediate_size=1376, num_hidden_layers=8,
+                         num_attention_heads=8, num_key_value_heads=8, head_dim=64, max_position_embeddings=4096,
+                         rms_norm_eps=1e-6, pad_token_id=ids["<|endoftext|>"],
+                         rope_parameters={"rope_type": "default", "rope_theta": 5e6, "mrope_section": [12, 10, 10],
+                                          "mrope_interleaved": True}),
+        vision_config=dict(depth=12, hidden_size=384, intermediate_size=1536, num_heads=6, patch_size=16,
+                           spatial_merge_size=2, temporal_patch_size=2, out_hidden_size=512,
+                           num_position_embeddings=2304, deepstack_visual_indexes=[3, 6, 9],
+                           hidden_act="gelu_pytorch_tanh"),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+    )
+    model = Qwen3VLForConditionalGeneration(cfg).eval()
+    tiny.randomize(model, 12)
+    improc = Qwen2VLImageProcessorPil(patch_size=16, temporal_patch_size=2, merge_size=2,
+                                      size={"shortest_edge": 32 * 32, "longest_edge": 448 * 448},
+                                      image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    improc.save_pretrained(out)
+    bench_images(out)
+    print("wrote", out)
+
+
+def run_qwen3_vl(d, device, dt, dtype, batches, new, threads):
+    """`run` for Qwen3-VL: the image processor and the chat turn by hand (the processor class
+    also wants a video processor), as scripts/make_tiny_qwen3_vl.py does."""
+    import make_tiny_qwen3_vl as tq
+    from transformers import AutoTokenizer, Qwen3VLForConditionalGeneration
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    model = Qwen3VLForConditionalGeneration.from_pretrained(d, dtype=dt).to(device).eval()
+    tok = AutoTokenizer.from_pretrained(d)
+    improc = Qwen2VLImageProcessorPil.from_pretrained(d)
+    pad_id = tok.convert_tokens_to_ids("<|image_pad|>")
+    images = [Image.open(os.path.join(d, f"bench_{i % 8}.png")).convert("RGB") for i in range(max(batches))]
+    for b in batches:
+        def once():
+            px = improc(images[:b], return_tensors="pt")
+            per = (px["image_grid_thw"].prod(-1) // 4).tolist()
+            rows = []
+            for n in per:
+                text = tq.qwen_prompt(LLAVA_INSTRUCTION, 1)
+                row = []
+                for t in tok(text)["input_ids"]:
+                    row.extend([t] * n if t == pad_id else [t])
+                rows.append(row)
+            width = max(len(r) for r in rows)
+            pad = tok.pad_token_id
+            input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device)
+            attn = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
+            with torch.inference_mode():
+                out = model.generate(input_ids=input_ids, attention_mask=attn,
+                                     pixel_values=px["pixel_values"].to(device, dt),
+                                     image_grid_thw=px["image_grid_thw"].to(device),
+                                     mm_token_type_ids=(input_ids == pad_id).int(), do_sample=False,
+                                     num_beams=1, max_new_tokens=new, min_new_tokens=new)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            return out
+
+        once()
+        reps = 3
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            once()
+        s = (time.perf_counter() - t0) / reps
+        print(json.dumps({"impl": "transformers", "device": device, "dtype": dtype, "batch": b,
+                          "new_tokens": new, "seconds": round(s, 4),
+                          "images_per_s": round(b / s, 3), "threads": threads}))
+
+
 def run(d, device, dtype, batches, new, threads, family="instructblip"):
     torch.set_num_threads(threads)
     dt = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}[dtype]
+    if family == "qwen3_vl":
+        return run_qwen3_vl(d, device, dt, dtype, batches, new, threads)
     images = [Image.open(os.path.join(d, f"bench_{i % 8}.png")).convert("RGB") for i in range(max(batches))]
     if family == "llava":
         from transformers import LlavaForConditionalGeneration, LlavaProcessor
@@ -174,7 +264,7 @@ def run(d, device, dtype, batches, new, threads, family="instructblip"):
         def prepare(ims):
             return [tiny.expand2square(im) for im in ims]
     else:
-        raise SystemExit(f"unknown family {family!r} (instructblip, llava)")
+        raise SystemExit(f"unknown family {family!r} (instructblip, llava, qwen3_vl)")
     proc.tokenizer.padding_side = "left"
     for b in batches:
         def once():

@@ -431,8 +431,9 @@ fn cli_entry_point_answers() {
 /// The vista half of scripts/bench_model.sh (ignored in normal runs): greedy generation of
 /// exactly VISTA_BENCH_NEW tokens (default 32) for batches of VISTA_BENCH_BATCHES images
 /// (default "1,8") on the checkpoint in VISTA_BENCH_MODEL, preprocessing included; prints one
-/// JSON line per batch size. Both families: InstructBLIP on the VistaLLM prompt, LLaVA on its
-/// chat turn (`model_type` in config.json, as `vista::model::load_model` tells them apart).
+/// JSON line per batch size. Every family: InstructBLIP on the VistaLLM prompt, LLaVA and
+/// Qwen3-VL on their chat turns (`model_type` in config.json, as `vista::model::load_model`
+/// tells them apart).
 #[test]
 #[ignore]
 fn bench_generate() {
@@ -448,7 +449,7 @@ fn bench_generate() {
         .collect();
     let config: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
-    let llava = config["model_type"].as_str() == Some("llava");
+    let family = config["model_type"].as_str().unwrap_or("instructblip").to_string();
     // Exactly `new` tokens: no stop token (transformers: min_new_tokens = max_new_tokens). The
     // trait's `generate` stops on EOS, so each family's own `generate_ids` runs here.
     let settings = GenerateSettings::default();
@@ -456,21 +457,29 @@ fn bench_generate() {
         |opts: DecodeOptions| DecodeOptions { max_new_tokens: new, stop: Vec::new(), ..opts };
     type GenerateIds = Box<dyn Fn(&[GenerateRequest]) -> Vec<Result<Vec<u32>, String>>>;
     let t0 = std::time::Instant::now();
-    let generate_ids: GenerateIds = if llava {
-        let model = LlavaModel::load(&dir, &device, &dtype).unwrap();
-        let opts = no_stop(model.text.decode_options(&settings));
-        Box::new(move |reqs| model.generate_ids(reqs, Template::Llava, &opts))
-    } else {
-        let model = VistaModel::load(&dir, &device, &dtype).unwrap();
-        let opts = no_stop(model.decode_options(&settings));
-        Box::new(move |reqs| model.generate_ids(reqs, Template::VicunaV1, &opts))
+    let generate_ids: GenerateIds = match family.as_str() {
+        "llava" => {
+            let model = LlavaModel::load(&dir, &device, &dtype).unwrap();
+            let opts = no_stop(model.text.decode_options(&settings));
+            Box::new(move |reqs| model.generate_ids(reqs, Template::Llava, &opts))
+        }
+        "qwen3_vl" => {
+            let model = vista::model::qwen3_vl::Qwen3VlModel::load(&dir, &device, &dtype).unwrap();
+            let opts = no_stop(model.text.decode_options(&settings));
+            Box::new(move |reqs| model.generate_ids(reqs, Template::Qwen, &opts))
+        }
+        _ => {
+            let model = VistaModel::load(&dir, &device, &dtype).unwrap();
+            let opts = no_stop(model.decode_options(&settings));
+            Box::new(move |reqs| model.generate_ids(reqs, Template::VicunaV1, &opts))
+        }
     };
     let load_s = t0.elapsed().as_secs_f64();
-    // LLaVA's image goes first on its own line (scripts/bench_model.py LLAVA_PROMPT).
-    let instruction = if llava {
-        "Describe this image as simply as possible."
-    } else {
+    // LLaVA's and Qwen's images go first (scripts/bench_model.py LLAVA_PROMPT, qwen_prompt).
+    let instruction = if family == "instructblip" {
         "Describe this image <image> as simply as possible."
+    } else {
+        "Describe this image as simply as possible."
     };
     let images: Vec<Arc<[u8]>> =
         (0..8).map(|i| std::fs::read(dir.join(format!("bench_{i}.png"))).unwrap().into()).collect();

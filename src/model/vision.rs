@@ -211,13 +211,15 @@ impl VisionModel {
 
     /// pixel_values [n, 3, S, S] -> post-LayerNorm features [n, 1 + patches, hidden].
     pub fn forward(&self, pixel_values: &Tensor) -> Result<Tensor> {
-        let states = self.hidden_states(pixel_values, self.layers.len())?;
+        let last = self.layers.len().saturating_sub(1);
+        let states = self.hidden_states(pixel_values, &[last])?;
         self.post_layernorm.forward(states.last().expect("at least one layer"))
     }
 
-    /// The outputs of the first `last` layers [n, 1 + patches, hidden] each (later layers are
-    /// not run).
-    pub fn hidden_states(&self, pixel_values: &Tensor, last: usize) -> Result<Vec<Tensor>> {
+    /// The outputs of the layers `picked` (0-based, increasing) [n, 1 + patches, hidden] each;
+    /// layers past the last picked one are not run, and the others' outputs are not kept.
+    pub fn hidden_states(&self, pixel_values: &Tensor, picked: &[usize]) -> Result<Vec<Tensor>> {
+        let last = picked.iter().max().map_or(0, |k| k + 1);
         let (n, c, h, w) = pixel_values.dims4()?;
         let p = self.patch_size;
         let (rows, cols) = (h / p, w / p);
@@ -237,10 +239,12 @@ impl VisionModel {
         if let Some(norm) = &self.pre_layernorm {
             xs = norm.forward(&xs)?;
         }
-        let mut states = Vec::with_capacity(last);
-        for layer in self.layers.iter().take(last) {
+        let mut states = Vec::with_capacity(picked.len());
+        for (k, layer) in self.layers.iter().take(last).enumerate() {
             xs = layer.forward(&xs)?;
-            states.push(xs.clone());
+            if picked.contains(&k) {
+                states.push(xs.clone());
+            }
         }
         Ok(states)
     }

@@ -82,13 +82,15 @@ impl Llava {
 
     /// The selected vision features [n, T, vision_hidden * layers] of pixel_values [n, 3, S, S].
     pub fn vision_features(&self, pixel_values: &Tensor) -> Result<Tensor> {
-        let last = self.feature_layers.iter().max().map_or(0, |k| k + 1);
-        let states = self.vision.hidden_states(pixel_values, last)?;
+        let mut wanted = self.feature_layers.clone();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let states = self.vision.hidden_states(pixel_values, &wanted)?;
         let picked = self
             .feature_layers
             .iter()
-            .map(|&k| {
-                let s = &states[k];
+            .map(|k| {
+                let s = &states[wanted.binary_search(k).expect("a wanted layer")];
                 if self.drop_class_token {
                     s.narrow(1, 1, s.dim(1)? - 1)
                 } else {
@@ -99,9 +101,18 @@ impl Llava {
         Tensor::cat(&picked, 2)
     }
 
-    /// Image tokens for the language model [n, T, text_hidden].
+    /// Image tokens for the language model [n, T, text_hidden]. On the CPU the tower runs 4
+    /// images at a time, as InstructBLIP's does: the activations of a whole micro-batch would
+    /// otherwise dominate memory, and GEMMs of 4 x 577 rows already run at full speed.
     pub fn image_tokens(&self, pixel_values: &Tensor) -> Result<Tensor> {
-        let x = self.linear_1.forward(&self.vision_features(pixel_values)?)?;
-        self.linear_2.forward(&gelu_erf(&x)?)
+        let n = pixel_values.dim(0)?;
+        let chunk = if pixel_values.device().is_cpu() { 4 } else { n.max(1) };
+        let mut parts = Vec::with_capacity(n.div_ceil(chunk));
+        for start in (0..n).step_by(chunk) {
+            let px = pixel_values.narrow(0, start, chunk.min(n - start))?;
+            let x = self.linear_1.forward(&self.vision_features(&px)?)?;
+            parts.push(self.linear_2.forward(&gelu_erf(&x)?)?);
+        }
+        Tensor::cat(&parts, 0)
     }
 }
