@@ -5,7 +5,7 @@
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
-use super::cpu::ops::{FastGeluErf, QuickGelu, SwiGlu};
+use super::cpu::ops::{FastGeluErf, GeluTanh, QuickGelu, SwiGlu};
 use super::cpu::{common as cpu_f32, linear as cpu_linear};
 
 #[derive(Debug, Clone)]
@@ -95,6 +95,16 @@ pub fn quick_gelu_in_place(xs: Tensor) -> Result<Tensor> {
         return &xs * candle_nn::ops::sigmoid(&(&xs * 1.702)?)?;
     }
     xs.inplace_op1(&QuickGelu)?;
+    Ok(xs)
+}
+
+/// GELU's tanh approximation (`gelu_pytorch_tanh`), over `xs` where the CPU f32 fast path
+/// applies (`xs` must be the only handle on its storage), else candle's `gelu`.
+pub fn gelu_tanh_in_place(xs: Tensor) -> Result<Tensor> {
+    if !cpu_f32::applies(&xs) || !xs.is_contiguous() {
+        return xs.gelu();
+    }
+    xs.inplace_op1(&GeluTanh)?;
     Ok(xs)
 }
 

@@ -7,7 +7,10 @@ use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{embedding, Embedding, VarBuilder};
 
 use super::config::VisionConfig;
-use crate::model::nn::{gelu_erf, layer_norm, linear, rope, softmax_last_dim, Linear, Norm};
+use crate::model::cpu::attention as cpu_attention;
+use crate::model::nn::{
+    gelu_erf, gelu_tanh_in_place, layer_norm, linear, rope, softmax_last_dim, Linear, Norm,
+};
 
 struct Block {
     norm1: Norm,
@@ -194,7 +197,18 @@ impl VisionModel {
         let q = rope(&part(0)?, &rot.0, &rot.1)?;
         let k = rope(&part(1)?, &rot.0, &rot.1)?;
         let v = part(2)?;
-        let att = (q.matmul(&k.t()?)? * (hd as f64).powf(-0.5))?;
+        let scale = (hd as f64).powf(-0.5);
+        let token_major = |x: &Tensor| x.transpose(1, 2);
+        if let Some(out) = cpu_attention::attention(
+            &token_major(&q)?,
+            &token_major(&k)?,
+            &token_major(&v)?,
+            None,
+            scale,
+        )? {
+            return block.proj.forward(&out.reshape((n, d))?.to_dtype(xs.dtype())?);
+        }
+        let att = (q.matmul(&k.t()?)? * scale)?;
         let out = softmax_last_dim(&att)?.matmul(&v)?.to_dtype(xs.dtype())?;
         let out = out.squeeze(0)?.transpose(0, 1)?.reshape((n, d))?;
         block.proj.forward(&out)
@@ -220,8 +234,8 @@ impl VisionModel {
             for (layer, block) in self.blocks.iter().enumerate() {
                 let a = self.attention(block, &block.norm1.forward(&x)?, &rot)?;
                 let x1 = (x + a)?;
-                let m =
-                    block.fc2.forward(&block.fc1.forward(&block.norm2.forward(&x1)?)?.gelu()?)?;
+                let up = block.fc1.forward(&block.norm2.forward(&x1)?)?;
+                let m = block.fc2.forward(&gelu_tanh_in_place(up)?)?;
                 x = (x1 + m)?;
                 for (k, (at, merger)) in self.deepstack.iter().enumerate() {
                     if *at == layer {
