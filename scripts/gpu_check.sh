@@ -2,7 +2,7 @@
 # The GPU run in one script (under 10 minutes on one H100 with a warm cargo cache):
 #   1. build with `--features cuda` (release), the toolkit from scripts/cuda_env.sh unless nvcc
 #      is already on PATH;
-#   2. parity: every recorded case of every tiny checkpoint (InstructBLIP/VistaLLM and LLaVA) on
+#   2. parity: every recorded case of every tiny checkpoint (InstructBLIP/VistaLLM, LLaVA, Qwen3-VL) on
 #      cuda:0 in f32 and in bf16 against the CPU in f32 (tests/model/device.rs states the
 #      tolerances: 1e-3 relative and identical outputs in f32, 0.08 relative in bf16);
 #   3. speed: vista_generate against transformers' generate at batch 32, 32 new tokens, bf16, for
@@ -48,7 +48,7 @@ if [ $DRY = 1 ]; then
     step "parity cpu $dtype"
     parity cpu "$dtype" "$BIN"
   done
-  step "would run: FAMILY=instructblip|llava DEVICE=cuda DTYPE=bf16 BATCHES=32 FEATURES=cuda PROFILE=release scripts/bench_model.sh"
+  step "would run: FAMILY=instructblip|llava|qwen3_vl DEVICE=cuda DTYPE=bf16 BATCHES=32 FEATURES=cuda PROFILE=release scripts/bench_model.sh"
   exit 0
 fi
 
@@ -70,7 +70,7 @@ for dtype in f32 bf16; do
   parity cuda:0 "$dtype" "$BIN"
 done
 
-for family in instructblip llava; do
+for family in instructblip llava qwen3_vl; do
   step "benchmark $family batch 32 bf16"
   FAMILY=$family DEVICE=cuda DTYPE=bf16 BATCHES=32 NEW=32 FEATURES=cuda PROFILE=release \
     BENCH_DIR=target/bench-gpu-$family scripts/bench_model.sh | grep '^{'
