@@ -30,6 +30,7 @@ use vista_udfs::generate::{
 pub use config::Config;
 pub use generate::DecodeOptions;
 use instructblip::InstructBlip;
+use llama::Llama;
 use preprocess::Preprocess;
 use prompt::{Piece, Prompt, Template};
 
@@ -245,6 +246,106 @@ fn configured_token(dir: &Path, key: &str) -> Option<String> {
     v.as_str().map(str::to_string).or_else(|| v.get("content")?.as_str().map(str::to_string))
 }
 
+/// A checkpoint directory's weights on `device` in `dtype`, and its fingerprint.
+fn open_weights(
+    dir: &Path,
+    device: &str,
+    dtype: &str,
+) -> Result<(VarBuilder<'static>, String), String> {
+    let device = parse_device(device)?;
+    let dtype = parse_dtype(dtype)?;
+    if device.is_cpu() {
+        keep_activation_memory();
+    }
+    let config_text = read(&dir.join("config.json"))?;
+    let files = weights::weight_files(dir)?;
+    let fingerprint = weights::fingerprint(dir, config_text.as_bytes(), &files)?;
+    Ok((weights::var_builder(&files, dtype, &device)?, fingerprint))
+}
+
+/// Runs a micro-batch's model work for the rows that passed their checks (`ready`, indices into
+/// `results`, in the order `run` returns their ids): each gets its ids, or all get the model's
+/// error. CPU memory freed by the batch goes back to the kernel after it.
+fn run_ready(
+    device: &Device,
+    results: &mut [Result<Vec<u32>, String>],
+    ready: &[usize],
+    run: impl FnOnce() -> candle_core::Result<Vec<Vec<u32>>> + Send,
+) {
+    match device.with_context(run) {
+        Ok(outs) => {
+            for (&row, ids) in ready.iter().zip(outs) {
+                results[row] = Ok(ids);
+            }
+        }
+        Err(e) => {
+            for &row in ready {
+                results[row] = Err(format!("model error: {e}"));
+            }
+        }
+    }
+    if device.is_cpu() {
+        release_activation_memory();
+    }
+}
+
+/// A prompt's decoder input [len, hidden]: its token pieces embedded by `llm`, its k-th image
+/// as `image(k)`.
+pub fn embed_pieces(
+    llm: &Llama,
+    device: &Device,
+    pieces: &[Piece],
+    image: impl Fn(usize) -> candle_core::Result<Tensor>,
+) -> candle_core::Result<Tensor> {
+    let parts = pieces
+        .iter()
+        .map(|piece| match piece {
+            Piece::Tokens(ids) => llm.embed(&Tensor::new(ids.as_slice(), device)?),
+            Piece::Image(k) => image(*k),
+        })
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    Tensor::cat(&parts, 0)
+}
+
+/// `VisionLanguageModel` for a family with `fingerprint`, `text` ([`TextSide`]) and
+/// `generate_ids(batch, template, opts)`: the prompt template from the settings, the shared
+/// decoding options, text and truncation from the ids.
+macro_rules! serve_vision_language_model {
+    ($family:ty) => {
+        impl vista_udfs::generate::VisionLanguageModel for $family {
+            fn fingerprint(&self) -> String {
+                self.fingerprint.clone()
+            }
+
+            fn generate(
+                &self,
+                batch: &[vista_udfs::generate::GenerateRequest],
+                settings: &vista_udfs::generate::GenerateSettings,
+            ) -> Vec<Result<String, String>> {
+                self.generate_detailed(batch, settings)
+                    .into_iter()
+                    .map(|r| r.map(|g| g.text))
+                    .collect()
+            }
+
+            fn generate_detailed(
+                &self,
+                batch: &[vista_udfs::generate::GenerateRequest],
+                settings: &vista_udfs::generate::GenerateSettings,
+            ) -> Vec<Result<vista_udfs::generate::Generation, String>> {
+                let template =
+                    match $crate::model::prompt::Template::parse(&settings.prompt_template) {
+                        Ok(t) => t,
+                        Err(e) => return vec![Err(e); batch.len()],
+                    };
+                let opts = self.text.decode_options(settings);
+                self.text.finish(self.generate_ids(batch, template, &opts), &opts)
+            }
+        }
+    };
+}
+pub(crate) use serve_vision_language_model;
+
 /// Every op of a CPU forward pass allocates its output (2-13 MB for the benchmark model's ViT at
 /// 8 images) and frees its input. By default glibc returns such blocks to the kernel (`mmap`, or
 /// trimming the heap top past 128 KB) and the next op faults them back in, zeroed: ~8% of a
@@ -276,15 +377,7 @@ fn release_activation_memory() {
 
 impl VistaModel {
     pub fn load(dir: &Path, device: &str, dtype: &str) -> Result<Self, String> {
-        let device = parse_device(device)?;
-        let dtype = parse_dtype(dtype)?;
-        if device.is_cpu() {
-            keep_activation_memory();
-        }
-        let config_text = read(&dir.join("config.json"))?;
-        let files = weights::weight_files(dir)?;
-        let fingerprint = weights::fingerprint(dir, config_text.as_bytes(), &files)?;
-        let vb = weights::var_builder(&files, dtype, &device)?;
+        let (vb, fingerprint) = open_weights(dir, device, dtype)?;
         Self::load_with(dir, vb, fingerprint)
     }
 
@@ -385,17 +478,7 @@ impl VistaModel {
         prompt: &Prompt,
         image_tokens: &[Tensor],
     ) -> candle_core::Result<Tensor> {
-        let mut parts = Vec::with_capacity(prompt.pieces.len());
-        for piece in &prompt.pieces {
-            match piece {
-                Piece::Tokens(ids) => {
-                    let ids = Tensor::new(ids.as_slice(), &self.device)?;
-                    parts.push(self.net.llm.embed(&ids)?);
-                }
-                Piece::Image(k) => parts.push(image_tokens[*k].clone()),
-            }
-        }
-        Tensor::cat(&parts, 0)
+        embed_pieces(&self.net.llm, &self.device, &prompt.pieces, |k| Ok(image_tokens[k].clone()))
     }
 
     pub fn decode(&self, ids: &[u32]) -> Result<String, String> {
@@ -474,51 +557,13 @@ impl VistaModel {
                 .collect::<candle_core::Result<Vec<_>>>()?;
             generate::generate(&self.net.llm, &rows, opts)
         };
-        match self.device.with_context(run) {
-            Ok(outs) => {
-                for (r, ids) in ready.iter().zip(outs) {
-                    results[r.row] = Ok(ids);
-                }
-            }
-            Err(e) => {
-                for r in &ready {
-                    results[r.row] = Err(format!("model error: {e}"));
-                }
-            }
-        }
-        if self.device.is_cpu() {
-            release_activation_memory();
-        }
+        let rows: Vec<usize> = ready.iter().map(|r| r.row).collect();
+        run_ready(&self.device, &mut results, &rows, run);
         results
     }
 }
 
-impl VisionLanguageModel for VistaModel {
-    fn fingerprint(&self) -> String {
-        self.fingerprint.clone()
-    }
-
-    fn generate(
-        &self,
-        batch: &[GenerateRequest],
-        settings: &GenerateSettings,
-    ) -> Vec<Result<String, String>> {
-        self.generate_detailed(batch, settings).into_iter().map(|r| r.map(|g| g.text)).collect()
-    }
-
-    fn generate_detailed(
-        &self,
-        batch: &[GenerateRequest],
-        settings: &GenerateSettings,
-    ) -> Vec<Result<Generation, String>> {
-        let template = match Template::parse(&settings.prompt_template) {
-            Ok(t) => t,
-            Err(e) => return vec![Err(e); batch.len()],
-        };
-        let opts = self.decode_options(settings);
-        self.text.finish(self.generate_ids(batch, template, &opts), &opts)
-    }
-}
+serve_vision_language_model!(VistaModel);
 
 /// The families `vista.model` can hold, told apart by config.json's `model_type`: VistaLLM and
 /// InstructBLIP (`instructblip`), LLaVA-1.5 (`llava`), Qwen3-VL (`qwen3_vl`).

@@ -102,24 +102,16 @@ fn llava_forward_pass_matches_transformers() {
 
 /// Each prompt's embeddings, its images' tokens taken in order from `tokens` [images, T, hidden].
 pub(crate) fn llava_rows(m: &LlavaModel, prompts: &[Prompt], tokens: &Tensor) -> Vec<Tensor> {
-    let mut image = 0;
+    let mut first = 0;
     prompts
         .iter()
         .map(|p| {
-            let parts: Vec<Tensor> = p
-                .pieces
-                .iter()
-                .map(|piece| match piece {
-                    Piece::Tokens(t) => {
-                        m.net.llm.embed(&Tensor::new(t.as_slice(), &m.device).unwrap()).unwrap()
-                    }
-                    Piece::Image(_) => {
-                        image += 1;
-                        tokens.get(image - 1).unwrap()
-                    }
-                })
-                .collect();
-            Tensor::cat(&parts, 0).unwrap()
+            let rows = vista::model::embed_pieces(&m.net.llm, &m.device, &p.pieces, |k| {
+                tokens.get(first + k)
+            })
+            .unwrap();
+            first += p.pieces.iter().filter(|x| matches!(x, Piece::Image(_))).count();
+            rows
         })
         .collect()
 }

@@ -9,12 +9,12 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use vista_udfs::generate::{GenerateRequest, GenerateSettings, Generation, VisionLanguageModel};
+use vista_udfs::generate::GenerateRequest;
 
 use super::generate::{self, DecodeOptions};
 use super::preprocess::Preprocess;
-use super::prompt::{self, Piece, Prompt, Template};
-use super::{weights, TextSide};
+use super::prompt::{self, Prompt, Template};
+use super::TextSide;
 pub use config::LlavaConfig;
 use net::Llava;
 
@@ -30,15 +30,7 @@ pub struct LlavaModel {
 
 impl LlavaModel {
     pub fn load(dir: &Path, device: &str, dtype: &str) -> Result<Self, String> {
-        let device = super::parse_device(device)?;
-        let dtype = super::parse_dtype(dtype)?;
-        if device.is_cpu() {
-            super::keep_activation_memory();
-        }
-        let config_text = super::read(&dir.join("config.json"))?;
-        let files = weights::weight_files(dir)?;
-        let fingerprint = weights::fingerprint(dir, config_text.as_bytes(), &files)?;
-        let vb = weights::var_builder(&files, dtype, &device)?;
+        let (vb, fingerprint) = super::open_weights(dir, device, dtype)?;
         Self::load_with(dir, vb, fingerprint)
     }
 
@@ -134,64 +126,17 @@ impl LlavaModel {
             let rows = ready
                 .iter()
                 .map(|(_, prompt, first)| {
-                    let mut parts = Vec::with_capacity(prompt.pieces.len());
-                    for piece in &prompt.pieces {
-                        parts.push(match piece {
-                            Piece::Tokens(ids) => {
-                                self.net.llm.embed(&Tensor::new(ids.as_slice(), &self.device)?)?
-                            }
-                            Piece::Image(k) => {
-                                image_tokens.as_ref().expect("rows with images").get(first + k)?
-                            }
-                        });
-                    }
-                    Tensor::cat(&parts, 0)
+                    super::embed_pieces(&self.net.llm, &self.device, &prompt.pieces, |k| {
+                        image_tokens.as_ref().expect("rows with images").get(first + k)
+                    })
                 })
                 .collect::<candle_core::Result<Vec<_>>>()?;
             generate::generate(&self.net.llm, &rows, opts)
         };
-        match self.device.with_context(run) {
-            Ok(outs) => {
-                for ((row, _, _), ids) in ready.iter().zip(outs) {
-                    results[*row] = Ok(ids);
-                }
-            }
-            Err(e) => {
-                for (row, _, _) in &ready {
-                    results[*row] = Err(format!("model error: {e}"));
-                }
-            }
-        }
-        if self.device.is_cpu() {
-            super::release_activation_memory();
-        }
+        let rows: Vec<usize> = ready.iter().map(|(row, _, _)| *row).collect();
+        super::run_ready(&self.device, &mut results, &rows, run);
         results
     }
 }
 
-impl VisionLanguageModel for LlavaModel {
-    fn fingerprint(&self) -> String {
-        self.fingerprint.clone()
-    }
-
-    fn generate(
-        &self,
-        batch: &[GenerateRequest],
-        settings: &GenerateSettings,
-    ) -> Vec<Result<String, String>> {
-        self.generate_detailed(batch, settings).into_iter().map(|r| r.map(|g| g.text)).collect()
-    }
-
-    fn generate_detailed(
-        &self,
-        batch: &[GenerateRequest],
-        settings: &GenerateSettings,
-    ) -> Vec<Result<Generation, String>> {
-        let template = match Template::parse(&settings.prompt_template) {
-            Ok(t) => t,
-            Err(e) => return vec![Err(e); batch.len()],
-        };
-        let opts = self.text.decode_options(settings);
-        self.text.finish(self.generate_ids(batch, template, &opts), &opts)
-    }
-}
+super::serve_vision_language_model!(LlavaModel);

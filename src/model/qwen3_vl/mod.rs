@@ -12,13 +12,13 @@ use std::path::Path;
 use candle_core::{DType, Device, Result as CResult, Tensor};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
-use vista_udfs::generate::{GenerateRequest, GenerateSettings, Generation, VisionLanguageModel};
+use vista_udfs::generate::GenerateRequest;
 
 use super::generate::{self, DecodeOptions, Prefill};
 use super::llama::{KvCache, Llama};
 use super::preprocess::{decode_rgb_within, resize_bicubic};
 use super::prompt::{self, Piece, Template};
-use super::{weights, TextSide};
+use super::TextSide;
 pub use config::Qwen3VlConfig;
 use vision::{Patches, VisionModel};
 
@@ -102,15 +102,7 @@ pub struct PreparedRow {
 
 impl Qwen3VlModel {
     pub fn load(dir: &Path, device: &str, dtype: &str) -> Result<Self, String> {
-        let device = super::parse_device(device)?;
-        let dtype = super::parse_dtype(dtype)?;
-        if device.is_cpu() {
-            super::keep_activation_memory();
-        }
-        let config_text = super::read(&dir.join("config.json"))?;
-        let files = weights::weight_files(dir)?;
-        let fingerprint = weights::fingerprint(dir, config_text.as_bytes(), &files)?;
-        let vb = weights::var_builder(&files, dtype, &device)?;
+        let (vb, fingerprint) = super::open_weights(dir, device, dtype)?;
         Self::load_with(dir, vb, fingerprint)
     }
 
@@ -264,6 +256,24 @@ impl Qwen3VlModel {
         Ok(rows)
     }
 
+    /// A request's prompt pieces with its images' patch grids, and the images' patches.
+    fn request(
+        &self,
+        req: &GenerateRequest,
+        template: Template,
+        max_pixels: u64,
+    ) -> Result<(RowPrompt, Vec<Patches>), String> {
+        let pieces = self.prompt(template, &req.instruction, req.images.len())?;
+        let patches = req
+            .images
+            .iter()
+            .enumerate()
+            .map(|(k, b)| self.patches(b, max_pixels).map_err(|e| format!("image {}: {e}", k + 1)))
+            .collect::<Result<Vec<_>, String>>()?;
+        let grids = patches.iter().map(|p| (p.grid_h, p.grid_w)).collect();
+        Ok(((pieces, grids), patches))
+    }
+
     /// Generated token ids per request (each row's own error, or its ids).
     pub fn generate_ids(
         &self,
@@ -273,24 +283,15 @@ impl Qwen3VlModel {
     ) -> Vec<Result<Vec<u32>, String>> {
         let mut results: Vec<Result<Vec<u32>, String>> = vec![Ok(Vec::new()); batch.len()];
         let mut ready = Vec::new();
+        let mut prompts = Vec::new();
         let mut images = Vec::new();
         let context = self.config.text_config.max_position_embeddings;
         let m2 = self.config.vision_config.spatial_merge_size.pow(2);
         for (row, req) in batch.iter().enumerate() {
             let prepared = (|| {
                 self.text.check_instruction(&req.instruction, context)?;
-                let pieces = self.prompt(template, &req.instruction, req.images.len())?;
-                let patches = req
-                    .images
-                    .iter()
-                    .enumerate()
-                    .map(|(k, b)| {
-                        self.patches(b, opts.max_image_pixels)
-                            .map_err(|e| format!("image {}: {e}", k + 1))
-                    })
-                    .collect::<Result<Vec<_>, String>>()?;
-                let grids: Vec<(usize, usize)> =
-                    patches.iter().map(|p| (p.grid_h, p.grid_w)).collect();
+                let ((pieces, grids), patches) =
+                    self.request(req, template, opts.max_image_pixels)?;
                 let len: usize = pieces
                     .iter()
                     .map(|p| match p {
@@ -299,11 +300,12 @@ impl Qwen3VlModel {
                     })
                     .sum();
                 self.text.check_context(len, context)?;
-                Ok::<_, String>((pieces, grids, patches))
+                Ok::<_, String>(((pieces, grids), patches))
             })();
             match prepared {
-                Ok((pieces, grids, patches)) => {
-                    ready.push((row, (pieces, grids)));
+                Ok((prompt, patches)) => {
+                    ready.push(row);
+                    prompts.push(prompt);
                     images.extend(patches);
                 }
                 Err(e) => results[row] = Err(e),
@@ -318,27 +320,12 @@ impl Qwen3VlModel {
             } else {
                 Some(self.vision.forward(&images, &self.device, self.dtype)?)
             };
-            let prompts: Vec<_> = ready.iter().map(|(_, p)| p.clone()).collect();
             let rows = self.prepare(&prompts, features.as_ref())?;
             let embeds: Vec<Tensor> = rows.iter().map(|r| r.embeds.clone()).collect();
             let prefill = QwenPrefill { rows: &rows, axes: &self.rope_axes };
             generate::generate_with(&self.llm, &embeds, opts, &prefill)
         };
-        match self.device.with_context(run) {
-            Ok(outs) => {
-                for ((row, _), ids) in ready.iter().zip(outs) {
-                    results[*row] = Ok(ids);
-                }
-            }
-            Err(e) => {
-                for (row, _) in &ready {
-                    results[*row] = Err(format!("model error: {e}"));
-                }
-            }
-        }
-        if self.device.is_cpu() {
-            super::release_activation_memory();
-        }
+        super::run_ready(&self.device, &mut results, &ready, run);
         results
     }
 
@@ -349,31 +336,23 @@ impl Qwen3VlModel {
         batch: &[GenerateRequest],
         template: Template,
     ) -> Result<(Tensor, Vec<usize>), String> {
-        let run = || -> Result<(Tensor, Vec<usize>), String> {
-            let mut prompts = Vec::new();
-            let mut images = Vec::new();
-            for req in batch {
-                let pieces = self.prompt(template, &req.instruction, req.images.len())?;
-                let patches = req
-                    .images
-                    .iter()
-                    .map(|b| self.patches(b, u64::MAX))
-                    .collect::<Result<Vec<_>, _>>()?;
-                prompts.push((pieces, patches.iter().map(|p| (p.grid_h, p.grid_w)).collect()));
-                images.extend(patches);
-            }
-            let e = |e: candle_core::Error| e.to_string();
-            let features = self.vision.forward(&images, &self.device, self.dtype).map_err(e)?;
-            let rows = self.prepare(&prompts, Some(&features)).map_err(e)?;
-            let embeds: Vec<Tensor> = rows.iter().map(|r| r.embeds.clone()).collect();
-            let (padded, pads) = generate::left_pad(&embeds).map_err(e)?;
-            let prefill = QwenPrefill { rows: &rows, axes: &self.rope_axes };
-            let all: Vec<usize> = (0..rows.len()).collect();
-            let mut cache = KvCache::new(self.llm.layers());
-            let hidden = prefill.hidden(&self.llm, &all, &padded, &pads, &mut cache).map_err(e)?;
-            Ok((self.llm.logits(&hidden).map_err(e)?, pads))
-        };
-        run()
+        let mut prompts = Vec::new();
+        let mut images = Vec::new();
+        for req in batch {
+            let (prompt, patches) = self.request(req, template, u64::MAX)?;
+            prompts.push(prompt);
+            images.extend(patches);
+        }
+        let e = |e: candle_core::Error| e.to_string();
+        let features = self.vision.forward(&images, &self.device, self.dtype).map_err(e)?;
+        let rows = self.prepare(&prompts, Some(&features)).map_err(e)?;
+        let embeds: Vec<Tensor> = rows.iter().map(|r| r.embeds.clone()).collect();
+        let (padded, pads) = generate::left_pad(&embeds).map_err(e)?;
+        let prefill = QwenPrefill { rows: &rows, axes: &self.rope_axes };
+        let all: Vec<usize> = (0..rows.len()).collect();
+        let mut cache = KvCache::new(self.llm.layers());
+        let hidden = prefill.hidden(&self.llm, &all, &padded, &pads, &mut cache).map_err(e)?;
+        Ok((self.llm.logits(&hidden).map_err(e)?, pads))
     }
 }
 
@@ -456,32 +435,7 @@ impl Prefill for QwenPrefill<'_> {
     }
 }
 
-impl VisionLanguageModel for Qwen3VlModel {
-    fn fingerprint(&self) -> String {
-        self.fingerprint.clone()
-    }
-
-    fn generate(
-        &self,
-        batch: &[GenerateRequest],
-        settings: &GenerateSettings,
-    ) -> Vec<Result<String, String>> {
-        self.generate_detailed(batch, settings).into_iter().map(|r| r.map(|g| g.text)).collect()
-    }
-
-    fn generate_detailed(
-        &self,
-        batch: &[GenerateRequest],
-        settings: &GenerateSettings,
-    ) -> Vec<Result<Generation, String>> {
-        let template = match Template::parse(&settings.prompt_template) {
-            Ok(t) => t,
-            Err(e) => return vec![Err(e); batch.len()],
-        };
-        let opts = self.text.decode_options(settings);
-        self.text.finish(self.generate_ids(batch, template, &opts), &opts)
-    }
-}
+super::serve_vision_language_model!(Qwen3VlModel);
 
 #[cfg(test)]
 mod tests {
