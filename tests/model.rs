@@ -224,13 +224,60 @@ fn assert_logits(llm: &vista::model::llama::Llama, rows: &[Tensor], want: &Tenso
     }
 }
 
-fn options(f: &Fixture, case: &Value) -> DecodeOptions {
+/// A case's decoding options: its length, beams and stop tokens over a model's defaults.
+fn options(case: &Value, base: DecodeOptions) -> DecodeOptions {
     DecodeOptions {
         max_new_tokens: case["max_new_tokens"].as_u64().unwrap() as usize,
         num_beams: case["num_beams"].as_u64().unwrap() as usize,
         stop: ids(&case["stop_ids"]),
-        ..f.model.decode_options(&GenerateSettings::default())
+        ..base
     }
+}
+
+/// Every recorded case of checkpoint `name` through `generate_ids(case, requests, options)`:
+/// batched as recorded, and each row alone, identical to transformers' tokens.
+fn assert_generation_matches(
+    name: &str,
+    expected: &Value,
+    base: &DecodeOptions,
+    generate_ids: impl Fn(&Value, &[GenerateRequest], &DecodeOptions) -> Vec<Result<Vec<u32>, String>>,
+) {
+    for (key, case) in expected["cases"].as_object().unwrap() {
+        let reqs = requests(case);
+        let opts = options(case, base.clone());
+        let want: Vec<Vec<u32>> = case["generated"].as_array().unwrap().iter().map(ids).collect();
+        let batched: Vec<Vec<u32>> =
+            generate_ids(case, &reqs, &opts).into_iter().map(Result::unwrap).collect();
+        assert_eq!(batched, want, "{name} {key} batched");
+        for (r, req) in reqs.iter().enumerate() {
+            let single = generate_ids(case, std::slice::from_ref(req), &opts).pop().unwrap();
+            assert_eq!(single.unwrap(), want[r], "{name} {key} row {r} alone");
+        }
+    }
+}
+
+/// `vista generate` on checkpoint `name`: the two-image case's prompt gives its recorded answer.
+fn assert_cli_answers(name: &str, expected: &Value, decode: impl Fn(&[u32]) -> String) {
+    let case = &expected["cases"]["multi_image"];
+    let row = &case["rows"][0];
+    let images: Vec<PathBuf> = row["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| root().join("images").join(n.as_str().unwrap()))
+        .collect();
+    let settings = GenerateSettings { max_new_tokens: 10, ..Default::default() };
+    let instruction = row["instruction"].as_str().unwrap();
+    let text = vista::model::generate_cli(
+        &root().join(name),
+        "cpu",
+        "f32",
+        &images,
+        instruction,
+        &settings,
+    )
+    .unwrap();
+    assert_eq!(text, decode(&ids(&case["generated"][0])));
 }
 
 /// Greedy and beam outputs of every recorded case, from encoded images through our own
@@ -239,28 +286,10 @@ fn options(f: &Fixture, case: &Value) -> DecodeOptions {
 fn generation_matches_transformers_batched_and_single() {
     for name in CHECKPOINTS {
         let f = fixture(name);
-        for (key, case) in f.expected["cases"].as_object().unwrap() {
-            let reqs = requests(case);
-            let opts = options(&f, case);
-            let want: Vec<Vec<u32>> =
-                case["generated"].as_array().unwrap().iter().map(ids).collect();
-            let batched: Vec<Vec<u32>> = f
-                .model
-                .generate_ids(&reqs, template(case), &opts)
-                .into_iter()
-                .map(Result::unwrap)
-                .collect();
-            assert_eq!(batched, want, "{name} {key} batched");
-            for (r, req) in reqs.iter().enumerate() {
-                let single = f
-                    .model
-                    .generate_ids(std::slice::from_ref(req), template(case), &opts)
-                    .pop()
-                    .unwrap()
-                    .unwrap();
-                assert_eq!(single, want[r], "{name} {key} row {r} alone");
-            }
-        }
+        let base = f.model.decode_options(&GenerateSettings::default());
+        assert_generation_matches(name, &f.expected, &base, |case, reqs, opts| {
+            f.model.generate_ids(reqs, template(case), opts)
+        });
     }
 }
 

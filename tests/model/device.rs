@@ -87,15 +87,6 @@ fn logit_gap(reference: &Forward, other: &Forward) -> (f32, f32) {
     (gap, scale)
 }
 
-fn case_options(case: &Value, base: DecodeOptions) -> DecodeOptions {
-    DecodeOptions {
-        max_new_tokens: case["max_new_tokens"].as_u64().unwrap() as usize,
-        num_beams: case["num_beams"].as_u64().unwrap() as usize,
-        stop: ids(&case["stop_ids"]),
-        ..base
-    }
-}
-
 #[test]
 #[ignore]
 fn device_parity() {
@@ -133,7 +124,7 @@ fn device_parity() {
         for (key, case) in f.expected["cases"].as_object().unwrap() {
             let reqs = requests(case);
             let outputs = |m: &VistaModel| {
-                let opts = case_options(case, m.decode_options(&GenerateSettings::default()));
+                let opts = options(case, m.decode_options(&GenerateSettings::default()));
                 m.generate_ids(&reqs, template(case), &opts)
             };
             let same = outputs(&cpu) == outputs(&dev);
@@ -154,7 +145,7 @@ fn device_parity() {
         for (key, case) in f.expected["cases"].as_object().unwrap() {
             let reqs = requests(case);
             let outputs = |m: &LlavaModel| {
-                let opts = case_options(case, m.text.decode_options(&GenerateSettings::default()));
+                let opts = options(case, m.text.decode_options(&GenerateSettings::default()));
                 m.generate_ids(&reqs, Template::Llava, &opts)
             };
             let same = outputs(&cpu) == outputs(&dev);
@@ -175,7 +166,7 @@ fn device_parity() {
         for (key, case) in f.expected["cases"].as_object().unwrap() {
             let reqs = requests(case);
             let outputs = |m: &Qwen3VlModel| {
-                let opts = case_options(case, m.text.decode_options(&GenerateSettings::default()));
+                let opts = options(case, m.text.decode_options(&GenerateSettings::default()));
                 m.generate_ids(&reqs, Template::Qwen, &opts)
             };
             let same = outputs(&cpu) == outputs(&dev);

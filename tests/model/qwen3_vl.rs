@@ -118,33 +118,10 @@ fn qwen_forward_pass_matches_transformers() {
 fn qwen_generation_matches_transformers_batched_and_single() {
     for name in QWEN {
         let f = qwen(name);
-        for (key, case) in cases(&f) {
-            let reqs = requests(case);
-            let opts = DecodeOptions {
-                max_new_tokens: case["max_new_tokens"].as_u64().unwrap() as usize,
-                num_beams: case["num_beams"].as_u64().unwrap() as usize,
-                stop: ids(&case["stop_ids"]),
-                ..f.model.text.decode_options(&GenerateSettings::default())
-            };
-            let want: Vec<Vec<u32>> =
-                case["generated"].as_array().unwrap().iter().map(ids).collect();
-            let batched: Vec<Vec<u32>> = f
-                .model
-                .generate_ids(&reqs, Template::Qwen, &opts)
-                .into_iter()
-                .map(Result::unwrap)
-                .collect();
-            assert_eq!(batched, want, "{name} {key} batched");
-            for (r, req) in reqs.iter().enumerate() {
-                let single = f
-                    .model
-                    .generate_ids(std::slice::from_ref(req), Template::Qwen, &opts)
-                    .pop()
-                    .unwrap()
-                    .unwrap();
-                assert_eq!(single, want[r], "{name} {key} row {r} alone");
-            }
-        }
+        let base = f.model.text.decode_options(&GenerateSettings::default());
+        assert_generation_matches(name, &f.expected, &base, |_, reqs, opts| {
+            f.model.generate_ids(reqs, Template::Qwen, opts)
+        });
     }
 }
 
@@ -178,18 +155,5 @@ fn qwen_loads_by_model_type_and_bad_rows_fail_alone() {
 #[test]
 fn qwen_cli_entry_point_answers() {
     let f = qwen(QWEN[1]);
-    let case = &f.expected["cases"]["multi_image"];
-    let row = &case["rows"][0];
-    let images: Vec<PathBuf> = row["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| root().join("images").join(n.as_str().unwrap()))
-        .collect();
-    let settings = GenerateSettings { max_new_tokens: 10, ..Default::default() };
-    let dir = root().join(QWEN[1]);
-    let instruction = row["instruction"].as_str().unwrap();
-    let text =
-        vista::model::generate_cli(&dir, "cpu", "f32", &images, instruction, &settings).unwrap();
-    assert_eq!(text, f.model.text.decode(&ids(&case["generated"][0])).unwrap());
+    assert_cli_answers(QWEN[1], &f.expected, |ids| f.model.text.decode(ids).unwrap());
 }
