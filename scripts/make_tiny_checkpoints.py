@@ -182,6 +182,48 @@ def make_mode_images(dirname):
                    "grey16_20x12.png": {"width": 20, "height": 12, "max_value": 65535}}, f, indent=1)
 
 
+def cut_at_stop(new, eos):
+    """What a caller gets back from each generated row: tokens up to and including the first
+    stop token."""
+    gen = []
+    for r in new:
+        cut = []
+        for t in r:
+            cut.append(t)
+            if t in eos:
+                break
+        gen.append(cut)
+    return gen
+
+
+def chat_cases(run_case, img_names):
+    """The cases every chat-template family records: one image, a left-padded batch (one row
+    with an `<image>` marker), two images in one prompt, the batch with a stop token its first
+    row really produces, and 3-beam search."""
+    i0, i1, i2 = img_names
+    run_case("single", [("What is in the photo?", [i0])], record_tensors=True)
+    batch = [
+        ("Describe this image as simply as possible.", [i1]),
+        ("Tell me where the dog is located in <image>.", [i2]),
+        ("What is the man holding? Answer in one word.", [i0]),
+    ]
+    gb = run_case("batch", batch, record_tensors=True)
+    run_case("multi_image", [("Find the common object in <image> and <image>.", [i0, i2])], record_tensors=True)
+    run_case("batch_stop", batch, extra_eos=[gb[0][3]])
+    run_case("beam3", [("What is in the photo?", [i0])], beams=3, max_new=8)
+
+
+def save_expected(name, exp_dir, tensors, meta):
+    """expected/tensors.safetensors (as f32) and expected/expected.json, with the versions that
+    made them."""
+    os.makedirs(exp_dir, exist_ok=True)
+    save_file({k: v.float().contiguous() for k, v in tensors.items()}, os.path.join(exp_dir, "tensors.safetensors"))
+    meta = {"transformers": __import__("transformers").__version__, "torch": torch.__version__, **meta}
+    with open(os.path.join(exp_dir, "expected.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+    print(name, {k: v["generated"] for k, v in meta["cases"].items()})
+
+
 def build(name, seed, vision, qformer, text, num_query, coords, shard=None):
     out = os.path.join(ROOT, name)
     shutil.rmtree(out, ignore_errors=True)
@@ -306,15 +348,7 @@ def build(name, seed, vision, qformer, text, num_query, coords, shard=None):
                 tensors[f"{key}.image_tokens"] = feats.contiguous()
                 tensors[f"{key}.logits"] = logits.contiguous()
                 tensors[f"{key}.attention_mask"] = attn.float().contiguous()
-        # What a caller gets back: tokens up to and including the first stop token.
-        gen = []
-        for r in new:
-            cut = []
-            for t in r:
-                cut.append(t)
-                if t in eos:
-                    break
-            gen.append(cut)
+        gen = cut_at_stop(new, eos)
         cases[key] = {
             "mode": mode,
             "rows": [{"instruction": i, "images": n} for i, n in rows],
@@ -380,20 +414,13 @@ def build(name, seed, vision, qformer, text, num_query, coords, shard=None):
     )
     run_case("raw_beam3", [("What is in the photo?", [i0])], "raw", beams=3, max_new=8)
 
-    os.makedirs(exp_dir, exist_ok=True)
-    save_file({k: v.float().contiguous() for k, v in tensors.items()}, os.path.join(exp_dir, "tensors.safetensors"))
-    meta = {
-        "transformers": __import__("transformers").__version__,
-        "torch": torch.__version__,
+    save_expected(name, exp_dir, tensors, {
         "image_token_id": image_token_id,
         "pad_token_id": tok.pad_token_id,
         "eos_token_id": tok.eos_token_id,
         "images": img_names,
         "cases": cases,
-    }
-    with open(os.path.join(exp_dir, "expected.json"), "w") as f:
-        json.dump(meta, f, indent=1)
-    print(name, {k: v["generated"] for k, v in cases.items()})
+    })
 
 
 def main():

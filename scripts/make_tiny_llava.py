@@ -17,17 +17,15 @@ tests/fixtures/model/<name>/expected/:
 The tokenizer, the random init and the input images are those of make_tiny_checkpoints.py.
 """
 
-import json
 import os
 import shutil
 import sys
 
 import torch
-from safetensors.torch import save_file
 from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_tiny_checkpoints import ROOT, llama_tokenizer, make_images, randomize  # noqa: E402
+from make_tiny_checkpoints import ROOT, chat_cases, cut_at_stop, llama_tokenizer, make_images, randomize, save_expected  # noqa: E402,E501
 
 try:  # transformers 5 names the PIL backend explicitly; 4.x has only the PIL one.
     from transformers import CLIPImageProcessorPil as ClipProcessor
@@ -136,14 +134,7 @@ def build(name, seed, vision, text, feature_layer, strategy, projector_bias):
                 tensors[f"{key}.image_tokens"] = feats.reshape(pixel_values.shape[0], n_tokens, -1).contiguous()
                 tensors[f"{key}.logits"] = logits.contiguous()
                 tensors[f"{key}.attention_mask"] = attn.float().contiguous()
-        gen = []
-        for r in new:
-            cut = []
-            for t in r:
-                cut.append(t)
-                if t in eos:
-                    break
-            gen.append(cut)
+        gen = cut_at_stop(new, eos)
         cases[key] = {
             "mode": "llava",
             "rows": [{"instruction": i, "images": n} for i, n in rows],
@@ -156,34 +147,16 @@ def build(name, seed, vision, text, feature_layer, strategy, projector_bias):
         }
         return gen
 
-    i0, i1, i2 = img_names
-    run_case("single", [("What is in the photo?", [i0])], record_tensors=True)
-    batch = [
-        ("Describe this image as simply as possible.", [i1]),
-        ("Tell me where the dog is located in <image>.", [i2]),
-        ("What is the man holding? Answer in one word.", [i0]),
-    ]
-    gb = run_case("batch", batch, record_tensors=True)
-    run_case("multi_image", [("Find the common object in <image> and <image>.", [i0, i2])], record_tensors=True)
-    run_case("batch_stop", batch, extra_eos=[gb[0][3]])
-    run_case("beam3", [("What is in the photo?", [i0])], beams=3, max_new=8)
+    chat_cases(run_case, img_names)
 
-    exp_dir = os.path.join(out, "expected")
-    os.makedirs(exp_dir, exist_ok=True)
-    save_file({k: v.float().contiguous() for k, v in tensors.items()}, os.path.join(exp_dir, "tensors.safetensors"))
-    meta = {
-        "transformers": __import__("transformers").__version__,
-        "torch": torch.__version__,
+    save_expected(name, os.path.join(out, "expected"), tensors, {
         "image_token_id": image_token_id,
         "image_tokens_per_image": n_tokens,
         "pad_token_id": tok.pad_token_id,
         "eos_token_id": tok.eos_token_id,
         "images": img_names,
         "cases": cases,
-    }
-    with open(os.path.join(exp_dir, "expected.json"), "w") as f:
-        json.dump(meta, f, indent=1)
-    print(name, {k: v["generated"] for k, v in cases.items()})
+    })
 
 
 def main():

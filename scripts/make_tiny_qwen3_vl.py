@@ -17,19 +17,17 @@ tokenizer and the image processor's preprocessor_config.json) and <name>/expecte
 The input images are those of make_tiny_checkpoints.py.
 """
 
-import json
 import os
 import shutil
 import sys
 
 import torch
-from safetensors.torch import save_file
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast, Qwen3VLConfig, Qwen3VLForConditionalGeneration
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_tiny_checkpoints import CORPUS, ROOT, make_images, randomize  # noqa: E402
+from make_tiny_checkpoints import CORPUS, ROOT, chat_cases, cut_at_stop, make_images, randomize, save_expected  # noqa: E402,E501
 
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
            "<|video_pad|>"]
@@ -142,14 +140,7 @@ def build(name, seed, vision, text, min_pixels, max_pixels):
                 logits = model(input_ids=input_ids, attention_mask=attn, pixel_values=pixel_values,
                                image_grid_thw=grid, mm_token_type_ids=mm).logits
                 tensors[f"{key}.logits"] = logits.contiguous()
-        gen = []
-        for r in new:
-            cut = []
-            for t in r:
-                cut.append(t)
-                if t in eos:
-                    break
-            gen.append(cut)
+        gen = cut_at_stop(new, eos)
         cases[key] = {
             "mode": "qwen",
             "rows": [{"instruction": i, "images": n} for i, n in rows],
@@ -162,31 +153,13 @@ def build(name, seed, vision, text, min_pixels, max_pixels):
         }
         return gen
 
-    i0, i1, i2 = img_names
-    run_case("single", [("What is in the photo?", [i0])], record_tensors=True)
-    batch = [
-        ("Describe this image as simply as possible.", [i1]),
-        ("Tell me where the dog is located in <image>.", [i2]),
-        ("What is the man holding? Answer in one word.", [i0]),
-    ]
-    gb = run_case("batch", batch, record_tensors=True)
-    run_case("multi_image", [("Find the common object in <image> and <image>.", [i0, i2])], record_tensors=True)
-    run_case("batch_stop", batch, extra_eos=[gb[0][3]])
-    run_case("beam3", [("What is in the photo?", [i0])], beams=3, max_new=8)
+    chat_cases(run_case, img_names)
 
-    exp_dir = os.path.join(out, "expected")
-    os.makedirs(exp_dir, exist_ok=True)
-    save_file({k: v.float().contiguous() for k, v in tensors.items()}, os.path.join(exp_dir, "tensors.safetensors"))
-    meta = {
-        "transformers": __import__("transformers").__version__,
-        "torch": torch.__version__,
+    save_expected(name, os.path.join(out, "expected"), tensors, {
         "special_tokens": ids,
         "images": img_names,
         "cases": cases,
-    }
-    with open(os.path.join(exp_dir, "expected.json"), "w") as f:
-        json.dump(meta, f, indent=1)
-    print(name, {k: v["generated"] for k, v in cases.items()})
+    })
 
 
 def main():
