@@ -56,6 +56,19 @@ def bench_images(out):
         Image.fromarray(arr, "RGB").save(os.path.join(out, f"bench_{i}.png"))
 
 
+def report(once, device, dtype, batch, new, threads):
+    """Times `once` (one batch's generate), mean of 3 after a warm-up, as one JSON line."""
+    once()
+    reps = 3
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        once()
+    s = (time.perf_counter() - t0) / reps
+    print(json.dumps({"impl": "transformers", "device": device, "dtype": dtype, "batch": batch,
+                      "new_tokens": new, "seconds": round(s, 4),
+                      "images_per_s": round(batch / s, 3), "threads": threads}))
+
+
 def make(out, family="instructblip"):
     if family == "llava":
         return make_llava(out)
@@ -228,15 +241,7 @@ def run_qwen3_vl(d, device, dt, dtype, batches, new, threads):
                 torch.cuda.synchronize()
             return out
 
-        once()
-        reps = 3
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            once()
-        s = (time.perf_counter() - t0) / reps
-        print(json.dumps({"impl": "transformers", "device": device, "dtype": dtype, "batch": b,
-                          "new_tokens": new, "seconds": round(s, 4),
-                          "images_per_s": round(b / s, 3), "threads": threads}))
+        report(once, device, dtype, b, new, threads)
 
 
 def run(d, device, dtype, batches, new, threads, family="instructblip"):
@@ -279,15 +284,7 @@ def run(d, device, dtype, batches, new, threads, family="instructblip"):
                 torch.cuda.synchronize()
             return out
 
-        once()  # warm-up
-        reps = 3
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            once()
-        s = (time.perf_counter() - t0) / reps
-        print(json.dumps({"impl": "transformers", "device": device, "dtype": dtype, "batch": b,
-                          "new_tokens": new, "seconds": round(s, 4),
-                          "images_per_s": round(b / s, 3), "threads": threads}))
+        report(once, device, dtype, b, new, threads)
 
 
 def phases(d, threads):
