@@ -87,6 +87,39 @@ fn logit_gap(reference: &Forward, other: &Forward) -> (f32, f32) {
     (gap, scale)
 }
 
+/// (image tokens, logits), each (max abs difference, max abs reference value).
+type Gaps = Option<((f32, f32), (f32, f32))>;
+
+/// One checkpoint's recorded cases, on the CPU in f32 and on `on` (device, dtype): each case's
+/// key, the forward-pass gaps where the fixture records that pass (`recorded`), and whether
+/// `outputs` are identical.
+fn compare<M>(
+    expected: &Value,
+    recorded: impl Fn(&str) -> bool,
+    load: impl Fn(&str, &str) -> M,
+    on: (&str, &str),
+    outputs: impl Fn(&M, &Value, &[GenerateRequest]) -> Vec<Result<Vec<u32>, String>>,
+    forward: impl Fn(&M, &Value, &[GenerateRequest]) -> Forward,
+) -> Vec<(String, Gaps, bool)> {
+    let (cpu, dev) = (load("cpu", "f32"), load(on.0, on.1));
+    let scale_of = |t: &Tensor| max_abs_diff(t, &t.zeros_like().unwrap());
+    expected["cases"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(key, case)| {
+            let reqs = requests(case);
+            let same = outputs(&cpu, case, &reqs) == outputs(&dev, case, &reqs);
+            let gaps = recorded(key).then(|| {
+                let (a, b) = (forward(&cpu, case, &reqs), forward(&dev, case, &reqs));
+                let gap = max_abs_diff(&a.tokens, &b.tokens.to_device(&Device::Cpu).unwrap());
+                ((gap, scale_of(&a.tokens)), logit_gap(&a, &b))
+            });
+            (key.clone(), gaps, same)
+        })
+        .collect()
+}
+
 #[test]
 #[ignore]
 fn device_parity() {
@@ -95,9 +128,6 @@ fn device_parity() {
     let exact = vista::model::parse_dtype(&dtype).unwrap() == DType::F32;
     let tolerance = if exact { 1e-3 } else { 0.08 };
     let mut failures = Vec::new();
-    // `gaps`: (image tokens, logits), each (max abs difference, max abs reference value), for
-    // the cases whose forward pass the fixture records.
-    type Gaps = Option<((f32, f32), (f32, f32))>;
     let mut report = |model: &str, key: &str, gaps: Gaps, same: bool| {
         let within = |(gap, scale): (f32, f32)| gap <= tolerance * scale.max(1.0);
         let ok = gaps.is_none_or(|(t, l)| within(t) && within(l)) && (same || !exact);
@@ -115,77 +145,77 @@ fn device_parity() {
             failures.push(format!("{model} {key}"));
         }
     };
-    let scale_of = |t: &Tensor| max_abs_diff(t, &t.zeros_like().unwrap());
-    for name in CHECKPOINTS {
-        let dir = root().join(name);
-        let cpu = VistaModel::load(&dir, "cpu", "f32").unwrap();
-        let dev = VistaModel::load(&dir, &device, &dtype).unwrap();
-        let f = fixture(name);
-        for (key, case) in f.expected["cases"].as_object().unwrap() {
-            let reqs = requests(case);
-            let outputs = |m: &VistaModel| {
-                let opts = options(case, m.decode_options(&GenerateSettings::default()));
-                m.generate_ids(&reqs, template(case), &opts)
-            };
-            let same = outputs(&cpu) == outputs(&dev);
-            let gaps = f.tensors.contains_key(&format!("{key}.logits")).then(|| {
-                let (a, b) =
-                    (blip_forward(&cpu, &f.tensors, case), blip_forward(&dev, &f.tensors, case));
-                let gap = max_abs_diff(&a.tokens, &b.tokens.to_device(&Device::Cpu).unwrap());
-                ((gap, scale_of(&a.tokens)), logit_gap(&a, &b))
-            });
-            report(name, key, gaps, same);
-        }
-    }
-    for name in LLAVA {
-        let dir = root().join(name);
-        let cpu = LlavaModel::load(&dir, "cpu", "f32").unwrap();
-        let dev = LlavaModel::load(&dir, &device, &dtype).unwrap();
-        let f = super::llava::llava(name);
-        for (key, case) in f.expected["cases"].as_object().unwrap() {
-            let reqs = requests(case);
-            let outputs = |m: &LlavaModel| {
-                let opts = options(case, m.text.decode_options(&GenerateSettings::default()));
-                m.generate_ids(&reqs, Template::Llava, &opts)
-            };
-            let same = outputs(&cpu) == outputs(&dev);
-            let gaps = f.tensors.contains_key(&format!("{key}.logits")).then(|| {
-                let (a, b) =
-                    (llava_forward(&cpu, &f.tensors, case), llava_forward(&dev, &f.tensors, case));
-                let gap = max_abs_diff(&a.tokens, &b.tokens.to_device(&Device::Cpu).unwrap());
-                ((gap, scale_of(&a.tokens)), logit_gap(&a, &b))
-            });
-            report(name, key, gaps, same);
-        }
-    }
-    for name in QWEN {
-        let dir = root().join(name);
-        let cpu = Qwen3VlModel::load(&dir, "cpu", "f32").unwrap();
-        let dev = Qwen3VlModel::load(&dir, &device, &dtype).unwrap();
-        let f = super::qwen3_vl::qwen(name);
-        for (key, case) in f.expected["cases"].as_object().unwrap() {
-            let reqs = requests(case);
-            let outputs = |m: &Qwen3VlModel| {
-                let opts = options(case, m.text.decode_options(&GenerateSettings::default()));
-                m.generate_ids(&reqs, Template::Qwen, &opts)
-            };
-            let same = outputs(&cpu) == outputs(&dev);
-            let gaps = f.tensors.contains_key(&format!("{key}.logits")).then(|| {
-                let forward = |m: &Qwen3VlModel| {
-                    let patches: Vec<_> = reqs
-                        .iter()
-                        .flat_map(|r| r.images.iter().map(|b| m.patches(b, u64::MAX).unwrap()))
-                        .collect();
-                    let tokens = m.vision.forward(&patches, &m.device, m.dtype).unwrap().0;
-                    let (logits, pads) = m.prompt_logits(&reqs, Template::Qwen).unwrap();
-                    Forward { tokens, logits, pads }
-                };
-                let (a, b) = (forward(&cpu), forward(&dev));
-                let gap = max_abs_diff(&a.tokens, &b.tokens.to_device(&Device::Cpu).unwrap());
-                ((gap, scale_of(&a.tokens)), logit_gap(&a, &b))
-            });
-            report(name, key, gaps, same);
-        }
+    let on = (device.as_str(), dtype.as_str());
+    let results = [
+        CHECKPOINTS
+            .iter()
+            .flat_map(|&name| {
+                let f = fixture(name);
+                compare(
+                    &f.expected,
+                    |key| f.tensors.contains_key(&format!("{key}.logits")),
+                    |device, dtype| VistaModel::load(&root().join(name), device, dtype).unwrap(),
+                    on,
+                    |m, case, reqs| {
+                        let opts = options(case, m.decode_options(&GenerateSettings::default()));
+                        m.generate_ids(reqs, template(case), &opts)
+                    },
+                    |m, case, _| blip_forward(m, &f.tensors, case),
+                )
+                .into_iter()
+                .map(move |r| (name, r))
+            })
+            .collect::<Vec<_>>(),
+        LLAVA
+            .iter()
+            .flat_map(|&name| {
+                let f = super::llava::llava(name);
+                compare(
+                    &f.expected,
+                    |key| f.tensors.contains_key(&format!("{key}.logits")),
+                    |device, dtype| LlavaModel::load(&root().join(name), device, dtype).unwrap(),
+                    on,
+                    |m, case, reqs| {
+                        let opts =
+                            options(case, m.text.decode_options(&GenerateSettings::default()));
+                        m.generate_ids(reqs, Template::Llava, &opts)
+                    },
+                    |m, case, _| llava_forward(m, &f.tensors, case),
+                )
+                .into_iter()
+                .map(move |r| (name, r))
+            })
+            .collect(),
+        QWEN.iter()
+            .flat_map(|&name| {
+                let f = super::qwen3_vl::qwen(name);
+                compare(
+                    &f.expected,
+                    |key| f.tensors.contains_key(&format!("{key}.logits")),
+                    |device, dtype| Qwen3VlModel::load(&root().join(name), device, dtype).unwrap(),
+                    on,
+                    |m, case, reqs| {
+                        let opts =
+                            options(case, m.text.decode_options(&GenerateSettings::default()));
+                        m.generate_ids(reqs, Template::Qwen, &opts)
+                    },
+                    |m, _, reqs| {
+                        let patches: Vec<_> = reqs
+                            .iter()
+                            .flat_map(|r| r.images.iter().map(|b| m.patches(b, u64::MAX).unwrap()))
+                            .collect();
+                        let tokens = m.vision.forward(&patches, &m.device, m.dtype).unwrap().0;
+                        let (logits, pads) = m.prompt_logits(reqs, Template::Qwen).unwrap();
+                        Forward { tokens, logits, pads }
+                    },
+                )
+                .into_iter()
+                .map(move |r| (name, r))
+            })
+            .collect(),
+    ];
+    for (name, (key, gaps, same)) in results.into_iter().flatten() {
+        report(name, &key, gaps, same);
     }
     assert!(failures.is_empty(), "outside the tolerance on {device} {dtype}: {failures:?}");
 }
