@@ -199,7 +199,8 @@ def cut_at_stop(new, eos):
 def chat_cases(run_case, img_names):
     """The cases every chat-template family records: one image, a left-padded batch (one row
     with an `<image>` marker), two images in one prompt, the batch with a stop token its first
-    row really produces, and 3-beam search."""
+    row really produces, and 3-beam search; the last two again with a minimum length that rules
+    out the early stop token."""
     i0, i1, i2 = img_names
     run_case("single", [("What is in the photo?", [i0])], record_tensors=True)
     batch = [
@@ -210,7 +211,9 @@ def chat_cases(run_case, img_names):
     gb = run_case("batch", batch, record_tensors=True)
     run_case("multi_image", [("Find the common object in <image> and <image>.", [i0, i2])], record_tensors=True)
     run_case("batch_stop", batch, extra_eos=[gb[0][3]])
-    run_case("beam3", [("What is in the photo?", [i0])], beams=3, max_new=8)
+    g3 = run_case("beam3", [("What is in the photo?", [i0])], beams=3, max_new=8)
+    run_case("batch_stop_min", batch, extra_eos=[gb[0][3]], min_new=6)
+    run_case("beam3_min", [("What is in the photo?", [i0])], extra_eos=[g3[0][1]], beams=3, max_new=8, min_new=4)
 
 
 def save_expected(name, exp_dir, tensors, meta):

@@ -97,7 +97,7 @@ def build(name, seed, vision, text, feature_layer, strategy, projector_bias):
     tensors = {f"pixel_values.{n}": pix[n][0].contiguous() for n in img_names}
     cases = {}
 
-    def run_case(key, rows, extra_eos=None, beams=1, max_new=10, record_tensors=False):
+    def run_case(key, rows, extra_eos=None, beams=1, max_new=10, min_new=0, record_tensors=False):
         """rows: list of (instruction, [image names]); one left-padded batch."""
         ids_rows, pix_rows = [], []
         for instr, names in rows:
@@ -122,7 +122,7 @@ def build(name, seed, vision, text, feature_layer, strategy, projector_bias):
                 do_sample=False,
                 num_beams=beams,
                 max_new_tokens=max_new,
-                min_new_tokens=0,
+                min_new_tokens=min_new,
             )
             new = out[:, width:].tolist()
             if record_tensors:
@@ -142,6 +142,7 @@ def build(name, seed, vision, text, feature_layer, strategy, projector_bias):
             "stop_ids": eos,
             "num_beams": beams,
             "max_new_tokens": max_new,
+            **({"min_new_tokens": min_new} if min_new else {}),
             "generated": gen,
             "text": [tok.decode(g, skip_special_tokens=True) for g in gen],
         }

@@ -99,7 +99,7 @@ def build(name, seed, vision, text, min_pixels, max_pixels):
     merge2 = vision["spatial_merge_size"] ** 2
     cases = {}
 
-    def run_case(key, rows, extra_eos=None, beams=1, max_new=10, record_tensors=False):
+    def run_case(key, rows, extra_eos=None, beams=1, max_new=10, min_new=0, record_tensors=False):
         ids_rows, names_all = [], []
         for instr, names in rows:
             prompt_ids = tok(qwen_prompt(instr, len(names)))["input_ids"]
@@ -125,7 +125,7 @@ def build(name, seed, vision, text, min_pixels, max_pixels):
             gen_out = model.generate(
                 input_ids=input_ids, attention_mask=attn, pixel_values=pixel_values, image_grid_thw=grid,
                 mm_token_type_ids=mm, eos_token_id=eos, pad_token_id=pad, do_sample=False, num_beams=beams,
-                max_new_tokens=max_new, min_new_tokens=0,
+                max_new_tokens=max_new, min_new_tokens=min_new,
             )
             new = gen_out[:, width:].tolist()
             if record_tensors:
@@ -148,6 +148,7 @@ def build(name, seed, vision, text, min_pixels, max_pixels):
             "stop_ids": eos,
             "num_beams": beams,
             "max_new_tokens": max_new,
+            **({"min_new_tokens": min_new} if min_new else {}),
             "generated": gen,
             "text": [tok.decode(g, skip_special_tokens=True) for g in gen],
         }

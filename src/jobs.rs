@@ -532,9 +532,19 @@ async fn fingerprint_parts(
         // The coordinate style changes the instructions of coordinate tasks.
         prompt_template: format!("{} coord_style={}", g.prompt_template, c.coord_style),
         // The image limit decides which rows fail, so it is part of the finished rows.
+        // A minimum length is named only when set, so jobs without one keep their fingerprint.
         generation: format!(
-            "max_new_tokens={} num_beams={} temperature={} top_p={} seed={} max_image_pixels={}",
-            g.max_new_tokens, g.num_beams, g.temperature, g.top_p, g.seed, g.max_image_pixels
+            "max_new_tokens={}{} num_beams={} temperature={} top_p={} seed={} max_image_pixels={}",
+            g.max_new_tokens,
+            match g.min_new_tokens {
+                0 => String::new(),
+                n => format!(" min_new_tokens={n}"),
+            },
+            g.num_beams,
+            g.temperature,
+            g.top_p,
+            g.seed,
+            g.max_image_pixels
         ),
         sql: std::iter::once(job.predictions.as_str())
             .chain(job.settings.iter().map(String::as_str))

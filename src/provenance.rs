@@ -48,6 +48,7 @@ pub fn of_plan(ctx: &SessionContext, plan: &LogicalPlan) -> Vec<(String, String)
             ("dtype", c.dtype.clone()),
             ("batch_size", c.batch_size.to_string()),
             ("max_new_tokens", c.max_new_tokens.to_string()),
+            ("min_new_tokens", c.min_new_tokens.to_string()),
             ("num_beams", c.num_beams.to_string()),
             ("temperature", c.temperature.to_string()),
             ("top_p", c.top_p.to_string()),

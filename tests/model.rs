@@ -228,6 +228,7 @@ fn assert_logits(llm: &vista::model::llama::Llama, rows: &[Tensor], want: &Tenso
 fn options(case: &Value, base: DecodeOptions) -> DecodeOptions {
     DecodeOptions {
         max_new_tokens: case["max_new_tokens"].as_u64().unwrap() as usize,
+        min_new_tokens: case["min_new_tokens"].as_u64().unwrap_or(0) as usize,
         num_beams: case["num_beams"].as_u64().unwrap() as usize,
         stop: ids(&case["stop_ids"]),
         ..base

@@ -21,6 +21,9 @@ pub(crate) struct GenerateArgs {
     dtype: String,
     #[arg(long, default_value_t = 64)]
     max_new_tokens: usize,
+    /// End tokens are not chosen before this many tokens.
+    #[arg(long, default_value_t = 0)]
+    min_new_tokens: usize,
     #[arg(long, default_value_t = 1)]
     num_beams: usize,
     #[arg(long, default_value_t = 0.0)]
@@ -29,7 +32,7 @@ pub(crate) struct GenerateArgs {
     top_p: f64,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// vicuna_v1 | raw
+    /// vicuna_v1 | raw | llava | qwen (LLaVA and Qwen3-VL read vicuna_v1 as their own chat turn)
     #[arg(long, default_value = "vicuna_v1")]
     template: String,
 }
@@ -40,6 +43,7 @@ pub(crate) async fn generate(a: GenerateArgs) -> Result<ExitCode> {
     let mut config = vista_udfs::VistaConfig::default();
     for (k, v) in [
         ("max_new_tokens", a.max_new_tokens.to_string()),
+        ("min_new_tokens", a.min_new_tokens.to_string()),
         ("num_beams", a.num_beams.to_string()),
         ("temperature", a.temperature.to_string()),
         ("top_p", a.top_p.to_string()),

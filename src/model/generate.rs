@@ -11,6 +11,8 @@ pub use vista_udfs::seeded::SplitMix64;
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecodeOptions {
     pub max_new_tokens: usize,
+    /// The stop tokens are masked out until a row has this many tokens.
+    pub min_new_tokens: usize,
     pub num_beams: usize,
     /// 0 = greedy.
     pub temperature: f64,
@@ -28,6 +30,7 @@ impl Default for DecodeOptions {
     fn default() -> Self {
         DecodeOptions {
             max_new_tokens: 64,
+            min_new_tokens: 0,
             num_beams: 1,
             temperature: 0.0,
             top_p: 1.0,
@@ -142,10 +145,13 @@ fn sample_batch(
     let mut rngs: Vec<SplitMix64> = (0..rows.len()).map(|_| SplitMix64::new(opts.seed)).collect();
     let mut active: Vec<usize> = (0..rows.len()).collect();
     loop {
-        let scores: Vec<Vec<f32>> = logits.to_dtype(DType::F32)?.to_vec2()?;
+        let mut scores: Vec<Vec<f32>> = logits.to_dtype(DType::F32)?.to_vec2()?;
         let mut keep = Vec::new();
         let mut next = Vec::new();
         for (i, &row) in active.iter().enumerate() {
+            if out[row].len() < opts.min_new_tokens {
+                mask_stop(&mut scores[i], &opts.stop);
+            }
             let token = pick(&scores[i], opts, &mut rngs[row]);
             out[row].push(token);
             if !opts.stop.contains(&token) && out[row].len() < opts.max_new_tokens {
@@ -218,6 +224,15 @@ pub fn pick(logits: &[f32], opts: &DecodeOptions, rng: &mut SplitMix64) -> u32 {
     last
 }
 
+/// Rules the stop tokens out of one row's scores, as transformers' minimum-length processor does.
+fn mask_stop(scores: &mut [f32], stop: &[u32]) {
+    for &t in stop {
+        if let Some(s) = scores.get_mut(t as usize) {
+            *s = f32::NEG_INFINITY;
+        }
+    }
+}
+
 pub fn argmax(xs: &[f32]) -> u32 {
     let mut best = 0;
     for (i, &x) in xs.iter().enumerate() {
@@ -263,7 +278,12 @@ fn beam_search(
         let scores: Vec<Vec<f32>> = logits.to_dtype(DType::F32)?.to_vec2()?;
         let mut cands: Vec<(usize, u32, f32)> = Vec::new();
         for (b, s) in scores.iter().enumerate() {
-            for (t, lp) in log_softmax(s).into_iter().enumerate() {
+            // transformers masks after the log-softmax: the other tokens keep their scores.
+            let mut lps = log_softmax(s);
+            if beams[b].tokens.len() < opts.min_new_tokens {
+                mask_stop(&mut lps, &opts.stop);
+            }
+            for (t, lp) in lps.into_iter().enumerate() {
                 cands.push((b, t as u32, beams[b].score + lp));
             }
         }

@@ -132,6 +132,7 @@ impl TextSide {
     pub fn decode_options(&self, settings: &GenerateSettings) -> DecodeOptions {
         DecodeOptions {
             max_new_tokens: settings.max_new_tokens,
+            min_new_tokens: settings.min_new_tokens,
             num_beams: settings.num_beams.max(1),
             temperature: settings.temperature,
             top_p: settings.top_p,

@@ -23,6 +23,9 @@ extensions_options! {
         pub batch_size: usize, default = 8
         /// Maximum number of generated tokens per row.
         pub max_new_tokens: usize, default = 64
+        /// End tokens are not chosen before this many generated tokens (transformers'
+        /// `min_new_tokens`); 0 lets a row end at once.
+        pub min_new_tokens: usize, default = 0
         /// Beam width; 1 means greedy (or sampling when temperature > 0).
         pub num_beams: usize, default = 1
         /// Sampling temperature; 0 means greedy.

@@ -15,6 +15,8 @@ pub struct GenerateRequest {
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenerateSettings {
     pub max_new_tokens: usize,
+    /// End tokens are not chosen before this many tokens (transformers' `min_new_tokens`).
+    pub min_new_tokens: usize,
     pub num_beams: usize,
     pub temperature: f64,
     pub top_p: f64,
@@ -29,6 +31,7 @@ impl Default for GenerateSettings {
     fn default() -> Self {
         GenerateSettings {
             max_new_tokens: 64,
+            min_new_tokens: 0,
             num_beams: 1,
             temperature: 0.0,
             top_p: 1.0,

@@ -384,6 +384,34 @@ fn bad_arguments_and_missing_model_are_clear() {
 }
 
 #[test]
+fn generation_settings_are_checked_by_name() {
+    let (_model, loader, dir) = echo();
+    let ctx = ctx_with(loader, &dir, vec![vec![("a", &b"xy"[..], "q")]]);
+    let q = "SELECT vista_generate(img, q) FROM t";
+    for (set, want) in [
+        (
+            "SET vista.prompt_template = 'alpaca'",
+            "'vicuna_v1', 'raw', 'llava' or 'qwen', got 'alpaca'",
+        ),
+        (
+            "SET vista.min_new_tokens = 65",
+            "vista.min_new_tokens (65) must be at most vista.max_new_tokens (64)",
+        ),
+    ] {
+        test_util::run(&ctx, set).unwrap();
+        let err = test_util::run(&ctx, q).unwrap_err();
+        assert!(err.to_string().contains(want), "{set}: {err}");
+        test_util::run(&ctx, "SET vista.prompt_template = 'vicuna_v1'").unwrap();
+        test_util::run(&ctx, "SET vista.min_new_tokens = 0").unwrap();
+    }
+    for template in ["llava", "qwen", "raw", "vicuna_v1"] {
+        test_util::run(&ctx, &format!("SET vista.prompt_template = '{template}'")).unwrap();
+        test_util::run(&ctx, "SET vista.min_new_tokens = 64").unwrap();
+        assert!(test_util::run(&ctx, q).is_ok(), "{template}");
+    }
+}
+
+#[test]
 fn documented_example_runs() {
     let (_model, loader, _dir) = echo();
     let ctx = test_util::ctx();

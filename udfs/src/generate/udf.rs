@@ -33,7 +33,8 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
          marker) with an instruction, and returns the generated text. One worker thread owns the \
          model (loaded once per process) and gathers rows from every partition into \
          micro-batches of `vista.batch_size`; identical (images, instruction, settings) rows are \
-         computed once. Generation follows `vista.max_new_tokens`, `vista.num_beams`, \
+         computed once. Generation follows `vista.max_new_tokens`, `vista.min_new_tokens`, \
+         `vista.num_beams`, \
          `vista.temperature`, `vista.top_p`, `vista.seed` and `vista.prompt_template`. `output \
          => 'detail'` returns struct<text, error, latency_ms, batch_rows, truncated> (latency = \
          model time of the row's micro-batch divided by its rows; truncated = generation stopped \
@@ -405,15 +406,22 @@ fn image_lists(arr: &ArrayRef) -> Result<Vec<ImageList>> {
 
 /// Generation settings from `SET vista.*`, checked.
 pub fn settings(config: &VistaConfig) -> Result<GenerateSettings> {
-    if !matches!(config.prompt_template.as_str(), "vicuna_v1" | "raw") {
+    if !matches!(config.prompt_template.as_str(), "vicuna_v1" | "raw" | "llava" | "qwen") {
         return Err(exec_datafusion_err!(
-            "{NAME}: vista.prompt_template must be 'vicuna_v1' or 'raw', got '{}'",
+            "{NAME}: vista.prompt_template must be 'vicuna_v1', 'raw', 'llava' or 'qwen', got '{}'",
             config.prompt_template
         ));
     }
     if config.num_beams == 0 || config.batch_size == 0 {
         return Err(exec_datafusion_err!(
             "{NAME}: vista.num_beams and vista.batch_size must be at least 1"
+        ));
+    }
+    if config.min_new_tokens > config.max_new_tokens {
+        return Err(exec_datafusion_err!(
+            "{NAME}: vista.min_new_tokens ({}) must be at most vista.max_new_tokens ({})",
+            config.min_new_tokens,
+            config.max_new_tokens
         ));
     }
     let temperature_ok = config.temperature >= 0.0 && config.temperature.is_finite();
@@ -426,6 +434,7 @@ pub fn settings(config: &VistaConfig) -> Result<GenerateSettings> {
     }
     Ok(GenerateSettings {
         max_new_tokens: config.max_new_tokens,
+        min_new_tokens: config.min_new_tokens,
         num_beams: config.num_beams,
         temperature: config.temperature,
         top_p: config.top_p,

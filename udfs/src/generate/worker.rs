@@ -54,6 +54,7 @@ impl ContentKey {
 
 fn hash_settings(s: &GenerateSettings, h: &mut impl Hasher) {
     s.max_new_tokens.hash(h);
+    s.min_new_tokens.hash(h);
     s.num_beams.hash(h);
     s.temperature.to_bits().hash(h);
     s.top_p.to_bits().hash(h);
