@@ -23,6 +23,13 @@ Families (default instructblip):
                 10]); images resized within 448x448 pixels (300x400 -> 288x384: 108 image
                 tokens); Qwen3VLForConditionalGeneration on Qwen's chat turn.
 
+    python3 scripts/bench_model.py images DIR --rows N   # N distinct images under DIR/sql and
+                                                  # DIR/sql/images.csv listing their paths
+    python3 scripts/bench_model.py serve DIR [--family F] --batch B [--new 32] [--threads N] \
+        --out FILE.jsonl                          # the whole-process peer of `vista sql`: load,
+                                                  # read every image of images.csv, generate in
+                                                  # batches of B, write one answer per line
+
 `run` times `generate` (greedy, exactly --new tokens: min_new_tokens = max_new_tokens) for
 batches of the benchmark images, preprocessing included, and prints one JSON line per batch
 size: {"impl": "transformers", "batch": B, "seconds": S, "images_per_s": ...}. The same work
@@ -54,6 +61,22 @@ def bench_images(out):
     for i in range(8):
         arr = rng.integers(0, 256, (300 + 10 * i, 400, 3), dtype=np.uint8)
         Image.fromarray(arr, "RGB").save(os.path.join(out, f"bench_{i}.png"))
+
+
+def sql_images(d, rows):
+    """`rows` distinct images (same sizes as the benchmark images) for the whole-process run,
+    and images.csv with their absolute paths in row order."""
+    out = os.path.join(d, "sql")
+    os.makedirs(out, exist_ok=True)
+    rng = np.random.default_rng(5)
+    paths = []
+    for i in range(rows):
+        p = os.path.abspath(os.path.join(out, f"img_{i:04d}.png"))
+        arr = rng.integers(0, 256, (300 + 10 * (i % 8), 400, 3), dtype=np.uint8)
+        Image.fromarray(arr, "RGB").save(p)
+        paths.append(p)
+    with open(os.path.join(out, "images.csv"), "w") as f:
+        f.write("path\n" + "".join(p + "\n" for p in paths))
 
 
 def report(once, device, dtype, batch, new, threads):
@@ -204,9 +227,9 @@ def make_qwen3_vl(out):
     print("wrote", out)
 
 
-def run_qwen3_vl(d, device, dt, dtype, batches, new, threads):
-    """`run` for Qwen3-VL: the image processor and the chat turn by hand (the processor class
-    also wants a video processor), as scripts/make_tiny_qwen3_vl.py does."""
+def qwen3_vl_generator(d, device, dt, new):
+    """`generator` for Qwen3-VL: the image processor and the chat turn by hand (the processor
+    class also wants a video processor), as scripts/make_tiny_qwen3_vl.py does."""
     import make_tiny_qwen3_vl as tq
     from transformers import AutoTokenizer, Qwen3VLForConditionalGeneration
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
@@ -215,41 +238,41 @@ def run_qwen3_vl(d, device, dt, dtype, batches, new, threads):
     tok = AutoTokenizer.from_pretrained(d)
     improc = Qwen2VLImageProcessorPil.from_pretrained(d)
     pad_id = tok.convert_tokens_to_ids("<|image_pad|>")
-    images = [Image.open(os.path.join(d, f"bench_{i % 8}.png")).convert("RGB") for i in range(max(batches))]
-    for b in batches:
-        def once():
-            px = improc(images[:b], return_tensors="pt")
-            per = (px["image_grid_thw"].prod(-1) // 4).tolist()
-            rows = []
-            for n in per:
-                text = tq.qwen_prompt(LLAVA_INSTRUCTION, 1)
-                row = []
-                for t in tok(text)["input_ids"]:
-                    row.extend([t] * n if t == pad_id else [t])
-                rows.append(row)
-            width = max(len(r) for r in rows)
-            pad = tok.pad_token_id
-            input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device)
-            attn = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
-            with torch.inference_mode():
-                out = model.generate(input_ids=input_ids, attention_mask=attn,
-                                     pixel_values=px["pixel_values"].to(device, dt),
-                                     image_grid_thw=px["image_grid_thw"].to(device),
-                                     mm_token_type_ids=(input_ids == pad_id).int(), do_sample=False,
-                                     num_beams=1, max_new_tokens=new, min_new_tokens=new)
-            if device == "cuda":
-                torch.cuda.synchronize()
-            return out
 
-        report(once, device, dtype, b, new, threads)
+    def generate(images):
+        px = improc(images, return_tensors="pt")
+        per = (px["image_grid_thw"].prod(-1) // 4).tolist()
+        rows = []
+        for n in per:
+            row = []
+            for t in tok(tq.qwen_prompt(LLAVA_INSTRUCTION, 1))["input_ids"]:
+                row.extend([t] * n if t == pad_id else [t])
+            rows.append(row)
+        width = max(len(r) for r in rows)
+        pad = tok.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device)
+        attn = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
+        with torch.inference_mode():
+            out = model.generate(input_ids=input_ids, attention_mask=attn,
+                                 pixel_values=px["pixel_values"].to(device, dt),
+                                 image_grid_thw=px["image_grid_thw"].to(device),
+                                 mm_token_type_ids=(input_ids == pad_id).int(), do_sample=False,
+                                 num_beams=1, max_new_tokens=new, min_new_tokens=new)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return out[:, width:].tolist()
+
+    return generate, tok
 
 
-def run(d, device, dtype, batches, new, threads, family="instructblip"):
+def generator(d, family, device, dtype, new, threads):
+    """The family's model from DIR and `generate(images)`: greedy, exactly `new` tokens
+    (min_new_tokens = max_new_tokens), preprocessing included, one left-padded batch; it returns
+    the new tokens of each row. Also the tokenizer."""
     torch.set_num_threads(threads)
     dt = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}[dtype]
     if family == "qwen3_vl":
-        return run_qwen3_vl(d, device, dt, dtype, batches, new, threads)
-    images = [Image.open(os.path.join(d, f"bench_{i % 8}.png")).convert("RGB") for i in range(max(batches))]
+        return qwen3_vl_generator(d, device, dt, new)
     if family == "llava":
         from transformers import LlavaForConditionalGeneration, LlavaProcessor
 
@@ -271,20 +294,48 @@ def run(d, device, dtype, batches, new, threads, family="instructblip"):
     else:
         raise SystemExit(f"unknown family {family!r} (instructblip, llava, qwen3_vl)")
     proc.tokenizer.padding_side = "left"
-    for b in batches:
-        def once():
-            inputs = proc(images=prepare(images[:b]), text=[prompt] * b, return_tensors="pt",
-                          padding=True)
-            inputs = {k: v.to(device) for k, v in inputs.items()}
-            inputs["pixel_values"] = inputs["pixel_values"].to(dt)
-            with torch.inference_mode():
-                out = model.generate(**inputs, do_sample=False, num_beams=1, max_new_tokens=new,
-                                     min_new_tokens=new)
-            if device == "cuda":
-                torch.cuda.synchronize()
-            return out
 
-        report(once, device, dtype, b, new, threads)
+    def generate(images):
+        inputs = proc(images=prepare(images), text=[prompt] * len(images), return_tensors="pt",
+                      padding=True)
+        width = inputs["input_ids"].shape[1]
+        inputs = {k: v.to(device) for k, v in inputs.items()}
+        inputs["pixel_values"] = inputs["pixel_values"].to(dt)
+        with torch.inference_mode():
+            out = model.generate(**inputs, do_sample=False, num_beams=1, max_new_tokens=new,
+                                 min_new_tokens=new)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return out[:, width:].tolist()
+
+    return generate, proc.tokenizer
+
+
+def run(d, device, dtype, batches, new, threads, family="instructblip"):
+    generate, _ = generator(d, family, device, dtype, new, threads)
+    images = [Image.open(os.path.join(d, f"bench_{i % 8}.png")).convert("RGB") for i in range(max(batches))]
+    for b in batches:
+        report(lambda: generate(images[:b]), device, dtype, b, new, threads)
+
+
+def serve(d, family, device, dtype, batch, new, threads, out):
+    """The whole-process peer of `vista sql ... vista_generate(read_bytes(path), ...)`: every
+    image of DIR/sql/images.csv, read and answered in batches of `batch`, the texts written to
+    `out` (one JSON line per row). Prints the load and generate seconds as one JSON line."""
+    t0 = time.perf_counter()
+    generate, tok = generator(d, family, device, dtype, new, threads)
+    load_s = time.perf_counter() - t0
+    with open(os.path.join(d, "sql", "images.csv")) as f:
+        paths = [line.strip() for line in f.readlines()[1:] if line.strip()]
+    t1 = time.perf_counter()
+    with open(out, "w") as f:
+        for i in range(0, len(paths), batch):
+            images = [Image.open(p).convert("RGB") for p in paths[i:i + batch]]
+            for p, ids in zip(paths[i:i + batch], generate(images)):
+                f.write(json.dumps({"path": p, "text": tok.decode(ids, skip_special_tokens=True)}) + "\n")
+    print(json.dumps({"impl": "transformers", "batch": batch, "rows": len(paths), "new_tokens": new,
+                      "load_seconds": round(load_s, 3),
+                      "generate_seconds": round(time.perf_counter() - t1, 3), "threads": threads}))
 
 
 def phases(d, threads):
@@ -340,6 +391,12 @@ def main():
         make(d, family)
     elif cmd == "phases":
         phases(d, int(opts.get("--threads", os.environ.get("RAYON_NUM_THREADS", "2"))))
+    elif cmd == "images":
+        sql_images(d, int(opts["--rows"]))
+    elif cmd == "serve":
+        serve(d, family, opts.get("--device", "cpu"), opts.get("--dtype", "f32"), int(opts["--batch"]),
+              int(opts.get("--new", "32")), int(opts.get("--threads", os.environ.get("RAYON_NUM_THREADS", "2"))),
+              opts["--out"])
     elif cmd == "run":
         run(d, opts.get("--device", "cpu"), opts.get("--dtype", "f32"),
             [int(x) for x in opts.get("--batches", "1,8").split(",")], int(opts.get("--new", "32")),

@@ -11,6 +11,12 @@
 #
 # Prints one JSON line per (implementation, batch) and the vista/transformers ratio, plus the
 # peak RSS of the vista run next to the size of the weights.
+#
+# Then the whole process (SQL_ROWS rows, default 64; SQL_ROWS=0 skips it): for each batch size,
+# `vista sql` running `vista_generate(read_bytes(path), ...)` over a CSV of SQL_ROWS distinct
+# PNG files against `bench_model.py serve` (Python, import and load included) doing the same
+# rows, both exactly NEW tokens a row (vista.min_new_tokens). Reports wall time, rows/s, the
+# ratio, each process's peak RSS (vista's next to the weights) and how many answers are equal.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FAMILY=${FAMILY:-instructblip}
@@ -59,4 +65,56 @@ for b in sorted(vi):
 rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", open(f"{d}/time.txt").read()).group(1)) * 1024
 weights = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d) if f.endswith(".safetensors"))
 print(f"peak RSS {rss / 2**20:.1f} MiB, weights {weights / 2**20:.1f} MiB, ratio {rss / weights:.2f}")
+PY
+
+SQL_ROWS=${SQL_ROWS:-64}
+[ "$SQL_ROWS" -gt 0 ] || exit 0
+SQL=$DIR/sql
+[ "$(tail -n +2 "$SQL/images.csv" 2>/dev/null | wc -l)" = "$SQL_ROWS" ] \
+  || "$PYTHON" scripts/bench_model.py images "$DIR" --rows "$SQL_ROWS"
+cargo build $PROFILE_FLAG ${FEATURES:+--features $FEATURES} --bin vista
+VISTA=$(cargo build $PROFILE_FLAG ${FEATURES:+--features $FEATURES} --bin vista --message-format=json 2>/dev/null \
+  | python3 -c 'import sys,json
+for l in sys.stdin:
+    m=json.loads(l)
+    if m.get("reason")=="compiler-artifact" and m.get("executable") and m["target"]["name"]=="vista": print(m["executable"])' | tail -1)
+# bench_generate's instruction: LLaVA's and Qwen's chat turns put the image first.
+INSTRUCTION=$([ "$FAMILY" = instructblip ] && echo "Describe this image <image> as simply as possible." \
+  || echo "Describe this image as simply as possible.")
+for b in ${BATCHES//,/ }; do
+  /usr/bin/time -v "$PYTHON" scripts/bench_model.py serve "$DIR" --family "$FAMILY" --device "$DEVICE" \
+    --dtype "$DTYPE" --batch "$b" --new "$NEW" --threads "$THREADS" --out "$SQL/transformers_$b.jsonl" \
+    2> "$SQL/transformers_time_$b.txt"
+  /usr/bin/time -v "$VISTA" sql -q --set model="$DIR" --set device="$DEVICE" --set dtype="$DTYPE" \
+    --set batch_size="$b" --set max_new_tokens="$NEW" --set min_new_tokens="$NEW" \
+    --table images="$SQL/images.csv" --out "$SQL/vista_$b.ndjson" \
+    -c "SELECT path, vista_generate(read_bytes(path), '$INSTRUCTION') AS text FROM images" \
+    2> "$SQL/vista_time_$b.txt"
+done
+
+python3 - "$DIR" "$BATCHES" "$SQL_ROWS" <<'PY'
+import json, os, re, sys
+d, batches, rows = sys.argv[1], [int(b) for b in sys.argv[2].split(",")], int(sys.argv[3])
+weights = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d) if f.endswith(".safetensors"))
+
+def usage(path):
+    text = open(path).read()
+    h, m, s = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", text).groups()
+    wall = int(h or 0) * 3600 + int(m) * 60 + float(s)
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1)) * 1024
+    return wall, rss
+
+for b in batches:
+    sq = f"{d}/sql"
+    vw, vr = usage(f"{sq}/vista_time_{b}.txt")
+    tw, tr = usage(f"{sq}/transformers_time_{b}.txt")
+    vista = {r["path"]: r["text"] for r in map(json.loads, open(f"{sq}/vista_{b}.ndjson"))}
+    hf = {r["path"]: r["text"] for r in map(json.loads, open(f"{sq}/transformers_{b}.jsonl"))}
+    same = sum(vista.get(p) == t for p, t in hf.items())
+    print(json.dumps({"whole_process": True, "batch": b, "rows": rows,
+                      "vista_s": round(vw, 2), "transformers_s": round(tw, 2),
+                      "vista_rows_per_s": round(rows / vw, 3), "transformers_rows_per_s": round(rows / tw, 3),
+                      "ratio": round(tw / vw, 3), "vista_peak_rss_mib": round(vr / 2**20, 1),
+                      "transformers_peak_rss_mib": round(tr / 2**20, 1),
+                      "vista_rss_over_weights": round(vr / weights, 3), "equal_answers": f"{same}/{len(hf)}"}))
 PY

@@ -281,6 +281,16 @@ fn assert_cli_answers(name: &str, expected: &Value, decode: impl Fn(&[u32]) -> S
     assert_eq!(text, decode(&ids(&case["generated"][0])));
 }
 
+/// Every recorded case's generated ids decode to the text transformers recorded for them.
+fn assert_texts_match(name: &str, expected: &Value, decode: impl Fn(&[u32]) -> String) {
+    for (key, case) in expected["cases"].as_object().unwrap() {
+        let texts = case["text"].as_array().unwrap();
+        for (g, t) in case["generated"].as_array().unwrap().iter().zip(texts) {
+            assert_eq!(decode(&ids(g)), t.as_str().unwrap(), "{name} {key}");
+        }
+    }
+}
+
 /// Greedy and beam outputs of every recorded case, from encoded images through our own
 /// preprocessing and prompt assembly: batched as recorded, and each row alone.
 #[test]

@@ -52,7 +52,8 @@ pub struct VistaModel {
 pub struct TextSide {
     pub tokenizer: Tokenizer,
     stop_ids: Vec<u32>,
-    /// Special tokens never shown in the text (BOS, EOS, padding, unknown).
+    /// Special tokens never shown in the text (BOS, EOS, padding, unknown; a chat family's
+    /// every special token), sorted.
     hidden_ids: Vec<u32>,
 }
 
@@ -77,7 +78,7 @@ impl TextSide {
         let eos = named("eos_token", "</s>").ok_or_else(|| {
             format!("{}: the tokenizer has no end-of-sequence token", dir.display())
         })?;
-        let hidden_ids = [
+        let mut hidden_ids: Vec<u32> = [
             named("bos_token", "<s>"),
             Some(eos),
             named("pad_token", "<unk>"),
@@ -86,7 +87,22 @@ impl TextSide {
         .into_iter()
         .flatten()
         .collect();
+        hidden_ids.sort_unstable();
         Ok(TextSide { tokenizer, stop_ids: vec![eos], hidden_ids })
+    }
+
+    /// The tokenizer of a chat family (LLaVA, Qwen3-VL): every token its `tokenizer.json` marks
+    /// special is left out of the text, as the families' own decoding does
+    /// (`skip_special_tokens=True`), so that control tokens such as Qwen's `<|vision_end|>`
+    /// never reach an answer. VistaLLM checkpoints keep theirs: their coordinate bins are
+    /// special tokens that carry the answer.
+    pub fn load_chat(dir: &Path) -> Result<Self, String> {
+        let mut text = Self::load(dir)?;
+        let special = text.tokenizer.get_added_tokens_decoder();
+        text.hidden_ids.extend(special.iter().filter(|(_, t)| t.special).map(|(&id, _)| id));
+        text.hidden_ids.sort_unstable();
+        text.hidden_ids.dedup();
+        Ok(text)
     }
 
     /// Refuses an instruction that cannot fit a context of `context` tokens before tokenizing
@@ -122,7 +138,7 @@ impl TextSide {
         let ids: Vec<u32> = ids
             .iter()
             .copied()
-            .filter(|id| !self.hidden_ids.contains(id) && !self.stop_ids.contains(id))
+            .filter(|id| self.hidden_ids.binary_search(id).is_err() && !self.stop_ids.contains(id))
             .collect();
         self.tokenizer
             .decode(&ids, false)

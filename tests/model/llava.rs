@@ -185,3 +185,17 @@ fn llava_cli_entry_point_answers() {
     let f = llava(LLAVA[1]);
     assert_cli_answers(LLAVA[1], &f.expected, |ids| f.model.text.decode(ids).unwrap());
 }
+
+/// Answers read as transformers decodes them (`skip_special_tokens=True`): every recorded text,
+/// and the `<image>` token never reaches an answer.
+#[test]
+fn llava_answers_decode_as_transformers() {
+    for name in LLAVA {
+        let f = llava(name);
+        assert_texts_match(name, &f.expected, |ids| f.model.text.decode(ids).unwrap());
+        let plain = ids(&f.expected["cases"]["single"]["generated"][0]);
+        let image = f.model.text.tokenizer.token_to_id("<image>").unwrap();
+        let mixed: Vec<u32> = plain.iter().flat_map(|&t| [image, t]).collect();
+        assert_eq!(f.model.text.decode(&mixed).unwrap(), f.model.text.decode(&plain).unwrap());
+    }
+}

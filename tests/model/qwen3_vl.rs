@@ -157,3 +157,21 @@ fn qwen_cli_entry_point_answers() {
     let f = qwen(QWEN[1]);
     assert_cli_answers(QWEN[1], &f.expected, |ids| f.model.text.decode(ids).unwrap());
 }
+
+/// Answers read as transformers decodes them (`skip_special_tokens=True`): every recorded text,
+/// and Qwen's control tokens, which a model may well generate, never reach an answer.
+#[test]
+fn qwen_answers_decode_as_transformers() {
+    for name in QWEN {
+        let f = qwen(name);
+        assert_texts_match(name, &f.expected, |ids| f.model.text.decode(ids).unwrap());
+        let tok = &f.model.text.tokenizer;
+        let plain = ids(&f.expected["cases"]["single"]["generated"][0]);
+        let mut mixed = Vec::new();
+        for (t, control) in plain.iter().zip(["<|vision_end|>", "<|image_pad|>", "<|im_start|>"]) {
+            mixed.extend([tok.token_to_id(control).unwrap(), *t]);
+        }
+        mixed.extend(&plain[3..]);
+        assert_eq!(f.model.text.decode(&mixed).unwrap(), f.model.text.decode(&plain).unwrap());
+    }
+}

@@ -38,7 +38,7 @@ impl LlavaModel {
         let (device, dtype) = (vb.device().clone(), vb.dtype());
         let config = LlavaConfig::from_json(&super::read(&dir.join("config.json"))?)?;
         let net = Llava::new(&config, vb).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let text = TextSide::load(dir)?;
+        let text = TextSide::load_chat(dir)?;
         let mut preprocess = Preprocess::from_dir(dir, config.vision_config.image_size)?;
         let has_processor_file = ["preprocessor_config.json", "processor_config.json"]
             .iter()

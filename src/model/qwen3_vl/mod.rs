@@ -114,7 +114,7 @@ impl Qwen3VlModel {
             VisionModel::new(&config.vision_config, vb.pp("model").pp("visual")).map_err(at)?;
         let llm = Llama::from_parts(&config.text_config, vb.pp("model").pp("language_model"), vb)
             .map_err(at)?;
-        let text = TextSide::load(dir)?;
+        let text = TextSide::load_chat(dir)?;
         let path = dir.join("preprocessor_config.json");
         let image: ImageSettings = if path.is_file() {
             serde_json::from_str(&super::read(&path)?)

@@ -12,6 +12,12 @@ use crate::model::nn::{
     gelu_erf, gelu_tanh_in_place, layer_norm, linear, rope, softmax_last_dim, Linear, Norm,
 };
 
+/// Most patches that go through the vision tower in one pass (five 448x448 images at patch 16,
+/// 784 patches each). Past a few thousand rows a matrix product gains little from its size,
+/// while the MLP activations grow with it (4,096 x 4,304 x 4 bytes in Qwen3-VL-2B's tower:
+/// 70 MB).
+const PATCHES_PER_PASS: usize = 4096;
+
 struct Block {
     norm1: Norm,
     norm2: Norm,
@@ -185,7 +191,15 @@ impl VisionModel {
         Ok((Tensor::from_vec(cos, (1, n, half), dev)?, Tensor::from_vec(sin, (1, n, half), dev)?))
     }
 
-    fn attention(&self, block: &Block, xs: &Tensor, rot: &(Tensor, Tensor)) -> Result<Tensor> {
+    /// Self-attention of the patches of every image at once (`lens`: each image's patch count,
+    /// in order): the projections run over all of them, the attention within each image.
+    fn attention(
+        &self,
+        block: &Block,
+        xs: &Tensor,
+        rot: &(Tensor, Tensor),
+        lens: &[usize],
+    ) -> Result<Tensor> {
         let (n, d) = xs.dims2()?;
         let heads = self.cfg.num_heads;
         let hd = d / heads;
@@ -198,54 +212,117 @@ impl VisionModel {
         let k = rope(&part(1)?, &rot.0, &rot.1)?;
         let v = part(2)?;
         let scale = (hd as f64).powf(-0.5);
-        let token_major = |x: &Tensor| x.transpose(1, 2);
-        if let Some(out) = cpu_attention::attention(
-            &token_major(&q)?,
-            &token_major(&k)?,
-            &token_major(&v)?,
-            None,
-            scale,
-        )? {
-            return block.proj.forward(&out.reshape((n, d))?.to_dtype(xs.dtype())?);
+        let mut outs = Vec::with_capacity(lens.len());
+        let mut start = 0;
+        for &len in lens {
+            // [1, heads, len, hd] of one image.
+            let seg = |x: &Tensor| x.narrow(2, start, len);
+            let (q, k, v) = (seg(&q)?, seg(&k)?, seg(&v)?);
+            let token_major = |x: &Tensor| x.transpose(1, 2);
+            let out = match cpu_attention::attention(
+                &token_major(&q)?,
+                &token_major(&k)?,
+                &token_major(&v)?,
+                None,
+                scale,
+            )? {
+                Some(out) => out.reshape((len, d))?,
+                None => {
+                    let att = (q.matmul(&k.t()?)? * scale)?;
+                    softmax_last_dim(&att)?
+                        .matmul(&v)?
+                        .squeeze(0)?
+                        .transpose(0, 1)?
+                        .reshape((len, d))?
+                }
+            };
+            outs.push(out);
+            start += len;
         }
-        let att = (q.matmul(&k.t()?)? * scale)?;
-        let out = softmax_last_dim(&att)?.matmul(&v)?.to_dtype(xs.dtype())?;
-        let out = out.squeeze(0)?.transpose(0, 1)?.reshape((n, d))?;
-        block.proj.forward(&out)
+        block.proj.forward(&Tensor::cat(&outs, 0)?.to_dtype(xs.dtype())?)
     }
 
     /// Merged image tokens [tokens, out_hidden] of each image in order, concatenated, and the
-    /// DeepStack features of each chosen layer in the same layout.
+    /// DeepStack features of each chosen layer in the same layout. Consecutive images go through
+    /// the tower together, up to `PATCHES_PER_PASS` patches (one image alone may be larger), so
+    /// that each weight is one large matrix product while the activations stay bounded.
     pub fn forward(
         &self,
         images: &[Patches],
         dev: &Device,
         dtype: DType,
     ) -> Result<(Tensor, Vec<Tensor>)> {
-        let mut merged = Vec::with_capacity(images.len());
+        let mut merged = Vec::new();
         let mut stacks: Vec<Vec<Tensor>> = vec![Vec::new(); self.deepstack.len()];
-        for img in images {
-            let (h, w) = (img.grid_h, img.grid_w);
-            let x =
-                Tensor::from_slice(&img.data, (h * w, self.patch_values), dev)?.to_dtype(dtype)?;
-            let x = self.patch_embed.forward(&x)?;
-            let mut x = (x + self.positions(h, w, dev, dtype)?)?;
-            let rot = self.rotary(h, w, dev)?;
-            for (layer, block) in self.blocks.iter().enumerate() {
-                let a = self.attention(block, &block.norm1.forward(&x)?, &rot)?;
-                let x1 = (x + a)?;
-                let up = block.fc1.forward(&block.norm2.forward(&x1)?)?;
-                let m = block.fc2.forward(&gelu_tanh_in_place(up)?)?;
-                x = (x1 + m)?;
-                for (k, (at, merger)) in self.deepstack.iter().enumerate() {
-                    if *at == layer {
-                        stacks[k].push(merger.forward(&x)?);
-                    }
+        let mut start = 0;
+        while start < images.len() {
+            let mut end = start + 1;
+            let mut total = images[start].grid_h * images[start].grid_w;
+            while end < images.len() {
+                let next = images[end].grid_h * images[end].grid_w;
+                if total + next > PATCHES_PER_PASS {
+                    break;
                 }
+                total += next;
+                end += 1;
             }
-            merged.push(self.merger.forward(&x)?);
+            let (m, s) = self.forward_pass(&images[start..end], dev, dtype)?;
+            merged.push(m);
+            for (all, one) in stacks.iter_mut().zip(s) {
+                all.push(one);
+            }
+            start = end;
         }
         let stacks = stacks.iter().map(|s| Tensor::cat(s, 0)).collect::<Result<Vec<_>>>()?;
         Ok((Tensor::cat(&merged, 0)?, stacks))
+    }
+
+    /// `forward` for images that go through the tower together: the patches of all of them pass
+    /// each layer at once, attention stays within each image, and the mergers take groups of
+    /// four consecutive patches, which never straddle two images.
+    fn forward_pass(
+        &self,
+        images: &[Patches],
+        dev: &Device,
+        dtype: DType,
+    ) -> Result<(Tensor, Vec<Tensor>)> {
+        let mut patches = Vec::with_capacity(images.len());
+        let mut positions = Vec::with_capacity(images.len());
+        let (mut cos, mut sin) = (Vec::new(), Vec::new());
+        let mut lens = Vec::with_capacity(images.len());
+        for img in images {
+            let (h, w) = (img.grid_h, img.grid_w);
+            patches.push(Tensor::from_slice(&img.data, (h * w, self.patch_values), dev)?);
+            positions.push(self.positions(h, w, dev, dtype)?);
+            let (c, s) = self.rotary(h, w, dev)?;
+            cos.push(c);
+            sin.push(s);
+            lens.push(h * w);
+        }
+        let x = self.patch_embed.forward(&Tensor::cat(&patches, 0)?.to_dtype(dtype)?)?;
+        let mut x = (x + Tensor::cat(&positions, 0)?)?;
+        let rot = (Tensor::cat(&cos, 1)?, Tensor::cat(&sin, 1)?);
+        let mut stacks: Vec<Option<Tensor>> = vec![None; self.deepstack.len()];
+        for (layer, block) in self.blocks.iter().enumerate() {
+            let a = self.attention(block, &block.norm1.forward(&x)?, &rot, &lens)?;
+            let x1 = (x + a)?;
+            let up = block.fc1.forward(&block.norm2.forward(&x1)?)?;
+            let m = block.fc2.forward(&gelu_tanh_in_place(up)?)?;
+            x = (x1 + m)?;
+            for (k, (at, merger)) in self.deepstack.iter().enumerate() {
+                if *at == layer {
+                    stacks[k] = Some(merger.forward(&x)?);
+                }
+            }
+        }
+        let stacks = stacks
+            .into_iter()
+            .map(|s| {
+                s.ok_or_else(|| {
+                    candle_core::Error::Msg("a DeepStack layer index is past the last layer".into())
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((self.merger.forward(&x)?, stacks))
     }
 }
