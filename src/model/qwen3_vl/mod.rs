@@ -165,27 +165,22 @@ impl Qwen3VlModel {
         let (min, max) = self.image.budget();
         let (rh, rw) = smart_resize(h, w, factor, min, max);
         let img = resize_bicubic(&img, rw, rh);
-        let (p, m, t) = (v.patch_size, v.spatial_merge_size, v.temporal_patch_size);
+        let (p, m) = (v.patch_size, v.spatial_merge_size);
         let (gh, gw) = (rh / p, rw / p);
         let (mean, std) = (self.image.image_mean, self.image.image_std);
-        let mut data = Vec::with_capacity(gh * gw * 3 * t * p * p);
+        let mut data = Vec::with_capacity(gh * gw * 3 * p * p);
         for br in 0..gh / m {
             for bc in 0..gw / m {
                 for ir in 0..m {
                     for ic in 0..m {
                         let (y0, x0) = ((br * m + ir) * p, (bc * m + ic) * p);
                         for c in 0..3 {
-                            let start = data.len();
                             for y in 0..p {
                                 for x in 0..p {
                                     let v = img.get_pixel((x0 + x) as u32, (y0 + y) as u32).0[c];
                                     let v = (f64::from(v) * (1.0 / 255.0)) as f32;
                                     data.push((v - mean[c]) / std[c]);
                                 }
-                            }
-                            // The same frame for every temporal slot of the patch.
-                            for _ in 1..t {
-                                data.extend_from_within(start..start + p * p);
                             }
                         }
                     }

@@ -73,7 +73,8 @@ pub struct VisionModel {
 }
 
 /// One image's patches in the processor's order (2x2 merge blocks, row-major inside each):
-/// [h * w, channels * temporal * patch * patch], and its grid of h x w patches.
+/// [h * w, channels * patch * patch] (one frame: the processor repeats it in every temporal
+/// slot, which the tower's summed slot weights stand for), and its grid of h x w patches.
 pub struct Patches {
     pub data: Vec<f32>,
     pub grid_h: usize,
@@ -84,10 +85,15 @@ impl VisionModel {
     pub fn new(cfg: &VisionConfig, vb: VarBuilder) -> Result<Self> {
         let d = cfg.hidden_size;
         let p = cfg.patch_size;
-        let inner = cfg.in_channels * cfg.temporal_patch_size * p * p;
+        let inner = cfg.in_channels * p * p;
         let pe = vb.pp("patch_embed").pp("proj");
-        let patch_weight = pe
-            .get((d, cfg.in_channels, cfg.temporal_patch_size, p, p), "weight")?
+        // An image fills every temporal slot of a patch with the same frame, so the Conv3d's
+        // slots are summed once here (in f32): half the patch values and half the products.
+        let patch_weight = pe.get((d, cfg.in_channels, cfg.temporal_patch_size, p, p), "weight")?;
+        let patch_weight = patch_weight
+            .to_dtype(DType::F32)?
+            .sum(2)?
+            .to_dtype(patch_weight.dtype())?
             .reshape((d, inner))?;
         let patch_embed = Linear::new(patch_weight, Some(pe.get(d, "bias")?));
         let blocks = (0..cfg.depth)
@@ -286,20 +292,22 @@ impl VisionModel {
         dev: &Device,
         dtype: DType,
     ) -> Result<(Tensor, Vec<Tensor>)> {
-        let mut patches = Vec::with_capacity(images.len());
+        let total: usize = images.iter().map(|img| img.grid_h * img.grid_w).sum();
+        let mut patches = Vec::with_capacity(total * self.patch_values);
         let mut positions = Vec::with_capacity(images.len());
         let (mut cos, mut sin) = (Vec::new(), Vec::new());
         let mut lens = Vec::with_capacity(images.len());
         for img in images {
             let (h, w) = (img.grid_h, img.grid_w);
-            patches.push(Tensor::from_slice(&img.data, (h * w, self.patch_values), dev)?);
+            patches.extend_from_slice(&img.data);
             positions.push(self.positions(h, w, dev, dtype)?);
             let (c, s) = self.rotary(h, w, dev)?;
             cos.push(c);
             sin.push(s);
             lens.push(h * w);
         }
-        let x = self.patch_embed.forward(&Tensor::cat(&patches, 0)?.to_dtype(dtype)?)?;
+        let patches = Tensor::from_vec(patches, (total, self.patch_values), dev)?;
+        let x = self.patch_embed.forward(&patches.to_dtype(dtype)?)?;
         let mut x = (x + Tensor::cat(&positions, 0)?)?;
         let rot = (Tensor::cat(&cos, 1)?, Tensor::cat(&sin, 1)?);
         let mut stacks: Vec<Option<Tensor>> = vec![None; self.deepstack.len()];
