@@ -141,6 +141,7 @@ fn sample_batch(
     let mut cache = KvCache::new(llm.layers());
     let all: Vec<usize> = (0..rows.len()).collect();
     let mut logits = prefill.prefill(llm, &all, &embeds, &pads, &mut cache)?;
+    cache.reserve(opts.max_new_tokens - 1)?;
     let mut out: Vec<Vec<u32>> = vec![Vec::new(); rows.len()];
     let mut rngs: Vec<SplitMix64> = (0..rows.len()).map(|_| SplitMix64::new(opts.seed)).collect();
     let mut active: Vec<usize> = (0..rows.len()).collect();
@@ -270,6 +271,7 @@ fn beam_search(
     let device = row.device().clone();
     let mut cache = KvCache::new(llm.layers());
     let mut logits = prefill.prefill(llm, &[index], &row.unsqueeze(0)?, &[0], &mut cache)?;
+    cache.reserve(opts.max_new_tokens - 1)?;
     let offset = prefill.position_offset(index);
     let mut beams = vec![Beam { tokens: Vec::new(), score: 0.0 }];
     let mut finished: Vec<(Vec<u32>, f64)> = Vec::new();

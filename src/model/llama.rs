@@ -189,6 +189,19 @@ impl LayerKv {
         Ok(buffer)
     }
 
+    /// Room for `more` positions past those filled, without growing again.
+    fn reserve(&mut self, more: usize) -> Result<()> {
+        if self.keys.track_op() || self.values.track_op() {
+            return Ok(());
+        }
+        let capacity = self.len + more;
+        if capacity > self.keys.dim(2)? {
+            self.keys = self.grown(&self.keys, capacity)?;
+            self.values = self.grown(&self.values, capacity)?;
+        }
+        Ok(())
+    }
+
     /// A copy of the given rows (reordered, or repeated), capacity kept, in a buffer of its
     /// own: buffers are written in place, so two caches never share one.
     fn rows(&self, rows: &Tensor) -> Result<LayerKv> {
@@ -199,9 +212,14 @@ impl LayerKv {
         })
     }
 
-    /// A copy without the first `n` positions.
+    /// A copy without the first `n` positions; the room past the filled ones is kept.
     fn without_front(&self, n: usize) -> Result<LayerKv> {
-        let tail = |x: &Tensor| x.narrow(2, n, self.len - n)?.force_contiguous();
+        let tail = |x: &Tensor| -> Result<Tensor> {
+            let (b, h, capacity, d) = x.dims4()?;
+            let buffer = Tensor::zeros((b, h, capacity - n, d), x.dtype(), x.device())?;
+            buffer.slice_set(&x.narrow(2, n, self.len - n)?.contiguous()?, 2, 0)?;
+            Ok(buffer)
+        };
         Ok(LayerKv { keys: tail(&self.keys)?, values: tail(&self.values)?, len: self.len - n })
     }
 }
@@ -242,6 +260,15 @@ impl KvCache {
     pub fn select_rows(&mut self, rows: &Tensor) -> Result<()> {
         for kv in self.layers.iter_mut().flatten() {
             *kv = kv.rows(rows)?;
+        }
+        Ok(())
+    }
+
+    /// Room for `more` positions in every layer: generation reserves what it may still add
+    /// after the prompt, so that the cache is neither copied again nor doubled past its need.
+    pub fn reserve(&mut self, more: usize) -> Result<()> {
+        for kv in self.layers.iter_mut().flatten() {
+            kv.reserve(more)?;
         }
         Ok(())
     }
@@ -519,8 +546,19 @@ mod tests {
             kv.filled(&kv.keys).unwrap()
         };
         assert!(same(&keys(&cache).narrow(2, 0, 75).unwrap(), &want_k));
+        // 76 filled in a doubled buffer of 128: room for 60 more means growing to 136.
+        let capacity = |c: &KvCache| c.layers[0].as_ref().unwrap().keys.dim(2).unwrap();
+        assert_eq!(capacity(&cache), 128);
+        cache.reserve(60).unwrap();
+        assert_eq!(capacity(&cache), 76 + 60);
         cache.drop_front(10).unwrap();
         assert_eq!(cache.len(), 66);
         assert!(same(&keys(&cache).narrow(2, 0, 65).unwrap(), &want_k.narrow(2, 10, 65).unwrap()));
+        // Dropping the front keeps the room reserved past the filled positions.
+        assert_eq!(capacity(&cache), 66 + 60);
+        for _ in 0..60 {
+            layer(&mut cache, 1.);
+        }
+        assert_eq!(capacity(&cache), 126);
     }
 }
