@@ -18,6 +18,8 @@ use vista_udfs::generate::{GenerateRequest, GenerateSettings, VisionLanguageMode
 mod device;
 #[path = "model/llava.rs"]
 mod llava;
+#[path = "model/llava_next.rs"]
+mod llava_next;
 #[path = "model/qwen3_vl.rs"]
 mod qwen3_vl;
 

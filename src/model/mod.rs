@@ -583,7 +583,8 @@ impl VistaModel {
 serve_vision_language_model!(VistaModel);
 
 /// The families `vista.model` can hold, told apart by config.json's `model_type`: VistaLLM and
-/// InstructBLIP (`instructblip`), LLaVA-1.5 (`llava`), Qwen3-VL (`qwen3_vl`).
+/// InstructBLIP (`instructblip`), LLaVA-1.5 (`llava`), LLaVA-NeXT (`llava_next`), Qwen3-VL
+/// (`qwen3_vl`).
 pub fn load_model(
     dir: &Path,
     device: &str,
@@ -593,11 +594,14 @@ pub fn load_model(
     let json: serde_json::Value =
         serde_json::from_str(&config).map_err(|e| format!("{}/config.json: {e}", dir.display()))?;
     match json.get("model_type").and_then(|v| v.as_str()) {
-        Some("llava") => Ok(Arc::new(llava::LlavaModel::load(dir, device, dtype)?)),
+        Some("llava") | Some("llava_next") => {
+            Ok(Arc::new(llava::LlavaModel::load(dir, device, dtype)?))
+        }
         Some("qwen3_vl") => Ok(Arc::new(qwen3_vl::Qwen3VlModel::load(dir, device, dtype)?)),
         Some("instructblip") | None => Ok(Arc::new(VistaModel::load(dir, device, dtype)?)),
         Some(other) => Err(format!(
-            "{}/config.json: model_type `{other}` is not supported (instructblip, llava, qwen3_vl)",
+            "{}/config.json: model_type `{other}` is not supported (instructblip, llava, llava_next, \
+             qwen3_vl)",
             dir.display()
         )),
     }

@@ -168,7 +168,9 @@ fn unknown_families_are_named() {
     edit_config(tmp.path(), |c| c["model_type"] = "qwen9_vl".into());
     let err = vista::model::load_model(tmp.path(), "cpu", "f32").err().unwrap();
     assert!(
-        err.ends_with("model_type `qwen9_vl` is not supported (instructblip, llava, qwen3_vl)"),
+        err.ends_with(
+            "model_type `qwen9_vl` is not supported (instructblip, llava, llava_next, qwen3_vl)"
+        ),
         "{err}"
     );
     edit_config(tmp.path(), |c| {

@@ -1,6 +1,7 @@
-//! `config.json` of a LLaVA-1.5 checkpoint (`model_type` `llava`), as `LlavaConfig.save_pretrained`
-//! writes it. Defaults are transformers' own (`LlavaConfig`, `CLIPVisionConfig`), because the
-//! llava-hf checkpoints only store what differs from them.
+//! `config.json` of a LLaVA-1.5 checkpoint (`model_type` `llava`) or a LLaVA-NeXT one
+//! (`llava_next`, the same keys plus `image_grid_pinpoints`), as `save_pretrained` writes them.
+//! Defaults are transformers' own (`LlavaConfig`, `LlavaNextConfig`, `CLIPVisionConfig`), because
+//! the llava-hf checkpoints only store what differs from them.
 
 use serde::Deserialize;
 
@@ -43,6 +44,8 @@ pub enum FeatureLayer {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct LlavaConfig {
+    #[serde(default = "defaults::llava")]
+    pub model_type: String,
     pub vision_config: ClipVisionConfig,
     pub text_config: TextConfig,
     #[serde(default = "defaults::image_token", alias = "image_token_id")]
@@ -57,6 +60,9 @@ pub struct LlavaConfig {
     pub multimodal_projector_bias: bool,
     #[serde(default)]
     pub tie_word_embeddings: bool,
+    /// LLaVA-NeXT's tiled resolutions, (height, width) in pixels; `None` under LLaVA-1.5.
+    #[serde(default)]
+    pub image_grid_pinpoints: Option<Vec<[usize; 2]>>,
 }
 
 impl LlavaConfig {
@@ -65,6 +71,9 @@ impl LlavaConfig {
             serde_json::from_str(text).map_err(|e| format!("config.json: {e}"))?;
         // transformers ties the output rows to the embeddings when either level says so.
         cfg.text_config.tie_word_embeddings |= cfg.tie_word_embeddings;
+        if cfg.is_next() && cfg.image_grid_pinpoints.is_none() {
+            cfg.image_grid_pinpoints = Some(defaults::pinpoints());
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -104,6 +113,40 @@ impl LlavaConfig {
             ));
         }
         self.feature_layers()?;
+        if self.is_next() {
+            self.validate_next()?;
+        }
+        Ok(())
+    }
+
+    /// LLaVA-NeXT (`llava_next`): tiled images.
+    pub fn is_next(&self) -> bool {
+        self.model_type == "llava_next"
+    }
+
+    /// What the tiling needs: each resolution a grid of whole tiles, and the class token
+    /// dropped (transformers' packing cannot lay out `full` features on the tile grid).
+    fn validate_next(&self) -> Result<(), String> {
+        if self.vision_feature_select_strategy != "default" {
+            return Err(format!(
+                "config.json: vision_feature_select_strategy `{}` is not supported for llava_next \
+                 (default)",
+                self.vision_feature_select_strategy
+            ));
+        }
+        let tile = self.vision_config.image_size;
+        let pinpoints = self.image_grid_pinpoints.as_deref().unwrap_or_default();
+        if pinpoints.is_empty() {
+            return Err("config.json: image_grid_pinpoints is empty".into());
+        }
+        for &[h, w] in pinpoints {
+            if h == 0 || w == 0 || !h.is_multiple_of(tile) || !w.is_multiple_of(tile) {
+                return Err(format!(
+                    "config.json: image_grid_pinpoints entry [{h}, {w}] is not a grid of \
+                     {tile} px tiles (vision_config.image_size)"
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -185,6 +228,13 @@ mod defaults {
     pub fn yes() -> bool {
         true
     }
+    pub fn llava() -> String {
+        "llava".into()
+    }
+    /// `LlavaNextConfig`'s, for 336 px tiles.
+    pub fn pinpoints() -> Vec<[usize; 2]> {
+        vec![[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]]
+    }
 }
 
 #[cfg(test)]
@@ -225,5 +275,23 @@ mod tests {
         assert_eq!(err, "config.json: projector_hidden_act `relu` is not supported (gelu)");
         let err = config(r#", "vision_feature_select_strategy": "cls""#).unwrap_err();
         assert!(err.contains("vision_feature_select_strategy `cls`"), "{err}");
+    }
+
+    #[test]
+    fn llava_next_tiles_must_fit_its_pinpoints() {
+        let next = |extra: &str| {
+            LlavaConfig::from_json(&format!(
+                r#"{{"model_type": "llava_next", "vision_config": {{"image_size": 336}},
+                    "text_config": {{}}{extra}}}"#
+            ))
+        };
+        let cfg = next("").unwrap();
+        assert!(cfg.is_next());
+        assert_eq!(cfg.image_grid_pinpoints.unwrap()[3], [1008, 336]);
+        assert!(config("").unwrap().image_grid_pinpoints.is_none());
+        let err = next(r#", "image_grid_pinpoints": [[336, 500]]"#).unwrap_err();
+        assert!(err.contains("entry [336, 500] is not a grid of 336 px tiles"), "{err}");
+        let err = next(r#", "vision_feature_select_strategy": "full""#).unwrap_err();
+        assert!(err.contains("`full` is not supported for llava_next"), "{err}");
     }
 }

@@ -1,8 +1,9 @@
 //! The network as `LlavaForConditionalGeneration` lays it out: the CLIP vision tower, the
-//! two-layer GELU projector and the LLaMA decoder. The tower is our ViT (`model::vision`) with
-//! CLIP's layout: candle-transformers' `clip::vision_model` computes the same features, but
-//! with candle's single-threaded softmax and QuickGELU a batch of 8 took ~0.95 s of LLaVA's
-//! 2.1 s against transformers' 0.6 s (scripts/bench_model.sh, docs/model.md).
+//! two-layer GELU projector and the LLaMA decoder (`LlavaNextForConditionalGeneration` adds
+//! `image_newline`). The tower is our ViT (`model::vision`) with CLIP's layout:
+//! candle-transformers' `clip::vision_model` computes the same features, but with candle's
+//! single-threaded softmax and QuickGELU a batch of 8 took ~0.95 s of LLaVA's 2.1 s against
+//! transformers' 0.6 s (scripts/bench_model.sh, docs/model.md).
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
@@ -19,6 +20,8 @@ pub struct Llava {
     drop_class_token: bool,
     linear_1: Linear,
     linear_2: Linear,
+    /// LLaVA-NeXT's `image_newline` [text_hidden], closing each row of an image's tile features.
+    pub image_newline: Option<Tensor>,
     pub llm: Llama,
 }
 
@@ -31,6 +34,7 @@ const VISION_PREFIXES: [&str; 4] = [
     "model.vision_tower",
 ];
 const PROJECTOR_PREFIXES: [&str; 2] = ["multi_modal_projector", "model.multi_modal_projector"];
+const NEWLINE_NAMES: [&str; 2] = ["image_newline", "model.image_newline"];
 
 fn find_prefix<'a>(vb: &VarBuilder, prefixes: &[&'a str], probe: &str) -> Result<&'a str> {
     prefixes.iter().copied().find(|p| vb.contains_tensor(&format!("{p}.{probe}"))).ok_or_else(
@@ -70,12 +74,20 @@ impl Llava {
         } else {
             Llama::from_parts(&cfg.text_config, vb.pp("model").pp("language_model"), vb.clone())?
         };
+        let image_newline = if cfg.is_next() {
+            let name =
+                NEWLINE_NAMES.iter().find(|n| vb.contains_tensor(n)).unwrap_or(&NEWLINE_NAMES[0]);
+            Some(vb.get(text_hidden, name)?)
+        } else {
+            None
+        };
         Ok(Llava {
             vision,
             feature_layers,
             drop_class_token: cfg.vision_feature_select_strategy == "default",
             linear_1,
             linear_2,
+            image_newline,
             llm,
         })
     }
