@@ -9,6 +9,7 @@
 //!   near-tie may flip a token), not required equal.
 
 use super::llava::{llava_rows, LLAVA};
+use super::llava_next::{next_inputs, NEXT};
 use super::qwen3_vl::QWEN;
 use super::*;
 use vista::model::llava::LlavaModel;
@@ -181,6 +182,29 @@ fn device_parity() {
                         m.generate_ids(reqs, Template::Llava, &opts)
                     },
                     |m, case, _| llava_forward(m, &f.tensors, case),
+                )
+                .into_iter()
+                .map(move |r| (name, r))
+            })
+            .collect(),
+        NEXT.iter()
+            .flat_map(|&name| {
+                let f = super::llava::llava(name);
+                compare(
+                    &f.expected,
+                    |key| f.tensors.contains_key(&format!("{key}.logits")),
+                    |device, dtype| LlavaModel::load(&root().join(name), device, dtype).unwrap(),
+                    on,
+                    |m, case, reqs| {
+                        let opts =
+                            options(case, m.text.decode_options(&GenerateSettings::default()));
+                        m.generate_ids(reqs, Template::Llava, &opts)
+                    },
+                    |m, case, _| {
+                        let (tokens, rows) = next_inputs(m, &f, case);
+                        let (logits, pads) = padded_logits(&m.net.llm, &rows);
+                        Forward { tokens, logits, pads }
+                    },
                 )
                 .into_iter()
                 .map(move |r| (name, r))

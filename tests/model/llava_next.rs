@@ -6,9 +6,9 @@
 
 use super::llava::{llava, LlavaFixture};
 use super::*;
-use vista::model::llava::ImageSlot;
+use vista::model::llava::{ImageSlot, LlavaModel};
 
-const NEXT: [&str; 2] = ["llava_next_tiny_a", "llava_next_tiny_b"];
+pub(crate) const NEXT: [&str; 2] = ["llava_next_tiny_a", "llava_next_tiny_b"];
 
 fn cases(f: &LlavaFixture) -> impl Iterator<Item = (&String, &Value)> {
     f.expected["cases"].as_object().unwrap().iter()
@@ -87,54 +87,57 @@ fn slots(sizes: &[(usize, usize)], tiles: usize) -> Vec<ImageSlot> {
 
 /// Each recorded batch's images from the recorded tiles: packed features and the left-padded
 /// batch's logits.
+/// A recorded case through `m` (any device and dtype) from the recorded tiles: the packed image
+/// features of its images in order [tokens, hidden], and its rows' decoder inputs.
+pub(crate) fn next_inputs(m: &LlavaModel, f: &LlavaFixture, case: &Value) -> (Tensor, Vec<Tensor>) {
+    let mut pixels = Vec::new();
+    let mut prompts = Vec::new();
+    let mut row_slots = Vec::new();
+    let mut first = 0;
+    for row in case["rows"].as_array().unwrap() {
+        let names = row["images"].as_array().unwrap();
+        let mut row_slot = Vec::new();
+        for n in names {
+            let n = n.as_str().unwrap();
+            let tiles = &f.tensors[&format!("pixel_values.{n}")];
+            let ((height, width), _) = recorded(f, n);
+            let count = tiles.dim(0).unwrap();
+            row_slot.push(ImageSlot { first, tiles: count, height, width });
+            first += count;
+            pixels.push(tiles.to_device(&m.device).unwrap().to_dtype(m.dtype).unwrap());
+        }
+        let instruction = row["instruction"].as_str().unwrap();
+        prompts.push(m.prompt(Template::Llava, instruction, names.len()).unwrap());
+        row_slots.push(row_slot);
+    }
+    let tokens = m.net.image_tokens(&Tensor::cat(&pixels, 0).unwrap()).unwrap();
+    let packed: Vec<Tensor> =
+        row_slots.iter().flatten().map(|slot| m.image_embeds(&tokens, slot).unwrap()).collect();
+    let rows = prompts
+        .iter()
+        .zip(&row_slots)
+        .map(|(p, s)| {
+            vista::model::embed_pieces(&m.net.llm, &m.device, &p.pieces, |k| {
+                m.image_embeds(&tokens, &s[k])
+            })
+            .unwrap()
+        })
+        .collect();
+    (Tensor::cat(&packed, 0).unwrap(), rows)
+}
+
 #[test]
 fn llava_next_forward_pass_matches_transformers() {
     for name in NEXT {
         let f = llava(name);
-        let m = &f.model;
         for (key, case) in cases(&f) {
             let Some(want_logits) = f.tensors.get(&format!("{key}.logits")) else {
                 continue;
             };
-            let mut pixels = Vec::new();
-            let mut prompts = Vec::new();
-            let mut row_slots = Vec::new();
-            for row in case["rows"].as_array().unwrap() {
-                let names = row["images"].as_array().unwrap();
-                let mut row_slot = Vec::new();
-                for n in names {
-                    let n = n.as_str().unwrap();
-                    let tiles = &f.tensors[&format!("pixel_values.{n}")];
-                    let first = pixels.iter().map(|t: &Tensor| t.dim(0).unwrap()).sum();
-                    let ((height, width), _) = recorded(&f, n);
-                    let tiles_n = tiles.dim(0).unwrap();
-                    row_slot.push(ImageSlot { first, tiles: tiles_n, height, width });
-                    pixels.push(tiles.clone());
-                }
-                let instruction = row["instruction"].as_str().unwrap();
-                prompts.push(m.prompt(Template::Llava, instruction, names.len()).unwrap());
-                row_slots.push(row_slot);
-            }
-            let tokens = m.net.image_tokens(&Tensor::cat(&pixels, 0).unwrap()).unwrap();
-            let packed: Vec<Tensor> = row_slots
-                .iter()
-                .flatten()
-                .map(|slot| m.image_embeds(&tokens, slot).unwrap())
-                .collect();
-            let packed = Tensor::cat(&packed, 0).unwrap();
+            let (packed, rows) = next_inputs(&f.model, &f, case);
             let d = max_abs_diff(&packed, &f.tensors[&format!("{key}.image_features")]);
             assert!(d < 1e-4, "{name} {key} image features: {d}");
-            let rows: Vec<Tensor> = prompts
-                .iter()
-                .zip(&row_slots)
-                .map(|(p, s)| {
-                    vista::model::embed_pieces(&m.net.llm, &m.device, &p.pieces, |k| {
-                        m.image_embeds(&tokens, &s[k])
-                    })
-                    .unwrap()
-                })
-                .collect();
-            assert_logits(&m.net.llm, &rows, want_logits, &format!("{name} {key}"));
+            assert_logits(&f.model.net.llm, &rows, want_logits, &format!("{name} {key}"));
         }
     }
 }
