@@ -11,8 +11,9 @@
 
 Families (default instructblip):
   instructblip  ViT 12x384 at 224 px, Q-Former 4 layers, 32 queries, LLaMA 8x512;
-                InstructBlipForConditionalGeneration on the VistaLLM prompt, images padded to
-                a square first.
+                InstructBlipForConditionalGeneration on the VistaLLM prompt as vista lays it
+                out (query tokens at the `<image>` marker, the Q-Former reading the
+                instruction alone), images padded to a square first.
   llava         LLaVA-1.5 in the llava-hf layout: CLIP ViT 12x384 at 224 px, patch 14 (256
                 image tokens: the second-to-last layer without the class token), GELU
                 projector, LLaMA 8x512; LlavaForConditionalGeneration on llava-hf's chat turn
@@ -265,6 +266,48 @@ def qwen3_vl_generator(d, device, dt, new):
     return generate, tok
 
 
+def instructblip_generator(d, device, dt, new):
+    """`generator` for InstructBLIP on VistaLLM's prompt as vista lays it out (and as
+    scripts/make_tiny_checkpoints.py records it): the images' query tokens at the `<image>`
+    marker of the Vicuna turn, the Q-Former reading the instruction alone, images padded to a
+    white square. Answers keep the coordinate tokens (special tokens of this tokenizer), as
+    vista's do."""
+    from transformers import InstructBlipForConditionalGeneration, InstructBlipProcessor
+
+    model = InstructBlipForConditionalGeneration.from_pretrained(d, dtype=dt).to(device).eval()
+    proc = InstructBlipProcessor.from_pretrained(d)
+    tok, qtok = proc.tokenizer, proc.qformer_tokenizer
+    image_id = model.config.image_token_index
+    queries = model.config.num_query_tokens
+    row = []
+    for t in tok(tiny.vicuna_prompt(INSTRUCTION, 1))["input_ids"]:
+        row.extend([image_id] * queries if t == image_id else [t])
+    qrow = qtok(tiny.qformer_text(INSTRUCTION))["input_ids"]
+    hidden = {tok.bos_token_id, tok.eos_token_id, tok.pad_token_id, tok.unk_token_id}
+
+    class Decoder:
+        @staticmethod
+        def decode(ids, skip_special_tokens=True):
+            return tok.decode([t for t in ids if t not in hidden], skip_special_tokens=False)
+
+    def generate(images):
+        b = len(images)
+        px = proc.image_processor([tiny.expand2square(im) for im in images], return_tensors="pt")
+        with torch.inference_mode():
+            out = model.generate(
+                pixel_values=px["pixel_values"].to(device, dt),
+                input_ids=torch.tensor([row] * b, device=device),
+                attention_mask=torch.ones(b, len(row), dtype=torch.long, device=device),
+                qformer_input_ids=torch.tensor([qrow] * b, device=device),
+                qformer_attention_mask=torch.ones(b, len(qrow), dtype=torch.long, device=device),
+                do_sample=False, num_beams=1, max_new_tokens=new, min_new_tokens=new)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return out[:, len(row):].tolist()
+
+    return generate, Decoder
+
+
 def generator(d, family, device, dtype, new, threads):
     """The family's model from DIR and `generate(images)`: greedy, exactly `new` tokens
     (min_new_tokens = max_new_tokens), preprocessing included, one left-padded batch; it returns
@@ -283,14 +326,7 @@ def generator(d, family, device, dtype, new, threads):
         def prepare(ims):
             return ims
     elif family == "instructblip":
-        from transformers import InstructBlipForConditionalGeneration, InstructBlipProcessor
-
-        model = InstructBlipForConditionalGeneration.from_pretrained(d, dtype=dt).to(device).eval()
-        proc = InstructBlipProcessor.from_pretrained(d)
-        prompt = tiny.vicuna_prompt(INSTRUCTION, 1).replace("<image>", "")
-
-        def prepare(ims):
-            return [tiny.expand2square(im) for im in ims]
+        return instructblip_generator(d, device, dt, new)
     else:
         raise SystemExit(f"unknown family {family!r} (instructblip, llava, qwen3_vl)")
     proc.tokenizer.padding_side = "left"
