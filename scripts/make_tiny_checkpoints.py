@@ -216,6 +216,22 @@ def chat_cases(run_case, img_names):
     run_case("beam3_min", [("What is in the photo?", [i0])], extra_eos=[g3[0][1]], beams=3, max_new=8, min_new=4)
 
 
+def chat_case(mode, rows, ids_rows, eos, beams, max_new, min_new, gen, tok):
+    """One recorded case of a chat family: its rows, prompt ids, decoding settings, and the
+    generated ids with the texts transformers decodes from them."""
+    return {
+        "mode": mode,
+        "rows": [{"instruction": i, "images": n} for i, n in rows],
+        "input_ids": ids_rows,
+        "stop_ids": eos,
+        "num_beams": beams,
+        "max_new_tokens": max_new,
+        **({"min_new_tokens": min_new} if min_new else {}),
+        "generated": gen,
+        "text": [tok.decode(g, skip_special_tokens=True) for g in gen],
+    }
+
+
 def save_expected(name, exp_dir, tensors, meta):
     """expected/tensors.safetensors (as f32) and expected/expected.json, with the versions that
     made them."""

@@ -25,7 +25,7 @@ import torch
 from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_tiny_checkpoints import ROOT, chat_cases, cut_at_stop, llama_tokenizer, make_images, randomize, save_expected  # noqa: E402,E501
+from make_tiny_checkpoints import ROOT, chat_case, chat_cases, cut_at_stop, llama_tokenizer, make_images, randomize, save_expected  # noqa: E402,E501
 
 try:  # transformers 5 names the PIL backend explicitly; 4.x has only the PIL one.
     from transformers import CLIPImageProcessorPil as ClipProcessor
@@ -135,17 +135,7 @@ def build(name, seed, vision, text, feature_layer, strategy, projector_bias):
                 tensors[f"{key}.logits"] = logits.contiguous()
                 tensors[f"{key}.attention_mask"] = attn.float().contiguous()
         gen = cut_at_stop(new, eos)
-        cases[key] = {
-            "mode": "llava",
-            "rows": [{"instruction": i, "images": n} for i, n in rows],
-            "input_ids": ids_rows,
-            "stop_ids": eos,
-            "num_beams": beams,
-            "max_new_tokens": max_new,
-            **({"min_new_tokens": min_new} if min_new else {}),
-            "generated": gen,
-            "text": [tok.decode(g, skip_special_tokens=True) for g in gen],
-        }
+        cases[key] = chat_case("llava", rows, ids_rows, eos, beams, max_new, min_new, gen, tok)
         return gen
 
     chat_cases(run_case, img_names)

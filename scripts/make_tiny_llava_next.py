@@ -26,7 +26,7 @@ from transformers import (CLIPVisionConfig, LlamaConfig, LlavaNextConfig, LlavaN
                           LlavaNextImageProcessorPil, LlavaNextProcessor)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_tiny_checkpoints import ROOT, chat_cases, cut_at_stop, llama_tokenizer, make_images, randomize, save_expected  # noqa: E402,E501
+from make_tiny_checkpoints import ROOT, chat_case, chat_cases, cut_at_stop, llama_tokenizer, make_images, randomize, save_expected  # noqa: E402,E501
 from make_tiny_llava import llava_prompt  # noqa: E402
 
 
@@ -99,17 +99,7 @@ def build(name, seed, vision, text, feature_layer, pinpoints):
                 tensors[f"{key}.image_features"] = torch.cat(list(feats)).contiguous()
                 tensors[f"{key}.logits"] = model(**inputs).logits.contiguous()
         gen = cut_at_stop(out[:, width:].tolist(), eos)
-        cases[key] = {
-            "mode": "llava",
-            "rows": [{"instruction": i, "images": n} for i, n in rows],
-            "input_ids": ids_rows,
-            "stop_ids": eos,
-            "num_beams": beams,
-            "max_new_tokens": max_new,
-            **({"min_new_tokens": min_new} if min_new else {}),
-            "generated": gen,
-            "text": [tok.decode(g, skip_special_tokens=True) for g in gen],
-        }
+        cases[key] = chat_case("llava", rows, ids_rows, eos, beams, max_new, min_new, gen, tok)
         return gen
 
     chat_cases(run_case, img_names)

@@ -27,7 +27,7 @@ from transformers import PreTrainedTokenizerFast, Qwen3VLConfig, Qwen3VLForCondi
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_tiny_checkpoints import CORPUS, ROOT, chat_cases, cut_at_stop, make_images, randomize, save_expected  # noqa: E402,E501
+from make_tiny_checkpoints import CORPUS, ROOT, chat_case, chat_cases, cut_at_stop, make_images, randomize, save_expected  # noqa: E402,E501
 
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
            "<|video_pad|>"]
@@ -141,17 +141,7 @@ def build(name, seed, vision, text, min_pixels, max_pixels):
                                image_grid_thw=grid, mm_token_type_ids=mm).logits
                 tensors[f"{key}.logits"] = logits.contiguous()
         gen = cut_at_stop(new, eos)
-        cases[key] = {
-            "mode": "qwen",
-            "rows": [{"instruction": i, "images": n} for i, n in rows],
-            "input_ids": ids_rows,
-            "stop_ids": eos,
-            "num_beams": beams,
-            "max_new_tokens": max_new,
-            **({"min_new_tokens": min_new} if min_new else {}),
-            "generated": gen,
-            "text": [tok.decode(g, skip_special_tokens=True) for g in gen],
-        }
+        cases[key] = chat_case("qwen", rows, ids_rows, eos, beams, max_new, min_new, gen, tok)
         return gen
 
     chat_cases(run_case, img_names)

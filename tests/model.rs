@@ -259,6 +259,43 @@ fn assert_generation_matches(
     }
 }
 
+/// Checkpoint `name` through `load_model`: its fingerprint names `family`, and in the recorded
+/// `batch` case with a corrupt image inserted as row 1 and a marker mismatch appended as row 4,
+/// the recorded rows give their recorded texts and the two bad rows their own errors. Returns
+/// the model, the case and the recorded texts for more checks.
+fn assert_bad_rows_fail_alone<'a>(
+    name: &str,
+    family: &str,
+    expected: &'a Value,
+    decode: impl Fn(&[u32]) -> String,
+) -> (Arc<dyn VisionLanguageModel>, &'a Value, Vec<String>) {
+    let model = vista::model::load_model(&root().join(name), "cpu", "f32").unwrap();
+    assert!(model.fingerprint().starts_with(&format!("{family}-")), "{}", model.fingerprint());
+    let case = &expected["cases"]["batch"];
+    let mut reqs = requests(case);
+    reqs.insert(
+        1,
+        GenerateRequest { images: vec![Arc::from(&b"not an image"[..])], instruction: "x".into() },
+    );
+    reqs.push(GenerateRequest {
+        images: vec![image_bytes("rgb_40x30.png")],
+        instruction: "<image> and <image>".into(),
+    });
+    let settings = GenerateSettings { max_new_tokens: 10, ..Default::default() };
+    let out = model.generate_detailed(&reqs, &settings);
+    let want: Vec<String> =
+        case["generated"].as_array().unwrap().iter().map(|g| decode(&ids(g))).collect();
+    let texts: Vec<&str> =
+        [0, 2, 3].iter().map(|&i| out[i].as_ref().unwrap().text.as_str()).collect();
+    assert_eq!(texts, want, "{name}");
+    assert!(out[0].as_ref().unwrap().truncated, "10 tokens without a stop token");
+    let err = out[1].as_ref().unwrap_err();
+    assert!(err.starts_with("image 1: "), "{err}");
+    let err = out[4].as_ref().unwrap_err();
+    assert_eq!(err, "the instruction has 2 <image> markers but the row has 1 images");
+    (model, case, want)
+}
+
 /// `vista generate` on checkpoint `name`: the two-image case's prompt gives its recorded answer.
 fn assert_cli_answers(name: &str, expected: &Value, decode: impl Fn(&[u32]) -> String) {
     let case = &expected["cases"]["multi_image"];

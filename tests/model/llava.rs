@@ -131,34 +131,9 @@ fn llava_generation_matches_transformers_batched_and_single() {
 #[test]
 fn llava_loads_by_model_type_and_bad_rows_fail_alone() {
     let f = llava(LLAVA[0]);
-    let model = vista::model::load_model(&root().join(LLAVA[0]), "cpu", "f32").unwrap();
-    assert!(model.fingerprint().starts_with("llava-"), "{}", model.fingerprint());
-    let case = &f.expected["cases"]["batch"];
-    let mut reqs = requests(case);
-    reqs.insert(
-        1,
-        GenerateRequest { images: vec![Arc::from(&b"not an image"[..])], instruction: "x".into() },
-    );
-    reqs.push(GenerateRequest {
-        images: vec![image_bytes("rgb_40x30.png")],
-        instruction: "<image> and <image>".into(),
+    assert_bad_rows_fail_alone(LLAVA[0], "llava", &f.expected, |ids| {
+        f.model.text.decode(ids).unwrap()
     });
-    let settings = GenerateSettings { max_new_tokens: 10, ..Default::default() };
-    let out = model.generate_detailed(&reqs, &settings);
-    let want: Vec<String> = case["generated"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| f.model.text.decode(&ids(g)).unwrap())
-        .collect();
-    let texts: Vec<&str> =
-        [0, 2, 3].iter().map(|&i| out[i].as_ref().unwrap().text.as_str()).collect();
-    assert_eq!(texts, want);
-    assert!(out[0].as_ref().unwrap().truncated, "10 tokens without a stop token");
-    let err = out[1].as_ref().unwrap_err();
-    assert!(err.starts_with("image 1: "), "{err}");
-    let err = out[4].as_ref().unwrap_err();
-    assert_eq!(err, "the instruction has 2 <image> markers but the row has 1 images");
 }
 
 #[test]

@@ -158,36 +158,13 @@ fn llava_next_generation_matches_transformers_batched_and_single() {
 #[test]
 fn llava_next_loads_by_model_type_and_bad_rows_fail_alone() {
     let f = llava(NEXT[0]);
-    let model = vista::model::load_model(&root().join(NEXT[0]), "cpu", "f32").unwrap();
-    assert!(model.fingerprint().starts_with("llava_next-"), "{}", model.fingerprint());
-    let case = &f.expected["cases"]["batch"];
-    let mut reqs = requests(case);
-    reqs.insert(
-        1,
-        GenerateRequest { images: vec![Arc::from(&b"not an image"[..])], instruction: "x".into() },
-    );
-    reqs.push(GenerateRequest {
-        images: vec![image_bytes("rgb_40x30.png")],
-        instruction: "<image> and <image>".into(),
-    });
-    let settings = GenerateSettings { max_new_tokens: 10, ..Default::default() };
-    let out = model.generate_detailed(&reqs, &settings);
-    let want: Vec<String> = case["generated"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| f.model.text.decode(&ids(g)).unwrap())
-        .collect();
-    let texts: Vec<&str> =
-        [0, 2, 3].iter().map(|&i| out[i].as_ref().unwrap().text.as_str()).collect();
-    assert_eq!(texts, want);
-    let err = out[1].as_ref().unwrap_err();
-    assert!(err.starts_with("image 1: "), "{err}");
-    let err = out[4].as_ref().unwrap_err();
-    assert_eq!(err, "the instruction has 2 <image> markers but the row has 1 images");
-
+    let (model, case, want) =
+        assert_bad_rows_fail_alone(NEXT[0], "llava_next", &f.expected, |ids| {
+            f.model.text.decode(ids).unwrap()
+        });
     // 40 x 30 = 1200 pixels is over the limit, the other two images are under it.
-    let small = GenerateSettings { max_image_pixels: 1199, ..settings };
+    let small =
+        GenerateSettings { max_new_tokens: 10, max_image_pixels: 1199, ..Default::default() };
     let out = model.generate_detailed(&requests(case), &small);
     let err = out[0].as_ref().unwrap_err();
     assert!(err.starts_with("image 1: ") && !err.contains('\n'), "{err}");

@@ -134,26 +134,9 @@ fn qwen_generation_matches_transformers_batched_and_single() {
 #[test]
 fn qwen_loads_by_model_type_and_bad_rows_fail_alone() {
     let f = qwen(QWEN[0]);
-    let model = vista::model::load_model(&root().join(QWEN[0]), "cpu", "f32").unwrap();
-    assert!(model.fingerprint().starts_with("qwen3_vl-"), "{}", model.fingerprint());
-    let case = &f.expected["cases"]["batch"];
-    let mut reqs = requests(case);
-    reqs.insert(
-        1,
-        GenerateRequest { images: vec![Arc::from(&b"not an image"[..])], instruction: "x".into() },
-    );
-    let settings = GenerateSettings { max_new_tokens: 10, ..Default::default() };
-    let out = model.generate_detailed(&reqs, &settings);
-    let want: Vec<String> = case["generated"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| f.model.text.decode(&ids(g)).unwrap())
-        .collect();
-    let texts: Vec<&str> =
-        [0, 2, 3].iter().map(|&i| out[i].as_ref().unwrap().text.as_str()).collect();
-    assert_eq!(texts, want);
-    assert!(out[1].as_ref().unwrap_err().starts_with("image 1: "), "{:?}", out[1]);
+    assert_bad_rows_fail_alone(QWEN[0], "qwen3_vl", &f.expected, |ids| {
+        f.model.text.decode(ids).unwrap()
+    });
 }
 
 /// `vista generate` on a Qwen3-VL checkpoint: two images by their markers, the recorded answer.
