@@ -730,6 +730,15 @@ fn eval_jobs_run_other_families_unchanged() {
             ],
         ),
         (
+            "llava_next_tiny_a",
+            "llava",
+            [
+                "Provide a one-sentence caption for the provided image.",
+                "\nAnswer the question using a single word or phrase.",
+                "Please provide the bounding box coordinate of the region this sentence describes: ",
+            ],
+        ),
+        (
             "qwen3_vl_tiny_gqa",
             "qwen",
             [
@@ -753,7 +762,7 @@ fn eval_jobs_run_other_families_unchanged() {
         let family = model.fingerprint().rsplit_once('-').unwrap().0.to_string();
         for (task, asks) in ["caption", "vqa", "rec"].into_iter().zip(asks) {
             let (samples, n) = samples_for(task, dir.path());
-            let out = dir.path().join(format!("{style}_{task}"));
+            let out = dir.path().join(format!("{checkpoint}_{task}"));
             let summary = job(&ctx, task, &samples, &out, 4, false);
             assert_eq!((summary.computed, summary.failed), (n, 0), "{style} {task}");
             let preds = out.join("predictions.parquet");
