@@ -2,11 +2,13 @@
 # The GPU run in one script (under 10 minutes on one H100 with a warm cargo cache):
 #   1. build with `--features cuda` (release), the toolkit from scripts/cuda_env.sh unless nvcc
 #      is already on PATH;
-#   2. parity: every recorded case of every tiny checkpoint (InstructBLIP/VistaLLM, LLaVA, Qwen3-VL) on
+#   2. parity: every recorded case of every tiny checkpoint (InstructBLIP/VistaLLM, LLaVA,
+#      LLaVA-NeXT, Qwen3-VL) on
 #      cuda:0 in f32 and in bf16 against the CPU in f32 (tests/model/device.rs states the
 #      tolerances: 1e-3 relative and identical outputs in f32, 0.08 relative in bf16);
 #   3. speed: vista_generate against transformers' generate at batch 32, 32 new tokens, bf16, for
-#      each family (scripts/bench_model.sh; needs torch with CUDA and transformers).
+#      each family (scripts/bench_model.sh; needs torch with CUDA and transformers): generation
+#      alone, then the whole `vista sql` process over 64 PNG files against a Python process.
 # Prints one JSON line per parity case and per benchmark row; exits non-zero if a step fails.
 #
 #   scripts/gpu_check.sh              # on a machine with an NVIDIA GPU and driver
