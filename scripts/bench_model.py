@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark side of transformers for scripts/bench_model.sh.
 
-    python3 scripts/bench_model.py make DIR [--family instructblip|llava|qwen3_vl]
+    python3 scripts/bench_model.py make DIR [--family instructblip|llava|llava_next|qwen3_vl]
                                                   # a random-weight checkpoint of the issue's
                                                   # small config, saved like the real ones
     python3 scripts/bench_model.py run DIR [--family instructblip|llava|qwen3_vl] [--device cpu|cuda] \
@@ -19,6 +19,10 @@ Families (default instructblip):
                 projector, LLaMA 8x512; LlavaForConditionalGeneration on llava-hf's chat turn
                 "USER: <image>\n{instruction} ASSISTANT:", the processor expanding the image
                 token, CLIP's resize and centre crop.
+  llava_next    LLaVA-NeXT: the llava network and processor settings with image_newline and
+                LLaVA-NeXT's default grids scaled to 224 px tiles ([224, 448], [448, 224],
+                [448, 448], [672, 224], [224, 672]): a 300-370x400 image goes on the
+                448x448 grid, 4 tiles after the whole image; LlavaNextForConditionalGeneration.
   qwen3_vl      Qwen3-VL: vision 12x384, patch 16, merge 2, DeepStack at layers 3, 6, 9, 48x48
                 learned positions; the same decoder size (8x512, head_dim 64, mrope [12, 10,
                 10]); images resized within 448x448 pixels (300x400 -> 288x384: 108 image
@@ -94,12 +98,12 @@ def report(once, device, dtype, batch, new, threads):
 
 
 def make(out, family="instructblip"):
-    if family == "llava":
-        return make_llava(out)
+    if family in ("llava", "llava_next"):
+        return make_llava(out, next_=family == "llava_next")
     if family == "qwen3_vl":
         return make_qwen3_vl(out)
     if family != "instructblip":
-        raise SystemExit(f"unknown family {family!r} (instructblip, llava, qwen3_vl)")
+        raise SystemExit(f"unknown family {family!r} (instructblip, llava, llava_next, qwen3_vl)")
     from transformers import (
         BlipImageProcessorPil,
         InstructBlipConfig,
@@ -141,13 +145,19 @@ def make(out, family="instructblip"):
     print("wrote", out)
 
 
-def make_llava(out):
-    """The LLaVA-1.5 counterpart of `make`: the same LLaMA, a CLIP tower of the same size."""
+def make_llava(out, next_=False):
+    """The LLaVA-1.5 counterpart of `make`: the same LLaMA, a CLIP tower of the same size. With
+    `next_`, LLaVA-NeXT: the same network plus `image_newline`, images tiled on LLaVA-NeXT's
+    default grids scaled to 224 px tiles."""
     from transformers import (
         CLIPVisionConfig,
         LlamaConfig,
         LlavaConfig,
         LlavaForConditionalGeneration,
+        LlavaNextConfig,
+        LlavaNextForConditionalGeneration,
+        LlavaNextImageProcessorPil,
+        LlavaNextProcessor,
         LlavaProcessor,
     )
 
@@ -169,7 +179,7 @@ def make_llava(out):
         image_size=224, patch_size=14, hidden_act="quick_gelu", layer_norm_eps=1e-5,
         projection_dim=512,
     )
-    cfg = LlavaConfig(
+    common = dict(
         vision_config=vision_cfg.to_dict(),
         text_config=text_cfg.to_dict(),
         image_token_index=tok.convert_tokens_to_ids("<image>"),
@@ -180,14 +190,19 @@ def make_llava(out):
         multimodal_projector_bias=True,
         tie_word_embeddings=False,
     )
-    model = LlavaForConditionalGeneration(cfg).eval()
+    size = dict(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224})
+    proc_args = dict(tokenizer=tok, patch_size=14, vision_feature_select_strategy="default",
+                     num_additional_image_tokens=1)
+    if next_:
+        pinpoints = [[224, 448], [448, 224], [448, 448], [672, 224], [224, 672]]
+        model = LlavaNextForConditionalGeneration(LlavaNextConfig(image_grid_pinpoints=pinpoints, **common)).eval()
+        improc = LlavaNextImageProcessorPil(image_grid_pinpoints=pinpoints, **size)
+        proc = LlavaNextProcessor(image_processor=improc, **proc_args)
+    else:
+        model = LlavaForConditionalGeneration(LlavaConfig(**common)).eval()
+        improc = ClipProcessor(do_center_crop=True, do_convert_rgb=True, **size)
+        proc = LlavaProcessor(image_processor=improc, **proc_args)
     tiny.randomize(model, 11)
-    improc = ClipProcessor(
-        size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224},
-        do_center_crop=True, do_convert_rgb=True,
-    )
-    proc = LlavaProcessor(image_processor=improc, tokenizer=tok, patch_size=14,
-                          vision_feature_select_strategy="default", num_additional_image_tokens=1)
     model.save_pretrained(out)
     proc.save_pretrained(out)
     bench_images(out)
@@ -316,11 +331,18 @@ def generator(d, family, device, dtype, new, threads):
     dt = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}[dtype]
     if family == "qwen3_vl":
         return qwen3_vl_generator(d, device, dt, new)
-    if family == "llava":
-        from transformers import LlavaForConditionalGeneration, LlavaProcessor
+    if family in ("llava", "llava_next"):
+        from transformers import (
+            LlavaForConditionalGeneration,
+            LlavaNextForConditionalGeneration,
+            LlavaNextProcessor,
+            LlavaProcessor,
+        )
 
-        model = LlavaForConditionalGeneration.from_pretrained(d, dtype=dt).to(device).eval()
-        proc = LlavaProcessor.from_pretrained(d)
+        net, processor = ((LlavaNextForConditionalGeneration, LlavaNextProcessor) if family == "llava_next"
+                          else (LlavaForConditionalGeneration, LlavaProcessor))
+        model = net.from_pretrained(d, dtype=dt).to(device).eval()
+        proc = processor.from_pretrained(d)
         prompt = LLAVA_PROMPT
 
         def prepare(ims):
@@ -328,7 +350,7 @@ def generator(d, family, device, dtype, new, threads):
     elif family == "instructblip":
         return instructblip_generator(d, device, dt, new)
     else:
-        raise SystemExit(f"unknown family {family!r} (instructblip, llava, qwen3_vl)")
+        raise SystemExit(f"unknown family {family!r} (instructblip, llava, llava_next, qwen3_vl)")
     proc.tokenizer.padding_side = "left"
 
     def generate(images):

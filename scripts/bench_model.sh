@@ -2,6 +2,8 @@
 # vista vs transformers on the same small config, 32 new tokens, greedy, same machine, same
 # thread count. FAMILY=instructblip (default: ViT 12x384, Q-Former 4 layers, LLaMA 8x512) or
 # FAMILY=llava (LLaVA-1.5: CLIP ViT 12x384 at 224 px, 256 image tokens, LLaMA 8x512) or
+# FAMILY=llava_next (the same network tiling each image on 224 px tiles: 1,048-1,246 image
+# tokens per 300-370x400 image) or
 # FAMILY=qwen3_vl (Qwen3-VL: vision 12x384, 108 image tokens per 300x400 image, decoder 8x512).
 #
 #   scripts/bench_model.sh                      # CPU, f32, batches 1 and 8, 2 threads
@@ -23,8 +25,9 @@ FAMILY=${FAMILY:-instructblip}
 case "$FAMILY" in
   instructblip) DIR=${BENCH_DIR:-target/bench-model} ;;
   llava) DIR=${BENCH_DIR:-target/bench-model-llava} ;;
+  llava_next) DIR=${BENCH_DIR:-target/bench-model-llava-next} ;;
   qwen3_vl) DIR=${BENCH_DIR:-target/bench-model-qwen3-vl} ;;
-  *) echo "FAMILY must be instructblip, llava or qwen3_vl, not $FAMILY" >&2; exit 2 ;;
+  *) echo "FAMILY must be instructblip, llava, llava_next or qwen3_vl, not $FAMILY" >&2; exit 2 ;;
 esac
 PYTHON=${PYTHON:-python3}
 DEVICE=${DEVICE:-cpu}

@@ -537,7 +537,7 @@ fn bench_generate() {
     type GenerateIds = Box<dyn Fn(&[GenerateRequest]) -> Vec<Result<Vec<u32>, String>>>;
     let t0 = std::time::Instant::now();
     let generate_ids: GenerateIds = match family.as_str() {
-        "llava" => {
+        "llava" | "llava_next" => {
             let model = LlavaModel::load(&dir, &device, &dtype).unwrap();
             let opts = no_stop(model.text.decode_options(&settings));
             Box::new(move |reqs| model.generate_ids(reqs, Template::Llava, &opts))
