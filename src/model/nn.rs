@@ -207,6 +207,27 @@ mod tests {
         assert!(max_diff(&got, &want) < 1e-5, "{}", max_diff(&got, &want));
     }
 
+    /// The tanh-GELU and QuickGELU kernels (AVX-512 where the CPU has it, and their scalar
+    /// forms) against candle's ops, over magnitudes where the exponentials overflow.
+    #[test]
+    fn gelu_tanh_and_quick_gelu_match_candle() {
+        use crate::model::cpu::activation::{gelu_tanh_f32, quick_gelu_f32};
+        let dev = Device::Cpu;
+        let x = (Tensor::arange(-40_000f32, 40_001f32, &dev).unwrap() / 400.0).unwrap();
+        let scalar = |f: fn(f32) -> f32| {
+            let v: Vec<f32> = x.to_vec1::<f32>().unwrap().into_iter().map(f).collect();
+            Tensor::new(v, &dev).unwrap()
+        };
+        let want = x.gelu().unwrap();
+        let got = gelu_tanh_in_place(x.copy().unwrap()).unwrap();
+        assert!(max_diff(&got, &want) < 2e-5, "{}", max_diff(&got, &want));
+        assert!(max_diff(&scalar(gelu_tanh_f32), &want) < 2e-5);
+        let want = (&x * candle_nn::ops::sigmoid(&(&x * 1.702).unwrap()).unwrap()).unwrap();
+        let got = quick_gelu_in_place(x.copy().unwrap()).unwrap();
+        assert!(max_diff(&got, &want) < 2e-5, "{}", max_diff(&got, &want));
+        assert!(max_diff(&scalar(quick_gelu_f32), &want) < 2e-5);
+    }
+
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
         (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
     }

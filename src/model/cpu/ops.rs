@@ -61,8 +61,8 @@ impl InplaceOp1 for FastGeluErf {
     }
 }
 
-/// CLIP's QuickGELU, `x * sigmoid(1.702 x)`, in place, in parallel chunks (candle's elementwise
-/// ops run on one thread with a scalar `expf`).
+/// CLIP's QuickGELU, `x * sigmoid(1.702 x)`, in place, in parallel chunks (AVX-512 where the CPU
+/// has it; candle's elementwise ops run on one thread with a scalar `expf`).
 pub(crate) struct QuickGelu;
 
 impl InplaceOp1 for QuickGelu {
@@ -79,16 +79,19 @@ impl InplaceOp1 for QuickGelu {
             candle_core::bail!("quick-gelu-f32: expects a contiguous tensor")
         };
         values[start..end].par_chunks_mut(1 << 14).for_each(|chunk| {
-            for x in chunk {
-                *x /= 1.0 + cpu_f32::exp(-1.702 * *x);
+            #[cfg(target_arch = "x86_64")]
+            if cpu_f32::has_avx512() {
+                // SAFETY: the CPU has AVX-512F.
+                return unsafe { activation::avx512::quick_gelu_in_place(chunk) };
             }
+            chunk.iter_mut().for_each(|x| *x = activation::quick_gelu_f32(*x));
         });
         Ok(())
     }
 }
 
-/// GELU's tanh approximation (`gelu_pytorch_tanh`), in place, in parallel chunks, with tanh as
-/// 1 - 2 / (e^2y + 1) through the vectorisable `exp`.
+/// GELU's tanh approximation (`gelu_pytorch_tanh`), in place, in parallel chunks (AVX-512 where
+/// the CPU has it).
 pub(crate) struct GeluTanh;
 
 impl InplaceOp1 for GeluTanh {
@@ -104,14 +107,13 @@ impl InplaceOp1 for GeluTanh {
         let Some((start, end)) = layout.contiguous_offsets() else {
             candle_core::bail!("gelu-tanh-f32: expects a contiguous tensor")
         };
-        const SQRT_2_OVER_PI: f32 = 0.797_884_6;
         values[start..end].par_chunks_mut(1 << 14).for_each(|chunk| {
-            for x in chunk {
-                let y = SQRT_2_OVER_PI * (*x + 0.044_715 * *x * *x * *x);
-                // e^2y overflows to inf for large y, giving tanh = 1 as it should.
-                let tanh = 1.0 - 2.0 / (cpu_f32::exp((2.0 * y).min(88.0)) + 1.0);
-                *x *= 0.5 * (1.0 + tanh);
+            #[cfg(target_arch = "x86_64")]
+            if cpu_f32::has_avx512() {
+                // SAFETY: the CPU has AVX-512F.
+                return unsafe { activation::avx512::gelu_tanh_in_place(chunk) };
             }
+            chunk.iter_mut().for_each(|x| *x = activation::gelu_tanh_f32(*x));
         });
         Ok(())
     }
