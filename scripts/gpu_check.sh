@@ -50,7 +50,7 @@ if [ $DRY = 1 ]; then
     step "parity cpu $dtype"
     parity cpu "$dtype" "$BIN"
   done
-  step "would run: FAMILY=instructblip|llava|qwen3_vl DEVICE=cuda DTYPE=bf16 BATCHES=32 FEATURES=cuda PROFILE=release scripts/bench_model.sh"
+  step "would run: FAMILY=instructblip|llava|llava_next|qwen3_vl DEVICE=cuda DTYPE=bf16 BATCHES=32 FEATURES=cuda PROFILE=release scripts/bench_model.sh"
   exit 0
 fi
 
@@ -72,7 +72,7 @@ for dtype in f32 bf16; do
   parity cuda:0 "$dtype" "$BIN"
 done
 
-for family in instructblip llava qwen3_vl; do
+for family in instructblip llava llava_next qwen3_vl; do
   step "benchmark $family batch 32 bf16"
   FAMILY=$family DEVICE=cuda DTYPE=bf16 BATCHES=32 NEW=32 FEATURES=cuda PROFILE=release \
     BENCH_DIR=target/bench-gpu-$family scripts/bench_model.sh | grep '^{'
