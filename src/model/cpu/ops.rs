@@ -6,25 +6,69 @@ use candle_core::{CpuStorage, CustomOp1, InplaceOp1, InplaceOp2, Layout, Result,
 use super::activation::{self, gelu_f32};
 use super::common as cpu_f32;
 
-/// GELU with the exact erf, through `activation`'s rational approximation (AVX-512 where the CPU
-/// has it), in parallel chunks.
-pub(crate) struct FastGeluErf;
+/// An elementwise activation: its AVX-512 kernel over a slice, used where the CPU has it, and
+/// its scalar form.
+#[derive(Clone, Copy)]
+struct Elementwise {
+    name: &'static str,
+    scalar: fn(f32) -> f32,
+    #[cfg(target_arch = "x86_64")]
+    avx512: unsafe fn(&mut [f32]),
+}
 
-impl FastGeluErf {
-    fn run(values: &mut [f32]) {
+impl Elementwise {
+    /// In place over `values`, in parallel chunks.
+    fn run(self, values: &mut [f32]) {
         use rayon::prelude::*;
         values.par_chunks_mut(1 << 14).for_each(|chunk| {
             #[cfg(target_arch = "x86_64")]
             if cpu_f32::has_avx512() {
-                // SAFETY: the CPU has AVX-512F.
-                return unsafe { activation::avx512::gelu_in_place(chunk) };
+                // SAFETY: the CPU has AVX-512F, the kernels' only requirement.
+                return unsafe { (self.avx512)(chunk) };
             }
-            for x in chunk {
-                *x = gelu_f32(*x);
-            }
+            chunk.iter_mut().for_each(|x| *x = (self.scalar)(*x));
         });
     }
+
+    /// Where a contiguous `layout` lies in its storage.
+    fn offsets(&self, layout: &Layout) -> Result<(usize, usize)> {
+        layout.contiguous_offsets().ok_or_else(|| {
+            candle_core::Error::Msg(format!("{}: expects a contiguous tensor", self.name))
+        })
+    }
+
+    /// `run` on a copy of the tensor's values.
+    fn copied(self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let CpuStorage::F32(values) = storage else {
+            candle_core::bail!("{}: expects f32", self.name)
+        };
+        let (start, end) = self.offsets(layout)?;
+        let mut out = values[start..end].to_vec();
+        self.run(&mut out);
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+
+    /// `run` over the tensor's own storage.
+    fn in_place(self, storage: &mut CpuStorage, layout: &Layout) -> Result<()> {
+        let CpuStorage::F32(values) = storage else {
+            candle_core::bail!("{}: expects f32", self.name)
+        };
+        let (start, end) = self.offsets(layout)?;
+        self.run(&mut values[start..end]);
+        Ok(())
+    }
 }
+
+/// GELU with the exact erf, through `activation`'s rational approximation.
+const GELU_ERF: Elementwise = Elementwise {
+    name: "gelu-erf-f32",
+    scalar: gelu_f32,
+    #[cfg(target_arch = "x86_64")]
+    avx512: activation::avx512::gelu_in_place,
+};
+
+/// GELU with the exact erf (`GELU_ERF`), in parallel chunks, as a copy or in place.
+pub(crate) struct FastGeluErf;
 
 impl CustomOp1 for FastGeluErf {
     fn name(&self) -> &'static str {
@@ -32,15 +76,7 @@ impl CustomOp1 for FastGeluErf {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(values) = storage else {
-            candle_core::bail!("gelu-erf-f32: expects f32")
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("gelu-erf-f32: expects a contiguous tensor")
-        };
-        let mut out = values[start..end].to_vec();
-        Self::run(&mut out);
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
+        GELU_ERF.copied(storage, layout)
     }
 }
 
@@ -50,14 +86,7 @@ impl InplaceOp1 for FastGeluErf {
     }
 
     fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> Result<()> {
-        let CpuStorage::F32(values) = storage else {
-            candle_core::bail!("gelu-erf-f32: expects f32")
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("gelu-erf-f32: expects a contiguous tensor")
-        };
-        Self::run(&mut values[start..end]);
-        Ok(())
+        GELU_ERF.in_place(storage, layout)
     }
 }
 
@@ -71,22 +100,13 @@ impl InplaceOp1 for QuickGelu {
     }
 
     fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> Result<()> {
-        use rayon::prelude::*;
-        let CpuStorage::F32(values) = storage else {
-            candle_core::bail!("quick-gelu-f32: expects f32")
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("quick-gelu-f32: expects a contiguous tensor")
-        };
-        values[start..end].par_chunks_mut(1 << 14).for_each(|chunk| {
+        Elementwise {
+            name: "quick-gelu-f32",
+            scalar: activation::quick_gelu_f32,
             #[cfg(target_arch = "x86_64")]
-            if cpu_f32::has_avx512() {
-                // SAFETY: the CPU has AVX-512F.
-                return unsafe { activation::avx512::quick_gelu_in_place(chunk) };
-            }
-            chunk.iter_mut().for_each(|x| *x = activation::quick_gelu_f32(*x));
-        });
-        Ok(())
+            avx512: activation::avx512::quick_gelu_in_place,
+        }
+        .in_place(storage, layout)
     }
 }
 
@@ -100,22 +120,13 @@ impl InplaceOp1 for GeluTanh {
     }
 
     fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> Result<()> {
-        use rayon::prelude::*;
-        let CpuStorage::F32(values) = storage else {
-            candle_core::bail!("gelu-tanh-f32: expects f32")
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("gelu-tanh-f32: expects a contiguous tensor")
-        };
-        values[start..end].par_chunks_mut(1 << 14).for_each(|chunk| {
+        Elementwise {
+            name: "gelu-tanh-f32",
+            scalar: activation::gelu_tanh_f32,
             #[cfg(target_arch = "x86_64")]
-            if cpu_f32::has_avx512() {
-                // SAFETY: the CPU has AVX-512F.
-                return unsafe { activation::avx512::gelu_tanh_in_place(chunk) };
-            }
-            chunk.iter_mut().for_each(|x| *x = activation::gelu_tanh_f32(*x));
-        });
-        Ok(())
+            avx512: activation::avx512::gelu_tanh_in_place,
+        }
+        .in_place(storage, layout)
     }
 }
 
