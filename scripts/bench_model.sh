@@ -21,6 +21,8 @@
 # ratio, each process's peak RSS (vista's next to the weights) and how many answers are equal.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/cargo_executable.sh
+source scripts/cargo_executable.sh
 FAMILY=${FAMILY:-instructblip}
 case "$FAMILY" in
   instructblip) DIR=${BENCH_DIR:-target/bench-model} ;;
@@ -48,11 +50,7 @@ export RAYON_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS
   --dtype "$DTYPE" --batches "$BATCHES" --new "$NEW" --threads "$THREADS" | tee "$DIR/transformers.jsonl"
 
 cargo test $PROFILE_FLAG ${FEATURES:+--features $FEATURES} --test model --no-run
-BIN=$(cargo test $PROFILE_FLAG ${FEATURES:+--features $FEATURES} --test model --no-run --message-format=json 2>/dev/null \
-  | python3 -c 'import sys,json
-for l in sys.stdin:
-    m=json.loads(l)
-    if m.get("reason")=="compiler-artifact" and m.get("executable") and m["target"]["name"]=="model": print(m["executable"])' | tail -1)
+BIN=$(cargo_executable model test $PROFILE_FLAG ${FEATURES:+--features $FEATURES} --test model --no-run)
 VISTA_BENCH_MODEL=$DIR VISTA_BENCH_DEVICE=$DEVICE VISTA_BENCH_DTYPE=$DTYPE VISTA_BENCH_BATCHES=$BATCHES \
   VISTA_BENCH_NEW=$NEW /usr/bin/time -v "$BIN" --ignored --exact bench_generate --nocapture 2> "$DIR/time.txt" \
   | grep '^{' | tee "$DIR/vista.jsonl"
@@ -76,11 +74,7 @@ SQL=$DIR/sql
 [ "$(tail -n +2 "$SQL/images.csv" 2>/dev/null | wc -l)" = "$SQL_ROWS" ] \
   || "$PYTHON" scripts/bench_model.py images "$DIR" --rows "$SQL_ROWS"
 cargo build $PROFILE_FLAG ${FEATURES:+--features $FEATURES} --bin vista
-VISTA=$(cargo build $PROFILE_FLAG ${FEATURES:+--features $FEATURES} --bin vista --message-format=json 2>/dev/null \
-  | python3 -c 'import sys,json
-for l in sys.stdin:
-    m=json.loads(l)
-    if m.get("reason")=="compiler-artifact" and m.get("executable") and m["target"]["name"]=="vista": print(m["executable"])' | tail -1)
+VISTA=$(cargo_executable vista build $PROFILE_FLAG ${FEATURES:+--features $FEATURES} --bin vista)
 # bench_generate's instruction: LLaVA's and Qwen's chat turns put the image first.
 INSTRUCTION=$([ "$FAMILY" = instructblip ] && echo "Describe this image <image> as simply as possible." \
   || echo "Describe this image as simply as possible.")

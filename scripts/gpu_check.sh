@@ -18,18 +18,15 @@
 # binary it already built is reused).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/cargo_executable.sh
+source scripts/cargo_executable.sh
 
 DRY=0
 [ "${1:-}" = "--dry-run" ] && DRY=1
 step() { printf '{"check":"step","step":"%s","dry_run":%s}\n' "$1" "$([ $DRY = 1 ] && echo true || echo false)"; }
 
 test_binary() {  # the `model` test binary of a build with the given cargo flags
-  cargo test "$@" --test model --no-run --message-format=json 2>/dev/null | python3 -c '
-import sys, json
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "model":
-        print(m["executable"])' | tail -1
+  cargo_executable model test "$@" --test model --no-run
 }
 
 parity() {  # device dtype binary
