@@ -47,6 +47,27 @@ impl InstructBlip {
         self.qformer.forward(&queries, qformer_ids, qformer_mask, image_features)
     }
 
+    /// Image tokens for the language model [n, Q, text_hidden] of images already through the
+    /// encoder, and every Q-Former cross-attention layer's probabilities [n, heads, Q, patches
+    /// + 1] (a training loss on where the queries look needs them).
+    pub fn image_tokens_with_cross_attention(
+        &self,
+        image_features: &Tensor,
+        qformer_ids: &Tensor,
+        qformer_mask: &Tensor,
+    ) -> Result<(Tensor, Vec<Tensor>)> {
+        let n = image_features.dim(0)?;
+        let (_, q, d) = self.query_tokens.dims3()?;
+        let queries = self.query_tokens.expand((n, q, d))?.contiguous()?;
+        let (out, probs) = self.qformer.forward_with_cross_attention(
+            &queries,
+            qformer_ids,
+            qformer_mask,
+            image_features,
+        )?;
+        Ok((self.language_projection.forward(&out)?, probs))
+    }
+
     /// Image tokens for the language model [n, Q, text_hidden]: pixel_values [n, 3, S, S], each
     /// image with the (right-padded) Q-Former ids of its row's instruction. On the CPU the
     /// encoder runs `CPU_IMAGE_CHUNK` images at a time: GEMMs of 4 x 257 rows already run at

@@ -35,18 +35,27 @@ impl MultiHeadAttention {
         xs.reshape((b, t, self.heads, d / self.heads))?.transpose(1, 2)?.contiguous()
     }
 
-    /// `mask`: additive, broadcastable to [b, heads, t, s].
-    fn forward(&self, xs: &Tensor, kv: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    /// `mask`: additive, broadcastable to [b, heads, t, s]. With `probs`, the attention
+    /// probabilities [b, heads, t, s] are pushed onto it (the fused kernel does not form them).
+    fn forward(
+        &self,
+        xs: &Tensor,
+        kv: &Tensor,
+        mask: Option<&Tensor>,
+        probs: Option<&mut Vec<Tensor>>,
+    ) -> Result<Tensor> {
         let (b, t, d) = xs.dims3()?;
         let (q, k, v) = (self.query.forward(xs)?, self.key.forward(kv)?, self.value.forward(kv)?);
         let heads = |x: &Tensor| {
             let (b, t, d) = x.dims3()?;
             x.reshape((b, t, self.heads, d / self.heads))
         };
-        if let Some(out) =
-            cpu_attention::attention(&heads(&q)?, &heads(&k)?, &heads(&v)?, mask, self.scale)?
-        {
-            return Ok(out);
+        if probs.is_none() {
+            if let Some(out) =
+                cpu_attention::attention(&heads(&q)?, &heads(&k)?, &heads(&v)?, mask, self.scale)?
+            {
+                return Ok(out);
+            }
         }
         let (q, k, v) = (self.split(&q)?, self.split(&k)?, self.split(&v)?);
         let mut att = (q.matmul(&k.t()?)? * self.scale)?;
@@ -54,6 +63,9 @@ impl MultiHeadAttention {
             att = att.broadcast_add(m)?;
         }
         let att = softmax_last_dim(&att)?;
+        if let Some(p) = probs {
+            p.push(att.clone());
+        }
         att.matmul(&v)?.transpose(1, 2)?.reshape((b, t, d))
     }
 }
@@ -75,8 +87,14 @@ impl AttentionBlock {
         })
     }
 
-    fn forward(&self, xs: &Tensor, kv: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let a = self.attention.forward(xs, kv, mask)?;
+    fn forward(
+        &self,
+        xs: &Tensor,
+        kv: &Tensor,
+        mask: Option<&Tensor>,
+        probs: Option<&mut Vec<Tensor>>,
+    ) -> Result<Tensor> {
+        let a = self.attention.forward(xs, kv, mask, probs)?;
         self.norm.forward(&(self.dense.forward(&a)? + xs)?)
     }
 }
@@ -131,12 +149,13 @@ impl Layer {
         mask: &Tensor,
         image: &Tensor,
         queries: usize,
+        cross_probs: Option<&mut Vec<Tensor>>,
     ) -> Result<Tensor> {
-        let a = self.attention.forward(xs, xs, Some(mask))?;
+        let a = self.attention.forward(xs, xs, Some(mask), None)?;
         let total = a.dim(1)?;
         let mut q = a.narrow(1, 0, queries)?;
         if let Some(cross) = &self.crossattention {
-            q = cross.forward(&q, image, None)?;
+            q = cross.forward(&q, image, None, cross_probs)?;
         }
         let q = self.ffn_query.forward(&q)?;
         if total > queries {
@@ -181,6 +200,31 @@ impl QFormer {
         text_mask: &Tensor,
         image: &Tensor,
     ) -> Result<Tensor> {
+        self.run(query_tokens, input_ids, text_mask, image, None)
+    }
+
+    /// [`QFormer::forward`], also returning every cross-attention layer's probabilities
+    /// [n, heads, Q, patches + 1] (for training losses on where the queries look).
+    pub fn forward_with_cross_attention(
+        &self,
+        query_tokens: &Tensor,
+        input_ids: &Tensor,
+        text_mask: &Tensor,
+        image: &Tensor,
+    ) -> Result<(Tensor, Vec<Tensor>)> {
+        let mut probs = Vec::new();
+        let out = self.run(query_tokens, input_ids, text_mask, image, Some(&mut probs))?;
+        Ok((out, probs))
+    }
+
+    fn run(
+        &self,
+        query_tokens: &Tensor,
+        input_ids: &Tensor,
+        text_mask: &Tensor,
+        image: &Tensor,
+        mut cross_probs: Option<&mut Vec<Tensor>>,
+    ) -> Result<Tensor> {
         let (n, queries, _) = query_tokens.dims3()?;
         let len = input_ids.dim(1)?;
         let words = self.word_embeddings.forward(input_ids)?;
@@ -194,7 +238,7 @@ impl QFormer {
             .unsqueeze(1)?
             .unsqueeze(1)?;
         for layer in &self.layers {
-            xs = layer.forward(&xs, &mask, image, queries)?;
+            xs = layer.forward(&xs, &mask, image, queries, cross_probs.as_deref_mut())?;
         }
         xs.narrow(1, 0, queries)
     }

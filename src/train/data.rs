@@ -142,6 +142,10 @@ pub(super) struct Encoded {
     pub(super) images: Vec<Arc<[u8]>>,
     /// The box of a single-image answer that is one box or one mask (stage 0's grounding).
     pub(super) box_target: Option<[f32; 4]>,
+    /// `box_target` in the model's input frame (after square padding), where stage 0 asks the
+    /// Q-Former's cross-attention to look; None when the frame is unknown (a centre-cropping
+    /// preprocessor, an image whose size cannot be read).
+    pub(super) input_box: Option<[f32; 4]>,
     /// A single-image sample whose answer is text, not coordinates (stage 0's words probe).
     pub(super) text_answer: bool,
 }
@@ -159,9 +163,20 @@ pub(super) fn encode(model: &VistaModel, s: &Sample) -> Result<Encoded, String> 
     answer.extend_from_slice(model.stop_ids());
     let box_target =
         (s.images.len() == 1).then(|| super::pretrain::target_box(&s.target)).flatten();
+    let input_box = box_target
+        .filter(|_| !model.preprocess.center_crop)
+        .and_then(|b| super::pretrain::in_square_frame(b, &s.images[0]));
     let text_answer =
         s.images.len() == 1 && !s.target.trim().is_empty() && !s.target.contains("<bin_");
-    Ok(Encoded { prompt, qformer_ids, answer, images: s.images.clone(), box_target, text_answer })
+    Ok(Encoded {
+        prompt,
+        qformer_ids,
+        answer,
+        images: s.images.clone(),
+        box_target,
+        input_box,
+        text_answer,
+    })
 }
 
 /// Batches per group: a group of shuffled samples is sorted by length and cut into batches, so

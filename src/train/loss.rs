@@ -9,12 +9,12 @@ use crate::model::llama::KvCache;
 use crate::model::prompt::{Piece, Template};
 use crate::model::VistaModel;
 
-/// The image tokens [images, Q, hidden] of every image of `batch` in order, each read with its
-/// sample's instruction; None when no sample has an image.
-pub(super) fn image_tokens(
+/// The model inputs of every image of `batch` in order: pixel values [images, 3, S, S] and the
+/// Q-Former ids and mask of each image's sample; None when no sample has an image.
+pub(super) fn image_inputs(
     model: &VistaModel,
     batch: &[&Encoded],
-) -> candle_core::Result<Option<Tensor>> {
+) -> candle_core::Result<Option<(Tensor, Tensor, Tensor)>> {
     let mut pixels = Vec::new();
     let mut qrows = Vec::new();
     for e in batch {
@@ -36,7 +36,18 @@ pub(super) fn image_tokens(
         return Ok(None);
     }
     let (qids, qmask) = model.qformer_batch(&qrows)?;
-    Ok(Some(model.net.image_tokens(&model.pixel_tensor(pixels)?, &qids, &qmask)?))
+    Ok(Some((model.pixel_tensor(pixels)?, qids, qmask)))
+}
+
+/// The image tokens [images, Q, hidden] of every image of `batch` in order, each read with its
+/// sample's instruction; None when no sample has an image.
+pub(super) fn image_tokens(
+    model: &VistaModel,
+    batch: &[&Encoded],
+) -> candle_core::Result<Option<Tensor>> {
+    image_inputs(model, batch)?
+        .map(|(pixels, qids, qmask)| model.net.image_tokens(&pixels, &qids, &qmask))
+        .transpose()
 }
 
 /// The answer-token loss of a batch: mean over samples of each sample's mean token NLL.

@@ -100,6 +100,12 @@ pub struct TrainOptions {
     /// Peak learning rate of stage 0.
     #[arg(long, default_value_t = 2e-3)]
     pub lr_pretrain: f64,
+    /// Weight of a stage-0 loss on where the Q-Former looks: for samples whose answer is one
+    /// box or one mask, -log of the share of its cross-attention that falls inside that box
+    /// (0 = off).
+    #[arg(long, default_value_t = 0.0)]
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub probe_attention: f64,
     /// Optimiser steps of stage 1 (single-image tasks, all but the image encoder).
     #[arg(long, default_value_t = 1000)]
     pub stage1_steps: usize,
@@ -177,6 +183,7 @@ impl Default for TrainOptions {
             pretrain_steps: 0,
             pretrain_batch: 32,
             lr_pretrain: 2e-3,
+            probe_attention: 0.0,
             stage1_steps: 1000,
             stage2_steps: 200,
             batch_size: 16,
@@ -317,6 +324,8 @@ pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
     let probed: Vec<usize> = (0..encoded.len())
         .filter(|&i| encoded[i].box_target.is_some() || encoded[i].text_answer)
         .collect();
+    let grounded: Vec<usize> =
+        (0..encoded.len()).filter(|&i| encoded[i].input_box.is_some()).collect();
     let mut summary = TrainSummary {
         samples: samples.len(),
         skipped_too_long: skipped,
@@ -366,6 +375,7 @@ pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
             single: &single,
             multi: &multi,
             probed: &probed,
+            grounded: &grounded,
         };
         if run.stage(&model, &params, &data, stage, &mut summary)? {
             summary.stopped_early = true;
@@ -532,6 +542,9 @@ struct StepData<'a> {
     multi: &'a [usize],
     /// Single-image samples whose answer is one box or mask, or text: stage 0's probe batches.
     probed: &'a [usize],
+    /// Probed samples with a box in the model's input frame: with `--probe-attention`, half a
+    /// probe batch of them joins every stage-0 step.
+    grounded: &'a [usize],
 }
 
 impl StepData<'_> {
@@ -542,6 +555,12 @@ impl StepData<'_> {
             self.multi
         }
     }
+}
+
+/// Options added after a run's fingerprint was defined stay out of it while unset, so runs
+/// without them resume as before.
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 /// The loss of one micro-batch: stage 0's scenes, or a stage's samples (with the other pool's
@@ -560,18 +579,25 @@ fn micro_loss(
         let index = (m * opts.pretrain_batch) as u64;
         let (scenes, [classes, patch_box]) =
             pretrain::scene_loss(model, params, opts.seed, index, opts.pretrain_batch)?;
-        let (loss, [probe_box, words]) = if data.probed.is_empty() {
-            (scenes, [f64::NAN; 2])
+        let (loss, [probe_box, words, inside]) = if data.probed.is_empty() {
+            (scenes, [f64::NAN; 3])
         } else {
-            let idx =
+            let mut idx =
                 batch_indices(data.probed, data.lengths, opts.seed, 0, m, opts.pretrain_batch);
+            // Length-sorted probe batches hold box answers in few steps (3 of the 16 steps
+            // printed in a 800-step run); the attention loss needs them in every step.
+            if opts.probe_attention > 0.0 && !data.grounded.is_empty() {
+                let half = opts.pretrain_batch.div_ceil(2);
+                idx.extend(batch_indices(data.grounded, data.lengths, opts.seed, 5, m, half));
+            }
             let batch: Vec<&Encoded> = idx.iter().map(|&i| &data.encoded[i]).collect();
-            let (probes, parts) = pretrain::probe_loss(model, params, &batch)?;
+            let (probes, parts) =
+                pretrain::probe_loss(model, params, &batch, opts.probe_attention)?;
             ((scenes + probes)?, parts)
         };
         if !opts.quiet && micro == 0 && (step + 1).is_multiple_of(50) {
             eprintln!(
-                "stage 0 step {}: patch classes {classes:.3} (cross-entropy, 4 groups), patch box {patch_box:.3}, probe box {probe_box:.3} (L1, image sides), probe words {words:.3}",
+                "stage 0 step {}: patch classes {classes:.3} (cross-entropy, 4 groups), patch box {patch_box:.3}, probe box {probe_box:.3} (L1, image sides), probe words {words:.3}, attention inside the box {inside:.3}",
                 step + 1
             );
         }
@@ -715,7 +741,25 @@ mod tests {
                 .map(Option::unwrap)
                 .collect();
                 let scenes = pretrain::scene_loss(&model, &params, 5, 0, 2).unwrap().0;
-                let probes = pretrain::probe_loss(&model, &params, &probe).unwrap().0;
+                let (probes, parts) = pretrain::probe_loss(&model, &params, &probe, 1.0).unwrap();
+                assert!(parts[2] > 0.0 && parts[2] < 1.0, "attention inside the box {}", parts[2]);
+                // The recorded cross-attention path gives the image tokens of the fused one, and
+                // each layer's probabilities are distributions over the class token and patches.
+                let (pixels, qids, qmask) =
+                    loss::image_inputs(&model, &probe).unwrap().expect("images");
+                let fused = model.net.image_tokens(&pixels, &qids, &qmask).unwrap();
+                let feats = model.net.vision.forward(&pixels).unwrap();
+                let (recorded, cross) =
+                    model.net.image_tokens_with_cross_attention(&feats, &qids, &qmask).unwrap();
+                let diff = (fused - recorded).unwrap().abs().unwrap().max_all().unwrap();
+                assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
+                assert_eq!(cross.len(), model.config.qformer_config.num_hidden_layers);
+                for p in &cross {
+                    let sums = p.sum(candle_core::D::Minus1).unwrap().flatten_all().unwrap();
+                    for s in sums.to_vec1::<f32>().unwrap() {
+                        assert!((s - 1.0).abs() < 1e-5, "{s}");
+                    }
+                }
                 (scenes + probes).unwrap().backward().unwrap()
             } else {
                 let batch: Vec<Encoded> = samples
