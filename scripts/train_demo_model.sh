@@ -16,7 +16,7 @@ mkdir -p "$WORK"
 /usr/bin/time -f "%e s wall, %M KB peak" "$VISTA" train --samples "$WORK/data/samples" \
   --out "$WORK/model" --size small --seed 7 --pretrain-steps 800 --stage1-steps 1500 \
   --stage2-steps 150 --stage1-multi 0.1 --stage2-single 0.5 --freeze-tokenizer --batch-size 16 \
-  --coord-init cosine --vision-position-std 0.02
+  --coord-init cosine --vision-position-std 1 --probe-attention 1
 for f in config.json generation_config.json model.safetensors processor_config.json \
          tokenizer.json tokenizer_config.json qformer_tokenizer/tokenizer.json \
          qformer_tokenizer/tokenizer_config.json loss.csv loss.png train_report.json; do

@@ -477,22 +477,22 @@ fn demo_runs_the_main_job_and_writes_predictions_and_scores() {
     // Pinned: the held-out set is generated from a fixed seed and the embedded model decodes
     // greedily, so every score is a fixed number (the gt_contour rows do not involve the model).
     let want = [
-        ("all", "parsed", 0.75),
-        ("all", "truncated", 0.05),
-        ("caption", "cider_d", 0.7113965510312776),
+        ("all", "parsed", 0.8),
+        ("all", "truncated", 0.0),
+        ("caption", "cider_d", 0.8994858518225803),
         ("coseg", "miou", 0.0),
         ("grec", "n_acc", 1.0),
         ("grec", "precision_f1_1", 0.5),
         ("gres", "giou", 0.5),
         ("gres", "n_acc", 1.0),
         ("nlvr", "accuracy", 0.5),
-        ("pointqa", "accuracy", 0.5),
+        ("pointqa", "accuracy", 0.0),
         ("rec", "acc@0.5", 0.0),
         ("region_caption", "cider_d", 0.0),
         ("res", "gt_contour_iou@32_adaptive", 0.9914675767918089),
         ("res", "gt_contour_iou@32_uniform", 0.9762711864406779),
         ("res", "miou", 0.0),
-        ("vqa", "vqa_accuracy", 0.5),
+        ("vqa", "vqa_accuracy", 1.0),
     ];
     assert_scores(&got, &want, 1e-9);
 }
@@ -546,22 +546,22 @@ fn the_shipped_model_scores_what_docs_train_reports() {
     ok(d.path(), &["demo", "--dir", "demo", "--samples-per-task", "50", "--no-floor"]);
     let got = demo_scores(&d.path().join("demo/run/scores.parquet"));
     let want = [
-        ("all", "parsed", 0.752),
-        ("all", "truncated", 0.028),
-        ("caption", "cider_d", 1.094),
-        ("coseg", "miou", 0.0),
+        ("all", "parsed", 0.86),
+        ("all", "truncated", 0.0),
+        ("caption", "cider_d", 1.337),
+        ("coseg", "miou", 0.007),
         ("grec", "n_acc", 1.0),
-        ("grec", "precision_f1_1", 0.34),
-        ("gres", "giou", 0.34),
+        ("grec", "precision_f1_1", 0.38),
+        ("gres", "giou", 0.37),
         ("gres", "n_acc", 1.0),
-        ("nlvr", "accuracy", 0.5),
-        ("pointqa", "accuracy", 0.46),
-        ("rec", "acc@0.5", 0.04),
-        ("region_caption", "cider_d", 1.127),
+        ("nlvr", "accuracy", 0.54),
+        ("pointqa", "accuracy", 0.44),
+        ("rec", "acc@0.5", 0.18),
+        ("region_caption", "cider_d", 1.754),
         ("res", "gt_contour_iou@32_adaptive", 0.994),
         ("res", "gt_contour_iou@32_uniform", 0.978),
-        ("res", "miou", 0.004),
-        ("vqa", "vqa_accuracy", 0.34),
+        ("res", "miou", 0.048),
+        ("vqa", "vqa_accuracy", 0.44),
     ];
     assert_scores(&got, &want, 0.02);
 }
