@@ -196,6 +196,15 @@ def cut_at_stop(new, eos):
     return gen
 
 
+def left_pad(rows, pad):
+    """One batch of token rows, left-padded with `pad` as the parity fixtures batch prompts:
+    (input_ids, attention_mask, width)."""
+    width = max(len(r) for r in rows)
+    input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
+    attn = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+    return input_ids, attn, width
+
+
 def chat_cases(run_case, img_names):
     """The cases every chat-template family records: one image, a left-padded batch (one row
     with an `<image>` marker), two images in one prompt, the batch with a stop token its first
@@ -322,9 +331,7 @@ def build(name, seed, vision, qformer, text, num_query, coords, shard=None):
             for n in names:
                 pix_rows.append(pix[n] if mode == "raw" else pix_sq[n])
                 q_ids.append(qi)
-        width = max(len(r) for r in ids_rows)
-        input_ids = torch.tensor([[tok.pad_token_id] * (width - len(r)) + r for r in ids_rows])
-        attn = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in ids_rows])
+        input_ids, attn, width = left_pad(ids_rows, tok.pad_token_id)
         qwidth = max(len(r) for r in q_ids)
         qformer_ids = torch.tensor([r + [qtok.pad_token_id] * (qwidth - len(r)) for r in q_ids])
         qmask = torch.tensor([[1] * len(r) + [0] * (qwidth - len(r)) for r in q_ids])

@@ -25,7 +25,7 @@ import torch
 from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_tiny_checkpoints import ROOT, chat_case, chat_cases, cut_at_stop, llama_tokenizer, make_images, randomize, save_expected  # noqa: E402,E501
+from make_tiny_checkpoints import ROOT, chat_case, chat_cases, cut_at_stop, left_pad, llama_tokenizer, make_images, randomize, save_expected  # noqa: E402,E501
 
 try:  # transformers 5 names the PIL backend explicitly; 4.x has only the PIL one.
     from transformers import CLIPImageProcessorPil as ClipProcessor
@@ -107,9 +107,7 @@ def build(name, seed, vision, text, feature_layer, strategy, projector_bias):
                 expanded.extend([image_token_id] * n_tokens if t == image_token_id else [t])
             ids_rows.append(expanded)
             pix_rows.extend(pix[n] for n in names)
-        width = max(len(r) for r in ids_rows)
-        input_ids = torch.tensor([[tok.pad_token_id] * (width - len(r)) + r for r in ids_rows])
-        attn = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in ids_rows])
+        input_ids, attn, width = left_pad(ids_rows, tok.pad_token_id)
         pixel_values = torch.cat(pix_rows, 0)
         eos = [tok.eos_token_id] + (extra_eos or [])
         with torch.no_grad():

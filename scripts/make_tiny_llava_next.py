@@ -26,7 +26,7 @@ from transformers import (CLIPVisionConfig, LlamaConfig, LlavaNextConfig, LlavaN
                           LlavaNextImageProcessorPil, LlavaNextProcessor)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_tiny_checkpoints import ROOT, chat_case, chat_cases, cut_at_stop, llama_tokenizer, make_images, randomize, save_expected  # noqa: E402,E501
+from make_tiny_checkpoints import ROOT, chat_case, chat_cases, cut_at_stop, left_pad, llama_tokenizer, make_images, randomize, save_expected  # noqa: E402,E501
 from make_tiny_llava import llava_prompt  # noqa: E402
 
 
@@ -82,9 +82,7 @@ def build(name, seed, vision, text, feature_layer, pinpoints):
             assert ids.count(image_token_id) == sum(counts[n] for n in row_names)
             ids_rows.append(ids)
             names.extend(row_names)
-        width = max(len(r) for r in ids_rows)
-        input_ids = torch.tensor([[tok.pad_token_id] * (width - len(r)) + r for r in ids_rows])
-        attn = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in ids_rows])
+        input_ids, attn, width = left_pad(ids_rows, tok.pad_token_id)
         most = max(pix[n].shape[0] for n in names)
         pixel_values = torch.stack([torch.cat([pix[n], pix[n].new_zeros(most - pix[n].shape[0], *pix[n].shape[1:])])
                                     for n in names])

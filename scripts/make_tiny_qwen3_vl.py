@@ -27,7 +27,7 @@ from transformers import PreTrainedTokenizerFast, Qwen3VLConfig, Qwen3VLForCondi
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_tiny_checkpoints import CORPUS, ROOT, chat_case, chat_cases, cut_at_stop, make_images, randomize, save_expected  # noqa: E402,E501
+from make_tiny_checkpoints import CORPUS, ROOT, chat_case, chat_cases, cut_at_stop, left_pad, make_images, randomize, save_expected  # noqa: E402,E501
 
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
            "<|video_pad|>"]
@@ -113,10 +113,8 @@ def build(name, seed, vision, text, min_pixels, max_pixels):
                     expanded.append(t)
             ids_rows.append(expanded)
             names_all.extend(names)
-        width = max(len(r) for r in ids_rows)
         pad = ids["<|endoftext|>"]
-        input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in ids_rows])
-        attn = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in ids_rows])
+        input_ids, attn, width = left_pad(ids_rows, pad)
         pixel_values = torch.cat([proc[n]["pixel_values"] for n in names_all], 0)
         grid = torch.cat([proc[n]["image_grid_thw"] for n in names_all], 0)
         mm = (input_ids == ids["<|image_pad|>"]).int()
