@@ -34,6 +34,12 @@ impl InstructBlip {
         })
     }
 
+    /// The learned query tokens, one copy per image [n, Q, qformer_hidden].
+    fn queries(&self, n: usize) -> Result<Tensor> {
+        let (_, q, d) = self.query_tokens.dims3()?;
+        self.query_tokens.expand((n, q, d))?.contiguous()
+    }
+
     /// Q-Former query outputs [n, Q, qformer_hidden] for images already through the encoder.
     pub fn query_outputs(
         &self,
@@ -41,9 +47,7 @@ impl InstructBlip {
         qformer_ids: &Tensor,
         qformer_mask: &Tensor,
     ) -> Result<Tensor> {
-        let n = image_features.dim(0)?;
-        let (_, q, d) = self.query_tokens.dims3()?;
-        let queries = self.query_tokens.expand((n, q, d))?.contiguous()?;
+        let queries = self.queries(image_features.dim(0)?)?;
         self.qformer.forward(&queries, qformer_ids, qformer_mask, image_features)
     }
 
@@ -56,9 +60,7 @@ impl InstructBlip {
         qformer_ids: &Tensor,
         qformer_mask: &Tensor,
     ) -> Result<(Tensor, Vec<Tensor>)> {
-        let n = image_features.dim(0)?;
-        let (_, q, d) = self.query_tokens.dims3()?;
-        let queries = self.query_tokens.expand((n, q, d))?.contiguous()?;
+        let queries = self.queries(image_features.dim(0)?)?;
         let (out, probs) = self.qformer.forward_with_cross_attention(
             &queries,
             qformer_ids,
