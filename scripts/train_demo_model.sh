@@ -5,7 +5,7 @@
 #
 #   scripts/train_demo_model.sh [WORK_DIR]      (default: ./train-demo)
 #
-# About 50 minutes on 2 cores (release build); see docs/train.md.
+# About 75 minutes on 2 cores (release build); see docs/train.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VISTA="${VISTA:-target/release/vista}"
@@ -14,7 +14,7 @@ WORK="${1:-train-demo}"
 mkdir -p "$WORK"
 "$VISTA" synth --out "$WORK/data" --seed 7 --samples-per-task 2000
 /usr/bin/time -f "%e s wall, %M KB peak" "$VISTA" train --samples "$WORK/data/samples" \
-  --out "$WORK/model" --size small --seed 7 --pretrain-steps 800 --stage1-steps 1500 \
+  --out "$WORK/model" --size small --seed 7 --pretrain-steps 1600 --stage1-steps 1500 \
   --stage2-steps 150 --stage1-multi 0.1 --stage2-single 0.5 --freeze-tokenizer --batch-size 16 \
   --coord-init cosine --vision-position-std 1 --probe-attention 1
 for f in config.json generation_config.json model.safetensors processor_config.json \
