@@ -544,7 +544,8 @@ fn parse_doc(kind: Kind) -> Documentation {
              `width`, `height`).{extra}",
             t = if kind == Kind::Boxes { "b" } else { "m" },
             extra = if kind == Kind::Boxes {
-                " Every box must have 4 values. Qwen-VL's JSON boxes (`\"bbox_2d\": [x0, y0, x1, \
+                " Every box must have 4 values with x0 <= x1 and y0 <= y1 (an inverted box is \
+                 an error, not reordered: scored, it is a miss). Qwen-VL's JSON boxes (`\"bbox_2d\": [x0, y0, x1, \
                  y1]`, thousandths of the image itself, not the padded square) are read too; \
                  converting them to 'square' needs `width` and `height`."
             } else {
@@ -750,6 +751,11 @@ impl ParseFunc {
                     o.len()
                 ));
             }
+            // The box metrics refuse inverted boxes (as the references do); a model that writes
+            // one has answered wrongly, which must count as a miss rather than stop the job.
+            if self.kind == Kind::Boxes && (o[2] < o[0] || o[3] < o[1]) {
+                return Parsed::Error(format!("box {} has x1 < x0 or y1 < y0", k + 1));
+            }
         }
         if space == frame {
             return Parsed::Ok(objs);
@@ -861,5 +867,17 @@ mod tests {
         let err = crate::test_util::run(&c, &format!("SET vista.coord_style = 'words'; {q}"))
             .unwrap_err();
         assert!(err.to_string().contains("vista.coord_style: style must be"), "{err}");
+    }
+
+    #[test]
+    fn an_inverted_box_is_a_parse_error_and_scores_as_a_miss() {
+        let c = crate::test_util::ctx();
+        let q = "SELECT p['status'] AS s, p['boxes'] IS NULL AS none, \
+                 CASE WHEN box_iou(p['boxes'][1], [0.0, 0.0, 1.0, 1.0]) > 0.5 THEN 1 ELSE 0 END AS hit \
+                 FROM (SELECT parse_boxes('<b_st><bin_700> <bin_40> <bin_900> <bin_30><b_ed>') AS p)";
+        let out = crate::test_util::run(&c, q).unwrap();
+        assert!(out.contains("| error: box 1 has x1 < x0 or y1 < y0 | true | 0   |"), "{out}");
+        let ok = "SELECT parse_boxes('<b_st><bin_7> <bin_8> <bin_7> <bin_9><b_ed>')['status'] AS s";
+        assert!(crate::test_util::run(&c, ok).unwrap().contains("| ok |"));
     }
 }
