@@ -1,7 +1,7 @@
 //! `vista train`: a tiny model trained on a tiny synthetic set learns (the loss falls), its
 //! output directory is a checkpoint the model loader reads and generates with, a run cut into
-//! slices with `--resume` ends with the same weights as an uninterrupted one, and bad input gets
-//! one-line errors.
+//! slices with `--resume` ends with the same weights as an uninterrupted one, bad input gets
+//! one-line errors, and the recipe at test scale learns to localise objects.
 
 use std::path::{Path, PathBuf};
 
