@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use vista::synth::{synth, SynthOptions};
 use vista::train::{train, Size, TrainOptions};
+use vista_udfs::metrics::boxes::{iou, BoxXyxy};
 
 fn samples(dir: &Path) -> PathBuf {
     let opts = SynthOptions {
@@ -234,13 +235,6 @@ fn one_object_rec(dir: &Path, seed: u64, per_task: usize) -> Vec<[f64; 4]> {
         .collect()
 }
 
-fn iou(a: &[f64; 4], b: &[f64; 4]) -> f64 {
-    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let area = |r: &[f64; 4]| (r[2] - r[0]) * (r[3] - r[1]);
-    w * h / (area(a) + area(b) - w * h)
-}
-
 /// How far above the image-blind answer the localisation test's REC Acc@0.5 must be: 6 of its
 /// 40 questions (its run scores 10 of 40; random weights and the mean box score 0).
 const MARGIN: f64 = 0.15;
@@ -280,8 +274,9 @@ fn the_recipe_localises_objects_above_the_image_blind_floor() {
 
     let n = train_boxes.len() as f64;
     let mean: [f64; 4] = std::array::from_fn(|k| train_boxes.iter().map(|b| b[k]).sum::<f64>() / n);
-    let blind =
-        test_boxes.iter().filter(|b| iou(b, &mean) > 0.5).count() as f64 / test_boxes.len() as f64;
+    let blind = test_boxes.iter().filter(|b| iou(&BoxXyxy(**b), &BoxXyxy(mean)) > 0.5).count()
+        as f64
+        / test_boxes.len() as f64;
 
     // The synthetic instructions are complete prompts, so they go to the model as they are.
     let sql = format!(
