@@ -95,17 +95,27 @@ def llama_tokenizer(vocab_size, coords):
 
 
 def qformer_tokenizer(tmp):
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=160, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], show_progress=False
-    )
-    tok.train_from_iterator(CORPUS * 4, trainer=trainer)
-    vocab = sorted(tok.get_vocab().items(), key=lambda kv: kv[1])
+    """A BERT WordPiece tokenizer whose vocabulary is built by rule, not trained: the trainer
+    orders tied merges differently from run to run, and the fixtures must regenerate byte for
+    byte. Specials, every character of the lowercased corpus alone and as a `##` continuation,
+    then the most frequent whole words (ties alphabetical) up to 160 entries, so that common
+    words are one token and the rest split into characters."""
+    pre = pre_tokenizers.BertPreTokenizer()
+    norm = normalizers.BertNormalizer(lowercase=True)
+    words = [w for line in CORPUS for w, _ in pre.pre_tokenize_str(norm.normalize_str(line))]
+    chars = sorted({c for w in words for c in w})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + chars + ["##" + c for c in chars]
+    counts = {}
+    for w in words:
+        if len(w) > 1:
+            counts[w] = counts.get(w, 0) + 1
+    for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        if len(vocab) == 160:
+            break
+        vocab.append(w)
     os.makedirs(tmp, exist_ok=True)
     with open(os.path.join(tmp, "vocab.txt"), "w") as f:
-        for word, _ in vocab:
+        for word in vocab:
             f.write(word + "\n")
     return BertTokenizerFast(os.path.join(tmp, "vocab.txt"), do_lower_case=True)
 
