@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context, Result};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use vista_udfs::text::coords::{parse_objects, Parsed, Tag};
 
 use crate::model::generate::SplitMix64;
 use crate::model::prompt::{Prompt, Template};
@@ -166,8 +167,9 @@ pub(super) fn encode(model: &VistaModel, s: &Sample) -> Result<Encoded, String> 
     let input_box = box_target
         .filter(|_| !model.preprocess.center_crop)
         .and_then(|b| super::pretrain::in_square_frame(b, &s.images[0]));
-    let text_answer =
-        s.images.len() == 1 && !s.target.trim().is_empty() && !s.target.contains("<bin_");
+    let text_answer = s.images.len() == 1
+        && !s.target.trim().is_empty()
+        && parse_objects(&s.target, &[Tag::Box, Tag::Point, Tag::Mask]) == Parsed::Empty;
     Ok(Encoded {
         prompt,
         qformer_ids,

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Tensor, Var, D};
 use image::RgbImage;
+use vista_udfs::text::coords::{parse_objects, Parsed, Tag};
 
 use super::data::Encoded;
 use super::params::Params;
@@ -91,27 +92,24 @@ pub(super) fn add_heads(
     Ok(())
 }
 
-/// The box `[x0, y0, x1, y1] / 1000` of an answer that is one box or one mask in bin tokens
-/// (`<b_st><bin_a> <bin_b> <bin_c> <bin_d><b_ed>`, `<m_st><bin_x> <bin_y> ...<m_ed>`); None for
-/// other answers, several targets or none.
+/// The box `[x0, y0, x1, y1]` (fractions of the square frame) of an answer that is one box or
+/// one mask, in either coordinate style (`<b_st><bin_a> <bin_b> <bin_c> <bin_d><b_ed>` or
+/// `[a,b,c,d]`; a mask's box encloses its points); None for other answers, several targets or
+/// none. A decimal box and a decimal mask differ only in length: a box has 4 values, a mask at
+/// least 3 points.
 pub(super) fn target_box(target: &str) -> Option<[f32; 4]> {
-    let t = target.trim();
-    let is_box = t.starts_with("<b_st>");
-    if !(is_box || t.starts_with("<m_st>")) || t.contains("_sep>") {
+    let Parsed::Ok(objects) = parse_objects(target, &[Tag::Box, Tag::Mask]) else {
+        return None;
+    };
+    let [v] = objects.as_slice() else { return None };
+    let v: Vec<f32> = v.iter().map(|&x| x as f32).collect();
+    if v.len() == 4 {
+        return Some([v[0], v[1], v[2], v[3]]);
+    }
+    if v.len() < 6 || v.len() % 2 == 1 {
         return None;
     }
-    let bins: Vec<f32> = t
-        .split("<bin_")
-        .skip(1)
-        .map(|p| p.split('>').next().and_then(|n| n.parse::<f32>().ok()).map(|v| v / 1000.0))
-        .collect::<Option<_>>()?;
-    if is_box {
-        return (bins.len() == 4).then(|| [bins[0], bins[1], bins[2], bins[3]]);
-    }
-    if bins.len() < 6 || bins.len() % 2 == 1 {
-        return None;
-    }
-    let (xs, ys): (Vec<f32>, Vec<f32>) = bins.chunks(2).map(|p| (p[0], p[1])).unzip();
+    let (xs, ys): (Vec<f32>, Vec<f32>) = v.chunks(2).map(|p| (p[0], p[1])).unzip();
     let lo = |v: &[f32]| v.iter().copied().fold(f32::INFINITY, f32::min);
     let hi = |v: &[f32]| v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     Some([lo(&xs), lo(&ys), hi(&xs), hi(&ys)])
@@ -367,6 +365,20 @@ mod tests {
         );
         assert_eq!(target_box(""), None);
         assert_eq!(target_box("red"), None);
+        assert_eq!(target_box("<p_st><bin_1> <bin_2><p_ed>"), None);
+        // Every bin reads back as the f32 nearest k / 1000.
+        for k in 0..=1000u32 {
+            let t = format!("<b_st><bin_{k}> <bin_{k}> <bin_{k}> <bin_{k}><b_ed>");
+            assert_eq!(target_box(&t), Some([k as f32 / 1000.0; 4]), "bin {k}");
+        }
+    }
+
+    #[test]
+    fn boxes_are_read_from_decimal_answers_too() {
+        assert_eq!(target_box("[0.396,0.115,0.677,0.396]"), Some([0.396, 0.115, 0.677, 0.396]));
+        assert_eq!(target_box("[0.1,0.2,0.3,0.25,0.15,0.4]"), Some([0.1, 0.2, 0.3, 0.4]));
+        assert_eq!(target_box("[0.1,0.2,0.3,0.4;0.5,0.5,0.6,0.6]"), None);
+        assert_eq!(target_box("[0.5,0.5]"), None);
     }
 
     #[test]
