@@ -5,7 +5,7 @@
 # per variant (coordinate style, coordinate initialisation, stage 0 on/off) and scored on 80
 # held-out REC questions as queries/demo.sql scores REC (Acc@0.5) with the share that parses.
 #
-#   scripts/coord_ablation.sh [WORK_DIR]      (default: ./coord-ablation; about 5 minutes a
+#   scripts/coord_ablation.sh [WORK_DIR]      (default: ./coord-ablation; 3-5 minutes a
 #                                              variant on 2 cores, release build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
