@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use vista::synth::{synth, SynthOptions};
 use vista::train::{train, Size, TrainOptions};
 use vista_udfs::metrics::boxes::{iou, BoxXyxy};
+use vista_udfs::text::coords::{parse_objects, Parsed, Tag};
 
 fn samples(dir: &Path) -> PathBuf {
     let opts = SynthOptions {
@@ -206,7 +207,7 @@ fn vista(dir: &Path, args: &[&str]) -> String {
 }
 
 /// The REC rows of a synthetic set of one-object scenes, as `DIR/rec/part-0.parquet`; their
-/// targets (`[x0, y0, x1, y1] / 1000`) are returned.
+/// target boxes (`[x0, y0, x1, y1]`, fractions of the square frame) are returned.
 fn one_object_rec(dir: &Path, seed: u64, per_task: usize) -> Vec<[f64; 4]> {
     let opts = SynthOptions {
         seed,
@@ -224,13 +225,11 @@ fn one_object_rec(dir: &Path, seed: u64, per_task: usize) -> Vec<[f64; 4]> {
     let csv = vista(dir, &["sql", "--format", "csv", "-c", "SELECT target FROM 'rec/'"]);
     csv.lines()
         .skip(1)
-        .map(|t| {
-            let bins: Vec<f64> = t
-                .split("<bin_")
-                .skip(1)
-                .map(|p| p.split('>').next().unwrap().parse::<f64>().unwrap() / 1000.0)
-                .collect();
-            [bins[0], bins[1], bins[2], bins[3]]
+        .map(|t| match parse_objects(t, &[Tag::Box]) {
+            Parsed::Ok(b) if b.len() == 1 && b[0].len() == 4 => {
+                [b[0][0], b[0][1], b[0][2], b[0][3]]
+            }
+            other => panic!("REC target {t:?} is not one box: {other:?}"),
         })
         .collect()
 }
