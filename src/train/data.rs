@@ -137,6 +137,7 @@ pub fn read_samples(paths: &[PathBuf]) -> Result<Vec<Sample>> {
 
 /// A sample tokenized for the model: the prompt, the Q-Former ids and the answer ids (with EOS).
 pub(super) struct Encoded {
+    pub(super) task: String,
     pub(super) prompt: Prompt,
     pub(super) qformer_ids: Vec<u32>,
     pub(super) answer: Vec<u32>,
@@ -171,6 +172,7 @@ pub(super) fn encode(model: &VistaModel, s: &Sample) -> Result<Encoded, String> 
         && !s.target.trim().is_empty()
         && parse_objects(&s.target, &[Tag::Box, Tag::Point, Tag::Mask]) == Parsed::Empty;
     Ok(Encoded {
+        task: s.task.clone(),
         prompt,
         qformer_ids,
         answer,

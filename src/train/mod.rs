@@ -133,6 +133,13 @@ pub struct TrainOptions {
     /// (0 = the paper's stage 1, single-image only).
     #[arg(long, default_value_t = 0.0)]
     pub stage1_multi: f64,
+    /// How many times each sample of a task counts in stage 1's pool, as `TASK=N` pairs
+    /// (`rec=2,res=2`): the grounding answers are the ones that need the image, and the
+    /// unweighted mixture spends most steps on the others (unlisted tasks count once; 0 drops
+    /// a task).
+    #[arg(long, value_delimiter = ',')]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stage1_task_weight: Vec<String>,
     /// Initial coordinate-token rows of a fresh decoder: `cosine` or `quadratic` (neighbouring
     /// `<bin_k>` start close, see docs/train.md) or `independent` (every row on its own).
     #[arg(long, default_value = "cosine", value_parser = ["cosine", "quadratic", "independent"])]
@@ -192,6 +199,7 @@ impl Default for TrainOptions {
             lr_stage2: 1e-3,
             stage2_single: 0.0,
             stage1_multi: 0.0,
+            stage1_task_weight: Vec::new(),
             coord_init: "cosine".into(),
             vision_position_std: 0.02,
             warmup: 50,
@@ -301,6 +309,7 @@ pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
     if opts.batch_size == 0 || opts.grad_accum == 0 || opts.pretrain_batch == 0 {
         bail!("--batch-size, --pretrain-batch and --grad-accum must be at least 1");
     }
+    let task_weights = parse_task_weights(&opts.stage1_task_weight)?;
     let started = Instant::now();
     let out = &opts.out;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create '{}'", out.display()))?;
@@ -321,6 +330,8 @@ pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
     let (encoded, lengths, skipped) = encode_all(&model, &samples, opts.max_tokens)?;
     let single: Vec<usize> = (0..encoded.len()).filter(|&i| encoded[i].images.len() <= 1).collect();
     let multi: Vec<usize> = (0..encoded.len()).filter(|&i| encoded[i].images.len() > 1).collect();
+    let tasks: Vec<&str> = encoded.iter().map(|e| e.task.as_str()).collect();
+    let stage1 = weighted_pool(&tasks, &single, &task_weights)?;
     let probed: Vec<usize> = (0..encoded.len())
         .filter(|&i| encoded[i].box_target.is_some() || encoded[i].text_answer)
         .collect();
@@ -373,6 +384,7 @@ pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
             encoded: &encoded,
             lengths: &lengths,
             single: &single,
+            stage1: &stage1,
             multi: &multi,
             probed: &probed,
             grounded: &grounded,
@@ -536,8 +548,10 @@ fn encode_all(
 struct StepData<'a> {
     encoded: &'a [Encoded],
     lengths: &'a [usize],
-    /// Single-image samples: stage 1's pool, mixed into stage 2 at `stage2_single`.
+    /// Single-image samples, mixed into stage 2 at `stage2_single`.
     single: &'a [usize],
+    /// Stage 1's pool: the single-image samples, each repeated by its task's weight.
+    stage1: &'a [usize],
     /// Multi-image samples: stage 2's pool, mixed into stage 1 at `stage1_multi`.
     multi: &'a [usize],
     /// Single-image samples whose answer is one box or mask, or text: stage 0's probe batches.
@@ -550,11 +564,53 @@ struct StepData<'a> {
 impl StepData<'_> {
     fn pool(&self, stage: u32) -> &[usize] {
         if stage == 1 {
-            self.single
+            self.stage1
         } else {
             self.multi
         }
     }
+}
+
+/// `--stage1-task-weight`'s `TASK=N` pairs.
+fn parse_task_weights(pairs: &[String]) -> Result<Vec<(String, usize)>> {
+    let mut weights: Vec<(String, usize)> = Vec::with_capacity(pairs.len());
+    for pair in pairs {
+        let parsed = pair
+            .split_once('=')
+            .and_then(|(t, n)| Some((t.trim(), n.trim().parse::<usize>().ok()?)))
+            .filter(|(t, _)| !t.is_empty());
+        let Some((task, n)) = parsed else {
+            bail!("--stage1-task-weight: '{pair}' is not TASK=N with N a whole number (rec=2)");
+        };
+        if weights.iter().any(|(t, _)| t == task) {
+            bail!("--stage1-task-weight: task '{task}' is given twice");
+        }
+        weights.push((task.to_string(), n));
+    }
+    Ok(weights)
+}
+
+/// Stage 1's pool: each of `single` (indices into `tasks`, the task of every sample) repeated by
+/// its task's weight (1 when unlisted). A weighted task no single-image sample has is an error,
+/// since a misspelt name would otherwise silently train the unweighted mixture.
+fn weighted_pool(
+    tasks: &[&str],
+    single: &[usize],
+    weights: &[(String, usize)],
+) -> Result<Vec<usize>> {
+    for (task, _) in weights {
+        if !single.iter().any(|&i| tasks[i] == task) {
+            let mut known: Vec<&str> = single.iter().map(|&i| tasks[i]).collect();
+            known.sort_unstable();
+            known.dedup();
+            bail!(
+                "--stage1-task-weight: no single-image sample has task '{task}' (tasks: {})",
+                known.join(", ")
+            );
+        }
+    }
+    let weight = |task: &str| weights.iter().find(|(t, _)| t == task).map_or(1, |(_, n)| *n);
+    Ok(single.iter().flat_map(|&i| std::iter::repeat_n(i, weight(tasks[i]))).collect())
 }
 
 /// Options added after a run's fingerprint was defined stay out of it while unset, so runs
@@ -696,6 +752,37 @@ mod tests {
         let defaults = TrainOptions { samples: vec!["s".into()], ..TrainOptions::default() };
         let json = |o: &TrainOptions| serde_json::to_string(o).unwrap();
         assert_eq!(json(&parsed.opts), json(&defaults));
+    }
+
+    /// Stage 1's pool repeats each sample by its task's weight; malformed, repeated or unknown
+    /// tasks are errors that name the option.
+    #[test]
+    fn task_weights_repeat_a_tasks_samples() {
+        let pairs = |s: &[&str]| s.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+        let w = parse_task_weights(&pairs(&["rec=2", " res = 3", "vqa=0"])).unwrap();
+        assert_eq!(w, vec![("rec".into(), 2), ("res".into(), 3), ("vqa".into(), 0)]);
+        let tasks = ["rec", "vqa", "res", "caption", "nlvr"];
+        // Sample 4 is multi-image: not in `single`.
+        let pool = weighted_pool(&tasks, &[0, 1, 2, 3], &w).unwrap();
+        assert_eq!(pool, vec![0, 0, 2, 2, 2, 3]);
+        assert_eq!(weighted_pool(&tasks, &[0, 1, 2, 3], &[]).unwrap(), vec![0, 1, 2, 3]);
+        for bad in ["rec", "rec=x", "=2", "rec=-1", "rec=1.5"] {
+            let e = parse_task_weights(&pairs(&[bad])).unwrap_err().to_string();
+            assert_eq!(
+                e,
+                format!(
+                    "--stage1-task-weight: '{bad}' is not TASK=N with N a whole number (rec=2)"
+                )
+            );
+        }
+        let e = parse_task_weights(&pairs(&["rec=1", "rec=2"])).unwrap_err().to_string();
+        assert_eq!(e, "--stage1-task-weight: task 'rec' is given twice");
+        let w = parse_task_weights(&pairs(&["nlvr=2"])).unwrap();
+        let e = weighted_pool(&tasks, &[0, 1, 2, 3], &w).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "--stage1-task-weight: no single-image sample has task 'nlvr' (tasks: caption, rec, res, vqa)"
+        );
     }
 
     /// Every parameter a stage trains gets a gradient from its loss: the image pathway (encoder,
