@@ -134,9 +134,8 @@ pub struct TrainOptions {
     #[arg(long, default_value_t = 0.0)]
     pub stage1_multi: f64,
     /// How many times each sample of a task counts in stage 1's pool, as `TASK=N` pairs
-    /// (`rec=2,res=2`): the grounding answers are the ones that need the image, and the
-    /// unweighted mixture spends most steps on the others (unlisted tasks count once; 0 drops
-    /// a task).
+    /// (`rec=2,res=2`), to shift stage 1's steps between tasks (unlisted tasks count once;
+    /// 0 drops a task; docs/train.md measures `rec=2,res=2`).
     #[arg(long, value_delimiter = ',')]
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stage1_task_weight: Vec<String>,
