@@ -34,9 +34,11 @@ UNION ALL SELECT image_id, 'color' AS kind, color AS value, object_id FROM obj
 UNION ALL SELECT image_id, 'size' AS kind, size AS value, object_id FROM obj
 UNION ALL SELECT image_id, 'position' AS kind, position AS value, object_id FROM obj;
 
--- Two-image tasks pair each image with the next three.
+-- Two-image tasks pair each image with the next three. Candidates carry the second image's id
+-- and the image bytes join in at the end: the candidate table holds several rows per image, and
+-- at 10,000 samples per task their PNG bytes would pass the 2 GiB a column's 32-bit offsets reach.
 CREATE TABLE pair AS
-SELECT a.image_id AS a_id, b.image_id AS b_id, a.idx, a.salt, b.image AS image2, d.step
+SELECT a.image_id AS a_id, b.image_id AS b_id, a.idx, a.salt, d.step
 FROM img a
 CROSS JOIN (VALUES (1), (2), (3)) AS d(step)
 JOIN img b ON b.idx = a.idx + d.step;
@@ -151,12 +153,12 @@ attribute_count AS (
 -- Co-segmentation: the two images share exactly one value of the attribute, and each has
 -- exactly one object with it.
 common AS (
-  SELECT p.a_id, p.b_id, p.idx, p.salt, p.image2, p.step, x.kind,
+  SELECT p.a_id, p.b_id, p.idx, p.salt, p.step, x.kind,
          MIN(x.object_id) AS a_object, MIN(y.object_id) AS b_object
   FROM pair p
   JOIN attribute_count x ON x.image_id = p.a_id
   JOIN attribute_count y ON y.image_id = p.b_id AND y.kind = x.kind AND y.value = x.value
-  GROUP BY p.a_id, p.b_id, p.idx, p.salt, p.image2, p.step, x.kind
+  GROUP BY p.a_id, p.b_id, p.idx, p.salt, p.step, x.kind
   HAVING COUNT(*) = 1 AND MAX(x.n) = 1 AND MAX(y.n) = 1
 ),
 
@@ -177,7 +179,7 @@ candidate AS (
          CAST(NULL AS VARCHAR) AS expr_kind,
          CAST(NULL AS VARCHAR) AS object_id,
          CAST(NULL AS VARCHAR) AS object2_id,
-         CAST(NULL AS BYTEA) AS image2
+         CAST(NULL AS VARCHAR) AS image2_id
   FROM caption_parts c JOIN img i ON i.image_id = c.image_id
 
   -- VQA: counting (any shape or colour of the vocabulary, so zero too), and the colour, shape,
@@ -187,13 +189,13 @@ candidate AS (
          CASE e.kind WHEN 'shape' THEN 'How many ' || sv.plural || ' are there?'
                      ELSE 'How many ' || e.color || ' objects are there?' END AS q,
          CAST(e.n_targets AS VARCHAR) AS answer, NULL AS answers, NULL AS expr_kind,
-         NULL AS object_id, NULL AS object2_id, NULL AS image2
+         NULL AS object_id, NULL AS object2_id, NULL AS image2_id
   FROM expression e LEFT JOIN vocab sv ON sv.kind = 'shape' AND sv.value = e.shape
   WHERE e.kind IN ('shape', 'color')
   UNION ALL
   SELECT 'vqa' AS task, 'count' AS grp, 'all' AS sub, image_id, idx, salt AS key,
          'How many shapes are there?' AS q, CAST(COUNT(*) AS VARCHAR) AS answer, NULL AS answers,
-         NULL AS expr_kind, NULL AS object_id, NULL AS object2_id, NULL AS image2
+         NULL AS expr_kind, NULL AS object_id, NULL AS object2_id, NULL AS image2_id
   FROM obj GROUP BY image_id, idx, salt
   UNION ALL
   SELECT 'vqa' AS task, a.kind AS grp, a.kind AS sub, e.image_id, e.idx, e.key,
@@ -203,7 +205,7 @@ candidate AS (
            WHEN 'position' THEN 'Where is the ' || o.color || ' ' || o.shape || '?'
            ELSE 'Is the ' || o.color || ' ' || o.shape || ' small or large?' END AS q,
          a.value AS answer, NULL AS answers, NULL AS expr_kind, NULL AS object_id,
-         NULL AS object2_id, NULL AS image2
+         NULL AS object2_id, NULL AS image2_id
   FROM expression e
   JOIN obj o ON o.object_id = e.object_id
   JOIN attribute a ON a.object_id = o.object_id
@@ -217,7 +219,7 @@ candidate AS (
   UNION ALL
   SELECT t.task, e.kind AS grp, e.kind AS sub, e.image_id, e.idx, e.key, e.singular AS q,
          NULL AS answer, NULL AS answers, e.kind AS expr_kind, e.object_id, NULL AS object2_id,
-         NULL AS image2
+         NULL AS image2_id
   FROM expression e CROSS JOIN (VALUES ('rec'), ('res')) AS t(task)
   WHERE e.n_targets = 1 AND e.singular IS NOT NULL
 
@@ -225,7 +227,7 @@ candidate AS (
   UNION ALL
   SELECT t.task, CASE e.n_targets WHEN 0 THEN 'none' WHEN 1 THEN 'one' ELSE 'many' END AS grp,
          e.kind AS sub, e.image_id, e.idx, e.key, e.plural AS q, NULL AS answer, NULL AS answers,
-         e.kind AS expr_kind, NULL AS object_id, NULL AS object2_id, NULL AS image2
+         e.kind AS expr_kind, NULL AS object_id, NULL AS object2_id, NULL AS image2_id
   FROM expression e CROSS JOIN (VALUES ('grec'), ('gres')) AS t(task)
   WHERE e.plural IS NOT NULL
 
@@ -238,7 +240,7 @@ candidate AS (
                     'a ' || o.color || ' ' || o.shape,
                     'a ' || o.size || ' ' || o.color || ' ' || o.shape || ' ' || o.phrase,
                     o.size || ' ' || o.color || ' ' || o.shape) AS answers,
-         NULL AS expr_kind, o.object_id, NULL AS object2_id, NULL AS image2
+         NULL AS expr_kind, o.object_id, NULL AS object2_id, NULL AS image2_id
   FROM obj o
 
   -- PointQA: a question about the object under a point.
@@ -249,7 +251,7 @@ candidate AS (
                      WHEN 'shape' THEN 'What shape is the object at this point?'
                      ELSE 'Is the object at this point small or large?' END AS q,
          a.value AS answer, NULL AS answers, NULL AS expr_kind, o.object_id, NULL AS object2_id,
-         NULL AS image2
+         NULL AS image2_id
   FROM obj o JOIN attribute a ON a.object_id = o.object_id AND a.kind IN ('color', 'shape', 'size')
 
   -- Two images: a statement about both, true or false (NLVR-style); "only the first image
@@ -258,9 +260,9 @@ candidate AS (
   SELECT 'nlvr' AS task, CASE WHEN st.truth THEN 'true' ELSE 'false' END AS grp, st.kind AS sub,
          st.a_id AS image_id, st.idx, st.key, st.statement AS q,
          CASE WHEN st.truth THEN 'true' ELSE 'false' END AS answer, NULL AS answers,
-         st.kind AS expr_kind, NULL AS object_id, st.b_id AS object2_id, st.image2
+         st.kind AS expr_kind, NULL AS object_id, st.b_id AS object2_id, st.b_id AS image2_id
   FROM (
-    SELECT p.a_id, p.b_id, p.idx, p.image2, s.kind, (p.step * 7 + x.key + s.n) % 2147483647 AS key,
+    SELECT p.a_id, p.b_id, p.idx, s.kind, (p.step * 7 + x.key + s.n) % 2147483647 AS key,
            CASE s.kind WHEN 'both' THEN 'Both images contain ' || x.indefinite || '.'
                        WHEN 'first' THEN 'Only the first image contains ' || x.indefinite || '.'
                        ELSE 'Only the second image contains ' || x.indefinite || '.' END AS statement,
@@ -281,7 +283,7 @@ candidate AS (
   SELECT 'coseg' AS task, c.kind AS grp, c.kind AS sub, c.a_id AS image_id, c.idx,
          (c.step * 7 + c.salt) % 2147483647 AS key, 'same ' || c.kind AS q, NULL AS answer,
          NULL AS answers, c.kind AS expr_kind, c.a_object AS object_id, c.b_object AS object2_id,
-         c.image2
+         c.b_id AS image2_id
   FROM common c
 ),
 
@@ -303,7 +305,8 @@ picked AS (
   SELECT *, ROW_NUMBER() OVER (PARTITION BY task ORDER BY r_grp, grp) AS k
   FROM by_grp
 )
-SELECT task, k, grp, sub, image_id, q, answer, answers, expr_kind, object_id, object2_id, image2
+SELECT task, k, grp, sub, image_id, q, answer, answers, expr_kind, object_id, object2_id,
+       image2_id
 FROM picked;
 
 -- The first $n of each task, with their ground truth (the objects a sample is about, in reading
@@ -335,7 +338,7 @@ truth AS (
   GROUP BY co.task, co.k
 ),
 named AS (
-  SELECT c.*, t.boxes, t.rles, t.seqs, i.image, i.width, i.height,
+  SELECT c.*, t.boxes, t.rles, t.seqs, i.image, i2.image AS image2, i.width, i.height,
     CASE c.task WHEN 'region_caption' THEN o.box WHEN 'pointqa' THEN o.point END AS points,
     'synth-s' || CAST($seed AS VARCHAR) || '-' || c.task || '-' || lpad(CAST(c.k AS VARCHAR), 5, '0')
       AS sample_id,
@@ -349,6 +352,7 @@ named AS (
   LEFT JOIN truth t ON t.task = c.task AND t.k = c.k
   LEFT JOIN obj o ON o.object_id = c.object_id
   JOIN img i ON i.image_id = c.image_id
+  LEFT JOIN img i2 ON i2.image_id = c.image2_id
 )
 SELECT
   x.sample_id,
