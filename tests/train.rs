@@ -290,3 +290,45 @@ fn the_recipe_localises_objects_above_the_image_blind_floor() {
     eprintln!("REC Acc@0.5 {acc}, the mean box's {blind}");
     assert!(acc >= blind + MARGIN, "REC Acc@0.5 {acc} against the mean box's {blind}");
 }
+
+/// `vista probe` reads stage 0's box head on every box sample: one row per REC question (each
+/// answer is one box), IoUs that SQL's `box_iou` recomputes, a summary that is the mean of
+/// them, and a one-line error for a model whose head stage 1 dropped.
+#[test]
+fn probe_reads_the_stage0_box_head_on_every_box_sample() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = samples(&tmp.path().join("data"));
+    let stage0 = tmp.path().join("stage0");
+    // Stopped at the end of stage 0, as a stage-0 checkpoint for later stages is made.
+    let opts = TrainOptions { stop_after: 6, ..options(&data, &stage0) };
+    assert!(train(&opts, false).unwrap_or_else(|e| panic!("train failed: {e:#}")).stopped_early);
+    let (d, s) = (data.to_str().unwrap(), stage0.to_str().unwrap());
+    let printed = vista(tmp.path(), &["probe", "--model", s, "--samples", d, "--out", "p.parquet"]);
+    let rec_line = printed.lines().find(|l| l.starts_with("rec\t")).expect(&printed);
+    let fields: Vec<&str> = rec_line.split('\t').collect();
+
+    let check = "SELECT (SELECT COUNT(*) FROM 'data/samples/' WHERE task = 'rec') AS want, \
+                 COUNT(*) AS n, \
+                 round(AVG(CASE WHEN iou > 0.5 THEN 1.0 ELSE 0.0 END), 3) AS acc, \
+                 MAX(abs(iou - box_iou(make_array(probe_x0, probe_y0, greatest(probe_x0, probe_x1), \
+                     greatest(probe_y0, probe_y1)), make_array(target_x0, target_y0, target_x1, \
+                     target_y1)))) AS diff \
+                 FROM 'p.parquet' WHERE task = 'rec'";
+    let csv = vista(tmp.path(), &["sql", "--format", "csv", "-c", check]);
+    let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(row[0], "6");
+    assert_eq!(row[1], row[0]);
+    assert_eq!(fields[1], row[1]);
+    assert_eq!(fields[2].parse::<f64>().unwrap(), row[2].parse::<f64>().unwrap());
+    assert!(row[3].parse::<f64>().unwrap() < 1e-6, "{csv}");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vista"))
+        .args(["probe", "--model", "assets/demo-model", "--samples", d])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("assets/demo-model") && err.contains("no stage-0 box head"), "{err}");
+}

@@ -7,6 +7,7 @@ mod demo;
 mod generate;
 mod import;
 mod inspect;
+mod probe;
 mod run;
 pub(crate) mod sql;
 mod synth;
@@ -21,6 +22,7 @@ use vista::output::Format;
 use cluster::ClusterCommand;
 use generate::GenerateArgs;
 use import::ImportCommand;
+use probe::ProbeArgs;
 use run::RunArgs;
 use sql::SqlArgs;
 use train::TrainArgs;
@@ -58,6 +60,9 @@ pub(crate) enum Command {
     Synth(vista::synth::SynthOptions),
     /// Train a VistaLLM on a sample table: two stages, AdamW, loss curve, resumable (docs/train.md).
     Train(TrainArgs),
+    /// How well a stage-0 checkpoint's image tokens locate what each box sample's instruction
+    /// names: the box its head reads, scored against the answer per task (docs/train.md).
+    Probe(ProbeArgs),
     /// Curate instruction samples from an imported COCO-format set (queries/curate_<task>.sql,
     /// docs/curate.md): filters, balancing, sharded Parquet with a manifest, and a report.
     Curate(CurateOptions),
@@ -87,6 +92,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Run(args) => run::run_job(args).await,
         Command::Import(cmd) => import::import(cmd),
         Command::Train(args) => train::train(args).await,
+        Command::Probe(args) => probe::probe(args).await,
         Command::Synth(args) => synth::synth(args).await,
         Command::Curate(args) => curate::curate(args).await,
         Command::Generate(args) => generate::generate(args).await,

@@ -26,6 +26,7 @@ mod loss;
 pub mod optim;
 pub mod params;
 mod pretrain;
+mod probe;
 pub mod vocab;
 
 use std::collections::HashMap;
@@ -47,6 +48,7 @@ pub use loss::answer_loss;
 use loss::batch_loss;
 use optim::{schedule, AdamW, AdamWConfig};
 use params::{Builder, Params};
+pub use probe::{probe_boxes, probe_summary, ProbedBox};
 
 /// Architecture presets for a fresh model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,6 +145,12 @@ pub struct TrainOptions {
     /// `<bin_k>` start close, see docs/train.md) or `independent` (every row on its own).
     #[arg(long, default_value = "cosine", value_parser = ["cosine", "quadratic", "independent"])]
     pub coord_init: String,
+    /// Weight of an L1 loss, in stages 1 and 2, on the coordinate each `<bin_k>` answer token's
+    /// distribution over the bins expects (in image sides), beside the cross-entropy that scores
+    /// every wrong bin alike (0 = off; docs/train.md measures it).
+    #[arg(long, default_value_t = 0.0)]
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub coord_loss: f64,
     /// Standard deviation of a fresh image encoder's position and class embeddings (the patch
     /// embeddings they are added to have unit scale; transformers uses 0.02).
     #[arg(long, default_value_t = 0.02)]
@@ -200,6 +208,7 @@ impl Default for TrainOptions {
             stage1_multi: 0.0,
             stage1_task_weight: Vec::new(),
             coord_init: "cosine".into(),
+            coord_loss: 0.0,
             vision_position_std: 0.02,
             warmup: 50,
             weight_decay: 0.01,
@@ -286,8 +295,7 @@ fn build(
 fn fresh_weights(opts: &TrainOptions) -> Result<HashMap<String, Tensor>> {
     let (model, params) = build(&opts.out, None, opts.seed, 1, opts)?;
     let mut tensors = params.tensors();
-    let bins: Vec<u32> =
-        (0..).map_while(|k| model.text.tokenizer.token_to_id(&format!("<bin_{k}>"))).collect();
+    let bins = loss::bin_ids(&model);
     match opts.coord_init.as_str() {
         "cosine" => coords::cosine_rows(&mut tensors, &bins, opts.seed)?,
         "quadratic" => coords::quadratic_rows(&mut tensors, &bins, opts.seed)?,
@@ -675,7 +683,7 @@ fn micro_loss(
         batch_indices(data.pool(stage), data.lengths, opts.seed, stage, m, opts.batch_size)
     };
     let batch: Vec<&Encoded> = idx.iter().map(|&i| &data.encoded[i]).collect();
-    Ok(batch_loss(model, &batch)?)
+    Ok(batch_loss(model, &batch, opts.coord_loss)?)
 }
 
 /// The summed gradients of one optimiser step's micro-batches and their summed loss.
@@ -855,7 +863,7 @@ mod tests {
                     .map(|s| encode(&model, s).unwrap())
                     .collect();
                 let refs: Vec<&Encoded> = batch.iter().collect();
-                batch_loss(&model, &refs).unwrap().backward().unwrap()
+                batch_loss(&model, &refs, 1.0).unwrap().backward().unwrap()
             };
             // The text tokens' feed-forward block of the Q-Former's last layer feeds nothing
             // (only the query outputs leave the Q-Former): no gradient there, as in transformers.

@@ -1,0 +1,79 @@
+//! `vista probe`: what a stage-0 checkpoint's image tokens say about where the named object is.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Result;
+use datafusion::arrow::array::{ArrayRef, Float32Array, Float64Array, StringArray, UInt64Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::record_batch::RecordBatch;
+use vista::train::ProbedBox;
+
+#[derive(clap::Args)]
+pub(crate) struct ProbeArgs {
+    /// A `vista train` output whose checkpoint was written in stage 0 (a run stopped there with
+    /// `--stop-after`, or still in it): stage 1 drops the box head.
+    #[arg(long)]
+    model: PathBuf,
+    /// Sample tables (Parquet files or directories), as `vista train --samples` reads them.
+    #[arg(long, required = true, num_args = 1..)]
+    samples: Vec<PathBuf>,
+    /// Probe at most N box samples, in table order (0 = all).
+    #[arg(long, default_value_t = 0)]
+    limit: usize,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// Also write every probed sample (row, task, answer box, head box, IoU) to this Parquet
+    /// file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Probes and prints per task how often the head's box matches the answer's.
+pub(crate) async fn probe(args: ProbeArgs) -> Result<ExitCode> {
+    let rows = tokio::task::spawn_blocking(move || -> Result<(Vec<ProbedBox>, ProbeArgs)> {
+        let samples = vista::train::read_samples(&args.samples)?;
+        let rows = vista::train::probe_boxes(&args.model, &samples, args.limit, args.batch_size)?;
+        Ok((rows, args))
+    })
+    .await??;
+    let (rows, args) = rows;
+    println!("task\tsamples\tacc@0.5\tcentre inside");
+    for (task, n, acc, inside) in vista::train::probe_summary(&rows) {
+        println!("{task}\t{n}\t{acc:.3}\t{inside:.3}");
+    }
+    if let Some(out) = &args.out {
+        let coord = |k: usize, name: &str, of: fn(&ProbedBox) -> [f32; 4]| -> (Field, ArrayRef) {
+            let v: Float32Array = rows.iter().map(|r| Some(of(r)[k])).collect();
+            (Field::new(name, DataType::Float32, false), Arc::new(v))
+        };
+        let mut cols: Vec<(Field, ArrayRef)> = vec![
+            (
+                Field::new("row", DataType::UInt64, false),
+                Arc::new(rows.iter().map(|r| Some(r.index as u64)).collect::<UInt64Array>()),
+            ),
+            (
+                Field::new("task", DataType::Utf8, false),
+                Arc::new(rows.iter().map(|r| Some(r.task.as_str())).collect::<StringArray>()),
+            ),
+        ];
+        for (k, side) in ["x0", "y0", "x1", "y1"].iter().enumerate() {
+            cols.push(coord(k, &format!("target_{side}"), |r| r.target));
+        }
+        for (k, side) in ["x0", "y0", "x1", "y1"].iter().enumerate() {
+            cols.push(coord(k, &format!("probe_{side}"), |r| r.probe));
+        }
+        cols.push((
+            Field::new("iou", DataType::Float64, false),
+            Arc::new(rows.iter().map(|r| Some(r.iou())).collect::<Float64Array>()),
+        ));
+        let (fields, arrays): (Vec<Field>, Vec<ArrayRef>) = cols.into_iter().unzip();
+        let schema = Arc::new(Schema::new(fields));
+        let batch = RecordBatch::try_new(schema.clone(), arrays)?;
+        vista::output::write_parquet_atomic(out, &[batch], schema, &[])?;
+        println!("{} rows in {}", rows.len(), out.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
