@@ -144,6 +144,20 @@ fn patch_cover(bx: [f32; 4], grid: usize) -> Vec<f32> {
     cover
 }
 
+/// What the probe heads read: the mean of each image's tokens, [images, Q, d] -> [images, d].
+pub(super) fn pool(tokens: &Tensor) -> candle_core::Result<Tensor> {
+    tokens.mean(1)
+}
+
+/// A probe head `x W^T + b` on pooled tokens `x` [rows, d]; `weight` [out, d], `bias` [out].
+pub(super) fn apply_head(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+) -> candle_core::Result<Tensor> {
+    x.matmul(&weight.t()?)?.broadcast_add(bias)
+}
+
 /// The probe loss of a batch of single-image samples: for rows with a box, the L1 distance (in
 /// units of the image side) of the box read from the mean image token; for rows with a text
 /// answer, the cross-entropy of the answer's token distribution under the words head. With
@@ -164,9 +178,9 @@ pub(super) fn probe_loss(
     let feats = model.net.vision.forward(&pixels)?;
     let (tokens, cross) = model.net.image_tokens_with_cross_attention(&feats, &qids, &qmask)?;
     // Probe samples have one image each, so image token row i is sample i's.
-    let pooled = tokens.mean(1)?;
+    let pooled = pool(&tokens)?;
     let head = |w: &str, b: &str, x: &Tensor| {
-        x.matmul(&params.trained[w].as_tensor().t()?)?.broadcast_add(params.trained[b].as_tensor())
+        apply_head(x, params.trained[w].as_tensor(), params.trained[b].as_tensor())
     };
     let rows =
         |keep: &dyn Fn(&Encoded) -> bool| -> candle_core::Result<Option<(Tensor, Vec<usize>)>> {

@@ -12,8 +12,8 @@ use vista_udfs::metrics::boxes::{iou, BoxXyxy};
 
 use super::data::{encode, Encoded, Sample};
 use super::params::Builder;
-use super::pretrain::{GROUND_BIAS, GROUND_WEIGHT};
-use super::TrainOptions;
+use super::pretrain::{apply_head, pool, GROUND_BIAS, GROUND_WEIGHT};
+use crate::model::VistaModel;
 
 /// One probed sample: the answer's box and the head's box, fractions of the image's width and
 /// height.
@@ -70,8 +70,15 @@ pub fn probe_boxes(
             model_dir.display()
         );
     };
-    let (w, b) = (source[GROUND_WEIGHT].t()?, source[GROUND_BIAS].clone());
-    let (model, _) = super::build(model_dir, Some(source), 0, 1, &TrainOptions::default())?;
+    let (w, b) = (source[GROUND_WEIGHT].clone(), source[GROUND_BIAS].clone());
+    // Nothing trainable: plain tensors, so the forward passes build no autograd graph.
+    let (builder, _) = Builder::new(Some(source), 0, |_: &str| false);
+    let model = VistaModel::load_with(
+        model_dir,
+        builder.into_var_builder(&candle_core::Device::Cpu),
+        "probe".into(),
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e}", model_dir.display()))?;
     let mut picked: Vec<(usize, Encoded)> = Vec::new();
     for (i, s) in samples.iter().enumerate() {
         if limit > 0 && picked.len() == limit {
@@ -86,7 +93,7 @@ pub fn probe_boxes(
     for chunk in picked.chunks(batch.max(1)) {
         let refs: Vec<&Encoded> = chunk.iter().map(|(_, e)| e).collect();
         let Some(tokens) = super::loss::image_tokens(&model, &refs)? else { continue };
-        let boxes: Vec<Vec<f32>> = tokens.mean(1)?.matmul(&w)?.broadcast_add(&b)?.to_vec2()?;
+        let boxes: Vec<Vec<f32>> = apply_head(&pool(&tokens)?, &w, &b)?.to_vec2()?;
         for ((index, e), p) in chunk.iter().zip(boxes) {
             out.push(ProbedBox {
                 index: *index,
