@@ -62,6 +62,10 @@ pub struct DemoOptions {
     /// Also write DIR/report.html: images with predicted boxes and polygons, and the scores.
     #[arg(long)]
     pub report: bool,
+    /// How greedy decoding picks a coordinate token (`vista.coord_decode`): `median` of the
+    /// distribution over the bins, or `argmax` as transformers (docs/train.md measures both).
+    #[arg(long, default_value = "median", value_parser = ["median", "argmax"])]
+    pub coord_decode: String,
 }
 
 /// Runs the demo and prints where everything went and the score table.
@@ -99,7 +103,7 @@ pub async fn run(opts: &DemoOptions) -> Result<()> {
         }
     };
     let run_dir = dir.join("run");
-    let done = score(&model_dir, &samples, &run_dir).await?;
+    let done = score(&model_dir, &samples, &run_dir, &opts.coord_decode).await?;
     eprintln!("  {done}");
     let floor_scores = if !opts.no_floor {
         let floor_model = dir.join("floor-model");
@@ -108,7 +112,7 @@ pub async fn run(opts: &DemoOptions) -> Result<()> {
             "  floor: the same architecture with random weights -> {}",
             floor_model.display()
         );
-        let floor = score(&floor_model, &samples, &dir.join("floor")).await?;
+        let floor = score(&floor_model, &samples, &dir.join("floor"), &opts.coord_decode).await?;
         eprintln!("  {floor}");
         floor.scores
     } else {
@@ -149,13 +153,19 @@ pub async fn run(opts: &DemoOptions) -> Result<()> {
 }
 
 /// Runs demo.sql with `model` over `samples` into `out`.
-async fn score(model: &Path, samples: &Path, out: &Path) -> Result<crate::jobs::JobSummary> {
+async fn score(
+    model: &Path,
+    samples: &Path,
+    out: &Path,
+    coord_decode: &str,
+) -> Result<crate::jobs::JobSummary> {
     let ctx = session::new_context(&SessionOptions {
         settings: vec![
             ("vista.model".into(), model.to_string_lossy().to_string()),
             ("vista.batch_size".into(), "8".into()),
             // A 32-point mask is 130 tokens; three of them fit.
             ("vista.max_new_tokens".into(), "400".into()),
+            ("vista.coord_decode".into(), coord_decode.into()),
             ("vista.on_error".into(), "null".into()),
         ],
         ..Default::default()

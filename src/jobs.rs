@@ -30,7 +30,7 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use vista_udfs::generate::{self, ModelLoader};
+use vista_udfs::generate::{self, CoordDecode, ModelLoader};
 use vista_udfs::seeded::{fnv1a, FNV_OFFSET};
 use vista_udfs::VistaConfig;
 
@@ -532,13 +532,18 @@ async fn fingerprint_parts(
         // The coordinate style changes the instructions of coordinate tasks.
         prompt_template: format!("{} coord_style={}", g.prompt_template, c.coord_style),
         // The image limit decides which rows fail, so it is part of the finished rows.
-        // A minimum length is named only when set, so jobs without one keep their fingerprint.
+        // A minimum length and a coordinate rule are named only when set, so jobs without them
+        // keep their fingerprint.
         generation: format!(
-            "max_new_tokens={}{} num_beams={} temperature={} top_p={} seed={} max_image_pixels={}",
+            "max_new_tokens={}{}{} num_beams={} temperature={} top_p={} seed={} max_image_pixels={}",
             g.max_new_tokens,
             match g.min_new_tokens {
                 0 => String::new(),
                 n => format!(" min_new_tokens={n}"),
+            },
+            match g.coord_decode {
+                CoordDecode::Argmax => String::new(),
+                other => format!(" coord_decode={}", other.name()),
             },
             g.num_beams,
             g.temperature,

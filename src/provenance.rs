@@ -50,6 +50,7 @@ pub fn of_plan(ctx: &SessionContext, plan: &LogicalPlan) -> Vec<(String, String)
             ("max_new_tokens", c.max_new_tokens.to_string()),
             ("min_new_tokens", c.min_new_tokens.to_string()),
             ("num_beams", c.num_beams.to_string()),
+            ("coord_decode", c.coord_decode.clone()),
             ("temperature", c.temperature.to_string()),
             ("top_p", c.top_p.to_string()),
             ("seed", c.seed.to_string()),

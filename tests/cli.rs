@@ -475,10 +475,11 @@ fn demo_runs_the_main_job_and_writes_predictions_and_scores() {
     }
     let got = demo_scores(&d.path().join("demo/run/scores.parquet"));
     // Pinned: the held-out set is generated from a fixed seed and the embedded model decodes
-    // greedily, so every score is a fixed number (the gt_contour rows do not involve the model).
+    // greedily (coordinates as the bins' median), so every score is a fixed number (the
+    // gt_contour rows do not involve the model).
     let want = [
-        ("all", "parsed", 0.7),
-        ("all", "truncated", 0.1),
+        ("all", "parsed", 0.75),
+        ("all", "truncated", 0.05),
         ("caption", "cider_d", 1.014209217954488),
         ("coseg", "miou", 0.0),
         ("grec", "n_acc", 1.0),
@@ -487,13 +488,33 @@ fn demo_runs_the_main_job_and_writes_predictions_and_scores() {
         ("gres", "n_acc", 1.0),
         ("nlvr", "accuracy", 0.5),
         ("pointqa", "accuracy", 0.0),
-        ("rec", "acc@0.5", 0.0),
+        ("rec", "acc@0.5", 0.5),
         ("region_caption", "cider_d", 0.0),
         ("res", "gt_contour_iou@32_adaptive", 0.9914675767918089),
         ("res", "gt_contour_iou@32_uniform", 0.9762711864406779),
-        ("res", "miou", 0.0),
+        ("res", "miou", 0.12790697674418605),
         ("vqa", "vqa_accuracy", 0.5),
     ];
+    assert_scores(&got, &want, 1e-9);
+
+    // With coordinates decoded as transformers does (the bins' argmax), the box and mask
+    // answers change and nothing else does.
+    let args = ["demo", "--dir", "argmax", "--samples-per-task", "2", "--no-floor"];
+    ok(d.path(), &[&args[..], &["--coord-decode", "argmax"]].concat());
+    let got = demo_scores(&d.path().join("argmax/run/scores.parquet"));
+    let argmax_changes = [
+        ("all", "parsed", 0.7),
+        ("all", "truncated", 0.1),
+        ("rec", "acc@0.5", 0.0),
+        ("res", "miou", 0.0),
+    ];
+    let want: Vec<_> = want
+        .iter()
+        .map(|&(t, m, v)| {
+            let changed = argmax_changes.iter().find(|c| (c.0, c.1) == (t, m));
+            changed.copied().unwrap_or((t, m, v))
+        })
+        .collect();
     assert_scores(&got, &want, 1e-9);
 }
 
@@ -546,21 +567,21 @@ fn the_shipped_model_scores_what_docs_train_reports() {
     ok(d.path(), &["demo", "--dir", "demo", "--samples-per-task", "50", "--no-floor"]);
     let got = demo_scores(&d.path().join("demo/run/scores.parquet"));
     let want = [
-        ("all", "parsed", 0.796),
-        ("all", "truncated", 0.062),
+        ("all", "parsed", 0.826),
+        ("all", "truncated", 0.028),
         ("caption", "cider_d", 1.391),
-        ("coseg", "miou", 0.002),
+        ("coseg", "miou", 0.006),
         ("grec", "n_acc", 1.0),
         ("grec", "precision_f1_1", 0.36),
-        ("gres", "giou", 0.367),
+        ("gres", "giou", 0.377),
         ("gres", "n_acc", 1.0),
         ("nlvr", "accuracy", 0.46),
         ("pointqa", "accuracy", 0.38),
-        ("rec", "acc@0.5", 0.34),
+        ("rec", "acc@0.5", 0.32),
         ("region_caption", "cider_d", 1.261),
         ("res", "gt_contour_iou@32_adaptive", 0.994),
         ("res", "gt_contour_iou@32_uniform", 0.978),
-        ("res", "miou", 0.095),
+        ("res", "miou", 0.091),
         ("vqa", "vqa_accuracy", 0.56),
     ];
     assert_scores(&got, &want, 0.02);

@@ -107,6 +107,17 @@ fn trains_learns_and_writes_a_loadable_checkpoint() {
     use vista_udfs::generate::VisionLanguageModel;
     let out_text = model.generate(std::slice::from_ref(&req), &settings).pop().unwrap();
     assert!(out_text.is_ok(), "{out_text:?}");
+    // `vista.coord_decode = 'median'` takes the medians over the 1,001 bins in coordinate order.
+    assert!(model.decode_options(&settings).median_bins.is_empty());
+    let median = vista_udfs::generate::GenerateSettings {
+        coord_decode: vista_udfs::generate::CoordDecode::Median,
+        ..settings
+    };
+    let bins = model.decode_options(&median).median_bins;
+    assert_eq!(bins.len(), 1001);
+    assert_eq!(Some(bins[740]), model.text.tokenizer.token_to_id("<bin_740>"));
+    let out_text = model.generate(std::slice::from_ref(&req), &median).pop().unwrap();
+    assert!(out_text.is_ok(), "{out_text:?}");
 }
 
 #[test]

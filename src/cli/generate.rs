@@ -32,6 +32,9 @@ pub(crate) struct GenerateArgs {
     top_p: f64,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// argmax | median: how greedy decoding picks a coordinate token `<bin_k>`
+    #[arg(long, default_value = "argmax")]
+    coord_decode: String,
     /// vicuna_v1 | raw | llava | qwen (LLaVA and Qwen3-VL read vicuna_v1 as their own chat turn)
     #[arg(long, default_value = "vicuna_v1")]
     template: String,
@@ -49,6 +52,7 @@ pub(crate) async fn generate(a: GenerateArgs) -> Result<ExitCode> {
         ("top_p", a.top_p.to_string()),
         ("seed", a.seed.to_string()),
         ("prompt_template", a.template.clone()),
+        ("coord_decode", a.coord_decode.clone()),
     ] {
         datafusion::config::ExtensionOptions::set(&mut config, k, &v)
             .map_err(|e| anyhow::anyhow!("{}", e.strip_backtrace()))?;

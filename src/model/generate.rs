@@ -3,6 +3,8 @@
 //! padding masks; a row that stops (a stop token or `max_new_tokens`) leaves the batch and its
 //! KV cache, so it costs nothing further. A row's output does not depend on the other rows.
 
+use std::sync::Arc;
+
 use candle_core::{DType, Result, Tensor};
 
 use super::llama::{KvCache, Llama};
@@ -24,6 +26,10 @@ pub struct DecodeOptions {
     pub length_penalty: f64,
     /// Most pixels an input image, or a buffer made from it (square padding), may hold.
     pub max_image_pixels: u64,
+    /// Coordinate tokens `<bin_0>` ..= `<bin_N>` in coordinate order, when greedy decoding picks
+    /// a coordinate as the median of the distribution over them (`vista.coord_decode =
+    /// 'median'`); empty: the most likely token.
+    pub median_bins: Arc<[u32]>,
 }
 
 impl Default for DecodeOptions {
@@ -38,6 +44,7 @@ impl Default for DecodeOptions {
             stop: Vec::new(),
             length_penalty: 1.0,
             max_image_pixels: vista_udfs::limits::DEFAULT_MAX_IMAGE_PIXELS,
+            median_bins: Arc::from([]),
         }
     }
 }
@@ -188,11 +195,13 @@ fn sample_batch(
     Ok(out)
 }
 
-/// The next token from one row's logits: the first maximum when greedy, else a draw from the
+/// The next token from one row's logits: the first maximum when greedy (a coordinate token
+/// replaced by the bins' median under [`DecodeOptions::median_bins`]), else a draw from the
 /// temperature-scaled distribution restricted to its top-p nucleus.
 pub fn pick(logits: &[f32], opts: &DecodeOptions, rng: &mut SplitMix64) -> u32 {
     if opts.temperature <= 0.0 {
-        return argmax(logits);
+        let best = argmax(logits);
+        return median_bin(logits, &opts.median_bins, best).unwrap_or(best);
     }
     let t = opts.temperature;
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
@@ -223,6 +232,26 @@ pub fn pick(logits: &[f32], opts: &DecodeOptions, rng: &mut SplitMix64) -> u32 {
         last = id;
     }
     last
+}
+
+/// When `best` is one of `bins` (in coordinate order): the first bin at which the softmax over
+/// the bins' logits reaches half its mass.
+fn median_bin(logits: &[f32], bins: &[u32], best: u32) -> Option<u32> {
+    if !bins.contains(&best) {
+        return None;
+    }
+    let max = logits[best as usize];
+    let weights: Vec<f64> =
+        bins.iter().map(|&b| ((logits[b as usize] - max) as f64).exp()).collect();
+    let half = weights.iter().sum::<f64>() / 2.0;
+    let mut cum = 0.0;
+    for (&b, w) in bins.iter().zip(&weights) {
+        cum += w;
+        if cum >= half {
+            return Some(b);
+        }
+    }
+    Some(best)
 }
 
 /// Rules the stop tokens out of one row's scores, as transformers' minimum-length processor does.
@@ -371,6 +400,26 @@ mod tests {
         assert_ne!(draw(9), draw(10));
         let d = draw(9);
         assert!(d.contains(&1) && d.contains(&2), "{d:?}");
+    }
+
+    #[test]
+    fn median_decoding_moves_a_greedy_coordinate_to_the_bins_median() {
+        // Tokens 0-1 are words, 2-6 the bins <bin_0>..<bin_4>. The peak is <bin_1> (token 3)
+        // with probability 0.4 among the bins; 0.3 + 0.3 lie on <bin_3> and <bin_4>, so half
+        // the mass is reached at <bin_3> (token 5).
+        let ln = |p: f64| p.ln() as f32;
+        let logits = [-9.0, -9.0, f32::NEG_INFINITY, ln(0.4), f32::NEG_INFINITY, ln(0.3), ln(0.3)];
+        let median =
+            DecodeOptions { median_bins: Arc::from([2, 3, 4, 5, 6]), ..Default::default() };
+        let mut rng = SplitMix64::new(0);
+        assert_eq!(pick(&logits, &DecodeOptions::default(), &mut rng), 3);
+        assert_eq!(pick(&logits, &median, &mut rng), 5);
+        // Exactly half the mass on the peak: the peak is the median.
+        let logits = [-9.0, -9.0, ln(0.1), ln(0.5), ln(0.2), ln(0.1), ln(0.1)];
+        assert_eq!(pick(&logits, &median, &mut rng), 3);
+        // A word as the most likely token is kept, however the bins spread.
+        let logits = [5.0, -9.0, ln(0.1), ln(0.5), ln(0.2), ln(0.1), ln(0.1)];
+        assert_eq!(pick(&logits, &median, &mut rng), 0);
     }
 
     #[test]

@@ -24,7 +24,8 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use tokenizers::Tokenizer;
 use vista_udfs::generate::{
-    GenerateRequest, GenerateSettings, Generation, ModelLoader, ModelSpec, VisionLanguageModel,
+    CoordDecode, GenerateRequest, GenerateSettings, Generation, ModelLoader, ModelSpec,
+    VisionLanguageModel,
 };
 
 pub use config::Config;
@@ -156,7 +157,17 @@ impl TextSide {
             stop: self.stop_ids.clone(),
             length_penalty: 1.0,
             max_image_pixels: settings.max_image_pixels,
+            median_bins: match settings.coord_decode {
+                CoordDecode::Argmax => Arc::from([]),
+                CoordDecode::Median => self.bin_ids().into(),
+            },
         }
+    }
+
+    /// The ids of the coordinate tokens `<bin_0>` ..= `<bin_N>`, in coordinate order (empty for
+    /// a tokenizer without them).
+    pub fn bin_ids(&self) -> Vec<u32> {
+        (0..).map_while(|k| self.tokenizer.token_to_id(&format!("<bin_{k}>"))).collect()
     }
 
     /// Each row's text, and whether it ran into the length limit: the stop token is part of

@@ -54,12 +54,6 @@ pub(super) fn image_tokens(
         .transpose()
 }
 
-/// The ids of `<bin_0>` ..= `<bin_1000>` in the decoder's vocabulary, in coordinate order
-/// (empty for a tokenizer without them).
-pub(super) fn bin_ids(model: &VistaModel) -> Vec<u32> {
-    (0..).map_while(|k| model.text.tokenizer.token_to_id(&format!("<bin_{k}>"))).collect()
-}
-
 /// The answer-token loss of a batch: mean over samples of each sample's mean token NLL. With
 /// `coord_weight` > 0, every answer token that is a coordinate `<bin_k>` also pays
 /// `coord_weight` x |E[j] - k| / 1000, E over the bins' softmax at that position, weighted as
@@ -115,7 +109,7 @@ pub(super) fn batch_loss(
     let logits = model.net.llm.logits(&picked)?;
     let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
     let coord = if coord_weight > 0.0 {
-        coordinate_l1(&logits, &targets, &weights, &bin_ids(model))?
+        coordinate_l1(&logits, &targets, &weights, &model.text.bin_ids())?
     } else {
         None
     };

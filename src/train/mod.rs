@@ -295,7 +295,7 @@ fn build(
 fn fresh_weights(opts: &TrainOptions) -> Result<HashMap<String, Tensor>> {
     let (model, params) = build(&opts.out, None, opts.seed, 1, opts)?;
     let mut tensors = params.tensors();
-    let bins = loss::bin_ids(&model);
+    let bins = model.text.bin_ids();
     match opts.coord_init.as_str() {
         "cosine" => coords::cosine_rows(&mut tensors, &bins, opts.seed)?,
         "quadratic" => coords::quadratic_rows(&mut tensors, &bins, opts.seed)?,

@@ -28,6 +28,10 @@ extensions_options! {
         pub min_new_tokens: usize, default = 0
         /// Beam width; 1 means greedy (or sampling when temperature > 0).
         pub num_beams: usize, default = 1
+        /// How greedy decoding picks a coordinate token `<bin_k>` once the most likely token is
+        /// one: `argmax` (that token, as transformers decodes) or `median` (the median of the
+        /// next-token distribution over the bins). Models without `<bin_k>` tokens decode alike.
+        pub coord_decode: String, default = "argmax".to_string()
         /// Sampling temperature; 0 means greedy.
         pub temperature: f64, default = 0.0
         /// Nucleus sampling threshold.

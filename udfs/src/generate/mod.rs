@@ -25,6 +25,30 @@ pub struct GenerateSettings {
     pub prompt_template: String,
     /// Most pixels an input image, or a buffer made from it, may hold (`vista.max_image_pixels`).
     pub max_image_pixels: u64,
+    /// How greedy decoding picks a coordinate token (`vista.coord_decode`).
+    pub coord_decode: CoordDecode,
+}
+
+/// How greedy decoding picks a coordinate token `<bin_k>` when the most likely next token is one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum CoordDecode {
+    /// The most likely token, as transformers' greedy search.
+    #[default]
+    Argmax,
+    /// The bin at which the distribution over the bins reaches half its mass. A model unsure of
+    /// a coordinate spreads its mass over neighbouring bins; the median is the estimate with the
+    /// least expected distance to the coordinate, where the argmax picks one noisy peak and the
+    /// mean falls between two candidate objects.
+    Median,
+}
+
+impl CoordDecode {
+    pub fn name(self) -> &'static str {
+        match self {
+            CoordDecode::Argmax => "argmax",
+            CoordDecode::Median => "median",
+        }
+    }
 }
 
 impl Default for GenerateSettings {
@@ -38,6 +62,7 @@ impl Default for GenerateSettings {
             seed: 0,
             prompt_template: "vicuna_v1".to_string(),
             max_image_pixels: crate::limits::DEFAULT_MAX_IMAGE_PIXELS,
+            coord_decode: CoordDecode::Argmax,
         }
     }
 }

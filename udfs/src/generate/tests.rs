@@ -397,13 +397,23 @@ fn generation_settings_are_checked_by_name() {
             "SET vista.min_new_tokens = 65",
             "vista.min_new_tokens (65) must be at most vista.max_new_tokens (64)",
         ),
+        ("SET vista.coord_decode = 'mean'", "must be 'argmax' or 'median', got 'mean'"),
+        (
+            "SET vista.coord_decode = 'median'; SET vista.num_beams = 3",
+            "'median' is a rule of greedy decoding; it needs vista.num_beams = 1 and \
+             vista.temperature = 0 (got 3 and 0)",
+        ),
     ] {
         test_util::run(&ctx, set).unwrap();
         let err = test_util::run(&ctx, q).unwrap_err();
         assert!(err.to_string().contains(want), "{set}: {err}");
         test_util::run(&ctx, "SET vista.prompt_template = 'vicuna_v1'").unwrap();
         test_util::run(&ctx, "SET vista.min_new_tokens = 0").unwrap();
+        test_util::run(&ctx, "SET vista.coord_decode = 'argmax'; SET vista.num_beams = 1").unwrap();
     }
+    test_util::run(&ctx, "SET vista.coord_decode = 'median'").unwrap();
+    assert!(test_util::run(&ctx, q).is_ok());
+    test_util::run(&ctx, "SET vista.coord_decode = 'argmax'").unwrap();
     for template in ["llava", "qwen", "raw", "vicuna_v1"] {
         test_util::run(&ctx, &format!("SET vista.prompt_template = '{template}'")).unwrap();
         test_util::run(&ctx, "SET vista.min_new_tokens = 64").unwrap();

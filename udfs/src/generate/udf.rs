@@ -17,7 +17,7 @@ use datafusion::logical_expr::{
 };
 
 use super::worker::{self, Outcome};
-use super::{GenerateRequest, GenerateSettings, ModelLoader, ModelSpec};
+use super::{CoordDecode, GenerateRequest, GenerateSettings, ModelLoader, ModelSpec};
 use crate::common::{self, OnError};
 use crate::config::VistaConfig;
 
@@ -34,8 +34,9 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
          model (loaded once per process) and gathers rows from every partition into \
          micro-batches of `vista.batch_size`; identical (images, instruction, settings) rows are \
          computed once. Generation follows `vista.max_new_tokens`, `vista.min_new_tokens`, \
-         `vista.num_beams`, \
-         `vista.temperature`, `vista.top_p`, `vista.seed` and `vista.prompt_template`. `output \
+         `vista.num_beams`, `vista.temperature`, `vista.top_p`, `vista.seed`, \
+         `vista.prompt_template` and `vista.coord_decode` (`median`: a greedy coordinate token \
+         is the median of the distribution over the bins). `output \
          => 'detail'` returns struct<text, error, latency_ms, batch_rows, truncated> (latency = \
          model time of the row's micro-batch divided by its rows; truncated = generation stopped \
          on vista.max_new_tokens, not on an end token). A NULL image or instruction gives NULL \
@@ -432,6 +433,23 @@ pub fn settings(config: &VistaConfig) -> Result<GenerateSettings> {
             config.top_p
         ));
     }
+    let coord_decode = match config.coord_decode.as_str() {
+        "argmax" => CoordDecode::Argmax,
+        "median" => CoordDecode::Median,
+        other => {
+            return Err(exec_datafusion_err!(
+                "{NAME}: vista.coord_decode must be 'argmax' or 'median', got '{other}'"
+            ))
+        }
+    };
+    if coord_decode == CoordDecode::Median && (config.num_beams > 1 || config.temperature > 0.0) {
+        return Err(exec_datafusion_err!(
+            "{NAME}: vista.coord_decode = 'median' is a rule of greedy decoding; it needs \
+             vista.num_beams = 1 and vista.temperature = 0 (got {} and {})",
+            config.num_beams,
+            config.temperature
+        ));
+    }
     Ok(GenerateSettings {
         max_new_tokens: config.max_new_tokens,
         min_new_tokens: config.min_new_tokens,
@@ -441,6 +459,7 @@ pub fn settings(config: &VistaConfig) -> Result<GenerateSettings> {
         seed: config.seed,
         prompt_template: config.prompt_template.clone(),
         max_image_pixels: config.max_image_pixels,
+        coord_decode,
     })
 }
 

@@ -60,6 +60,7 @@ fn hash_settings(s: &GenerateSettings, h: &mut impl Hasher) {
     s.top_p.to_bits().hash(h);
     s.seed.hash(h);
     s.prompt_template.hash(h);
+    s.coord_decode.hash(h);
 }
 
 /// One row waiting for the model.
