@@ -140,8 +140,10 @@ pub async fn run(opts: &DemoOptions) -> Result<()> {
     };
     crate::engine::run_sql(&ctx, &sql, &sink, &mut stdout).await?;
     println!(
-        "(held-out synthetic set, seed {DEMO_SEED}; random_weights is the floor a trained model \
-         must beat; gt_contour_iou rows score the ground truth's own point sequences)"
+        "(held-out synthetic set, seed {DEMO_SEED}; coordinates decoded by the bins' {}; \
+         random_weights is the floor a trained model must beat; gt_contour_iou rows score the \
+         ground truth's own point sequences)",
+        opts.coord_decode
     );
     if opts.report {
         let page = dir.join("report.html");

@@ -446,6 +446,7 @@ fn demo_runs_the_main_job_and_writes_predictions_and_scores() {
     let printed = ok(d.path(), &["demo", "--dir", "demo", "--samples-per-task", "2", "--report"]);
     assert!(printed.contains("gt_contour_iou@32_adaptive"), "{printed}");
     assert!(printed.contains("random_weights"), "{printed}");
+    assert!(printed.contains("coordinates decoded by the bins' median"), "{printed}");
     assert!(d.path().join("demo/floor/scores.parquet").is_file());
     // The report: the score table and 2 samples per task, two pictures for two-image tasks.
     let html = std::fs::read_to_string(d.path().join("demo/report.html")).unwrap();
