@@ -500,8 +500,17 @@ fn demo_runs_the_main_job_and_writes_predictions_and_scores() {
 
     // With coordinates decoded as transformers does (the bins' argmax), the box and mask
     // answers change and nothing else does.
-    let args = ["demo", "--dir", "argmax", "--samples-per-task", "2", "--no-floor"];
-    ok(d.path(), &[&args[..], &["--coord-decode", "argmax"]].concat());
+    let args = [
+        "demo",
+        "--dir",
+        "argmax",
+        "--samples-per-task",
+        "2",
+        "--no-floor",
+        "--coord-decode",
+        "argmax",
+    ];
+    ok(d.path(), &args);
     let got = demo_scores(&d.path().join("argmax/run/scores.parquet"));
     let argmax_changes = [
         ("all", "parsed", 0.7),

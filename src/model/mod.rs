@@ -56,6 +56,9 @@ pub struct TextSide {
     /// Special tokens never shown in the text (BOS, EOS, padding, unknown; a chat family's
     /// every special token), sorted.
     hidden_ids: Vec<u32>,
+    /// The coordinate tokens `<bin_0>` ..= `<bin_N>`, in coordinate order (empty for a tokenizer
+    /// without them); looked up once, since decoding and training read them every batch.
+    bin_ids: Arc<[u32]>,
 }
 
 impl TextSide {
@@ -89,7 +92,8 @@ impl TextSide {
         .flatten()
         .collect();
         hidden_ids.sort_unstable();
-        Ok(TextSide { tokenizer, stop_ids: vec![eos], hidden_ids })
+        let bin_ids = (0..).map_while(|k| tokenizer.token_to_id(&format!("<bin_{k}>"))).collect();
+        Ok(TextSide { tokenizer, stop_ids: vec![eos], hidden_ids, bin_ids })
     }
 
     /// The tokenizer of a chat family (LLaVA, Qwen3-VL): every token its `tokenizer.json` marks
@@ -159,15 +163,15 @@ impl TextSide {
             max_image_pixels: settings.max_image_pixels,
             median_bins: match settings.coord_decode {
                 CoordDecode::Argmax => Arc::from([]),
-                CoordDecode::Median => self.bin_ids().into(),
+                CoordDecode::Median => self.bin_ids.clone(),
             },
         }
     }
 
     /// The ids of the coordinate tokens `<bin_0>` ..= `<bin_N>`, in coordinate order (empty for
     /// a tokenizer without them).
-    pub fn bin_ids(&self) -> Vec<u32> {
-        (0..).map_while(|k| self.tokenizer.token_to_id(&format!("<bin_{k}>"))).collect()
+    pub fn bin_ids(&self) -> &[u32] {
+        &self.bin_ids
     }
 
     /// Each row's text, and whether it ran into the length limit: the stop token is part of

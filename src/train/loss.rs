@@ -109,7 +109,7 @@ pub(super) fn batch_loss(
     let logits = model.net.llm.logits(&picked)?;
     let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
     let coord = if coord_weight > 0.0 {
-        coordinate_l1(&logits, &targets, &weights, &model.text.bin_ids())?
+        coordinate_l1(&logits, &targets, &weights, model.text.bin_ids())?
     } else {
         None
     };

@@ -297,8 +297,8 @@ fn fresh_weights(opts: &TrainOptions) -> Result<HashMap<String, Tensor>> {
     let mut tensors = params.tensors();
     let bins = model.text.bin_ids();
     match opts.coord_init.as_str() {
-        "cosine" => coords::cosine_rows(&mut tensors, &bins, opts.seed)?,
-        "quadratic" => coords::quadratic_rows(&mut tensors, &bins, opts.seed)?,
+        "cosine" => coords::cosine_rows(&mut tensors, bins, opts.seed)?,
+        "quadratic" => coords::quadratic_rows(&mut tensors, bins, opts.seed)?,
         _ => {}
     }
     // Drawn at the embeddings' N(0, 0.02), rescaled to `--vision-position-std`.

@@ -43,6 +43,11 @@ pub enum CoordDecode {
 }
 
 impl CoordDecode {
+    /// The rule `vista.coord_decode` names, if it names one.
+    pub fn parse(name: &str) -> Option<CoordDecode> {
+        [CoordDecode::Argmax, CoordDecode::Median].into_iter().find(|c| c.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             CoordDecode::Argmax => "argmax",

@@ -433,15 +433,12 @@ pub fn settings(config: &VistaConfig) -> Result<GenerateSettings> {
             config.top_p
         ));
     }
-    let coord_decode = match config.coord_decode.as_str() {
-        "argmax" => CoordDecode::Argmax,
-        "median" => CoordDecode::Median,
-        other => {
-            return Err(exec_datafusion_err!(
-                "{NAME}: vista.coord_decode must be 'argmax' or 'median', got '{other}'"
-            ))
-        }
-    };
+    let coord_decode = CoordDecode::parse(&config.coord_decode).ok_or_else(|| {
+        exec_datafusion_err!(
+            "{NAME}: vista.coord_decode must be 'argmax' or 'median', got '{}'",
+            config.coord_decode
+        )
+    })?;
     if coord_decode == CoordDecode::Median && (config.num_beams > 1 || config.temperature > 0.0) {
         return Err(exec_datafusion_err!(
             "{NAME}: vista.coord_decode = 'median' is a rule of greedy decoding; it needs \
