@@ -203,6 +203,45 @@ fn bad_input_gets_one_line_errors() {
 
     let e = err(&TrainOptions { batch_size: 0, ..options(&data, &out) }, false);
     assert!(e.contains("--batch-size"), "{e}");
+
+    let e = err(&TrainOptions { grid: Some(5), ..options(&data, &tmp.path().join("g")) }, false);
+    assert!(e.contains("--grid 5") && e.contains("--image-size 48"), "{e}");
+    let fine_tuned = tmp.path().join("m3");
+    let e =
+        err(&TrainOptions { grid: Some(4), init: Some(out), ..options(&data, &fine_tuned) }, false);
+    assert!(e.contains("--grid 4") && e.contains("--init"), "{e}");
+}
+
+/// `--grid` sets a fresh model's patches per side: the checkpoint says so, stage 0 labels that
+/// many patches, and the model loads and trains on.
+#[test]
+fn a_finer_grid_gives_smaller_patches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = samples(&tmp.path().join("data"));
+    let out = tmp.path().join("m");
+    let opts = TrainOptions {
+        grid: Some(4),
+        pretrain_steps: 2,
+        stage1_steps: 2,
+        stage2_steps: 0,
+        ..options(&data, &out)
+    };
+    train(&opts, false).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["vision_config"]["patch_size"], 12);
+    assert_eq!(config["vision_config"]["image_size"], 48);
+    let fresh = tmp.path().join("fresh");
+    let opts = TrainOptions {
+        pretrain_steps: 0,
+        stage1_steps: 2,
+        stage2_steps: 0,
+        ..options(&data, &fresh)
+    };
+    train(&opts, false).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fresh.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["vision_config"]["patch_size"], 24);
 }
 
 /// Runs the `vista` binary in `dir`; its stdout, or a panic with its stderr.

@@ -31,13 +31,16 @@ pub(super) struct TrainerState {
 pub fn fresh_config(
     size: Size,
     image_size: usize,
+    grid: Option<usize>,
     text_vocab: usize,
     qformer_vocab: usize,
 ) -> serde_json::Value {
     // (vision d, layers, heads, patch), (qformer d, layers, heads), queries, (text d, layers, heads, mlp)
     let ((vd, vl, vh, patch), (qd, ql, qh), queries, (td, tl, th, ti)) = match size {
-        Size::Tiny => ((32, 1, 2, image_size / 2), (32, 1, 2), 4, (32, 1, 2, 64)),
-        Size::Small => ((128, 2, 4, image_size / 8), (128, 2, 4), 16, (128, 4, 4, 384)),
+        Size::Tiny => ((32, 1, 2, image_size / grid.unwrap_or(2)), (32, 1, 2), 4, (32, 1, 2, 64)),
+        Size::Small => {
+            ((128, 2, 4, image_size / grid.unwrap_or(8)), (128, 2, 4), 16, (128, 4, 4, 384))
+        }
     };
     serde_json::json!({
         "architectures": ["InstructBlipForConditionalGeneration"],
@@ -94,6 +97,7 @@ pub(super) fn write_fresh_model_files(
     let mut config = fresh_config(
         opts.size,
         opts.image_size,
+        opts.grid,
         tok.get_vocab_size(true),
         qtok.get_vocab_size(true),
     );

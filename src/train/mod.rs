@@ -88,6 +88,12 @@ pub struct TrainOptions {
     /// Side of the model's square input images (fresh models).
     #[arg(long, default_value_t = 96)]
     pub image_size: usize,
+    /// Patches per side of a fresh model's image encoder (default: 8 for small, 2 for tiny);
+    /// must divide `--image-size`. A finer grid gives the encoder more, smaller patches to place
+    /// an object's edges with, at about the square of the ratio in encoder compute.
+    #[arg(long)]
+    #[serde(default)]
+    pub grid: Option<usize>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Optimiser steps of stage 0: the image encoder learns what lies under each patch of
@@ -193,6 +199,7 @@ impl Default for TrainOptions {
             init: None,
             size: Size::Small,
             image_size: 96,
+            grid: None,
             seed: 0,
             pretrain_steps: 0,
             pretrain_batch: 32,
@@ -315,6 +322,14 @@ fn fresh_weights(opts: &TrainOptions) -> Result<HashMap<String, Tensor>> {
 pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
     if opts.batch_size == 0 || opts.grad_accum == 0 || opts.pretrain_batch == 0 {
         bail!("--batch-size, --pretrain-batch and --grad-accum must be at least 1");
+    }
+    if let Some(g) = opts.grid {
+        if opts.init.is_some() {
+            bail!("--grid {g}: only a fresh model takes a grid; --init keeps its checkpoint's");
+        }
+        if g == 0 || opts.image_size % g != 0 {
+            bail!("--grid {g}: must be at least 1 and divide --image-size {}", opts.image_size);
+        }
     }
     let task_weights = parse_task_weights(&opts.stage1_task_weight)?;
     let started = Instant::now();
