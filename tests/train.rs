@@ -203,6 +203,8 @@ fn bad_input_gets_one_line_errors() {
 
     let e = err(&TrainOptions { batch_size: 0, ..options(&data, &out) }, false);
     assert!(e.contains("--batch-size"), "{e}");
+    let e = err(&TrainOptions { pretrain_box: Some(0), ..options(&data, &out) }, false);
+    assert!(e.contains("--pretrain-box"), "{e}");
 
     let e = err(&TrainOptions { grid: Some(5), ..options(&data, &tmp.path().join("g")) }, false);
     assert!(e.contains("--grid 5") && e.contains("--image-size 48"), "{e}");
@@ -212,8 +214,8 @@ fn bad_input_gets_one_line_errors() {
     assert!(e.contains("--grid 4") && e.contains("--init"), "{e}");
 }
 
-/// `--grid` sets a fresh model's patches per side: the checkpoint says so, stage 0 labels that
-/// many patches, and the model loads and trains on.
+/// `--grid` sets a fresh model's patches per side: the checkpoint says so, stage 0 (here with
+/// its own scene and box-sample counts) labels that many patches, and the model trains on.
 #[test]
 fn a_finer_grid_gives_smaller_patches() {
     let tmp = tempfile::tempdir().unwrap();
@@ -221,6 +223,9 @@ fn a_finer_grid_gives_smaller_patches() {
     let out = tmp.path().join("m");
     let opts = TrainOptions {
         grid: Some(4),
+        pretrain_scenes: Some(3),
+        pretrain_box: Some(5),
+        probe_attention: 1.0,
         pretrain_steps: 2,
         stage1_steps: 2,
         stage2_steps: 0,

@@ -92,7 +92,7 @@ pub struct TrainOptions {
     /// must divide `--image-size`. A finer grid gives the encoder more, smaller patches to place
     /// an object's edges with, at about the square of the ratio in encoder compute.
     #[arg(long)]
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grid: Option<usize>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -102,9 +102,18 @@ pub struct TrainOptions {
     /// stays frozen unless `--train-vision` (0 = no stage 0).
     #[arg(long, default_value_t = 0)]
     pub pretrain_steps: usize,
-    /// Scenes per stage-0 step.
+    /// Scenes and probe samples per stage-0 step.
     #[arg(long, default_value_t = 32)]
     pub pretrain_batch: usize,
+    /// Scenes per stage-0 step, where they differ from `--pretrain-batch`.
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretrain_scenes: Option<usize>,
+    /// Samples whose answer is one box or one mask added to every stage-0 step with
+    /// `--probe-attention` (default: half of `--pretrain-batch`).
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretrain_box: Option<usize>,
     /// Peak learning rate of stage 0.
     #[arg(long, default_value_t = 2e-3)]
     pub lr_pretrain: f64,
@@ -203,6 +212,8 @@ impl Default for TrainOptions {
             seed: 0,
             pretrain_steps: 0,
             pretrain_batch: 32,
+            pretrain_scenes: None,
+            pretrain_box: None,
             lr_pretrain: 2e-3,
             probe_attention: 0.0,
             stage1_steps: 1000,
@@ -320,14 +331,21 @@ fn fresh_weights(opts: &TrainOptions) -> Result<HashMap<String, Tensor>> {
 
 /// Runs (or resumes) training; returns what it did.
 pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
-    if opts.batch_size == 0 || opts.grad_accum == 0 || opts.pretrain_batch == 0 {
-        bail!("--batch-size, --pretrain-batch and --grad-accum must be at least 1");
+    if opts.batch_size == 0
+        || opts.grad_accum == 0
+        || opts.pretrain_batch == 0
+        || opts.pretrain_scenes == Some(0)
+        || opts.pretrain_box == Some(0)
+    {
+        bail!(
+            "--batch-size, --pretrain-batch, --pretrain-scenes, --pretrain-box and --grad-accum must be at least 1"
+        );
     }
     if let Some(g) = opts.grid {
         if opts.init.is_some() {
             bail!("--grid {g}: only a fresh model takes a grid; --init keeps its checkpoint's");
         }
-        if g == 0 || opts.image_size % g != 0 {
+        if g == 0 || !opts.image_size.is_multiple_of(g) {
             bail!("--grid {g}: must be at least 1 and divide --image-size {}", opts.image_size);
         }
     }
@@ -654,9 +672,10 @@ fn micro_loss(
 ) -> Result<Tensor> {
     let m = step * opts.grad_accum + micro;
     if stage == 0 {
-        let index = (m * opts.pretrain_batch) as u64;
+        let n_scenes = opts.pretrain_scenes.unwrap_or(opts.pretrain_batch);
+        let index = (m * n_scenes) as u64;
         let (scenes, [classes, patch_box]) =
-            pretrain::scene_loss(model, params, opts.seed, index, opts.pretrain_batch)?;
+            pretrain::scene_loss(model, params, opts.seed, index, n_scenes)?;
         let (loss, [probe_box, words, inside]) = if data.probed.is_empty() {
             (scenes, [f64::NAN; 3])
         } else {
@@ -665,8 +684,8 @@ fn micro_loss(
             // Length-sorted probe batches hold box answers in few steps (3 of the 16 steps
             // printed in a 800-step run); the attention loss needs them in every step.
             if opts.probe_attention > 0.0 && !data.grounded.is_empty() {
-                let half = opts.pretrain_batch.div_ceil(2);
-                idx.extend(batch_indices(data.grounded, data.lengths, opts.seed, 5, m, half));
+                let n_box = opts.pretrain_box.unwrap_or(opts.pretrain_batch.div_ceil(2));
+                idx.extend(batch_indices(data.grounded, data.lengths, opts.seed, 5, m, n_box));
             }
             let batch: Vec<&Encoded> = idx.iter().map(|&i| &data.encoded[i]).collect();
             let (probes, parts) =
