@@ -231,11 +231,13 @@ fn a_finer_grid_gives_smaller_patches() {
         stage2_steps: 0,
         ..options(&data, &out)
     };
+    let vision = |dir: &Path| -> serde_json::Value {
+        let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()["vision_config"].clone()
+    };
     train(&opts, false).unwrap();
-    let config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
-    assert_eq!(config["vision_config"]["patch_size"], 12);
-    assert_eq!(config["vision_config"]["image_size"], 48);
+    assert_eq!(vision(&out)["patch_size"], 12);
+    assert_eq!(vision(&out)["image_size"], 48);
     let fresh = tmp.path().join("fresh");
     let opts = TrainOptions {
         pretrain_steps: 0,
@@ -244,9 +246,7 @@ fn a_finer_grid_gives_smaller_patches() {
         ..options(&data, &fresh)
     };
     train(&opts, false).unwrap();
-    let config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fresh.join("config.json")).unwrap()).unwrap();
-    assert_eq!(config["vision_config"]["patch_size"], 24);
+    assert_eq!(vision(&fresh)["patch_size"], 24);
 }
 
 /// Runs the `vista` binary in `dir`; its stdout, or a panic with its stderr.
