@@ -20,8 +20,8 @@ const MAIN_STACK_BYTES: usize = 1 << 30;
 const WORKER_STACK_BYTES: usize = 256 << 20;
 
 fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
-    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let matches = Cli::command().try_get_matches().unwrap_or_else(|e| exit_on_bad_arguments(e));
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| exit_on_bad_arguments(e));
     if let (Command::Sql(args), Some(m)) = (&mut cli.command, matches.subcommand_matches("sql")) {
         args.sources = cli::sql::sql_sources(args, m);
     }
@@ -49,6 +49,29 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Help and version go out as clap writes them; an argument error goes out as one line (clap's
+/// message and tip, without the usage block), like every other error of the command.
+fn exit_on_bad_arguments(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    let rendered = e.render().to_string();
+    let message: Vec<&str> = rendered
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    eprintln!("{}", message.join("; "));
+    std::process::exit(e.exit_code());
 }
 
 /// The first panic of the process, as one line, for the error `main` prints. A panic in a

@@ -420,6 +420,17 @@ fn bad_input_is_one_line_and_names_the_problem() {
         fails(d.path(), &["sql", "--table", "t=nope.csv", "-c", "SELECT 1"]).contains("nope.csv")
     );
     assert!(fails(d.path(), &["sql", "-f", "nope.sql"]).contains("nope.sql"));
+    // Argument errors are one line too, and name the argument.
+    assert!(fails(d.path(), &["sql", "--no-such-flag"]).contains("--no-such-flag"));
+    // A fine-tuned checkpoint keeps its architecture and tokenizers: a fresh-model option beside
+    // --init is refused before anything is read.
+    for fresh in [["--size", "tiny"], ["--grid", "4"], ["--coord-init", "quadratic"]] {
+        let err = fails(
+            d.path(),
+            &["train", "--samples", "s", "--out", "m", "--init", "ckpt", fresh[0], fresh[1]],
+        );
+        assert!(err.contains(fresh[0]) && err.contains("--init"), "{err}");
+    }
     assert!(
         fails(d.path(), &["check", "nope.parquet", "--schema", "samples"]).contains("nope.parquet")
     );

@@ -79,19 +79,21 @@ pub struct TrainOptions {
     /// Output model directory (a Hugging Face InstructBLIP checkpoint).
     #[arg(long)]
     pub out: PathBuf,
-    /// Start from this checkpoint (its tokenizers and architecture) instead of a fresh model.
+    /// Start from this checkpoint (its tokenizers and architecture) instead of a fresh model;
+    /// the fresh-model options (`--size`, `--image-size`, `--grid`, `--coord-init`,
+    /// `--vision-position-std`, `--vocab-size`) are refused beside it.
     #[arg(long)]
     pub init: Option<PathBuf>,
     /// Architecture of a fresh model: tiny | small.
-    #[arg(long, default_value = "small", value_parser = Size::parse)]
+    #[arg(long, default_value = "small", value_parser = Size::parse, conflicts_with = "init")]
     pub size: Size,
     /// Side of the model's square input images (fresh models).
-    #[arg(long, default_value_t = 96)]
+    #[arg(long, default_value_t = 96, conflicts_with = "init")]
     pub image_size: usize,
     /// Patches per side of a fresh model's image encoder (default: 8 for small, 2 for tiny);
     /// must divide `--image-size`. A finer grid gives the encoder more, smaller patches to place
     /// an object's edges with, at about the square of the ratio in encoder compute.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "init")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grid: Option<usize>,
     #[arg(long, default_value_t = 0)]
@@ -158,7 +160,12 @@ pub struct TrainOptions {
     pub stage1_task_weight: Vec<String>,
     /// Initial coordinate-token rows of a fresh decoder: `cosine` or `quadratic` (neighbouring
     /// `<bin_k>` start close, see docs/train.md) or `independent` (every row on its own).
-    #[arg(long, default_value = "cosine", value_parser = ["cosine", "quadratic", "independent"])]
+    #[arg(
+        long,
+        default_value = "cosine",
+        value_parser = ["cosine", "quadratic", "independent"],
+        conflicts_with = "init"
+    )]
     pub coord_init: String,
     /// Weight of an L1 loss, in stages 1 and 2, on the coordinate each `<bin_k>` answer token's
     /// distribution over the bins expects (in image sides), beside the cross-entropy that scores
@@ -168,7 +175,7 @@ pub struct TrainOptions {
     pub coord_loss: f64,
     /// Standard deviation of a fresh image encoder's position and class embeddings (the patch
     /// embeddings they are added to have unit scale; transformers uses 0.02).
-    #[arg(long, default_value_t = 0.02)]
+    #[arg(long, default_value_t = 0.02, conflicts_with = "init")]
     pub vision_position_std: f64,
     /// Warm-up steps per stage (at most a fifth of the stage).
     #[arg(long, default_value_t = 50)]
@@ -190,7 +197,7 @@ pub struct TrainOptions {
     pub checkpoint_every: usize,
     /// BPE vocabulary size of a fresh decoder tokenizer (the 1,014 task and bin tokens come on
     /// top).
-    #[arg(long, default_value_t = 800)]
+    #[arg(long, default_value_t = 800, conflicts_with = "init")]
     pub vocab_size: usize,
     /// Stop after N optimiser steps in this invocation, with a checkpoint written, so a long
     /// run can be done in slices with `--resume` (0 = run to the end).
