@@ -5,7 +5,7 @@
 #
 #   scripts/train_demo_model.sh [WORK_DIR]      (default: ./train-demo)
 #
-# About 80 minutes on 2 cores (release build); see docs/train.md. Stage 0 (the image side learns
+# About 75 minutes on 2 cores (release build); see docs/train.md. Stage 0 (the image side learns
 # to see) and stage 1 (every single-image task, a tenth of the batches multi-image); no stage 2:
 # retraining the image tokenizer behind the frozen decoder loses grounding and captions the
 # decoder had learnt and gains no multi-image score (measured in docs/train.md). The two stages
