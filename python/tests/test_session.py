@@ -163,12 +163,19 @@ def test_the_gil_is_released_while_a_query_runs():
 
 
 def test_ctrl_c_cancels_a_running_query():
+    # A process started in the background by a shell without job control inherits SIGINT as
+    # ignored, and Python then installs no KeyboardInterrupt handler; the test sets Python's own.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     s = vista.Session()
     timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
     started = time.monotonic()
     timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        s.sql("SELECT count(*) FROM generate_series(1, 1000000000000)")
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            s.sql("SELECT count(*) FROM generate_series(1, 1000000000000)")
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - started < 10
     # The session is still usable.
     assert s.sql("SELECT 1 AS one").to_pylist() == [{"one": 1}]
