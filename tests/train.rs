@@ -236,8 +236,9 @@ fn a_finer_grid_gives_smaller_patches() {
         serde_json::from_str::<serde_json::Value>(&text).unwrap()["vision_config"].clone()
     };
     train(&opts, false).unwrap();
-    assert_eq!(vision(&out)["patch_size"], 12);
-    assert_eq!(vision(&out)["image_size"], 48);
+    let finer = vision(&out);
+    assert_eq!(finer["patch_size"], 12);
+    assert_eq!(finer["image_size"], 48);
     let fresh = tmp.path().join("fresh");
     let opts = TrainOptions {
         pretrain_steps: 0,
