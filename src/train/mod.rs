@@ -125,6 +125,12 @@ pub struct TrainOptions {
     #[arg(long, default_value_t = 0.0)]
     #[serde(default, skip_serializing_if = "is_zero")]
     pub probe_attention: f64,
+    /// With `--probe-attention`, pay -log of the share inside the box for every Q-Former layer,
+    /// head and query on its own (their mean), not for their average attention: no query may
+    /// read outside the named object while the others read inside it.
+    #[arg(long, requires = "probe_attention")]
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub probe_attention_each: bool,
     /// Optimiser steps of stage 1 (single-image tasks, all but the image encoder).
     #[arg(long, default_value_t = 1000)]
     pub stage1_steps: usize,
@@ -223,6 +229,7 @@ impl Default for TrainOptions {
             pretrain_box: None,
             lr_pretrain: 2e-3,
             probe_attention: 0.0,
+            probe_attention_each: false,
             stage1_steps: 1000,
             stage2_steps: 200,
             batch_size: 16,
@@ -666,6 +673,10 @@ fn is_zero(v: &f64) -> bool {
     *v == 0.0
 }
 
+fn is_false(v: &bool) -> bool {
+    !*v
+}
+
 /// The loss of one micro-batch: stage 0's scenes, or a stage's samples (with the other pool's
 /// share of batches mixed in).
 fn micro_loss(
@@ -695,8 +706,13 @@ fn micro_loss(
                 idx.extend(batch_indices(data.grounded, data.lengths, opts.seed, 5, m, n_box));
             }
             let batch: Vec<&Encoded> = idx.iter().map(|&i| &data.encoded[i]).collect();
-            let (probes, parts) =
-                pretrain::probe_loss(model, params, &batch, opts.probe_attention)?;
+            let (probes, parts) = pretrain::probe_loss(
+                model,
+                params,
+                &batch,
+                opts.probe_attention,
+                opts.probe_attention_each,
+            )?;
             ((scenes + probes)?, parts)
         };
         if !opts.quiet && micro == 0 && (step + 1).is_multiple_of(50) {
@@ -876,8 +892,16 @@ mod tests {
                 .map(Option::unwrap)
                 .collect();
                 let scenes = pretrain::scene_loss(&model, &params, 5, 0, 2).unwrap().0;
-                let (probes, parts) = pretrain::probe_loss(&model, &params, &probe, 1.0).unwrap();
+                let (probes, parts) =
+                    pretrain::probe_loss(&model, &params, &probe, 1.0, false).unwrap();
                 assert!(parts[2] > 0.0 && parts[2] < 1.0, "attention inside the box {}", parts[2]);
+                // Paid per head and query, the attention loss is the mean of -log share, at
+                // least -log of the mean share (Jensen), with the same parts reported.
+                let (each, each_parts) =
+                    pretrain::probe_loss(&model, &params, &probe, 1.0, true).unwrap();
+                assert_eq!(parts.map(f64::to_bits), each_parts.map(f64::to_bits));
+                let scalar = |t: &Tensor| t.to_scalar::<f32>().unwrap();
+                assert!(scalar(&each) > scalar(&probes), "{} {}", scalar(&each), scalar(&probes));
                 // The recorded cross-attention path gives the image tokens of the fused one, and
                 // each layer's probabilities are distributions over the class token and patches.
                 let (pixels, qids, qmask) =

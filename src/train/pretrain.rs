@@ -164,13 +164,15 @@ pub(super) fn apply_head(
 /// `attention_weight` > 0, rows with a box also pay `attention_weight` x -log of the share of the
 /// Q-Former's cross-attention (mean over layers, heads and queries, each patch weighted by how
 /// much of it the box covers) that falls inside the box: the answer's object is where the
-/// queries should read. Also returns the parts (the box L1, the words cross-entropy, the share of
+/// queries should read. With `each`, every layer, head and query pays its own -log share (their
+/// mean), so none of them can read elsewhere. Also returns the parts (the box L1, the words cross-entropy, the share of
 /// attention inside the box; NaN where the batch had no such row).
 pub(super) fn probe_loss(
     model: &VistaModel,
     params: &Params,
     batch: &[&Encoded],
     attention_weight: f64,
+    each: bool,
 ) -> candle_core::Result<(Tensor, [f64; 3])> {
     let dev = &model.device;
     let (pixels, qids, qmask) = super::loss::image_inputs(model, batch)?
@@ -207,14 +209,25 @@ pub(super) fn probe_loss(
         let cover = Tensor::from_vec(cover, (grounded.len(), patches + 1), dev)?;
         let ids = Tensor::new(grounded.iter().map(|&i| i as u32).collect::<Vec<_>>(), dev)?;
         let mut share = Tensor::zeros(grounded.len(), DType::F32, dev)?;
+        let mut each_nll = Tensor::zeros((), DType::F32, dev)?;
         for p in &cross {
+            let p = p.index_select(&ids, 0)?;
             // [n, heads, Q, patches + 1] -> the mean distribution of each grounded row.
-            let mean = p.index_select(&ids, 0)?.mean(1)?.mean(1)?;
+            let mean = p.mean(1)?.mean(1)?;
             share = (share + (mean * &cover)?.sum(1)?)?;
+            if each {
+                // The share inside the box of every head and query, [n, heads, Q].
+                let inside = p.broadcast_mul(&cover.unsqueeze(1)?.unsqueeze(1)?)?.sum(D::Minus1)?;
+                each_nll = (each_nll + (inside + 1e-6)?.log()?.neg()?.mean_all()?)?;
+            }
         }
         let share = (share / cross.len() as f64)?;
         parts[2] = f64::from(share.mean_all()?.to_scalar::<f32>()?);
-        let nll = (share + 1e-6)?.log()?.neg()?.mean_all()?;
+        let nll = if each {
+            (each_nll / cross.len() as f64)?
+        } else {
+            (share + 1e-6)?.log()?.neg()?.mean_all()?
+        };
         loss = (loss + (nll * attention_weight)?)?;
     }
     if let Some((x, idx)) = rows(&|e| e.box_target.is_some())? {
