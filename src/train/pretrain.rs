@@ -165,8 +165,8 @@ pub(super) fn apply_head(
 /// Q-Former's cross-attention (mean over layers, heads and queries, each patch weighted by how
 /// much of it the box covers) that falls inside the box: the answer's object is where the
 /// queries should read. With `each`, every layer, head and query pays its own -log share (their
-/// mean), so none of them can read elsewhere. Also returns the parts (the box L1, the words cross-entropy, the share of
-/// attention inside the box; NaN where the batch had no such row).
+/// mean), so none of them can read elsewhere. Also returns the parts (the box L1, the words
+/// cross-entropy, the share of attention inside the box; NaN where the batch had no such row).
 pub(super) fn probe_loss(
     model: &VistaModel,
     params: &Params,
