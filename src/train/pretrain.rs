@@ -210,14 +210,16 @@ pub(super) fn probe_loss(
         let ids = Tensor::new(grounded.iter().map(|&i| i as u32).collect::<Vec<_>>(), dev)?;
         let mut share = Tensor::zeros(grounded.len(), DType::F32, dev)?;
         let mut each_nll = Tensor::zeros((), DType::F32, dev)?;
+        // [n, 1, 1, patches + 1], against each layer's [n, heads, Q, patches + 1].
+        let cover_each = if each { Some(cover.unsqueeze(1)?.unsqueeze(1)?) } else { None };
         for p in &cross {
             let p = p.index_select(&ids, 0)?;
             // [n, heads, Q, patches + 1] -> the mean distribution of each grounded row.
             let mean = p.mean(1)?.mean(1)?;
             share = (share + (mean * &cover)?.sum(1)?)?;
-            if each {
+            if let Some(cover_each) = &cover_each {
                 // The share inside the box of every head and query, [n, heads, Q].
-                let inside = p.broadcast_mul(&cover.unsqueeze(1)?.unsqueeze(1)?)?.sum(D::Minus1)?;
+                let inside = p.broadcast_mul(cover_each)?.sum(D::Minus1)?;
                 each_nll = (each_nll + (inside + 1e-6)?.log()?.neg()?.mean_all()?)?;
             }
         }
