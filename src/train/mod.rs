@@ -345,6 +345,7 @@ fn fresh_weights(opts: &TrainOptions) -> Result<HashMap<String, Tensor>> {
 
 /// Runs (or resumes) training; returns what it did.
 pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
+    crate::model::keep_training_memory();
     if opts.batch_size == 0
         || opts.grad_accum == 0
         || opts.pretrain_batch == 0
