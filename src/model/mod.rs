@@ -400,10 +400,9 @@ fn keep_activation_memory() {
 /// Training holds a step's whole autograd graph, frees it at once, then builds the next from
 /// blocks of the same sizes. Every block comes from the heap (no `mmap`), and up to 512 MB of
 /// free heap top is kept: the memory the next step faults back in otherwise, zeroed. Stage-0
-/// steps 15-16% faster, stage-1 steps 21-28%, peak RSS
-/// up to 13% higher (`scripts/bench_train_steps.sh`, docs/train.md "Training on the CPU").
-/// Process-wide, set once; the inference settings above still apply to the thresholds they name
-/// if a model is loaded later.
+/// steps are 15-16% faster, stage-1 steps 21-28%, for up to 13% more peak RSS
+/// (`scripts/bench_train_steps.sh`, docs/train.md "Training on the CPU"). Process-wide, set
+/// once; a model loaded later for inference still sets the thresholds its own setting names.
 pub(crate) fn keep_training_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
