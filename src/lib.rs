@@ -1,6 +1,7 @@
 //! Vista: VistaLLM as SQL. The engine (session, tables, output, CLI plumbing) and the model;
 //! the SQL functions live in the `vista-udfs` crate.
 
+pub mod async_calls;
 pub mod chart;
 #[cfg(feature = "cluster")]
 pub mod cluster;

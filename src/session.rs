@@ -8,6 +8,7 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::optimizer::Optimizer;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+use crate::async_calls::AsyncCallsInProjection;
 use crate::global_aggregate_filter::GlobalAggregateFilter;
 use vista_udfs::generate::ModelLoader;
 use vista_udfs::VistaConfig;
@@ -45,12 +46,14 @@ pub fn new_context(opts: &SessionOptions) -> Result<SessionContext> {
 }
 
 /// DataFusion's default session state for `config`, with the optimizer rules vista adds
-/// (a filter over global aggregates is not lost; `global_aggregate_filter`). The cluster
+/// (a filter over global aggregates is not lost, `global_aggregate_filter`; a model call in a
+/// `GROUP BY`, `ORDER BY` or window runs in a projection below it, `async_calls`). The cluster
 /// client builds its state with this too.
 pub fn state_builder(config: SessionConfig) -> SessionStateBuilder {
     let mut rules = Optimizer::new().rules;
     let at = rules.iter().position(|r| r.name() == "push_down_filter").unwrap_or(0);
     rules.insert(at, Arc::new(GlobalAggregateFilter));
+    rules.push(Arc::new(AsyncCallsInProjection));
     SessionStateBuilder::new()
         .with_default_features()
         .with_config(config)

@@ -1148,6 +1148,47 @@ fn a_failed_row_is_null_with_its_error_and_counted() {
     assert!(format!("{err:#}").contains("vista_generate: row"), "{err:#}");
 }
 
+/// A model call in a `GROUP BY` key, an `ORDER BY` or a window runs as it does in a subquery
+/// (DataFusion runs async calls only in projections, filters and aggregate arguments; the
+/// session's `async_calls` rule moves the others there).
+#[test]
+fn a_model_call_can_be_grouped_by_ordered_by_and_ranked() {
+    let ctx = context();
+    let table = "CREATE VIEW t AS SELECT column1 AS id, read_bytes(column2) AS image FROM (VALUES \
+                 (1, 'COCO_val2014_000000000001.jpg'), (2, 'COCO_val2014_000000000002.jpg'), \
+                 (3, 'COCO_val2014_000000000001.jpg'), (4, 'COCO_val2014_000000000003.jpg'))";
+    let call = "vista_generate(image, 'Describe <image> briefly.')";
+    let rows = |sql: &str| -> Vec<String> {
+        runtime().block_on(async {
+            let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+            let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches).unwrap();
+            text.to_string().lines().map(str::to_string).collect()
+        })
+    };
+    rows(table);
+    let sub = format!("(SELECT id, {call} AS o FROM t)");
+    let cases = [
+        (
+            format!("SELECT {call} AS o, count(*) AS n FROM t GROUP BY 1 ORDER BY n DESC, o"),
+            format!("SELECT o, count(*) AS n FROM {sub} GROUP BY o ORDER BY n DESC, o"),
+        ),
+        (
+            format!("SELECT id FROM t ORDER BY {call}, id"),
+            format!("SELECT id FROM {sub} ORDER BY o, id"),
+        ),
+        (
+            format!("SELECT id, rank() OVER (ORDER BY {call}) AS r FROM t ORDER BY id"),
+            format!("SELECT id, rank() OVER (ORDER BY o) AS r FROM {sub} ORDER BY id"),
+        ),
+    ];
+    for (direct, through_subquery) in &cases {
+        assert_eq!(rows(direct), rows(through_subquery), "{direct}");
+    }
+    // The same image twice is one group of 2.
+    let grouped = rows(&cases[0].0);
+    assert!(grouped[3].trim_end().ends_with("| 2 |"), "{grouped:#?}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Resume after SIGKILL
 
