@@ -54,7 +54,11 @@ pub(super) fn image_tokens(
         .transpose()
 }
 
-/// The answer-token loss of a batch: mean over samples of each sample's mean token NLL. With
+/// The answer-token loss of a batch: mean over samples of each sample's mean token NLL, or with
+/// `per_token` the mean NLL over every answer token of the batch (transformers' language-model
+/// loss). Per sample, a one-token answer's token weighs as much as a whole 40-token answer, so
+/// the first token of "no target" (the end token) outweighs the `<b_st>` that opens a list of
+/// boxes many times over; per token, every decision weighs the same. With
 /// `coord_weight` > 0, every answer token that is a coordinate `<bin_k>` also pays
 /// `coord_weight` x |E[j] - k| / 1000, E over the bins' softmax at that position, weighted as
 /// its NLL is. The cross-entropy alone scores bin 741 against a target of 740 as wrong as bin
@@ -64,6 +68,7 @@ pub(super) fn batch_loss(
     model: &VistaModel,
     batch: &[&Encoded],
     coord_weight: f64,
+    per_token: bool,
 ) -> candle_core::Result<Tensor> {
     let dev = &model.device;
     let image_tokens = image_tokens(model, batch)?;
@@ -94,14 +99,14 @@ pub(super) fn batch_loss(
     )?;
     let mut index = Vec::new();
     let mut targets = Vec::new();
-    let mut weights = Vec::new();
+    let lens: Vec<usize> = batch.iter().map(|e| e.answer.len()).collect();
+    let weights = token_weights(&lens, per_token);
     for (r, e) in batch.iter().enumerate() {
         let prompt_len = rows[r].dim(0)? + 1 - e.answer.len();
         let start = r * t + pads[r] + prompt_len - 1;
         for (i, &tok) in e.answer.iter().enumerate() {
             index.push((start + i) as u32);
             targets.push(tok);
-            weights.push(1.0 / (e.answer.len() as f32 * b as f32));
         }
     }
     let n = index.len();
@@ -119,6 +124,19 @@ pub(super) fn batch_loss(
         Some(l1) => loss + (l1 * coord_weight)?,
         None => Ok(loss),
     }
+}
+
+/// Each answer token's weight in [`batch_loss`], in batch order, for answers of `lens` tokens:
+/// 1 / (len x samples) per sample, 1 / all tokens per token.
+fn token_weights(lens: &[usize], per_token: bool) -> Vec<f32> {
+    let total: usize = lens.iter().sum();
+    lens.iter()
+        .flat_map(|&len| {
+            let w =
+                if per_token { 1.0 / total as f32 } else { 1.0 / (len as f32 * lens.len() as f32) };
+            std::iter::repeat_n(w, len)
+        })
+        .collect()
 }
 
 /// The weighted sum, over the rows of `logits` whose target is a bin, of |E[j] - k| / (bins - 1):
@@ -165,7 +183,8 @@ pub fn answer_loss(model: &VistaModel, samples: &[Sample], batch_size: usize) ->
     let mut total = 0.0;
     for chunk in encoded.chunks(batch_size.max(1)) {
         let refs: Vec<&Encoded> = chunk.iter().collect();
-        total += batch_loss(model, &refs, 0.0)?.to_scalar::<f32>()? as f64 * chunk.len() as f64;
+        total +=
+            batch_loss(model, &refs, 0.0, false)?.to_scalar::<f32>()? as f64 * chunk.len() as f64;
     }
     Ok(total / encoded.len().max(1) as f64)
 }
@@ -173,6 +192,14 @@ pub fn answer_loss(model: &VistaModel, samples: &[Sample], batch_size: usize) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_short_answer_weighs_as_a_long_one_per_sample_and_as_one_token_per_token() {
+        // "No target" (the end token alone) beside a box answer of 3 tokens.
+        assert_eq!(token_weights(&[1, 3], false), [0.5, 1.0 / 6.0, 1.0 / 6.0, 1.0 / 6.0]);
+        assert_eq!(token_weights(&[1, 3], true), [0.25; 4]);
+        assert_eq!(token_weights(&[2, 2], true), token_weights(&[2, 2], false));
+    }
 
     #[test]
     fn the_coordinate_loss_is_the_expected_bins_distance_to_the_target() {

@@ -179,6 +179,14 @@ pub struct TrainOptions {
     #[arg(long, default_value_t = 0.0)]
     #[serde(default, skip_serializing_if = "is_zero")]
     pub coord_loss: f64,
+    /// How stages 1 and 2 average the answer tokens' cross-entropy over a batch: `sample` (each
+    /// sample's mean, then the mean over samples: every answer counts once whatever its length)
+    /// or `token` (the mean over every answer token, as transformers' language-model loss: a
+    /// long answer counts in proportion to its tokens, and the choice between "no target" and
+    /// a first box weighs as any other token; docs/train.md measures both).
+    #[arg(long, default_value = "sample", value_parser = ["sample", "token"])]
+    #[serde(default = "sample_loss", skip_serializing_if = "is_sample_loss")]
+    pub answer_loss: String,
     /// Standard deviation of a fresh image encoder's position and class embeddings (the patch
     /// embeddings they are added to have unit scale; transformers uses 0.02).
     #[arg(long, default_value_t = 0.02, conflicts_with = "init")]
@@ -241,6 +249,7 @@ impl Default for TrainOptions {
             stage1_task_weight: Vec::new(),
             coord_init: "cosine".into(),
             coord_loss: 0.0,
+            answer_loss: "sample".into(),
             vision_position_std: 0.02,
             warmup: 50,
             weight_decay: 0.01,
@@ -674,6 +683,14 @@ fn is_zero(v: &f64) -> bool {
     *v == 0.0
 }
 
+fn sample_loss() -> String {
+    "sample".into()
+}
+
+fn is_sample_loss(v: &String) -> bool {
+    v == "sample"
+}
+
 fn is_false(v: &bool) -> bool {
     !*v
 }
@@ -741,7 +758,7 @@ fn micro_loss(
         batch_indices(data.pool(stage), data.lengths, opts.seed, stage, m, opts.batch_size)
     };
     let batch: Vec<&Encoded> = idx.iter().map(|&i| &data.encoded[i]).collect();
-    Ok(batch_loss(model, &batch, opts.coord_loss)?)
+    Ok(batch_loss(model, &batch, opts.coord_loss, opts.answer_loss == "token")?)
 }
 
 /// The summed gradients of one optimiser step's micro-batches and their summed loss.
@@ -929,7 +946,21 @@ mod tests {
                     .map(|s| encode(&model, s).unwrap())
                     .collect();
                 let refs: Vec<&Encoded> = batch.iter().collect();
-                batch_loss(&model, &refs, 1.0).unwrap().backward().unwrap()
+                // Per sample, the batch's loss is the mean of its samples' own losses; per
+                // token, their mean weighted by answer length.
+                let loss = |rows: &[&Encoded], per_token: bool| {
+                    batch_loss(&model, rows, 0.0, per_token).unwrap().to_scalar::<f32>().unwrap()
+                        as f64
+                };
+                let alone: Vec<(f64, f64)> =
+                    refs.iter().map(|e| (loss(&[*e], false), e.answer.len() as f64)).collect();
+                let tokens: f64 = alone.iter().map(|a| a.1).sum();
+                let by_sample = alone.iter().map(|a| a.0).sum::<f64>() / alone.len() as f64;
+                let by_token = alone.iter().map(|(l, n)| l * n).sum::<f64>() / tokens;
+                assert!((loss(&refs, false) - by_sample).abs() < 1e-4, "{by_sample}");
+                assert!((loss(&refs, true) - by_token).abs() < 1e-4, "{by_token}");
+                assert!((by_sample - by_token).abs() > 1e-3, "answers of one length");
+                batch_loss(&model, &refs, 1.0, false).unwrap().backward().unwrap()
             };
             // The text tokens' feed-forward block of the Q-Former's last layer feeds nothing
             // (only the query outputs leave the Q-Former): no gradient there, as in transformers.
