@@ -50,22 +50,14 @@ impl OptimizerRule for AsyncCallsInProjection {
         match plan {
             LogicalPlan::Aggregate(agg) if agg.group_expr.iter().any(has_async_call) => {
                 let mut calls = Calls::default();
-                let group = agg
-                    .group_expr
-                    .iter()
-                    .map(|e| calls.lift_named(e))
-                    .collect::<Result<Vec<_>>>()?;
+                let group = calls.lift_named(&agg.group_expr)?;
                 let input = calls.projection(agg.input)?;
                 let agg = Aggregate::try_new(Arc::new(input), group, agg.aggr_expr)?;
                 Ok(Transformed::yes(LogicalPlan::Aggregate(agg)))
             }
             LogicalPlan::Window(window) if window.window_expr.iter().any(has_async_call) => {
                 let mut calls = Calls::default();
-                let exprs = window
-                    .window_expr
-                    .iter()
-                    .map(|e| calls.lift_named(e))
-                    .collect::<Result<Vec<_>>>()?;
+                let exprs = calls.lift_named(&window.window_expr)?;
                 let input = Arc::new(calls.projection(window.input.clone())?);
                 let lifted = LogicalPlan::Window(Window::try_new(exprs, input)?);
                 Ok(Transformed::yes(keep_columns(lifted, &LogicalPlan::Window(window))?))
@@ -123,16 +115,20 @@ impl Calls {
         Ok(lifted.data)
     }
 
-    /// [`Calls::lift`], named as `e` was, so the node's output columns keep their names.
-    fn lift_named(&mut self, e: &Expr) -> Result<Expr> {
-        let lifted = self.lift(e)?;
-        if lifted == *e {
-            return Ok(lifted);
-        }
-        Ok(match e {
-            Expr::Alias(_) => lifted,
-            _ => lifted.alias(e.schema_name().to_string()),
-        })
+    /// [`Calls::lift`] of each of a node's output expressions, named as before, so the node's
+    /// output columns keep their names.
+    fn lift_named(&mut self, exprs: &[Expr]) -> Result<Vec<Expr>> {
+        exprs
+            .iter()
+            .map(|e| {
+                let lifted = self.lift(e)?;
+                Ok(match e {
+                    _ if lifted == *e => lifted,
+                    Expr::Alias(_) => lifted,
+                    _ => lifted.alias(e.schema_name().to_string()),
+                })
+            })
+            .collect()
     }
 
     /// `input`'s columns and then every lifted call as its column.
