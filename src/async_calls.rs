@@ -19,7 +19,7 @@
 use std::sync::Arc;
 
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::Result;
+use datafusion::common::{DFSchema, Result};
 use datafusion::logical_expr::{
     col, Aggregate, Expr, LogicalPlan, Projection, Sort, SortExpr, Window,
 };
@@ -60,7 +60,7 @@ impl OptimizerRule for AsyncCallsInProjection {
                 let exprs = calls.lift_named(&window.window_expr)?;
                 let input = Arc::new(calls.projection(window.input.clone())?);
                 let lifted = LogicalPlan::Window(Window::try_new(exprs, input)?);
-                Ok(Transformed::yes(keep_columns(lifted, &LogicalPlan::Window(window))?))
+                Ok(Transformed::yes(keep_columns(lifted, &window.schema)?))
             }
             LogicalPlan::Sort(sort) if sort.expr.iter().any(|s| has_async_call(&s.expr)) => {
                 let mut calls = Calls::default();
@@ -71,7 +71,7 @@ impl OptimizerRule for AsyncCallsInProjection {
                     .collect::<Result<Vec<_>>>()?;
                 let input = Arc::new(calls.projection(sort.input.clone())?);
                 let lifted = LogicalPlan::Sort(Sort { expr: exprs, input, fetch: sort.fetch });
-                Ok(Transformed::yes(keep_columns(lifted, &LogicalPlan::Sort(sort))?))
+                Ok(Transformed::yes(keep_columns(lifted, sort.input.schema())?))
             }
             other => Ok(Transformed::no(other)),
         }
@@ -83,13 +83,8 @@ fn is_async_call(e: &Expr) -> bool {
 }
 
 fn has_async_call(e: &Expr) -> bool {
-    let mut found = false;
     // The closure never fails.
-    let _ = e.apply(|x| {
-        found = is_async_call(x);
-        Ok(if found { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
-    });
-    found
+    e.exists(|x| Ok(is_async_call(x))).unwrap_or(false)
 }
 
 /// The distinct async calls taken out of a node's expressions, in order.
@@ -143,9 +138,9 @@ fn column_name(k: usize) -> String {
     format!("__vista_async_{k}")
 }
 
-/// `lifted` cut back to the columns of the node it replaces (a sort or a window passes its
-/// input's columns through, the lifted calls among them).
-fn keep_columns(lifted: LogicalPlan, original: &LogicalPlan) -> Result<LogicalPlan> {
-    let exprs = original.schema().columns().into_iter().map(Expr::Column).collect();
+/// `lifted` cut back to the columns `schema` of the node it replaces (a sort or a window passes
+/// its input's columns through, the lifted calls among them).
+fn keep_columns(lifted: LogicalPlan, schema: &DFSchema) -> Result<LogicalPlan> {
+    let exprs = schema.columns().into_iter().map(Expr::Column).collect();
     Ok(LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(lifted))?))
 }

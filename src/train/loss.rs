@@ -8,6 +8,7 @@ use anyhow::Result;
 use candle_core::{Tensor, D};
 
 use super::data::{encode, Encoded, Sample};
+use super::AnswerLoss;
 use crate::model::generate::{left_pad, prefill_positions};
 use crate::model::llama::KvCache;
 use crate::model::prompt::{Piece, Template};
@@ -55,8 +56,8 @@ pub(super) fn image_tokens(
 }
 
 /// The answer-token loss of a batch: mean over samples of each sample's mean token NLL, or with
-/// `per_token` the mean NLL over every answer token of the batch (transformers' language-model
-/// loss). Per sample, a one-token answer's token weighs as much as a whole 40-token answer, so
+/// [`AnswerLoss::Token`] the mean NLL over every answer token of the batch (transformers'
+/// language-model loss). Per sample, a one-token answer's token weighs as much as a whole 40-token answer, so
 /// the first token of "no target" (the end token) outweighs the `<b_st>` that opens a list of
 /// boxes many times over; per token, every decision weighs the same. With
 /// `coord_weight` > 0, every answer token that is a coordinate `<bin_k>` also pays
@@ -68,7 +69,7 @@ pub(super) fn batch_loss(
     model: &VistaModel,
     batch: &[&Encoded],
     coord_weight: f64,
-    per_token: bool,
+    mode: AnswerLoss,
 ) -> candle_core::Result<Tensor> {
     let dev = &model.device;
     let image_tokens = image_tokens(model, batch)?;
@@ -100,7 +101,7 @@ pub(super) fn batch_loss(
     let mut index = Vec::new();
     let mut targets = Vec::new();
     let lens: Vec<usize> = batch.iter().map(|e| e.answer.len()).collect();
-    let weights = token_weights(&lens, per_token);
+    let weights = token_weights(&lens, mode);
     for (r, e) in batch.iter().enumerate() {
         let prompt_len = rows[r].dim(0)? + 1 - e.answer.len();
         let start = r * t + pads[r] + prompt_len - 1;
@@ -128,12 +129,14 @@ pub(super) fn batch_loss(
 
 /// Each answer token's weight in [`batch_loss`], in batch order, for answers of `lens` tokens:
 /// 1 / (len x samples) per sample, 1 / all tokens per token.
-fn token_weights(lens: &[usize], per_token: bool) -> Vec<f32> {
+fn token_weights(lens: &[usize], mode: AnswerLoss) -> Vec<f32> {
     let total: usize = lens.iter().sum();
     lens.iter()
         .flat_map(|&len| {
-            let w =
-                if per_token { 1.0 / total as f32 } else { 1.0 / (len as f32 * lens.len() as f32) };
+            let w = match mode {
+                AnswerLoss::Sample => 1.0 / (len as f32 * lens.len() as f32),
+                AnswerLoss::Token => 1.0 / total as f32,
+            };
             std::iter::repeat_n(w, len)
         })
         .collect()
@@ -183,8 +186,8 @@ pub fn answer_loss(model: &VistaModel, samples: &[Sample], batch_size: usize) ->
     let mut total = 0.0;
     for chunk in encoded.chunks(batch_size.max(1)) {
         let refs: Vec<&Encoded> = chunk.iter().collect();
-        total +=
-            batch_loss(model, &refs, 0.0, false)?.to_scalar::<f32>()? as f64 * chunk.len() as f64;
+        total += batch_loss(model, &refs, 0.0, AnswerLoss::Sample)?.to_scalar::<f32>()? as f64
+            * chunk.len() as f64;
     }
     Ok(total / encoded.len().max(1) as f64)
 }
@@ -196,9 +199,10 @@ mod tests {
     #[test]
     fn a_short_answer_weighs_as_a_long_one_per_sample_and_as_one_token_per_token() {
         // "No target" (the end token alone) beside a box answer of 3 tokens.
-        assert_eq!(token_weights(&[1, 3], false), [0.5, 1.0 / 6.0, 1.0 / 6.0, 1.0 / 6.0]);
-        assert_eq!(token_weights(&[1, 3], true), [0.25; 4]);
-        assert_eq!(token_weights(&[2, 2], true), token_weights(&[2, 2], false));
+        let (sample, token) = (AnswerLoss::Sample, AnswerLoss::Token);
+        assert_eq!(token_weights(&[1, 3], sample), [0.5, 1.0 / 6.0, 1.0 / 6.0, 1.0 / 6.0]);
+        assert_eq!(token_weights(&[1, 3], token), [0.25; 4]);
+        assert_eq!(token_weights(&[2, 2], token), token_weights(&[2, 2], sample));
     }
 
     #[test]

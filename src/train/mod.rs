@@ -60,6 +60,18 @@ pub enum Size {
     Small,
 }
 
+/// How stages 1 and 2 average the answer tokens' cross-entropy over a batch (`--answer-loss`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum AnswerLoss {
+    /// Each sample's mean, then the mean over samples: every answer counts once whatever its
+    /// length.
+    #[default]
+    Sample,
+    /// The mean over every answer token of the batch, as transformers' language-model loss.
+    Token,
+}
+
 impl Size {
     pub fn parse(s: &str) -> Result<Size> {
         match s {
@@ -179,14 +191,12 @@ pub struct TrainOptions {
     #[arg(long, default_value_t = 0.0)]
     #[serde(default, skip_serializing_if = "is_zero")]
     pub coord_loss: f64,
-    /// How stages 1 and 2 average the answer tokens' cross-entropy over a batch: `sample` (each
-    /// sample's mean, then the mean over samples: every answer counts once whatever its length)
-    /// or `token` (the mean over every answer token, as transformers' language-model loss: a
-    /// long answer counts in proportion to its tokens, and the choice between "no target" and
-    /// a first box weighs as any other token; docs/train.md measures both).
-    #[arg(long, default_value = "sample", value_parser = ["sample", "token"])]
-    #[serde(default = "sample_loss", skip_serializing_if = "is_sample_loss")]
-    pub answer_loss: String,
+    /// How stages 1 and 2 average the answer tokens' cross-entropy over a batch. Per token, a
+    /// long answer counts in proportion to its tokens, and the choice between "no target" and a
+    /// first box weighs as any other token (docs/train.md measures both).
+    #[arg(long, value_enum, default_value_t = AnswerLoss::Sample)]
+    #[serde(default, skip_serializing_if = "is_sample_loss")]
+    pub answer_loss: AnswerLoss,
     /// Standard deviation of a fresh image encoder's position and class embeddings (the patch
     /// embeddings they are added to have unit scale; transformers uses 0.02).
     #[arg(long, default_value_t = 0.02, conflicts_with = "init")]
@@ -249,7 +259,7 @@ impl Default for TrainOptions {
             stage1_task_weight: Vec::new(),
             coord_init: "cosine".into(),
             coord_loss: 0.0,
-            answer_loss: "sample".into(),
+            answer_loss: AnswerLoss::Sample,
             vision_position_std: 0.02,
             warmup: 50,
             weight_decay: 0.01,
@@ -683,12 +693,8 @@ fn is_zero(v: &f64) -> bool {
     *v == 0.0
 }
 
-fn sample_loss() -> String {
-    "sample".into()
-}
-
-fn is_sample_loss(v: &String) -> bool {
-    v == "sample"
+fn is_sample_loss(v: &AnswerLoss) -> bool {
+    *v == AnswerLoss::Sample
 }
 
 fn is_false(v: &bool) -> bool {
@@ -758,7 +764,7 @@ fn micro_loss(
         batch_indices(data.pool(stage), data.lengths, opts.seed, stage, m, opts.batch_size)
     };
     let batch: Vec<&Encoded> = idx.iter().map(|&i| &data.encoded[i]).collect();
-    Ok(batch_loss(model, &batch, opts.coord_loss, opts.answer_loss == "token")?)
+    Ok(batch_loss(model, &batch, opts.coord_loss, opts.answer_loss)?)
 }
 
 /// The summed gradients of one optimiser step's micro-batches and their summed loss.
@@ -948,19 +954,20 @@ mod tests {
                 let refs: Vec<&Encoded> = batch.iter().collect();
                 // Per sample, the batch's loss is the mean of its samples' own losses; per
                 // token, their mean weighted by answer length.
-                let loss = |rows: &[&Encoded], per_token: bool| {
-                    batch_loss(&model, rows, 0.0, per_token).unwrap().to_scalar::<f32>().unwrap()
-                        as f64
+                let loss = |rows: &[&Encoded], mode: AnswerLoss| {
+                    batch_loss(&model, rows, 0.0, mode).unwrap().to_scalar::<f32>().unwrap() as f64
                 };
-                let alone: Vec<(f64, f64)> =
-                    refs.iter().map(|e| (loss(&[*e], false), e.answer.len() as f64)).collect();
+                let alone: Vec<(f64, f64)> = refs
+                    .iter()
+                    .map(|e| (loss(&[*e], AnswerLoss::Sample), e.answer.len() as f64))
+                    .collect();
                 let tokens: f64 = alone.iter().map(|a| a.1).sum();
                 let by_sample = alone.iter().map(|a| a.0).sum::<f64>() / alone.len() as f64;
                 let by_token = alone.iter().map(|(l, n)| l * n).sum::<f64>() / tokens;
-                assert!((loss(&refs, false) - by_sample).abs() < 1e-4, "{by_sample}");
-                assert!((loss(&refs, true) - by_token).abs() < 1e-4, "{by_token}");
+                assert!((loss(&refs, AnswerLoss::Sample) - by_sample).abs() < 1e-4, "{by_sample}");
+                assert!((loss(&refs, AnswerLoss::Token) - by_token).abs() < 1e-4, "{by_token}");
                 assert!((by_sample - by_token).abs() > 1e-3, "answers of one length");
-                batch_loss(&model, &refs, 1.0, false).unwrap().backward().unwrap()
+                batch_loss(&model, &refs, 1.0, AnswerLoss::Sample).unwrap().backward().unwrap()
             };
             // The text tokens' feed-forward block of the Q-Former's last layer feeds nothing
             // (only the query outputs leave the Q-Former): no gradient there, as in transformers.
