@@ -349,18 +349,36 @@ fn the_recipe_localises_objects_above_the_image_blind_floor() {
 
 /// `vista probe` reads stage 0's box head on every box sample: one row per REC question (each
 /// answer is one box), IoUs that SQL's `box_iou` recomputes, a summary that is the mean of
-/// them, and a one-line error for a model whose head stage 1 dropped.
+/// them, and a one-line error for a model whose head stage 1 dropped. With `--probe-count` it
+/// also reads the count head on every GREC and GRES sample.
 #[test]
 fn probe_reads_the_stage0_box_head_on_every_box_sample() {
     let tmp = tempfile::tempdir().unwrap();
     let data = samples(&tmp.path().join("data"));
     let stage0 = tmp.path().join("stage0");
     // Stopped at the end of stage 0, as a stage-0 checkpoint for later stages is made.
-    let opts = TrainOptions { stop_after: 6, ..options(&data, &stage0) };
+    let opts = TrainOptions { stop_after: 6, probe_count: 1.0, ..options(&data, &stage0) };
     assert!(train(&opts, false).unwrap_or_else(|e| panic!("train failed: {e:#}")).stopped_early);
     let (d, s) = (data.to_str().unwrap(), stage0.to_str().unwrap());
     let printed = vista(tmp.path(), &["probe", "--model", s, "--samples", d, "--out", "p.parquet"]);
-    let rec_line = printed.lines().find(|l| l.starts_with("rec\t")).expect(&printed);
+    let (boxes, counts) =
+        printed.split_once("task\tsamples\tcount accuracy\tno-target accuracy\n").expect(&printed);
+    // 6 samples of each task; the shares are of 6, and "all" is their mean.
+    let shares: Vec<(String, String, f64)> = counts
+        .lines()
+        .take_while(|l| l.contains('\t'))
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[0].to_string(), f[1].to_string(), f[2].parse::<f64>().unwrap())
+        })
+        .collect();
+    let names: Vec<(&str, &str)> = shares.iter().map(|r| (&*r.0, &*r.1)).collect();
+    assert_eq!(names, [("grec", "6"), ("gres", "6"), ("all", "12")], "{printed}");
+    for (_, _, acc) in &shares[..2] {
+        assert!(((acc * 6.0).round() - acc * 6.0).abs() < 0.01, "{printed}");
+    }
+    assert!((shares[2].2 - (shares[0].2 + shares[1].2) / 2.0).abs() < 1e-3, "{printed}");
+    let rec_line = boxes.lines().find(|l| l.starts_with("rec\t")).expect(&printed);
     let fields: Vec<&str> = rec_line.split('\t').collect();
 
     let check = "SELECT (SELECT COUNT(*) FROM 'data/samples/' WHERE task = 'rec') AS want, \

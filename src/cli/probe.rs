@@ -8,7 +8,7 @@ use anyhow::Result;
 use datafusion::arrow::array::{ArrayRef, Float32Array, Float64Array, StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
-use vista::train::ProbedBox;
+use vista::train::{ProbedBox, ProbedCounts};
 
 #[derive(clap::Args)]
 pub(crate) struct ProbeArgs {
@@ -33,16 +33,25 @@ pub(crate) struct ProbeArgs {
 
 /// Probes and prints per task how often the head's box matches the answer's.
 pub(crate) async fn probe(args: ProbeArgs) -> Result<ExitCode> {
-    let rows = tokio::task::spawn_blocking(move || -> Result<(Vec<ProbedBox>, ProbeArgs)> {
+    type Probed = (Vec<ProbedBox>, Option<Vec<ProbedCounts>>, ProbeArgs);
+    let (rows, counts, args) = tokio::task::spawn_blocking(move || -> Result<Probed> {
         let samples = vista::train::read_samples(&args.samples)?;
         let rows = vista::train::probe_boxes(&args.model, &samples, args.limit, args.batch_size)?;
-        Ok((rows, args))
+        let counts = vista::train::probe_counts(&args.model, &samples, args.batch_size)?;
+        Ok((rows, counts, args))
     })
     .await??;
-    let (rows, args) = rows;
     println!("task\tsamples\tacc@0.5\tcentre inside");
     for (task, n, acc, inside) in vista::train::probe_summary(&rows) {
         println!("{task}\t{n}\t{acc:.3}\t{inside:.3}");
+    }
+    // A stage 0 trained with `--probe-count`: how many targets the image tokens say there are.
+    if let Some(counts) = counts {
+        println!("\ntask\tsamples\tcount accuracy\tno-target accuracy");
+        for c in counts {
+            let (acc, none) = (c.accuracy, c.no_target_accuracy);
+            println!("{}\t{}\t{acc:.3}\t{none:.3}", c.task, c.samples);
+        }
     }
     if let Some(out) = &args.out {
         let coord = |k: usize, name: &str, of: fn(&ProbedBox) -> [f32; 4]| -> (Field, ArrayRef) {

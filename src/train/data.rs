@@ -150,6 +150,10 @@ pub(super) struct Encoded {
     pub(super) input_box: Option<[f32; 4]>,
     /// A single-image sample whose answer is text, not coordinates (stage 0's words probe).
     pub(super) text_answer: bool,
+    /// How many boxes or masks a single-image answer made only of them holds, capped at
+    /// [`super::pretrain::COUNT_CLASSES`] - 1; 0 for an empty answer ("no target"). None for
+    /// text answers and multi-image samples (stage 0's count probe).
+    pub(super) count_target: Option<u32>,
 }
 
 pub(super) fn encode(model: &VistaModel, s: &Sample) -> Result<Encoded, String> {
@@ -171,6 +175,8 @@ pub(super) fn encode(model: &VistaModel, s: &Sample) -> Result<Encoded, String> 
     let text_answer = s.images.len() == 1
         && !s.target.trim().is_empty()
         && parse_objects(&s.target, &[Tag::Box, Tag::Point, Tag::Mask]) == Parsed::Empty;
+    let count_target =
+        (s.images.len() == 1).then(|| super::pretrain::target_count(&s.target)).flatten();
     Ok(Encoded {
         task: s.task.clone(),
         prompt,
@@ -180,6 +186,7 @@ pub(super) fn encode(model: &VistaModel, s: &Sample) -> Result<Encoded, String> 
         box_target,
         input_box,
         text_answer,
+        count_target,
     })
 }
 
@@ -189,10 +196,11 @@ pub(super) const LENGTH_GROUP: usize = 8;
 
 /// Sample indices of a stage's micro-batch `m` (counted over the stage: step × accumulation +
 /// micro), `batch_size` of them. The batches of an epoch are a function of the seed, the stage
-/// and the epoch: a resumed run recomputes them.
+/// and the epoch: a resumed run recomputes them. Without `lengths` the shuffled order is cut as
+/// it is, for draws whose cost does not grow with the answer.
 pub(super) fn batch_indices(
     pool: &[usize],
-    lengths: &[usize],
+    lengths: Option<&[usize]>,
     seed: u64,
     stage: u32,
     m: usize,
@@ -211,7 +219,9 @@ pub(super) fn batch_indices(
     order.truncate(per_epoch * bs);
     let mut batches: Vec<Vec<usize>> = Vec::with_capacity(per_epoch);
     for group in order.chunks_mut(bs * LENGTH_GROUP) {
-        group.sort_by_key(|&i| lengths[i]);
+        if let Some(lengths) = lengths {
+            group.sort_by_key(|&i| lengths[i]);
+        }
         batches.extend(group.chunks(bs).map(<[usize]>::to_vec));
     }
     // Long and short batches alternate at random, not in runs.

@@ -48,7 +48,7 @@ pub use loss::answer_loss;
 use loss::batch_loss;
 use optim::{schedule, AdamW, AdamWConfig};
 use params::{Builder, Params};
-pub use probe::{probe_boxes, probe_summary, ProbedBox};
+pub use probe::{probe_boxes, probe_counts, probe_summary, ProbedBox, ProbedCounts};
 
 /// Architecture presets for a fresh model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,6 +143,15 @@ pub struct TrainOptions {
     #[arg(long, requires = "probe_attention")]
     #[serde(default, skip_serializing_if = "is_false")]
     pub probe_attention_each: bool,
+    /// Weight of a stage-0 loss on how many boxes or masks the answer holds (none, one, two,
+    /// three or more), read from the mean image token, for the samples of every task whose
+    /// answers hold a varying number of them (GREC and GRES): the image tokens must carry
+    /// whether the named objects are there and how many, which "no target" answers and
+    /// several-box answers need and the one-box probe never asks. Half a probe batch of them
+    /// joins every stage-0 step (0 = off).
+    #[arg(long, default_value_t = 0.0)]
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub probe_count: f64,
     /// Optimiser steps of stage 1 (single-image tasks, all but the image encoder).
     #[arg(long, default_value_t = 1000)]
     pub stage1_steps: usize,
@@ -248,6 +257,7 @@ impl Default for TrainOptions {
             lr_pretrain: 2e-3,
             probe_attention: 0.0,
             probe_attention_each: false,
+            probe_count: 0.0,
             stage1_steps: 1000,
             stage2_steps: 200,
             batch_size: 16,
@@ -337,7 +347,8 @@ fn build(
         let (vision, text) =
             (model.config.vision_config.hidden_size, model.config.text_config.hidden_size);
         let vocab = model.config.text_config.vocab_size;
-        pretrain::add_heads(&mut params, head_source.as_ref(), vision, text, vocab, seed)?;
+        let count = opts.probe_count > 0.0;
+        pretrain::add_heads(&mut params, head_source.as_ref(), (vision, text, vocab), count, seed)?;
     }
     Ok((model, params))
 }
@@ -401,7 +412,8 @@ pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
     };
     let (mut model, mut params) = build(out, Some(source), opts.seed, start_stage, opts)?;
 
-    let (encoded, lengths, skipped) = encode_all(&model, &samples, opts.max_tokens)?;
+    let (mut encoded, lengths, skipped) = encode_all(&model, &samples, opts.max_tokens)?;
+    let counted = counted_pool(&mut encoded);
     let single: Vec<usize> = (0..encoded.len()).filter(|&i| encoded[i].images.len() <= 1).collect();
     let multi: Vec<usize> = (0..encoded.len()).filter(|&i| encoded[i].images.len() > 1).collect();
     let tasks: Vec<&str> = encoded.iter().map(|e| e.task.as_str()).collect();
@@ -462,6 +474,7 @@ pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
             multi: &multi,
             probed: &probed,
             grounded: &grounded,
+            counted: &counted,
         };
         if run.stage(&model, &params, &data, stage, &mut summary)? {
             summary.stopped_early = true;
@@ -633,6 +646,9 @@ struct StepData<'a> {
     /// Probed samples with a box in the model's input frame: with `--probe-attention`, half a
     /// probe batch of them joins every stage-0 step.
     grounded: &'a [usize],
+    /// Single-image samples of the tasks whose answers hold none, one or several boxes or
+    /// masks: with `--probe-count`, half a probe batch of them joins every stage-0 step.
+    counted: &'a [usize],
 }
 
 impl StepData<'_> {
@@ -643,6 +659,22 @@ impl StepData<'_> {
             self.multi
         }
     }
+}
+
+/// The samples stage 0's count probe reads: those with a count target, of the tasks where the
+/// count varies; the others' count targets are cleared, since a task whose answers are always
+/// one box (REC) or one mask (RES) would teach the head the instruction's wording, not what the
+/// image holds.
+fn counted_pool(encoded: &mut [Encoded]) -> Vec<usize> {
+    let varying: std::collections::HashSet<String> = encoded
+        .iter()
+        .filter(|e| e.count_target.is_some_and(|c| c != 1))
+        .map(|e| e.task.clone())
+        .collect();
+    for e in encoded.iter_mut().filter(|e| !varying.contains(&e.task)) {
+        e.count_target = None;
+    }
+    (0..encoded.len()).filter(|&i| encoded[i].count_target.is_some()).collect()
 }
 
 /// `--stage1-task-weight`'s `TASK=N` pairs.
@@ -718,16 +750,35 @@ fn micro_loss(
         let index = (m * n_scenes) as u64;
         let (scenes, [classes, patch_box]) =
             pretrain::scene_loss(model, params, opts.seed, index, n_scenes)?;
-        let (loss, [probe_box, words, inside]) = if data.probed.is_empty() {
-            (scenes, [f64::NAN; 3])
+        let (loss, parts) = if data.probed.is_empty() {
+            (scenes, [f64::NAN; 5])
         } else {
-            let mut idx =
-                batch_indices(data.probed, data.lengths, opts.seed, 0, m, opts.pretrain_batch);
+            let mut idx = batch_indices(
+                data.probed,
+                Some(data.lengths),
+                opts.seed,
+                0,
+                m,
+                opts.pretrain_batch,
+            );
             // Length-sorted probe batches hold box answers in few steps (3 of the 16 steps
             // printed in a 800-step run); the attention loss needs them in every step.
             if opts.probe_attention > 0.0 && !data.grounded.is_empty() {
                 let n_box = opts.pretrain_box.unwrap_or(opts.pretrain_batch.div_ceil(2));
-                idx.extend(batch_indices(data.grounded, data.lengths, opts.seed, 5, m, n_box));
+                idx.extend(batch_indices(
+                    data.grounded,
+                    Some(data.lengths),
+                    opts.seed,
+                    5,
+                    m,
+                    n_box,
+                ));
+            }
+            // Unsorted: a length-sorted draw would hold one number of targets per step (a
+            // no-target answer is the shortest).
+            if opts.probe_count > 0.0 && !data.counted.is_empty() {
+                let n = opts.pretrain_batch.div_ceil(2);
+                idx.extend(batch_indices(data.counted, None, opts.seed, 6, m, n));
             }
             let batch: Vec<&Encoded> = idx.iter().map(|&i| &data.encoded[i]).collect();
             let (probes, parts) = pretrain::probe_loss(
@@ -736,12 +787,19 @@ fn micro_loss(
                 &batch,
                 opts.probe_attention,
                 opts.probe_attention_each,
+                opts.probe_count,
             )?;
             ((scenes + probes)?, parts)
         };
         if !opts.quiet && micro == 0 && (step + 1).is_multiple_of(50) {
+            let [probe_box, words, inside, count, count_acc] = parts;
+            let counted = if opts.probe_count > 0.0 {
+                format!(", probe count {count:.3} (cross-entropy; accuracy {count_acc:.2})")
+            } else {
+                String::new()
+            };
             eprintln!(
-                "stage 0 step {}: patch classes {classes:.3} (cross-entropy, 4 groups), patch box {patch_box:.3}, probe box {probe_box:.3} (L1, image sides), probe words {words:.3}, attention inside the box {inside:.3}",
+                "stage 0 step {}: patch classes {classes:.3} (cross-entropy, 4 groups), patch box {patch_box:.3}, probe box {probe_box:.3} (L1, image sides), probe words {words:.3}, attention inside the box {inside:.3}{counted}",
                 step + 1
             );
         }
@@ -759,9 +817,9 @@ fn micro_loss(
     let idx = if mixed {
         // Its own order (stage 3 + the stage of the shuffle), independent of the stage's pool.
         let order = if stage == 1 { 4 } else { 3 };
-        batch_indices(other, data.lengths, opts.seed, order, m, opts.batch_size)
+        batch_indices(other, Some(data.lengths), opts.seed, order, m, opts.batch_size)
     } else {
-        batch_indices(data.pool(stage), data.lengths, opts.seed, stage, m, opts.batch_size)
+        batch_indices(data.pool(stage), Some(data.lengths), opts.seed, stage, m, opts.batch_size)
     };
     let batch: Vec<&Encoded> = idx.iter().map(|&i| &data.encoded[i]).collect();
     Ok(batch_loss(model, &batch, opts.coord_loss, opts.answer_loss)?)
@@ -893,6 +951,7 @@ mod tests {
             image_size: 48,
             vocab_size: 300,
             train_vision: true,
+            probe_count: 1.0,
             ..TrainOptions::default()
         };
         let samples = read_samples(&opts.samples).unwrap();
@@ -901,28 +960,37 @@ mod tests {
         for stage in [0u32, 1, 2] {
             let (model, params) = build(&opts.out, None, 3, stage, &opts).unwrap();
             let grads = if stage == 0 {
-                // Scenes through the patch head; a box answer and a text answer through the
-                // probe heads.
-                let encoded: Vec<Encoded> = samples
+                // Scenes through the patch head; a box answer, a text answer and a GREC
+                // answer through the probe heads.
+                let mut encoded: Vec<Encoded> = samples
                     .iter()
                     .filter(|s| s.images.len() == 1)
                     .map(|s| encode(&model, s).unwrap())
                     .collect();
+                let counted = counted_pool(&mut encoded);
+                let tasks: std::collections::BTreeSet<&str> =
+                    counted.iter().map(|&i| encoded[i].task.as_str()).collect();
+                assert_eq!(tasks.into_iter().collect::<Vec<_>>(), ["grec", "gres"]);
                 let probe: Vec<&Encoded> = [
                     encoded.iter().find(|e| e.box_target.is_some()),
                     encoded.iter().find(|e| e.text_answer),
+                    encoded.iter().find(|e| e.task == "grec"),
                 ]
                 .into_iter()
                 .map(Option::unwrap)
                 .collect();
                 let scenes = pretrain::scene_loss(&model, &params, 5, 0, 2).unwrap().0;
                 let (probes, parts) =
-                    pretrain::probe_loss(&model, &params, &probe, 1.0, false).unwrap();
+                    pretrain::probe_loss(&model, &params, &probe, 1.0, false, 1.0).unwrap();
                 assert!(parts[2] > 0.0 && parts[2] < 1.0, "attention inside the box {}", parts[2]);
+                // One GREC row read by the count head: its accuracy is 0 or 1, its
+                // cross-entropy near -ln(1/4) at the random start.
+                assert!(parts[4] == 0.0 || parts[4] == 1.0, "count accuracy {}", parts[4]);
+                assert!(parts[3] > 0.3 && parts[3] < 4.0, "count cross-entropy {}", parts[3]);
                 // Paid per head and query, the attention loss is the mean of -log share, at
                 // least -log of the mean share (Jensen), with the same parts reported.
                 let (each, each_parts) =
-                    pretrain::probe_loss(&model, &params, &probe, 1.0, true).unwrap();
+                    pretrain::probe_loss(&model, &params, &probe, 1.0, true, 1.0).unwrap();
                 assert_eq!(parts.map(f64::to_bits), each_parts.map(f64::to_bits));
                 let scalar = |t: &Tensor| t.to_scalar::<f32>().unwrap();
                 assert!(scalar(&each) > scalar(&probes), "{} {}", scalar(&each), scalar(&probes));

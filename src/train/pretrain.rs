@@ -32,6 +32,8 @@ pub(super) const GROUND_WEIGHT: &str = "pretrain_ground.weight";
 pub(super) const GROUND_BIAS: &str = "pretrain_ground.bias";
 pub(super) const WORDS_WEIGHT: &str = "pretrain_words.weight";
 pub(super) const WORDS_BIAS: &str = "pretrain_words.bias";
+pub(super) const COUNT_WEIGHT: &str = "pretrain_count.weight";
+pub(super) const COUNT_BIAS: &str = "pretrain_count.bias";
 /// Every stage-0 head's name starts so; stage 1 leaves them out.
 pub(super) const PREFIX: &str = "pretrain_";
 
@@ -45,27 +47,34 @@ const GROUPS: [usize; 4] = [COLORS.len() + 1, SHAPES.len() + 1, SIZES.len() + 1,
 const BOX: usize = 4;
 /// Weight of the box's L1 loss (in units of the image side) against the class losses.
 const BOX_WEIGHT: f64 = 5.0;
+/// The count probe's classes: no target, one, two, and three or more.
+pub(super) const COUNT_CLASSES: usize = 4;
 
 fn outputs() -> usize {
     GROUPS.iter().sum::<usize>() + BOX
 }
 
-/// Adds the heads to `params.trained`: from `source` (a resumed stage 0) or freshly initialised.
+/// Adds the heads to `params.trained`: from `source` (a resumed stage 0) or freshly initialised;
+/// the count head only with `count`.
 pub(super) fn add_heads(
     params: &mut Params,
     source: Option<&HashMap<String, Tensor>>,
-    vision_hidden: usize,
-    text_hidden: usize,
-    vocab: usize,
+    (vision_hidden, text_hidden, vocab): (usize, usize, usize),
+    count: bool,
     seed: u64,
 ) -> candle_core::Result<()> {
     let dev = candle_core::Device::Cpu;
     let mut rng = crate::model::generate::SplitMix64::new(seed ^ SCENE_SALT);
-    for (w_name, b_name, out, hidden) in [
+    let mut heads = vec![
         (HEAD_WEIGHT, HEAD_BIAS, outputs(), vision_hidden),
         (GROUND_WEIGHT, GROUND_BIAS, BOX, text_hidden),
         (WORDS_WEIGHT, WORDS_BIAS, vocab, text_hidden),
-    ] {
+    ];
+    // Last, so that the other heads draw the same initial weights with and without it.
+    if count {
+        heads.push((COUNT_WEIGHT, COUNT_BIAS, COUNT_CLASSES, text_hidden));
+    }
+    for (w_name, b_name, out, hidden) in heads {
         let (w, b) = match source.and_then(|s| Some((s.get(w_name)?, s.get(b_name)?))) {
             Some((w, b)) => (w.clone(), b.clone()),
             // The box probe starts at zero weights and the image centre, the prior's middle: from
@@ -113,6 +122,18 @@ pub(super) fn target_box(target: &str) -> Option<[f32; 4]> {
     let lo = |v: &[f32]| v.iter().copied().fold(f32::INFINITY, f32::min);
     let hi = |v: &[f32]| v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     Some([lo(&xs), lo(&ys), hi(&xs), hi(&ys)])
+}
+
+/// How many boxes or masks `target` holds when it is made only of them (capped at
+/// [`COUNT_CLASSES`] - 1), 0 when it is empty ("no target"), None for any other answer.
+pub(super) fn target_count(target: &str) -> Option<u32> {
+    if target.trim().is_empty() {
+        return Some(0);
+    }
+    match parse_objects(target, &[Tag::Box, Tag::Mask]) {
+        Parsed::Ok(objects) => Some(objects.len().min(COUNT_CLASSES - 1) as u32),
+        _ => None,
+    }
 }
 
 /// `bx` (fractions of an image's width and height) in the frame the model sees: the image
@@ -165,15 +186,19 @@ pub(super) fn apply_head(
 /// Q-Former's cross-attention (mean over layers, heads and queries, each patch weighted by how
 /// much of it the box covers) that falls inside the box: the answer's object is where the
 /// queries should read. With `each`, every layer, head and query pays its own -log share (their
-/// mean), so none of them can read elsewhere. Also returns the parts (the box L1, the words
-/// cross-entropy, the share of attention inside the box; NaN where the batch had no such row).
+/// mean), so none of them can read elsewhere. With `count_weight` > 0 (and the count head
+/// added), rows with a count target also pay `count_weight` x the cross-entropy of their number
+/// of targets under the count head. Also returns the parts (the box L1, the words
+/// cross-entropy, the share of attention inside the box, the count cross-entropy and the count
+/// head's accuracy; NaN where the batch had no such row).
 pub(super) fn probe_loss(
     model: &VistaModel,
     params: &Params,
     batch: &[&Encoded],
     attention_weight: f64,
     each: bool,
-) -> candle_core::Result<(Tensor, [f64; 3])> {
+    count_weight: f64,
+) -> candle_core::Result<(Tensor, [f64; 5])> {
     let dev = &model.device;
     let (pixels, qids, qmask) = super::loss::image_inputs(model, batch)?
         .ok_or_else(|| candle_core::Error::Msg("a probe batch without images".into()))?;
@@ -194,7 +219,7 @@ pub(super) fn probe_loss(
             Ok(Some((pooled.index_select(&ids, 0)?, idx)))
         };
     let mut loss = Tensor::zeros((), DType::F32, dev)?;
-    let mut parts = [f64::NAN; 3];
+    let mut parts = [f64::NAN; 5];
     let grounded: Vec<usize> = (0..batch.len()).filter(|&i| batch[i].input_box.is_some()).collect();
     if attention_weight > 0.0 && !grounded.is_empty() && !cross.is_empty() {
         let patches = feats.dim(1)? - 1;
@@ -257,6 +282,21 @@ pub(super) fn probe_loss(
         let ce = ((logp * bags)?.sum_all()?.neg()? / idx.len() as f64)?;
         parts[1] = f64::from(ce.to_scalar::<f32>()?);
         loss = (loss + ce)?;
+    }
+    if count_weight > 0.0 {
+        if let Some((x, idx)) = rows(&|e| e.count_target.is_some())? {
+            let counts: Vec<u32> =
+                idx.iter().map(|&i| batch[i].count_target.unwrap_or_default()).collect();
+            let logits = head(COUNT_WEIGHT, COUNT_BIAS, &x)?;
+            let guessed = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
+            let right = guessed.iter().zip(&counts).filter(|(g, c)| g == c).count();
+            let target = Tensor::from_vec(counts, (idx.len(), 1), dev)?;
+            let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+            let ce = logp.gather(&target, 1)?.neg()?.mean_all()?;
+            parts[3] = f64::from(ce.to_scalar::<f32>()?);
+            parts[4] = right as f64 / idx.len() as f64;
+            loss = (loss + (ce * count_weight)?)?;
+        }
     }
     Ok((loss, parts))
 }
@@ -400,6 +440,26 @@ mod tests {
             let t = format!("<b_st><bin_{k}> <bin_{k}> <bin_{k}> <bin_{k}><b_ed>");
             assert_eq!(target_box(&t), Some([k as f32 / 1000.0; 4]), "bin {k}");
         }
+    }
+
+    #[test]
+    fn counts_are_read_from_box_and_mask_answers() {
+        assert_eq!(target_count(""), Some(0));
+        assert_eq!(target_count("  "), Some(0));
+        assert_eq!(target_count("<b_st><bin_1> <bin_2> <bin_3> <bin_4><b_ed>"), Some(1));
+        let two =
+            "<b_st><bin_1> <bin_2> <bin_3> <bin_4><b_sep><bin_5> <bin_6> <bin_7> <bin_8><b_ed>";
+        assert_eq!(target_count(two), Some(2));
+        assert_eq!(target_count("[0.1,0.2,0.3,0.4;0.5,0.5,0.6,0.6;0.1,0.1,0.2,0.2]"), Some(3));
+        let four = "[0.1,0.2,0.3,0.4;0.5,0.5,0.6,0.6;0.1,0.1,0.2,0.2;0.3,0.3,0.4,0.4]";
+        assert_eq!(target_count(four), Some(3));
+        assert_eq!(
+            target_count("<m_st><bin_1> <bin_2> <bin_3> <bin_4> <bin_5> <bin_6><m_ed>"),
+            Some(1)
+        );
+        assert_eq!(target_count("red"), None);
+        assert_eq!(target_count("<p_st><bin_1> <bin_2><p_ed>"), None);
+        assert_eq!(target_count("<b_st><bin_1>"), None);
     }
 
     #[test]

@@ -5,14 +5,16 @@
 //! of the finished model can be split into what the image tokens carry and what the decoder
 //! makes of it (docs/train.md).
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{bail, Result};
+use candle_core::Tensor;
 use vista_udfs::metrics::boxes::{iou, BoxXyxy};
 
 use super::data::{encode, Encoded, Sample};
 use super::params::Builder;
-use super::pretrain::{apply_head, pool, GROUND_BIAS, GROUND_WEIGHT};
+use super::pretrain::{apply_head, pool, COUNT_BIAS, COUNT_WEIGHT, GROUND_BIAS, GROUND_WEIGHT};
 use crate::model::VistaModel;
 
 /// One probed sample: the answer's box and the head's box, fractions of the image's width and
@@ -43,6 +45,73 @@ impl ProbedBox {
     }
 }
 
+/// The model of `model_dir` with the weights of the first of its `checkpoint/` and itself that
+/// still holds stage 0's `head` tensor (stage 1 drops the heads), and those weights; None when
+/// neither holds it.
+fn stage0_model(
+    model_dir: &Path,
+    head: &str,
+) -> Result<Option<(VistaModel, HashMap<String, Tensor>)>> {
+    let mut source = None;
+    for dir in [model_dir.join("checkpoint"), model_dir.to_path_buf()] {
+        if dir.join("model.safetensors").is_file() {
+            let weights = Builder::load_source(&dir, &candle_core::Device::Cpu)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+            if weights.contains_key(head) {
+                source = Some(weights);
+                break;
+            }
+        }
+    }
+    let Some(source) = source else { return Ok(None) };
+    // Nothing trainable: plain tensors, so the forward passes build no autograd graph.
+    let (builder, _) = Builder::new(Some(source.clone()), 0, |_: &str| false);
+    let model = VistaModel::load_with(
+        model_dir,
+        builder.into_var_builder(&candle_core::Device::Cpu),
+        "probe".into(),
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e}", model_dir.display()))?;
+    Ok(Some((model, source)))
+}
+
+/// `(index, sample)` of the samples `keep` picks, encoded (at most `limit`; 0 = all).
+fn pick(
+    model: &VistaModel,
+    samples: &[Sample],
+    limit: usize,
+    keep: impl Fn(&Encoded) -> bool,
+) -> Result<Vec<(usize, Encoded)>> {
+    let mut picked = Vec::new();
+    for (i, s) in samples.iter().enumerate() {
+        if limit > 0 && picked.len() == limit {
+            break;
+        }
+        let e = encode(model, s).map_err(|e| anyhow::anyhow!("sample {i}: {e}"))?;
+        if keep(&e) {
+            picked.push((i, e));
+        }
+    }
+    Ok(picked)
+}
+
+/// The rows of `head` over the mean image token of each picked sample, `batch` images per
+/// forward pass.
+fn read_head(
+    model: &VistaModel,
+    picked: &[&Encoded],
+    (w, b): (&Tensor, &Tensor),
+    batch: usize,
+) -> Result<Vec<Vec<f32>>> {
+    let mut out = Vec::with_capacity(picked.len());
+    for refs in picked.chunks(batch.max(1)) {
+        let tokens = super::loss::image_tokens(model, refs)?
+            .ok_or_else(|| anyhow::anyhow!("probed samples without images"))?;
+        out.extend(apply_head(&pool(&tokens)?, w, b)?.to_vec2::<f32>()?);
+    }
+    Ok(out)
+}
+
 /// The head's boxes for the box samples of `samples` (at most `limit` of them, in order; 0 = all),
 /// `batch` images per forward pass. `model_dir` is a `vista train` output whose weights still hold
 /// stage 0's head: its `checkpoint/` while the run is in stage 0 (`--stop-after` ends a run
@@ -53,57 +122,90 @@ pub fn probe_boxes(
     limit: usize,
     batch: usize,
 ) -> Result<Vec<ProbedBox>> {
-    let mut source = None;
-    for dir in [model_dir.join("checkpoint"), model_dir.to_path_buf()] {
-        if dir.join("model.safetensors").is_file() {
-            let weights = Builder::load_source(&dir, &candle_core::Device::Cpu)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
-            if weights.contains_key(GROUND_WEIGHT) && weights.contains_key(GROUND_BIAS) {
-                source = Some(weights);
-                break;
-            }
-        }
-    }
-    let Some(source) = source else {
+    let Some((model, source)) = stage0_model(model_dir, GROUND_WEIGHT)? else {
         bail!(
             "{}: no stage-0 box head ({GROUND_WEIGHT}) in its weights or checkpoint/; probe a run stopped in stage 0",
             model_dir.display()
         );
     };
-    let (w, b) = (source[GROUND_WEIGHT].clone(), source[GROUND_BIAS].clone());
-    // Nothing trainable: plain tensors, so the forward passes build no autograd graph.
-    let (builder, _) = Builder::new(Some(source), 0, |_: &str| false);
-    let model = VistaModel::load_with(
-        model_dir,
-        builder.into_var_builder(&candle_core::Device::Cpu),
-        "probe".into(),
-    )
-    .map_err(|e| anyhow::anyhow!("{}: {e}", model_dir.display()))?;
-    let mut picked: Vec<(usize, Encoded)> = Vec::new();
-    for (i, s) in samples.iter().enumerate() {
-        if limit > 0 && picked.len() == limit {
-            break;
-        }
-        let e = encode(&model, s).map_err(|e| anyhow::anyhow!("sample {i}: {e}"))?;
-        if e.box_target.is_some() {
-            picked.push((i, e));
-        }
-    }
-    let mut out = Vec::with_capacity(picked.len());
-    for chunk in picked.chunks(batch.max(1)) {
-        let refs: Vec<&Encoded> = chunk.iter().map(|(_, e)| e).collect();
-        let Some(tokens) = super::loss::image_tokens(&model, &refs)? else { continue };
-        let boxes: Vec<Vec<f32>> = apply_head(&pool(&tokens)?, &w, &b)?.to_vec2()?;
-        for ((index, e), p) in chunk.iter().zip(boxes) {
-            out.push(ProbedBox {
-                index: *index,
-                task: e.task.clone(),
-                target: e.box_target.unwrap_or_default(),
-                probe: [p[0], p[1], p[2], p[3]],
-            });
-        }
-    }
-    Ok(out)
+    let picked = pick(&model, samples, limit, |e| e.box_target.is_some())?;
+    let head = (&source[GROUND_WEIGHT], &source[GROUND_BIAS]);
+    let refs: Vec<&Encoded> = picked.iter().map(|(_, e)| e).collect();
+    let boxes = read_head(&model, &refs, head, batch)?;
+    Ok(picked
+        .iter()
+        .zip(boxes)
+        .map(|((index, e), p)| ProbedBox {
+            index: *index,
+            task: e.task.clone(),
+            target: e.box_target.unwrap_or_default(),
+            probe: [p[0], p[1], p[2], p[3]],
+        })
+        .collect())
+}
+
+/// One task's line of [`probe_counts`].
+#[derive(Debug, Clone)]
+pub struct ProbedCounts {
+    pub task: String,
+    pub samples: usize,
+    /// The share whose number of targets the count head reads.
+    pub accuracy: f64,
+    /// The same among the samples with no target.
+    pub no_target_accuracy: f64,
+}
+
+/// For a stage 0 trained with `--probe-count`: per task whose answers hold a varying number of
+/// boxes or masks (and over them all), the samples, the share whose number of targets (none,
+/// one, two, three or more) the count head reads from the mean image token, and that share
+/// among the no-target samples alone. None when the weights hold no count head.
+pub fn probe_counts(
+    model_dir: &Path,
+    samples: &[Sample],
+    batch: usize,
+) -> Result<Option<Vec<ProbedCounts>>> {
+    let Some((model, source)) = stage0_model(model_dir, COUNT_WEIGHT)? else { return Ok(None) };
+    let mut encoded: Vec<Encoded> = pick(&model, samples, 0, |e| e.count_target.is_some())?
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect();
+    // As stage 0 reads them: the tasks whose answers always hold one target are left out.
+    super::counted_pool(&mut encoded);
+    encoded.retain(|e| e.count_target.is_some());
+    let refs: Vec<&Encoded> = encoded.iter().collect();
+    let logits = read_head(&model, &refs, (&source[COUNT_WEIGHT], &source[COUNT_BIAS]), batch)?;
+    let rows: Vec<(&str, u32, u32)> = encoded
+        .iter()
+        .zip(&logits)
+        .map(|(e, l)| {
+            let guess = (0..l.len()).max_by(|&a, &b| l[a].total_cmp(&l[b])).unwrap_or(0);
+            (e.task.as_str(), e.count_target.unwrap_or_default(), guess as u32)
+        })
+        .collect();
+    let mut tasks: Vec<&str> = rows.iter().map(|r| r.0).collect();
+    tasks.sort();
+    tasks.dedup();
+    tasks.push("all");
+    let share = |of: &[&(&str, u32, u32)]| {
+        of.iter().filter(|r| r.1 == r.2).count() as f64 / of.len().max(1) as f64
+    };
+    Ok(Some(
+        tasks
+            .into_iter()
+            .map(|t| {
+                let of: Vec<&(&str, u32, u32)> =
+                    rows.iter().filter(|r| t == "all" || r.0 == t).collect();
+                let none: Vec<&(&str, u32, u32)> =
+                    of.iter().copied().filter(|r| r.1 == 0).collect();
+                ProbedCounts {
+                    task: t.to_string(),
+                    samples: of.len(),
+                    accuracy: share(&of),
+                    no_target_accuracy: share(&none),
+                }
+            })
+            .collect(),
+    ))
 }
 
 /// Per task (and over all): probed samples, the share whose box has IoU > 0.5 with the answer's,
