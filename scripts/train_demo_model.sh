@@ -6,10 +6,10 @@
 #   scripts/train_demo_model.sh [WORK_DIR]      (default: ./train-demo)
 #
 # About 63 minutes on 2 cores (release build); see docs/train.md. Stage 0 (the image side learns
-# to see), stage 1 (every single-image task, a tenth of the batches multi-image) and a grounding
-# pass (every task again, REC and RES samples counted 4 times, at a quarter of the learning
-# rate, multi-image as before);
-# no stage 2: retraining the image tokenizer behind the frozen decoder loses grounding and
+# to see), stage 1 (every single-image task, a tenth of the batches multi-image, the loss
+# averaged over every answer token) and a grounding pass (every task again, REC and RES samples
+# counted 4 times, at a quarter of the learning rate, multi-image as before, the loss averaged
+# per answer); no stage 2: retraining the image tokenizer behind the frozen decoder loses grounding and
 # captions the decoder had learnt and gains no multi-image score (measured in docs/train.md).
 # Each runs as its own call from the checkpoint the one before wrote, as the committed files
 # were made; the curves and reports of stage 0 and stage 1 go to assets/demo-model/stage0/ and
@@ -28,7 +28,7 @@ start=$(date +%s)
   --stage1-steps 0 --stage2-steps 0 --stage1-multi 0.1 --freeze-tokenizer --batch-size 16
 /usr/bin/time -f "stage 1: %e s wall, %M KB peak" "$VISTA" train --samples "$WORK/data/samples" \
   --out "$WORK/stage1" --init "$WORK/stage0" --seed 7 --pretrain-steps 0 --stage1-steps 1500 \
-  --stage2-steps 0 --stage1-multi 0.1 --freeze-tokenizer --batch-size 16
+  --stage2-steps 0 --stage1-multi 0.1 --freeze-tokenizer --batch-size 16 --answer-loss token
 /usr/bin/time -f "grounding pass: %e s wall, %M KB peak" "$VISTA" train \
   --samples "$WORK/data/samples" --out "$WORK/model" --init "$WORK/stage1" --seed 7 \
   --pretrain-steps 0 --stage1-steps 2000 --lr 5e-4 --stage2-steps 0 --stage1-multi 0.1 \

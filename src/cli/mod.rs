@@ -61,7 +61,8 @@ pub(crate) enum Command {
     /// Train a VistaLLM on a sample table: two stages, AdamW, loss curve, resumable (docs/train.md).
     Train(TrainArgs),
     /// How well a stage-0 checkpoint's image tokens locate what each box sample's instruction
-    /// names: the box its head reads, scored against the answer per task (docs/train.md).
+    /// names: the box its head reads, scored against the answer per task; with a count head
+    /// (`--probe-count`), also how many targets they say there are (docs/train.md).
     Probe(ProbeArgs),
     /// Curate instruction samples from an imported COCO-format set (queries/curate_<task>.sql,
     /// docs/curate.md): filters, balancing, sharded Parquet with a manifest, and a report.

@@ -1,4 +1,5 @@
-//! `vista probe`: what a stage-0 checkpoint's image tokens say about where the named object is.
+//! `vista probe`: what a stage-0 checkpoint's image tokens say about where the named object is,
+//! and, with a count head, how many of them there are.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,7 +32,8 @@ pub(crate) struct ProbeArgs {
     out: Option<PathBuf>,
 }
 
-/// Probes and prints per task how often the head's box matches the answer's.
+/// Probes and prints per task how often the head's box matches the answer's, and how often the
+/// count head's number of targets does.
 pub(crate) async fn probe(args: ProbeArgs) -> Result<ExitCode> {
     type Probed = (Vec<ProbedBox>, Option<Vec<ProbedCounts>>, ProbeArgs);
     let (rows, counts, args) = tokio::task::spawn_blocking(move || -> Result<Probed> {

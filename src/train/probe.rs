@@ -3,7 +3,8 @@
 //! sample whose answer is one box or one mask. On held-out samples this is how well the image
 //! tokenizer finds the object an instruction names before any decoder reads it, so a REC score
 //! of the finished model can be split into what the image tokens carry and what the decoder
-//! makes of it (docs/train.md).
+//! makes of it (docs/train.md). A stage 0 trained with `--probe-count` also gives, through its
+//! count head, how many of the objects a GREC or GRES instruction names the image holds.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -158,7 +159,8 @@ pub struct ProbedCounts {
 /// For a stage 0 trained with `--probe-count`: per task whose answers hold a varying number of
 /// boxes or masks (and over them all), the samples, the share whose number of targets (none,
 /// one, two, three or more) the count head reads from the mean image token, and that share
-/// among the no-target samples alone. None when the weights hold no count head.
+/// among the no-target samples alone. None when the weights hold no count head or `samples`
+/// no such task.
 pub fn probe_counts(
     model_dir: &Path,
     samples: &[Sample],
@@ -172,6 +174,9 @@ pub fn probe_counts(
     // As stage 0 reads them: the tasks whose answers always hold one target are left out.
     super::counted_pool(&mut encoded);
     encoded.retain(|e| e.count_target.is_some());
+    if encoded.is_empty() {
+        return Ok(None);
+    }
     let refs: Vec<&Encoded> = encoded.iter().collect();
     let logits = read_head(&model, &refs, (&source[COUNT_WEIGHT], &source[COUNT_BIAS]), batch)?;
     let rows: Vec<(&str, u32, u32)> = encoded
