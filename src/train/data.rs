@@ -152,7 +152,8 @@ pub(super) struct Encoded {
     pub(super) text_answer: bool,
     /// How many boxes or masks a single-image answer made only of them holds, capped at
     /// [`super::pretrain::COUNT_CLASSES`] - 1; 0 for an empty answer ("no target"). None for
-    /// text answers and multi-image samples (stage 0's count probe).
+    /// text answers, multi-image samples and, once the pool is built, the tasks whose answers
+    /// always hold one (stage 0's count probe).
     pub(super) count_target: Option<u32>,
 }
 
