@@ -38,8 +38,9 @@ pub(crate) async fn probe(args: ProbeArgs) -> Result<ExitCode> {
     type Probed = (Vec<ProbedBox>, Option<Vec<ProbedCounts>>, ProbeArgs);
     let (rows, counts, args) = tokio::task::spawn_blocking(move || -> Result<Probed> {
         let samples = vista::train::read_samples(&args.samples)?;
-        let rows = vista::train::probe_boxes(&args.model, &samples, args.limit, args.batch_size)?;
-        let counts = vista::train::probe_counts(&args.model, &samples, args.batch_size)?;
+        let probe = vista::train::Stage0Probe::open(&args.model)?;
+        let rows = probe.boxes(&samples, args.limit, args.batch_size)?;
+        let counts = probe.counts(&samples, args.batch_size)?;
         Ok((rows, counts, args))
     })
     .await??;

@@ -48,7 +48,7 @@ pub use loss::answer_loss;
 use loss::batch_loss;
 use optim::{schedule, AdamW, AdamWConfig};
 use params::{Builder, Params};
-pub use probe::{probe_boxes, probe_counts, probe_summary, ProbedBox, ProbedCounts};
+pub use probe::{probe_summary, ProbedBox, ProbedCounts, Stage0Probe};
 
 /// Architecture presets for a fresh model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -46,106 +46,154 @@ impl ProbedBox {
     }
 }
 
-/// The model of `model_dir` with the weights of the first of its `checkpoint/` and itself that
-/// still holds stage 0's `head` tensor (stage 1 drops the heads), and those weights; None when
-/// neither holds it.
-fn stage0_model(
-    model_dir: &Path,
-    head: &str,
-) -> Result<Option<(VistaModel, HashMap<String, Tensor>)>> {
-    let mut source = None;
-    for dir in [model_dir.join("checkpoint"), model_dir.to_path_buf()] {
-        if dir.join("model.safetensors").is_file() {
-            let weights = Builder::load_source(&dir, &candle_core::Device::Cpu)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
-            if weights.contains_key(head) {
-                source = Some(weights);
-                break;
+/// A stage-0 checkpoint opened once for its heads: the model and the weights that hold them.
+pub struct Stage0Probe {
+    model: VistaModel,
+    weights: HashMap<String, Tensor>,
+}
+
+impl Stage0Probe {
+    /// The model of `model_dir` with the weights of the first of its `checkpoint/` and itself
+    /// that still holds stage 0's box head: its `checkpoint/` while the run is in stage 0
+    /// (`--stop-after` ends a run there), since stage 1 drops the heads.
+    pub fn open(model_dir: &Path) -> Result<Self> {
+        let mut source = None;
+        for dir in [model_dir.join("checkpoint"), model_dir.to_path_buf()] {
+            if dir.join("model.safetensors").is_file() {
+                let weights = Builder::load_source(&dir, &candle_core::Device::Cpu)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+                if weights.contains_key(GROUND_WEIGHT) && weights.contains_key(GROUND_BIAS) {
+                    source = Some(weights);
+                    break;
+                }
             }
         }
+        let Some(weights) = source else {
+            bail!(
+                "{}: no stage-0 box head ({GROUND_WEIGHT}) in its weights or checkpoint/; probe a run stopped in stage 0",
+                model_dir.display()
+            );
+        };
+        // Nothing trainable: plain tensors, so the forward passes build no autograd graph.
+        let (builder, _) = Builder::new(Some(weights.clone()), 0, |_: &str| false);
+        let model = VistaModel::load_with(
+            model_dir,
+            builder.into_var_builder(&candle_core::Device::Cpu),
+            "probe".into(),
+        )
+        .map_err(|e| anyhow::anyhow!("{}: {e}", model_dir.display()))?;
+        Ok(Stage0Probe { model, weights })
     }
-    let Some(source) = source else { return Ok(None) };
-    // Nothing trainable: plain tensors, so the forward passes build no autograd graph.
-    let (builder, _) = Builder::new(Some(source.clone()), 0, |_: &str| false);
-    let model = VistaModel::load_with(
-        model_dir,
-        builder.into_var_builder(&candle_core::Device::Cpu),
-        "probe".into(),
-    )
-    .map_err(|e| anyhow::anyhow!("{}: {e}", model_dir.display()))?;
-    Ok(Some((model, source)))
-}
 
-/// `(index, sample)` of the samples `keep` picks, encoded (at most `limit`; 0 = all).
-fn pick(
-    model: &VistaModel,
-    samples: &[Sample],
-    limit: usize,
-    keep: impl Fn(&Encoded) -> bool,
-) -> Result<Vec<(usize, Encoded)>> {
-    let mut picked = Vec::new();
-    for (i, s) in samples.iter().enumerate() {
-        if limit > 0 && picked.len() == limit {
-            break;
+    /// `(index, sample)` of the samples `keep` picks, encoded (at most `limit`; 0 = all).
+    fn pick(
+        &self,
+        samples: &[Sample],
+        limit: usize,
+        keep: impl Fn(&Encoded) -> bool,
+    ) -> Result<Vec<(usize, Encoded)>> {
+        let mut picked = Vec::new();
+        for (i, s) in samples.iter().enumerate() {
+            if limit > 0 && picked.len() == limit {
+                break;
+            }
+            let e = encode(&self.model, s).map_err(|e| anyhow::anyhow!("sample {i}: {e}"))?;
+            if keep(&e) {
+                picked.push((i, e));
+            }
         }
-        let e = encode(model, s).map_err(|e| anyhow::anyhow!("sample {i}: {e}"))?;
-        if keep(&e) {
-            picked.push((i, e));
+        Ok(picked)
+    }
+
+    /// The rows of the head `(weight, bias)` over the mean image token of each picked sample,
+    /// `batch` images per forward pass.
+    fn read_head(
+        &self,
+        picked: &[&Encoded],
+        (weight, bias): (&str, &str),
+        batch: usize,
+    ) -> Result<Vec<Vec<f32>>> {
+        let (w, b) = (&self.weights[weight], &self.weights[bias]);
+        let mut out = Vec::with_capacity(picked.len());
+        for refs in picked.chunks(batch.max(1)) {
+            let tokens = super::loss::image_tokens(&self.model, refs)?
+                .ok_or_else(|| anyhow::anyhow!("probed samples without images"))?;
+            out.extend(apply_head(&pool(&tokens)?, w, b)?.to_vec2::<f32>()?);
         }
+        Ok(out)
     }
-    Ok(picked)
-}
 
-/// The rows of `head` over the mean image token of each picked sample, `batch` images per
-/// forward pass.
-fn read_head(
-    model: &VistaModel,
-    picked: &[&Encoded],
-    (w, b): (&Tensor, &Tensor),
-    batch: usize,
-) -> Result<Vec<Vec<f32>>> {
-    let mut out = Vec::with_capacity(picked.len());
-    for refs in picked.chunks(batch.max(1)) {
-        let tokens = super::loss::image_tokens(model, refs)?
-            .ok_or_else(|| anyhow::anyhow!("probed samples without images"))?;
-        out.extend(apply_head(&pool(&tokens)?, w, b)?.to_vec2::<f32>()?);
+    /// The head's boxes for the box samples of `samples` (at most `limit` of them, in order;
+    /// 0 = all), `batch` images per forward pass.
+    pub fn boxes(&self, samples: &[Sample], limit: usize, batch: usize) -> Result<Vec<ProbedBox>> {
+        let picked = self.pick(samples, limit, |e| e.box_target.is_some())?;
+        let refs: Vec<&Encoded> = picked.iter().map(|(_, e)| e).collect();
+        let boxes = self.read_head(&refs, (GROUND_WEIGHT, GROUND_BIAS), batch)?;
+        Ok(picked
+            .iter()
+            .zip(boxes)
+            .map(|((index, e), p)| ProbedBox {
+                index: *index,
+                task: e.task.clone(),
+                target: e.box_target.unwrap_or_default(),
+                probe: [p[0], p[1], p[2], p[3]],
+            })
+            .collect())
     }
-    Ok(out)
+
+    /// For a stage 0 trained with `--probe-count`: per task whose answers hold a varying number
+    /// of boxes or masks (and over them all), the samples, the share whose number of targets
+    /// (none, one, two, three or more) the count head reads from the mean image token, and that
+    /// share among the no-target samples alone. None when the weights hold no count head or
+    /// `samples` no such task.
+    pub fn counts(&self, samples: &[Sample], batch: usize) -> Result<Option<Vec<ProbedCounts>>> {
+        if !self.weights.contains_key(COUNT_WEIGHT) {
+            return Ok(None);
+        }
+        let mut encoded: Vec<Encoded> = self
+            .pick(samples, 0, |e| e.count_target.is_some())?
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect();
+        // As stage 0 reads them: the tasks whose answers always hold one target are left out.
+        super::counted_pool(&mut encoded);
+        encoded.retain(|e| e.count_target.is_some());
+        if encoded.is_empty() {
+            return Ok(None);
+        }
+        let refs: Vec<&Encoded> = encoded.iter().collect();
+        let logits = self.read_head(&refs, (COUNT_WEIGHT, COUNT_BIAS), batch)?;
+        // (task, the answer's count, the head's count).
+        let rows: Vec<(&str, u32, u32)> = encoded
+            .iter()
+            .zip(&logits)
+            .map(|(e, l)| {
+                let guess = (0..l.len()).max_by(|&a, &b| l[a].total_cmp(&l[b])).unwrap_or(0);
+                (e.task.as_str(), e.count_target.unwrap_or_default(), guess as u32)
+            })
+            .collect();
+        let share = |of: &[&(&str, u32, u32)]| {
+            of.iter().filter(|r| r.1 == r.2).count() as f64 / of.len().max(1) as f64
+        };
+        Ok(Some(
+            by_task(&rows, |r| r.0)
+                .into_iter()
+                .map(|(task, of)| {
+                    let none: Vec<&(&str, u32, u32)> =
+                        of.iter().copied().filter(|r| r.1 == 0).collect();
+                    ProbedCounts {
+                        task,
+                        samples: of.len(),
+                        accuracy: share(&of),
+                        no_target_accuracy: share(&none),
+                    }
+                })
+                .collect(),
+        ))
+    }
 }
 
-/// The head's boxes for the box samples of `samples` (at most `limit` of them, in order; 0 = all),
-/// `batch` images per forward pass. `model_dir` is a `vista train` output whose weights still hold
-/// stage 0's head: its `checkpoint/` while the run is in stage 0 (`--stop-after` ends a run
-/// there), since stage 1 drops the head.
-pub fn probe_boxes(
-    model_dir: &Path,
-    samples: &[Sample],
-    limit: usize,
-    batch: usize,
-) -> Result<Vec<ProbedBox>> {
-    let Some((model, source)) = stage0_model(model_dir, GROUND_WEIGHT)? else {
-        bail!(
-            "{}: no stage-0 box head ({GROUND_WEIGHT}) in its weights or checkpoint/; probe a run stopped in stage 0",
-            model_dir.display()
-        );
-    };
-    let picked = pick(&model, samples, limit, |e| e.box_target.is_some())?;
-    let head = (&source[GROUND_WEIGHT], &source[GROUND_BIAS]);
-    let refs: Vec<&Encoded> = picked.iter().map(|(_, e)| e).collect();
-    let boxes = read_head(&model, &refs, head, batch)?;
-    Ok(picked
-        .iter()
-        .zip(boxes)
-        .map(|((index, e), p)| ProbedBox {
-            index: *index,
-            task: e.task.clone(),
-            target: e.box_target.unwrap_or_default(),
-            probe: [p[0], p[1], p[2], p[3]],
-        })
-        .collect())
-}
-
-/// One task's line of [`probe_counts`].
+/// One task's line of [`Stage0Probe::counts`].
 #[derive(Debug, Clone)]
 pub struct ProbedCounts {
     pub task: String,
@@ -156,74 +204,25 @@ pub struct ProbedCounts {
     pub no_target_accuracy: f64,
 }
 
-/// For a stage 0 trained with `--probe-count`: per task whose answers hold a varying number of
-/// boxes or masks (and over them all), the samples, the share whose number of targets (none,
-/// one, two, three or more) the count head reads from the mean image token, and that share
-/// among the no-target samples alone. None when the weights hold no count head or `samples`
-/// no such task.
-pub fn probe_counts(
-    model_dir: &Path,
-    samples: &[Sample],
-    batch: usize,
-) -> Result<Option<Vec<ProbedCounts>>> {
-    let Some((model, source)) = stage0_model(model_dir, COUNT_WEIGHT)? else { return Ok(None) };
-    let mut encoded: Vec<Encoded> = pick(&model, samples, 0, |e| e.count_target.is_some())?
-        .into_iter()
-        .map(|(_, e)| e)
-        .collect();
-    // As stage 0 reads them: the tasks whose answers always hold one target are left out.
-    super::counted_pool(&mut encoded);
-    encoded.retain(|e| e.count_target.is_some());
-    if encoded.is_empty() {
-        return Ok(None);
-    }
-    let refs: Vec<&Encoded> = encoded.iter().collect();
-    let logits = read_head(&model, &refs, (&source[COUNT_WEIGHT], &source[COUNT_BIAS]), batch)?;
-    let rows: Vec<(&str, u32, u32)> = encoded
-        .iter()
-        .zip(&logits)
-        .map(|(e, l)| {
-            let guess = (0..l.len()).max_by(|&a, &b| l[a].total_cmp(&l[b])).unwrap_or(0);
-            (e.task.as_str(), e.count_target.unwrap_or_default(), guess as u32)
-        })
-        .collect();
-    let mut tasks: Vec<&str> = rows.iter().map(|r| r.0).collect();
+/// `rows` per task, in task order, then all of them as "all".
+fn by_task<T>(rows: &[T], task: impl Fn(&T) -> &str) -> Vec<(String, Vec<&T>)> {
+    let mut tasks: Vec<&str> = rows.iter().map(&task).collect();
     tasks.sort();
     tasks.dedup();
-    tasks.push("all");
-    let share = |of: &[&(&str, u32, u32)]| {
-        of.iter().filter(|r| r.1 == r.2).count() as f64 / of.len().max(1) as f64
-    };
-    Ok(Some(
-        tasks
-            .into_iter()
-            .map(|t| {
-                let of: Vec<&(&str, u32, u32)> =
-                    rows.iter().filter(|r| t == "all" || r.0 == t).collect();
-                let none: Vec<&(&str, u32, u32)> =
-                    of.iter().copied().filter(|r| r.1 == 0).collect();
-                ProbedCounts {
-                    task: t.to_string(),
-                    samples: of.len(),
-                    accuracy: share(&of),
-                    no_target_accuracy: share(&none),
-                }
-            })
-            .collect(),
-    ))
+    let mut out: Vec<(String, Vec<&T>)> = tasks
+        .into_iter()
+        .map(|t| (t.to_string(), rows.iter().filter(|r| task(r) == t).collect()))
+        .collect();
+    out.push(("all".into(), rows.iter().collect()));
+    out
 }
 
 /// Per task (and over all): probed samples, the share whose box has IoU > 0.5 with the answer's,
 /// and the share whose centre lies inside it.
 pub fn probe_summary(rows: &[ProbedBox]) -> Vec<(String, usize, f64, f64)> {
-    let mut tasks: Vec<String> = rows.iter().map(|r| r.task.clone()).collect();
-    tasks.sort();
-    tasks.dedup();
-    tasks.push("all".into());
-    tasks
+    by_task(rows, |r| r.task.as_str())
         .into_iter()
-        .map(|t| {
-            let of: Vec<&ProbedBox> = rows.iter().filter(|r| t == "all" || r.task == t).collect();
+        .map(|(t, of)| {
             let n = of.len().max(1) as f64;
             let acc = of.iter().filter(|r| r.iou() > 0.5).count() as f64 / n;
             let inside = of.iter().filter(|r| r.centre_inside()).count() as f64 / n;
