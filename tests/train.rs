@@ -209,13 +209,23 @@ fn bad_input_gets_one_line_errors() {
     let e = err(&TrainOptions { grid: Some(5), ..options(&data, &tmp.path().join("g")) }, false);
     assert!(e.contains("--grid 5") && e.contains("--image-size 48"), "{e}");
     let fine_tuned = tmp.path().join("m3");
-    let e =
-        err(&TrainOptions { grid: Some(4), init: Some(out), ..options(&data, &fine_tuned) }, false);
+    let e = err(
+        &TrainOptions { grid: Some(4), init: Some(out.clone()), ..options(&data, &fine_tuned) },
+        false,
+    );
     assert!(e.contains("--grid 4") && e.contains("--init"), "{e}");
+    let e = err(
+        &TrainOptions { vision_layers: Some(3), init: Some(out), ..options(&data, &fine_tuned) },
+        false,
+    );
+    assert!(e.contains("--vision-layers 3") && e.contains("--init"), "{e}");
+    let e = err(&TrainOptions { vision_layers: Some(0), ..options(&data, &fine_tuned) }, false);
+    assert!(e.contains("--vision-layers 0"), "{e}");
 }
 
-/// `--grid` sets a fresh model's patches per side: the checkpoint says so, stage 0 (here with
-/// its own scene and box-sample counts) labels that many patches, and the model trains on.
+/// `--grid` sets a fresh model's patches per side and `--vision-layers` its encoder's depth:
+/// the checkpoint says so, stage 0 (here with its own scene and box-sample counts and the
+/// balanced patch loss) labels that many patches, and the model trains on.
 #[test]
 fn a_finer_grid_gives_smaller_patches() {
     let tmp = tempfile::tempdir().unwrap();
@@ -223,6 +233,8 @@ fn a_finer_grid_gives_smaller_patches() {
     let out = tmp.path().join("m");
     let opts = TrainOptions {
         grid: Some(4),
+        vision_layers: Some(3),
+        patch_balance: true,
         pretrain_scenes: Some(3),
         pretrain_box: Some(5),
         probe_attention: 1.0,
@@ -239,6 +251,7 @@ fn a_finer_grid_gives_smaller_patches() {
     let finer = vision(&out);
     assert_eq!(finer["patch_size"], 12);
     assert_eq!(finer["image_size"], 48);
+    assert_eq!(finer["num_hidden_layers"], 3);
     let fresh = tmp.path().join("fresh");
     let opts = TrainOptions {
         pretrain_steps: 0,
@@ -248,6 +261,7 @@ fn a_finer_grid_gives_smaller_patches() {
     };
     train(&opts, false).unwrap();
     assert_eq!(vision(&fresh)["patch_size"], 24);
+    assert_eq!(vision(&fresh)["num_hidden_layers"], 1);
 }
 
 /// Runs the `vista` binary in `dir`; its stdout, or a panic with its stderr.
@@ -360,9 +374,44 @@ fn probe_reads_the_stage0_box_head_on_every_box_sample() {
     let opts = TrainOptions { stop_after: 6, probe_count: 1.0, ..options(&data, &stage0) };
     assert!(train(&opts, false).unwrap_or_else(|e| panic!("train failed: {e:#}")).stopped_early);
     let (d, s) = (data.to_str().unwrap(), stage0.to_str().unwrap());
-    let printed = vista(tmp.path(), &["probe", "--model", s, "--samples", d, "--out", "p.parquet"]);
+    let printed = vista(
+        tmp.path(),
+        &["probe", "--model", s, "--samples", d, "--out", "p.parquet", "--scenes", "24"],
+    );
     let (boxes, counts) =
         printed.split_once("task\tsamples\tcount accuracy\tno-target accuracy\n").expect(&printed);
+    // The patch head on 24 held-out scenes: every patch scores the background, the object
+    // patches and objects the rest; shares are of what was scored.
+    let (_, patches) =
+        printed.split_once("patch head (24 held-out scenes)\tscored\taccuracy\n").expect(&printed);
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(stage0.join("config.json")).unwrap())
+            .unwrap();
+    let vision = &config["vision_config"];
+    let grid = vision["image_size"].as_u64().unwrap() / vision["patch_size"].as_u64().unwrap();
+    let lines: Vec<Vec<&str>> =
+        patches.lines().take_while(|l| l.contains('\t')).map(|l| l.split('\t').collect()).collect();
+    let names: Vec<&str> = lines.iter().map(|l| l[0]).collect();
+    assert_eq!(
+        names,
+        [
+            "patch colour",
+            "patch shape",
+            "patch size",
+            "patch background",
+            "object colour",
+            "object shape",
+            "object size"
+        ],
+        "{printed}"
+    );
+    assert_eq!(lines[3][1], (24 * grid * grid).to_string(), "{printed}");
+    for l in &lines {
+        let (n, acc): (f64, f64) = (l[1].parse().unwrap(), l[2].parse().unwrap());
+        assert!(n > 0.0 && ((acc * n).round() - acc * n).abs() < 0.01 * n, "{printed}");
+    }
+    assert_eq!(lines[0][1], lines[1][1]);
+    assert_eq!(lines[4][1], lines[6][1]);
     // 6 samples of each task; the shares are of 6, and "all" is their mean.
     let shares: Vec<(String, String, f64)> = counts
         .lines()

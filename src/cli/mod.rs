@@ -62,7 +62,9 @@ pub(crate) enum Command {
     Train(TrainArgs),
     /// How well a stage-0 checkpoint's image tokens locate what each box sample's instruction
     /// names: the box its head reads, scored against the answer per task; with a count head
-    /// (`--probe-count`), also how many targets they say there are (docs/train.md).
+    /// (`--probe-count`), also how many targets they say there are; and what its encoder's patch
+    /// head reads on held-out scenes: each patch's and each object's colour, shape and size
+    /// (docs/train.md).
     Probe(ProbeArgs),
     /// Curate instruction samples from an imported COCO-format set (queries/curate_<task>.sql,
     /// docs/curate.md): filters, balancing, sharded Parquet with a manifest, and a report.

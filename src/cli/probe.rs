@@ -1,5 +1,6 @@
 //! `vista probe`: what a stage-0 checkpoint's image tokens say about where the named object is,
-//! and, with a count head, how many of them there are.
+//! and, with a count head, how many of them there are; and what its encoder's patch tokens say
+//! about the object under each patch.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,7 +10,7 @@ use anyhow::Result;
 use datafusion::arrow::array::{ArrayRef, Float32Array, Float64Array, StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
-use vista::train::{ProbedBox, ProbedCounts};
+use vista::train::{PatchLine, ProbedBox, ProbedCounts};
 
 #[derive(clap::Args)]
 pub(crate) struct ProbeArgs {
@@ -26,6 +27,13 @@ pub(crate) struct ProbeArgs {
     /// Images per forward pass.
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
+    /// Scenes drawn for the encoder's patch head (0 = none).
+    #[arg(long, default_value_t = 256)]
+    scenes: usize,
+    /// Seed of those scenes' stream; a seed the probed run did not train with keeps them held
+    /// out.
+    #[arg(long, default_value_t = 20261126)]
+    scene_seed: u64,
     /// Also write every probed sample (row, task, answer box, head box, IoU) to this Parquet
     /// file.
     #[arg(long)]
@@ -35,13 +43,17 @@ pub(crate) struct ProbeArgs {
 /// Probes and prints per task how often the head's box matches the answer's, and how often the
 /// count head's number of targets does.
 pub(crate) async fn probe(args: ProbeArgs) -> Result<ExitCode> {
-    type Probed = (Vec<ProbedBox>, Option<Vec<ProbedCounts>>, ProbeArgs);
-    let (rows, counts, args) = tokio::task::spawn_blocking(move || -> Result<Probed> {
+    type Probed = (Vec<ProbedBox>, Option<Vec<ProbedCounts>>, Vec<PatchLine>, ProbeArgs);
+    let (rows, counts, patches, args) = tokio::task::spawn_blocking(move || -> Result<Probed> {
         let samples = vista::train::read_samples(&args.samples)?;
         let probe = vista::train::Stage0Probe::open(&args.model)?;
         let rows = probe.boxes(&samples, args.limit, args.batch_size)?;
         let counts = probe.counts(&samples, args.batch_size)?;
-        Ok((rows, counts, args))
+        let patches = match args.scenes {
+            0 => Vec::new(),
+            n => probe.patches(args.scene_seed, n, args.batch_size)?,
+        };
+        Ok((rows, counts, patches, args))
     })
     .await??;
     println!("task\tsamples\tacc@0.5\tcentre inside");
@@ -54,6 +66,13 @@ pub(crate) async fn probe(args: ProbeArgs) -> Result<ExitCode> {
         for c in counts {
             let (acc, none) = (c.accuracy, c.no_target_accuracy);
             println!("{}\t{}\t{acc:.3}\t{none:.3}", c.task, c.samples);
+        }
+    }
+    // What the encoder itself sees, before the image tokenizer picks from it.
+    if !patches.is_empty() {
+        println!("\npatch head ({} held-out scenes)\tscored\taccuracy", args.scenes);
+        for l in patches {
+            println!("{}\t{}\t{:.3}", l.what, l.scored, l.accuracy);
         }
     }
     if let Some(out) = &args.out {

@@ -102,6 +102,9 @@ pub(super) fn write_fresh_model_files(
         qtok.get_vocab_size(true),
     );
     config["image_token_index"] = serde_json::json!(tok.token_to_id("<image>"));
+    if let Some(layers) = opts.vision_layers {
+        config["vision_config"]["num_hidden_layers"] = serde_json::json!(layers);
+    }
     vocab::write_json(&dir.join("config.json"), &config).map_err(anyhow::Error::msg)?;
     vocab::save_text_tokenizer(&tok, dir).map_err(anyhow::Error::msg)?;
     vocab::save_qformer_tokenizer(&qtok, dir).map_err(anyhow::Error::msg)?;

@@ -48,7 +48,7 @@ pub use loss::answer_loss;
 use loss::batch_loss;
 use optim::{schedule, AdamW, AdamWConfig};
 use params::{Builder, Params};
-pub use probe::{probe_summary, ProbedBox, ProbedCounts, Stage0Probe};
+pub use probe::{probe_summary, PatchLine, ProbedBox, ProbedCounts, Stage0Probe};
 
 /// Architecture presets for a fresh model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +108,10 @@ pub struct TrainOptions {
     #[arg(long, conflicts_with = "init")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grid: Option<usize>,
+    /// Transformer layers of a fresh model's image encoder (default: 2 for small, 1 for tiny).
+    #[arg(long, conflicts_with = "init")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vision_layers: Option<usize>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Optimiser steps of stage 0: the image encoder learns what lies under each patch of
@@ -143,6 +147,21 @@ pub struct TrainOptions {
     #[arg(long, requires = "probe_attention")]
     #[serde(default, skip_serializing_if = "is_false")]
     pub probe_attention_each: bool,
+    /// Stage 0's patch head averages the colour, shape and size cross-entropies over the patches
+    /// an object covers and over the others apart, and adds the two: about one patch in eight
+    /// lies on an object, so the plain mean over all patches weighs what the objects are an
+    /// eighth as much as that the background is none of them.
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub patch_balance: bool,
+    /// Stage 0 reads scenes alone: the encoder learns what lies under its patches without the
+    /// probe samples, whose read-out losses reach it through the image tokenizer and pull it
+    /// towards what they need first (the colour and place of the named object). A run with this
+    /// is a first stage 0 for the next one to start from (`--init`); the image tokenizer is
+    /// left as it was.
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub scenes_only: bool,
     /// Weight of a stage-0 loss on how many boxes or masks the answer holds (none, one, two,
     /// three or more), read from the mean image token, for the samples of every task whose
     /// answers hold a varying number of them (GREC and GRES): the image tokens must carry
@@ -257,6 +276,9 @@ impl Default for TrainOptions {
             lr_pretrain: 2e-3,
             probe_attention: 0.0,
             probe_attention_each: false,
+            patch_balance: false,
+            scenes_only: false,
+            vision_layers: None,
             probe_count: 0.0,
             stage1_steps: 1000,
             stage2_steps: 200,
@@ -393,6 +415,13 @@ pub fn train(opts: &TrainOptions, resume: bool) -> Result<TrainSummary> {
         if g == 0 || !opts.image_size.is_multiple_of(g) {
             bail!("--grid {g}: must be at least 1 and divide --image-size {}", opts.image_size);
         }
+    }
+    match opts.vision_layers {
+        Some(0) => bail!("--vision-layers 0: the image encoder needs at least one layer"),
+        Some(l) if opts.init.is_some() => {
+            bail!("--vision-layers {l}: only a fresh model takes a depth; --init keeps its checkpoint's")
+        }
+        _ => {}
     }
     let task_weights = parse_task_weights(&opts.stage1_task_weight)?;
     let started = Instant::now();
@@ -749,8 +778,8 @@ fn micro_loss(
         let n_scenes = opts.pretrain_scenes.unwrap_or(opts.pretrain_batch);
         let index = (m * n_scenes) as u64;
         let (scenes, [classes, patch_box]) =
-            pretrain::scene_loss(model, params, opts.seed, index, n_scenes)?;
-        let (loss, parts) = if data.probed.is_empty() {
+            pretrain::scene_loss(model, params, opts.seed, index, n_scenes, opts.patch_balance)?;
+        let (loss, parts) = if data.probed.is_empty() || opts.scenes_only {
             (scenes, [f64::NAN; 5])
         } else {
             let mut idx = batch_indices(
@@ -979,7 +1008,7 @@ mod tests {
                 .into_iter()
                 .map(Option::unwrap)
                 .collect();
-                let scenes = pretrain::scene_loss(&model, &params, 5, 0, 2).unwrap().0;
+                let scenes = pretrain::scene_loss(&model, &params, 5, 0, 2, false).unwrap().0;
                 let (probes, parts) =
                     pretrain::probe_loss(&model, &params, &probe, 1.0, false, 1.0).unwrap();
                 assert!(parts[2] > 0.0 && parts[2] < 1.0, "attention inside the box {}", parts[2]);

@@ -309,6 +309,8 @@ struct PatchLabels {
     boxes: Vec<f32>,
     /// 1 for patches an object covers, else 0.
     covered: Vec<f32>,
+    /// The covering object's position in the scene's objects, plus one; 0 for background.
+    owner: Vec<usize>,
 }
 
 fn patch_labels(s: &Scene, patch: usize) -> PatchLabels {
@@ -318,6 +320,7 @@ fn patch_labels(s: &Scene, patch: usize) -> PatchLabels {
         classes: std::array::from_fn(|_| Vec::with_capacity(grid * grid)),
         boxes: Vec::with_capacity(grid * grid * BOX),
         covered: Vec::with_capacity(grid * grid),
+        owner: Vec::with_capacity(grid * grid),
     };
     for r in 0..grid {
         for c in 0..grid {
@@ -336,13 +339,15 @@ fn patch_labels(s: &Scene, patch: usize) -> PatchLabels {
             let best = s
                 .objects
                 .iter()
-                .map(|o| (count(o), o))
-                .max_by_key(|(n, _)| *n)
-                .filter(|(n, _)| 4 * n >= patch * patch)
-                .map(|(_, o)| o);
+                .enumerate()
+                .map(|(i, o)| (count(o), i, o))
+                .max_by_key(|(n, _, _)| *n)
+                .filter(|(n, _, _)| 4 * n >= patch * patch)
+                .map(|(_, i, o)| (i, o));
             let [color, shape, size, background] = &mut labels.classes;
             background.push(s.background as u32);
-            match best {
+            labels.owner.push(best.map_or(0, |(i, _)| i + 1));
+            match best.map(|(_, o)| o) {
                 Some(o) => {
                     color.push(o.color as u32 + 1);
                     shape.push(o.shape as u32 + 1);
@@ -363,17 +368,16 @@ fn patch_labels(s: &Scene, patch: usize) -> PatchLabels {
     labels
 }
 
-/// The loss of `batch` fresh scenes (from scene `index` of the stream) through the encoder and
-/// the patch head: the class groups' summed cross-entropies plus the weighted box L1; also
-/// returns the two parts (the box L1 in image sides).
-pub(super) fn scene_loss(
+/// Scenes `index..index + batch` of the stream of `seed`, through the encoder and the patch head
+/// `(weight, bias)`: the head's outputs, one row per patch of every scene in order, and what lies
+/// under those patches.
+fn patch_outputs(
     model: &VistaModel,
-    params: &Params,
+    (weight, bias): (&Tensor, &Tensor),
     seed: u64,
     index: u64,
     batch: usize,
-) -> candle_core::Result<(Tensor, [f64; 2])> {
-    let dev = &model.device;
+) -> candle_core::Result<(Tensor, Vec<PatchLabels>)> {
     let vc = &model.config.vision_config;
     let (side, patch) = (vc.image_size, vc.patch_size);
     let mut pixels = Vec::with_capacity(batch);
@@ -388,16 +392,43 @@ pub(super) fn scene_loss(
     let feats = model.net.vision.forward(&model.pixel_tensor(pixels)?)?;
     let (n, t, d) = feats.dims3()?;
     let patches = feats.narrow(1, 1, t - 1)?.reshape((n * (t - 1), d))?;
-    let w = params.trained[HEAD_WEIGHT].as_tensor();
-    let b = params.trained[HEAD_BIAS].as_tensor();
-    let out = patches.matmul(&w.t()?)?.broadcast_add(b)?;
-    let rows = n * (t - 1);
+    Ok((apply_head(&patches, weight, bias)?, all))
+}
+
+/// The loss of `batch` fresh scenes (from scene `index` of the stream) through the encoder and
+/// the patch head: the class groups' summed cross-entropies plus the weighted box L1; also
+/// returns the two parts (the box L1 in image sides). With `balance`, the object groups'
+/// cross-entropies are the mean over object patches plus the mean over the others.
+pub(super) fn scene_loss(
+    model: &VistaModel,
+    params: &Params,
+    seed: u64,
+    index: u64,
+    batch: usize,
+    balance: bool,
+) -> candle_core::Result<(Tensor, [f64; 2])> {
+    let dev = &model.device;
+    let head = (params.trained[HEAD_WEIGHT].as_tensor(), params.trained[HEAD_BIAS].as_tensor());
+    let (out, all) = patch_outputs(model, head, seed, index, batch)?;
+    let rows = out.dim(0)?;
     let mut loss = Tensor::zeros((), DType::F32, dev)?;
     let mut col = 0;
     for (g, &width) in GROUPS.iter().enumerate() {
         let targets: Vec<u32> = all.iter().flat_map(|l| l.classes[g].iter().copied()).collect();
         let logp = candle_nn::ops::log_softmax(&out.narrow(1, col, width)?, D::Minus1)?;
-        let nll = logp.gather(&Tensor::from_vec(targets, (rows, 1), dev)?, 1)?.neg()?.mean_all()?;
+        let nll = logp.gather(&Tensor::from_vec(targets, (rows, 1), dev)?, 1)?.neg()?;
+        let nll = if balance && g < 3 {
+            let on: Vec<f32> = all.iter().flat_map(|l| l.covered.iter().copied()).collect();
+            let n_on = on.iter().sum::<f32>();
+            let n_off = rows as f32 - n_on;
+            let on = Tensor::from_vec(on, (rows, 1), dev)?;
+            let off = (1.0 - &on)?;
+            let part =
+                |mask: &Tensor, n: f32| nll.broadcast_mul(mask)?.sum_all()? / f64::from(n.max(1.0));
+            (part(&on, n_on)? + part(&off, n_off)?)?
+        } else {
+            nll.mean_all()?
+        };
         loss = (loss + nll)?;
         col += width;
     }
@@ -413,6 +444,71 @@ pub(super) fn scene_loss(
     let box_l1 = f64::from(weighted.to_scalar::<f32>()?) / BOX_WEIGHT;
     let parts = [f64::from(loss.to_scalar::<f32>()?), box_l1];
     Ok(((loss + weighted)?, parts))
+}
+
+/// What stage 0's encoder head reads on `scenes` scenes of the stream of `seed` (`batch` a
+/// forward pass), per group (colour, shape, size, background): the patches scored and the share
+/// whose class the head gives, colour, shape and size over the patches an object covers and the
+/// background over all; then per object group the objects scored and the share whose class the
+/// mean of the head's outputs over the object's patches gives. The head is linear, so that mean
+/// is the head applied to the mean of the patch tokens: what a reader that averages an
+/// object's patches, as the Q-Former's attention does, can find there.
+pub(super) fn patch_accuracy(
+    model: &VistaModel,
+    head: (&Tensor, &Tensor),
+    seed: u64,
+    scenes: usize,
+    batch: usize,
+) -> candle_core::Result<PatchAccuracy> {
+    let mut patches = [(0usize, 0usize); 4];
+    let mut objects = [(0usize, 0usize); 3];
+    let argmax = |v: &[f32]| (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap_or(0);
+    let mut index = 0;
+    while index < scenes {
+        let n = batch.max(1).min(scenes - index);
+        let (out, all) = patch_outputs(model, head, seed, index as u64, n)?;
+        let rows = out.to_vec2::<f32>()?;
+        let per_scene = rows.len() / n.max(1);
+        for (l, rows) in all.iter().zip(rows.chunks(per_scene)) {
+            // Per object: the summed outputs over its patches and their class.
+            let mut sums: HashMap<usize, (Vec<f32>, usize)> = HashMap::new();
+            for (p, row) in rows.iter().enumerate() {
+                let mut col = 0;
+                for (g, &width) in GROUPS.iter().enumerate() {
+                    if g == 3 || l.covered[p] > 0.0 {
+                        patches[g].0 += 1;
+                        let guess = argmax(&row[col..col + width]);
+                        patches[g].1 += usize::from(guess == l.classes[g][p] as usize);
+                    }
+                    col += width;
+                }
+                if l.owner[p] > 0 {
+                    let (sum, at) = sums.entry(l.owner[p]).or_insert((vec![0.0; row.len()], p));
+                    sum.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+                    *at = p;
+                }
+            }
+            for (sum, p) in sums.values() {
+                let mut col = 0;
+                for (g, o) in objects.iter_mut().enumerate() {
+                    let width = GROUPS[g];
+                    o.0 += 1;
+                    o.1 += usize::from(argmax(&sum[col..col + width]) == l.classes[g][*p] as usize);
+                    col += width;
+                }
+            }
+        }
+        index += n;
+    }
+    let share = |(n, right): (usize, usize)| (n, right as f64 / n.max(1) as f64);
+    Ok(PatchAccuracy { patches: patches.map(share), objects: objects.map(share) })
+}
+
+/// [`patch_accuracy`]'s result: `(scored, share right)` per patch group (colour, shape, size,
+/// background) and per object group (colour, shape, size).
+pub(super) struct PatchAccuracy {
+    pub patches: [(usize, f64); 4],
+    pub objects: [(usize, f64); 3],
 }
 
 #[cfg(test)]
@@ -488,6 +584,63 @@ mod tests {
         // A 2 x 2 grid: the class token first, then the patches row by row.
         assert_eq!(patch_cover([0.0, 0.0, 0.5, 0.5], 2), vec![0.0, 1.0, 0.0, 0.0, 0.0]);
         assert_eq!(patch_cover([0.25, 0.5, 1.0, 1.0], 2), vec![0.0, 0.0, 0.0, 0.5, 1.0]);
+    }
+
+    /// A head that gives one class of every group whatever it reads scores the share of the
+    /// scored patches that hold that class: colour, shape and size over the object patches,
+    /// the background over all, on the scenes of the stream the seed names.
+    #[test]
+    fn patch_accuracy_is_the_share_of_patches_whose_class_the_head_gives() {
+        let tmp = tempfile::tempdir().unwrap();
+        let synth = crate::synth::SynthOptions {
+            seed: 2,
+            samples_per_task: 1,
+            image_size: 48,
+            out_dir: tmp.path().join("data"),
+            ..Default::default()
+        };
+        crate::synth::synth(&synth).unwrap();
+        let opts = super::super::TrainOptions {
+            samples: vec![tmp.path().join("data/samples")],
+            out: tmp.path().join("m"),
+            size: super::super::Size::Tiny,
+            image_size: 48,
+            vocab_size: 300,
+            ..Default::default()
+        };
+        let samples = super::super::read_samples(&opts.samples).unwrap();
+        std::fs::create_dir_all(&opts.out).unwrap();
+        super::super::checkpoint::write_fresh_model_files(&opts, &samples, &opts.out).unwrap();
+        let (model, params) = super::super::build(&opts.out, None, 3, 0, &opts).unwrap();
+        let weight = params.trained[HEAD_WEIGHT].as_tensor().zeros_like().unwrap();
+        // Red, circle, small, and the first background texture.
+        let picked = [1usize, 1, 1, 0];
+        let mut bias = vec![0f32; outputs()];
+        let mut col = 0;
+        for (g, &width) in GROUPS.iter().enumerate() {
+            bias[col + picked[g]] = 10.0;
+            col += width;
+        }
+        let bias = Tensor::new(bias, &candle_core::Device::Cpu).unwrap();
+        let got = patch_accuracy(&model, (&weight, &bias), 9, 5, 2).unwrap().patches;
+        let (side, patch) = (48, model.config.vision_config.patch_size);
+        let mut want = [(0usize, 0usize); 4];
+        for i in 0..5 {
+            let l = patch_labels(&scene::generate(9 ^ SCENE_SALT, i, side, MAX_OBJECTS), patch);
+            for p in 0..l.covered.len() {
+                for (g, w) in want.iter_mut().enumerate() {
+                    if g == 3 || l.covered[p] > 0.0 {
+                        w.0 += 1;
+                        w.1 += usize::from(l.classes[g][p] as usize == picked[g]);
+                    }
+                }
+            }
+        }
+        assert!(want[0].0 > 0 && want[3].0 == 5 * (side as usize / patch).pow(2));
+        for g in 0..4 {
+            assert_eq!(got[g].0, want[g].0, "group {g}");
+            assert!((got[g].1 - want[g].1 as f64 / want[g].0 as f64).abs() < 1e-12, "group {g}");
+        }
     }
 
     #[test]

@@ -15,7 +15,10 @@ use vista_udfs::metrics::boxes::{iou, BoxXyxy};
 
 use super::data::{encode, Encoded, Sample};
 use super::params::Builder;
-use super::pretrain::{apply_head, pool, COUNT_BIAS, COUNT_WEIGHT, GROUND_BIAS, GROUND_WEIGHT};
+use super::pretrain::{
+    apply_head, patch_accuracy, pool, COUNT_BIAS, COUNT_WEIGHT, GROUND_BIAS, GROUND_WEIGHT,
+    HEAD_BIAS, HEAD_WEIGHT,
+};
 use crate::model::VistaModel;
 
 /// One probed sample: the answer's box and the head's box, fractions of the image's width and
@@ -191,6 +194,38 @@ impl Stage0Probe {
                 .collect(),
         ))
     }
+}
+
+impl Stage0Probe {
+    /// What the encoder's patch head reads on `scenes` scenes drawn by stage 0's generator from
+    /// `seed` (one the training run did not use, so they are held out), `batch` a forward pass:
+    /// per line, what is read, how many were scored and the share whose class the head gives.
+    /// First per patch (colour, shape and size over the patches an object covers, the
+    /// background texture over all), then per object from the mean of its patches' outputs.
+    /// Where these are high and the answers that need the same fact are not, the image
+    /// tokenizer or the decoder loses it, not the encoder.
+    pub fn patches(&self, seed: u64, scenes: usize, batch: usize) -> Result<Vec<PatchLine>> {
+        let (Some(w), Some(b)) = (self.weights.get(HEAD_WEIGHT), self.weights.get(HEAD_BIAS))
+        else {
+            bail!("the probed weights hold no stage-0 patch head ({HEAD_WEIGHT})");
+        };
+        let acc = patch_accuracy(&self.model, (w, b), seed, scenes, batch)?;
+        let lines = ["patch colour", "patch shape", "patch size", "patch background"]
+            .into_iter()
+            .zip(acc.patches)
+            .chain(["object colour", "object shape", "object size"].into_iter().zip(acc.objects));
+        Ok(lines.map(|(what, (scored, accuracy))| PatchLine { what, scored, accuracy }).collect())
+    }
+}
+
+/// One line of [`Stage0Probe::patches`].
+#[derive(Debug, Clone)]
+pub struct PatchLine {
+    pub what: &'static str,
+    /// Patches or objects scored.
+    pub scored: usize,
+    /// The share of them whose class the head gives.
+    pub accuracy: f64,
 }
 
 /// One task's line of [`Stage0Probe::counts`].
