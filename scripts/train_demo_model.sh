@@ -5,15 +5,16 @@
 #
 #   scripts/train_demo_model.sh [WORK_DIR]      (default: ./train-demo)
 #
-# About 63 minutes on 2 cores (release build); see docs/train.md. Stage 0 (the image side learns
-# to see), stage 1 (every single-image task, a tenth of the batches multi-image, the loss
+# About 70 minutes on 2 cores (release build); see docs/train.md. A first stage 0 on scenes
+# alone (the encoder learns colour, size and shape under its patches), stage 0 from it (the
+# image side learns to see and the image tokenizer to read what instructions name), stage 1 (every single-image task, a tenth of the batches multi-image, the loss
 # averaged over every answer token) and a grounding pass (every task again, REC and RES samples
 # counted 4 times, at a quarter of the learning rate, multi-image as before, the loss averaged
 # per answer); no stage 2: retraining the image tokenizer behind the frozen decoder loses grounding and
 # captions the decoder had learnt and gains no multi-image score (measured in docs/train.md).
 # Each runs as its own call from the checkpoint the one before wrote, as the committed files
-# were made; the curves and reports of stage 0 and stage 1 go to assets/demo-model/stage0/ and
-# assets/demo-model/stage1/, the grounding pass's next to the model.
+# were made; the curves and reports of the stages go to assets/demo-model/scenes/, stage0/ and
+# stage1/, the grounding pass's next to the model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VISTA="${VISTA:-target/release/vista}"
@@ -22,9 +23,14 @@ WORK="${1:-train-demo}"
 mkdir -p "$WORK"
 start=$(date +%s)
 "$VISTA" synth --out "$WORK/data" --seed 7 --samples-per-task 10000
+/usr/bin/time -f "stage 0 on scenes: %e s wall, %M KB peak" "$VISTA" train \
+  --samples "$WORK/data/samples" --out "$WORK/scenes" --size small --seed 7 \
+  --pretrain-steps 1500 --pretrain-scenes 64 --patch-balance --scenes-only --coord-init cosine \
+  --vision-position-std 1 --stage1-steps 0 --stage2-steps 0 --stage1-multi 0.1 \
+  --freeze-tokenizer --batch-size 16
 /usr/bin/time -f "stage 0: %e s wall, %M KB peak" "$VISTA" train --samples "$WORK/data/samples" \
-  --out "$WORK/stage0" --size small --seed 7 --pretrain-steps 2400 --pretrain-scenes 16 \
-  --pretrain-box 32 --probe-attention 1 --coord-init cosine --vision-position-std 1 \
+  --out "$WORK/stage0" --init "$WORK/scenes" --seed 7 --pretrain-steps 2400 --pretrain-scenes 16 \
+  --pretrain-box 32 --probe-attention 1 --patch-balance \
   --stage1-steps 0 --stage2-steps 0 --stage1-multi 0.1 --freeze-tokenizer --batch-size 16
 /usr/bin/time -f "stage 1: %e s wall, %M KB peak" "$VISTA" train --samples "$WORK/data/samples" \
   --out "$WORK/stage1" --init "$WORK/stage0" --seed 7 --pretrain-steps 0 --stage1-steps 1500 \
@@ -40,7 +46,7 @@ for f in config.json generation_config.json model.safetensors processor_config.j
   mkdir -p "assets/demo-model/$(dirname "$f")"
   cp "$WORK/model/$f" "assets/demo-model/$f"
 done
-for stage in stage0 stage1; do
+for stage in scenes stage0 stage1; do
   mkdir -p "assets/demo-model/$stage"
   for f in loss.csv loss.png train_report.json; do
     cp "$WORK/$stage/$f" "assets/demo-model/$stage/$f"
