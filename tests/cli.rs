@@ -523,11 +523,8 @@ fn demo_runs_the_main_job_and_writes_predictions_and_scores() {
     ];
     ok(d.path(), &args);
     let got = demo_scores(&d.path().join("argmax/run/scores.parquet"));
-    let argmax_changes = [
-        ("all", "parsed", 0.75),
-        ("all", "truncated", 0.05),
-        ("res", "miou", 0.0),
-    ];
+    let argmax_changes =
+        [("all", "parsed", 0.75), ("all", "truncated", 0.05), ("res", "miou", 0.0)];
     let want: Vec<_> = want
         .iter()
         .map(|&(t, m, v)| {
