@@ -411,6 +411,9 @@ pub(super) fn scene_loss(
     let head = (params.trained[HEAD_WEIGHT].as_tensor(), params.trained[HEAD_BIAS].as_tensor());
     let (out, all) = patch_outputs(model, head, seed, index, batch)?;
     let rows = out.dim(0)?;
+    let covered: Vec<f32> = all.iter().flat_map(|l| l.covered.iter().copied()).collect();
+    let n_covered = covered.iter().sum::<f32>();
+    let covered = Tensor::from_vec(covered, (rows, 1), dev)?;
     let mut loss = Tensor::zeros((), DType::F32, dev)?;
     let mut col = 0;
     for (g, &width) in GROUPS.iter().enumerate() {
@@ -418,14 +421,9 @@ pub(super) fn scene_loss(
         let logp = candle_nn::ops::log_softmax(&out.narrow(1, col, width)?, D::Minus1)?;
         let nll = logp.gather(&Tensor::from_vec(targets, (rows, 1), dev)?, 1)?.neg()?;
         let nll = if balance && g < 3 {
-            let on: Vec<f32> = all.iter().flat_map(|l| l.covered.iter().copied()).collect();
-            let n_on = on.iter().sum::<f32>();
-            let n_off = rows as f32 - n_on;
-            let on = Tensor::from_vec(on, (rows, 1), dev)?;
-            let off = (1.0 - &on)?;
             let part =
                 |mask: &Tensor, n: f32| nll.broadcast_mul(mask)?.sum_all()? / f64::from(n.max(1.0));
-            (part(&on, n_on)? + part(&off, n_off)?)?
+            (part(&covered, n_covered)? + part(&(1.0 - &covered)?, rows as f32 - n_covered)?)?
         } else {
             nll.mean_all()?
         };
@@ -433,14 +431,11 @@ pub(super) fn scene_loss(
         col += width;
     }
     let boxes: Vec<f32> = all.iter().flat_map(|l| l.boxes.iter().copied()).collect();
-    let covered: Vec<f32> = all.iter().flat_map(|l| l.covered.iter().copied()).collect();
-    let n_covered = covered.iter().sum::<f32>().max(1.0);
-    let covered = Tensor::from_vec(covered, (rows, 1), dev)?;
     let l1 = (out.narrow(1, col, BOX)? - Tensor::from_vec(boxes, (rows, BOX), dev)?)?
         .abs()?
         .broadcast_mul(&covered)?
         .sum_all()?;
-    let weighted = (l1 * (BOX_WEIGHT / (f64::from(n_covered) * BOX as f64)))?;
+    let weighted = (l1 * (BOX_WEIGHT / (f64::from(n_covered.max(1.0)) * BOX as f64)))?;
     let box_l1 = f64::from(weighted.to_scalar::<f32>()?) / BOX_WEIGHT;
     let parts = [f64::from(loss.to_scalar::<f32>()?), box_l1];
     Ok(((loss + weighted)?, parts))
@@ -470,7 +465,8 @@ pub(super) fn patch_accuracy(
         let rows = out.to_vec2::<f32>()?;
         let per_scene = rows.len() / n.max(1);
         for (l, rows) in all.iter().zip(rows.chunks(per_scene)) {
-            // Per object: the summed outputs over its patches and their class.
+            // Per object: the summed outputs over its patches and one of those patches, whose
+            // labels are the object's.
             let mut sums: HashMap<usize, (Vec<f32>, usize)> = HashMap::new();
             for (p, row) in rows.iter().enumerate() {
                 let mut col = 0;
@@ -483,9 +479,8 @@ pub(super) fn patch_accuracy(
                     col += width;
                 }
                 if l.owner[p] > 0 {
-                    let (sum, at) = sums.entry(l.owner[p]).or_insert((vec![0.0; row.len()], p));
+                    let (sum, _) = sums.entry(l.owner[p]).or_insert((vec![0.0; row.len()], p));
                     sum.iter_mut().zip(row).for_each(|(s, v)| *s += v);
-                    *at = p;
                 }
             }
             for (sum, p) in sums.values() {
