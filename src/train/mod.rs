@@ -910,7 +910,44 @@ fn finish(
 }
 
 #[cfg(test)]
+pub(crate) mod test_model {
+    use super::*;
+
+    /// A fresh tiny model (48 px images, 300 tokens) under `dir/m`, written from a synthetic
+    /// set of `samples_per_task` samples per task under `dir/data` (seed 2), with the options
+    /// `tweak` sets: the options and the samples it was written from.
+    pub(crate) fn tiny_fresh_model(
+        dir: &Path,
+        samples_per_task: usize,
+        tweak: impl FnOnce(&mut TrainOptions),
+    ) -> (TrainOptions, Vec<Sample>) {
+        let synth = crate::synth::SynthOptions {
+            seed: 2,
+            samples_per_task,
+            image_size: 48,
+            out_dir: dir.join("data"),
+            ..Default::default()
+        };
+        crate::synth::synth(&synth).unwrap();
+        let mut opts = TrainOptions {
+            samples: vec![dir.join("data/samples")],
+            out: dir.join("m"),
+            size: Size::Tiny,
+            image_size: 48,
+            vocab_size: 300,
+            ..TrainOptions::default()
+        };
+        tweak(&mut opts);
+        let samples = read_samples(&opts.samples).unwrap();
+        std::fs::create_dir_all(&opts.out).unwrap();
+        write_fresh_model_files(&opts, &samples, &opts.out).unwrap();
+        (opts, samples)
+    }
+}
+
+#[cfg(test)]
 mod tests {
+    use super::test_model::tiny_fresh_model;
     use super::*;
 
     /// `TrainOptions::default()` (what library callers start from) and `vista train`'s defaults
@@ -965,27 +1002,10 @@ mod tests {
     #[test]
     fn every_trained_parameter_gets_a_gradient() {
         let tmp = tempfile::tempdir().unwrap();
-        let synth = crate::synth::SynthOptions {
-            seed: 2,
-            samples_per_task: 2,
-            image_size: 48,
-            out_dir: tmp.path().join("data"),
-            ..Default::default()
-        };
-        crate::synth::synth(&synth).unwrap();
-        let opts = TrainOptions {
-            samples: vec![tmp.path().join("data/samples")],
-            out: tmp.path().join("m"),
-            size: Size::Tiny,
-            image_size: 48,
-            vocab_size: 300,
-            train_vision: true,
-            probe_count: 1.0,
-            ..TrainOptions::default()
-        };
-        let samples = read_samples(&opts.samples).unwrap();
-        std::fs::create_dir_all(&opts.out).unwrap();
-        write_fresh_model_files(&opts, &samples, &opts.out).unwrap();
+        let (opts, samples) = tiny_fresh_model(tmp.path(), 2, |o| {
+            o.train_vision = true;
+            o.probe_count = 1.0;
+        });
         for stage in [0u32, 1, 2] {
             let (model, params) = build(&opts.out, None, 3, stage, &opts).unwrap();
             let grads = if stage == 0 {

@@ -587,25 +587,7 @@ mod tests {
     #[test]
     fn patch_accuracy_is_the_share_of_patches_whose_class_the_head_gives() {
         let tmp = tempfile::tempdir().unwrap();
-        let synth = crate::synth::SynthOptions {
-            seed: 2,
-            samples_per_task: 1,
-            image_size: 48,
-            out_dir: tmp.path().join("data"),
-            ..Default::default()
-        };
-        crate::synth::synth(&synth).unwrap();
-        let opts = super::super::TrainOptions {
-            samples: vec![tmp.path().join("data/samples")],
-            out: tmp.path().join("m"),
-            size: super::super::Size::Tiny,
-            image_size: 48,
-            vocab_size: 300,
-            ..Default::default()
-        };
-        let samples = super::super::read_samples(&opts.samples).unwrap();
-        std::fs::create_dir_all(&opts.out).unwrap();
-        super::super::checkpoint::write_fresh_model_files(&opts, &samples, &opts.out).unwrap();
+        let (opts, _) = super::super::test_model::tiny_fresh_model(tmp.path(), 1, |_| {});
         let (model, params) = super::super::build(&opts.out, None, 3, 0, &opts).unwrap();
         let weight = params.trained[HEAD_WEIGHT].as_tensor().zeros_like().unwrap();
         // Red, circle, small, and the first background texture.
