@@ -21,6 +21,7 @@ use vista_udfs::text::coords::{parse_objects, Parsed, Tag};
 
 use super::data::Encoded;
 use super::params::Params;
+use crate::model::generate::argmax;
 use crate::model::VistaModel;
 use crate::synth::scene::{self, Scene, BACKGROUNDS, COLORS, SHAPES, SIZES};
 
@@ -457,7 +458,6 @@ pub(super) fn patch_accuracy(
 ) -> candle_core::Result<PatchAccuracy> {
     let mut patches = [(0usize, 0usize); 4];
     let mut objects = [(0usize, 0usize); 3];
-    let argmax = |v: &[f32]| (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap_or(0);
     let mut index = 0;
     while index < scenes {
         let n = batch.max(1).min(scenes - index);
@@ -474,7 +474,7 @@ pub(super) fn patch_accuracy(
                     if g == 3 || l.covered[p] > 0.0 {
                         patches[g].0 += 1;
                         let guess = argmax(&row[col..col + width]);
-                        patches[g].1 += usize::from(guess == l.classes[g][p] as usize);
+                        patches[g].1 += usize::from(guess == l.classes[g][p]);
                     }
                     col += width;
                 }
@@ -488,7 +488,7 @@ pub(super) fn patch_accuracy(
                 for (g, o) in objects.iter_mut().enumerate() {
                     let width = GROUPS[g];
                     o.0 += 1;
-                    o.1 += usize::from(argmax(&sum[col..col + width]) == l.classes[g][*p] as usize);
+                    o.1 += usize::from(argmax(&sum[col..col + width]) == l.classes[g][*p]);
                     col += width;
                 }
             }

@@ -19,6 +19,7 @@ use super::pretrain::{
     apply_head, patch_accuracy, pool, COUNT_BIAS, COUNT_WEIGHT, GROUND_BIAS, GROUND_WEIGHT,
     HEAD_BIAS, HEAD_WEIGHT,
 };
+use crate::model::generate::argmax;
 use crate::model::VistaModel;
 
 /// One probed sample: the answer's box and the head's box, fractions of the image's width and
@@ -170,10 +171,7 @@ impl Stage0Probe {
         let rows: Vec<(&str, u32, u32)> = encoded
             .iter()
             .zip(&logits)
-            .map(|(e, l)| {
-                let guess = (0..l.len()).max_by(|&a, &b| l[a].total_cmp(&l[b])).unwrap_or(0);
-                (e.task.as_str(), e.count_target.unwrap_or_default(), guess as u32)
-            })
+            .map(|(e, l)| (e.task.as_str(), e.count_target.unwrap_or_default(), argmax(l)))
             .collect();
         let share = |of: &[&(&str, u32, u32)]| {
             of.iter().filter(|r| r.1 == r.2).count() as f64 / of.len().max(1) as f64
@@ -194,9 +192,7 @@ impl Stage0Probe {
                 .collect(),
         ))
     }
-}
 
-impl Stage0Probe {
     /// What the encoder's patch head reads on `scenes` scenes drawn by stage 0's generator from
     /// `seed` (one the training run did not use, so they are held out), `batch` a forward pass:
     /// per line, what is read, how many were scored and the share whose class the head gives.
