@@ -5,9 +5,10 @@
 #
 #   scripts/train_demo_model.sh [WORK_DIR]      (default: ./train-demo)
 #
-# About 70 minutes on 2 cores (release build); see docs/train.md. A first stage 0 on scenes
-# alone (the encoder learns colour, size and shape under its patches), stage 0 from it (the
-# image side learns to see and the image tokenizer to read what instructions name), stage 1 (every single-image task, a tenth of the batches multi-image, the loss
+# About 80 minutes on 2 cores with AVX-512 (release build); 2.9 hours on 2 cores without it,
+# where every step takes about 2.4 times as long; see docs/train.md. A first stage 0 on
+# scenes alone (3,000 steps: the encoder learns colour, size and shape under its patches),
+# stage 0 from it (the image side learns to see and the image tokenizer to read what instructions name), stage 1 (every single-image task, a tenth of the batches multi-image, the loss
 # averaged over every answer token) and a grounding pass (every task again, REC and RES samples
 # counted 4 times, at a quarter of the learning rate, multi-image as before, the loss averaged
 # per answer); no stage 2: retraining the image tokenizer behind the frozen decoder loses grounding and
@@ -25,7 +26,7 @@ start=$(date +%s)
 "$VISTA" synth --out "$WORK/data" --seed 7 --samples-per-task 10000
 /usr/bin/time -f "stage 0 on scenes: %e s wall, %M KB peak" "$VISTA" train \
   --samples "$WORK/data/samples" --out "$WORK/scenes" --size small --seed 7 \
-  --pretrain-steps 1500 --pretrain-scenes 64 --patch-balance --scenes-only --coord-init cosine \
+  --pretrain-steps 3000 --pretrain-scenes 64 --patch-balance --scenes-only --coord-init cosine \
   --vision-position-std 1 --stage1-steps 0 --stage2-steps 0 --stage1-multi 0.1 \
   --freeze-tokenizer --batch-size 16
 /usr/bin/time -f "stage 0: %e s wall, %M KB peak" "$VISTA" train --samples "$WORK/data/samples" \
