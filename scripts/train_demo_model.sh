@@ -5,14 +5,16 @@
 #
 #   scripts/train_demo_model.sh [WORK_DIR]      (default: ./train-demo)
 #
-# About 80 minutes on 2 cores with AVX-512 (release build); 2.9 hours on 2 cores without it,
-# where every step takes about 2.4 times as long; see docs/train.md. A first stage 0 on
-# scenes alone (3,000 steps: the encoder learns colour, size and shape under its patches),
-# stage 0 from it (the image side learns to see and the image tokenizer to read what instructions name), stage 1 (every single-image task, a tenth of the batches multi-image, the loss
-# averaged over every answer token) and a grounding pass (every task again, REC and RES samples
-# counted 4 times, at a quarter of the learning rate, multi-image as before, the loss averaged
-# per answer); no stage 2: retraining the image tokenizer behind the frozen decoder loses grounding and
-# captions the decoder had learnt and gains no multi-image score (measured in docs/train.md).
+# About 80 minutes on 2 cores with AVX-512 (release build, estimated from its stage times);
+# 2.9 hours measured on 2 cores without it, where a step takes 2.0 to 2.4 times as long; see
+# docs/train.md. A first stage 0 on scenes alone (3,000 steps: the encoder learns colour, size
+# and shape under its patches), stage 0 from it (the image side learns to see and the image
+# tokenizer to read what instructions name), stage 1 (every single-image task, a tenth of the
+# batches multi-image, the loss averaged over every answer token) and a grounding pass (every
+# task again, REC and RES samples counted 4 times, at a quarter of the learning rate,
+# multi-image as before, the loss averaged per answer); no stage 2: retraining the image
+# tokenizer behind the frozen decoder loses grounding and captions the decoder had learnt and
+# gains no multi-image score (measured in docs/train.md).
 # Each runs as its own call from the checkpoint the one before wrote, as the committed files
 # were made; the curves and reports of the stages go to assets/demo-model/scenes/, stage0/ and
 # stage1/, the grounding pass's next to the model.
